@@ -1,0 +1,36 @@
+//! The small Transformer library that every chapter of *Decoder-Only on Trial* builds on.
+//!
+//! One set of building blocks, written once and short enough to read in the book:
+//!
+//! - [`mask`]: which positions may attend to which (bidirectional, causal, prefix);
+//! - [`layers`], [`attention`], [`model`]: a pre-LayerNorm Transformer that runs as a causal
+//!   decoder, a non-causal (prefix) decoder with the same weights, or an encoder-decoder;
+//! - [`config`]: exact parameter and FLOP formulas, checked against the real variables;
+//! - [`loss`], [`train`]: a masked cross-entropy and a deterministic AdamW training loop;
+//! - [`io`], [`plot`]: atomic writes of JSON, safetensors checkpoints and SVG figures;
+//! - [`rng`]: the one seeded ChaCha generator used for data, masking and initialisation.
+//!
+//! Every tensor lives on the CPU in `f32`. Only differentiable candle operations are used in
+//! anything that trains (candle 0.11's fast softmax and LayerNorm kernels have no backward pass).
+
+pub mod attention;
+pub mod config;
+pub mod flops;
+pub mod io;
+pub mod layers;
+pub mod loss;
+pub mod mask;
+pub mod model;
+pub mod params;
+pub mod plot;
+pub mod rng;
+pub mod train;
+
+pub use attention::{CrossAttention, KvCache, SelfAttention};
+pub use config::{Config, PositionKind};
+pub use mask::MaskKind;
+pub use model::{DecoderOnly, EncoderDecoder, Forward};
+pub use params::ParamStore;
+
+/// The device every chapter runs on: the CPU, so results are the same on every reader's laptop.
+pub const DEVICE: candle_core::Device = candle_core::Device::Cpu;

@@ -1,0 +1,224 @@
+//! The models do what the book says they do: shapes, masks, shared weights, caches,
+//! exact parameter and FLOP counts, checkpoints.
+
+mod common;
+
+use candle_core::{IndexOp, Tensor};
+use common::{max_abs_diff, random_ids, small};
+use transformer::model::Forward;
+use transformer::{
+    Config, DecoderOnly, EncoderDecoder, KvCache, MaskKind, ParamStore, PositionKind, flops, rng,
+};
+
+fn configs() -> Vec<Config> {
+    let mut v = Vec::new();
+    for positions in [PositionKind::Learned, PositionKind::Sinusoidal] {
+        for tie in [false, true] {
+            for kv in [4, 2, 1] {
+                v.push(small(positions, tie, kv));
+            }
+        }
+    }
+    v
+}
+
+#[test]
+fn parameter_formulas_equal_the_real_variables() {
+    for cfg in configs() {
+        let s = ParamStore::new(0);
+        DecoderOnly::new(&s, "dec", &cfg).unwrap();
+        assert_eq!(s.num_params(), cfg.decoder_only_params(), "{cfg:?}");
+        let s = ParamStore::new(0);
+        EncoderDecoder::new(&s, "ed", &cfg).unwrap();
+        assert_eq!(s.num_params(), cfg.encoder_decoder_params(), "{cfg:?}");
+    }
+}
+
+#[test]
+fn flop_formulas_equal_the_counted_matmuls() {
+    for cfg in configs() {
+        let s = ParamStore::new(0);
+        let dec = DecoderOnly::new(&s, "dec", &cfg).unwrap();
+        let (b, t) = (3, 10);
+        let ids = random_ids(&mut rng::seeded(1), b, t, cfg.vocab_size);
+        let (_, counted) = flops::count(|| dec.forward(&ids, &MaskKind::Causal).unwrap());
+        assert_eq!(counted, (b * t) as u64 * cfg.decoder_only_flops_per_token(t), "{cfg:?}");
+
+        let s = ParamStore::new(0);
+        let ed = EncoderDecoder::new(&s, "ed", &cfg).unwrap();
+        let src = random_ids(&mut rng::seeded(2), b, 7, cfg.vocab_size);
+        let tgt = random_ids(&mut rng::seeded(3), b, 5, cfg.vocab_size);
+        let (_, counted) = flops::count(|| ed.forward(&src, &tgt).unwrap());
+        assert_eq!(counted, b as u64 * cfg.encoder_decoder_flops(7, 5), "{cfg:?}");
+    }
+}
+
+#[test]
+fn same_seed_same_weights_different_seed_different_weights() {
+    let cfg = small(PositionKind::Learned, false, 4);
+    let w = |seed| {
+        let s = ParamStore::new(seed);
+        DecoderOnly::new(&s, "dec", &cfg).unwrap();
+        s.tensors()["dec.blocks.0.attn.qkv.weight"].flatten_all().unwrap().to_vec1::<f32>().unwrap()
+    };
+    assert_eq!(w(5), w(5));
+    assert_ne!(w(5), w(6));
+}
+
+/// Perturb the token at `pos` and report which output positions changed.
+fn changed_positions(model: &DecoderOnly, mask: &MaskKind, t: usize, pos: usize) -> Vec<bool> {
+    let mut r = rng::seeded(9);
+    let ids = random_ids(&mut r, 1, t, model.cfg.vocab_size);
+    let mut v = ids.flatten_all().unwrap().to_vec1::<u32>().unwrap();
+    v[pos] = (v[pos] + 1) % model.cfg.vocab_size as u32;
+    let ids2 = Tensor::from_vec(v, (1, t), &transformer::DEVICE).unwrap();
+    let a = model.forward(&ids, mask).unwrap();
+    let b = model.forward(&ids2, mask).unwrap();
+    (0..t).map(|i| max_abs_diff(&a.i((0, i)).unwrap(), &b.i((0, i)).unwrap()) > 0.0).collect()
+}
+
+#[test]
+fn causal_outputs_never_depend_on_later_tokens_prefix_outputs_do_inside_the_prefix() {
+    let cfg = small(PositionKind::Learned, false, 4);
+    let s = ParamStore::new(3);
+    let model = DecoderOnly::new(&s, "dec", &cfg).unwrap();
+    let (t, k) = (12, 5);
+    // Change token 3: under the causal mask only positions >= 3 may change.
+    let c = changed_positions(&model, &MaskKind::Causal, t, 3);
+    assert_eq!(c, (0..t).map(|i| i >= 3).collect::<Vec<_>>());
+    // Under a prefix of 5, token 3 is in the prefix: every position changes.
+    let p = changed_positions(&model, &MaskKind::prefix(k), t, 3);
+    assert!(p.iter().all(|&x| x), "{p:?}");
+    // Token 8 is after the prefix: positions before it cannot change, under either mask.
+    let p = changed_positions(&model, &MaskKind::prefix(k), t, 8);
+    assert_eq!(p, (0..t).map(|i| i >= 8).collect::<Vec<_>>());
+}
+
+#[test]
+fn traced_attention_probabilities_respect_the_mask() {
+    let cfg = small(PositionKind::Sinusoidal, true, 2);
+    let s = ParamStore::new(4);
+    let model = DecoderOnly::new(&s, "dec", &cfg).unwrap();
+    let t = 9;
+    let ids = random_ids(&mut rng::seeded(1), 2, t, cfg.vocab_size);
+    for mask in [MaskKind::Bidirectional, MaskKind::Causal, MaskKind::prefix(4), MaskKind::Prefix(vec![2, 6])]
+    {
+        let out = model.run(&ids, &mask, Forward { cache: None, trace: true }).unwrap();
+        assert_eq!(out.layers.len(), cfg.n_layers);
+        for layer in &out.layers {
+            assert_eq!(layer.attn.probs.dims(), &[2, cfg.n_heads, t, t]);
+            let probs: Vec<f32> = layer.attn.probs.flatten_all().unwrap().to_vec1().unwrap();
+            for b in 0..2 {
+                let allowed = mask.matrix(b, t, t, 0);
+                for h in 0..cfg.n_heads {
+                    for i in 0..t {
+                        let row = &probs[((b * cfg.n_heads + h) * t + i) * t..][..t];
+                        assert!((row.iter().sum::<f32>() - 1.0).abs() < 1e-5);
+                        for j in 0..t {
+                            assert_eq!(row[j] > 0.0, allowed[i][j], "{mask:?} b{b} h{h} i{i} j{j}");
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn cached_decoding_equals_full_recomputation() {
+    for (mask, kv) in [(MaskKind::Causal, 4), (MaskKind::prefix(4), 2), (MaskKind::Causal, 1)] {
+        let cfg = small(PositionKind::Learned, false, kv);
+        let s = ParamStore::new(11);
+        let model = DecoderOnly::new(&s, "dec", &cfg).unwrap();
+        let t = 10;
+        let ids = random_ids(&mut rng::seeded(2), 2, t, cfg.vocab_size);
+        let full = model.forward(&ids, &mask).unwrap();
+        // Feed the first 4 tokens at once (the prefix), then one token at a time.
+        let mut cache: Vec<KvCache> = Vec::new();
+        let mut pieces = vec![
+            model
+                .run(&ids.narrow(1, 0, 4).unwrap(), &mask, Forward { cache: Some(&mut cache), trace: false })
+                .unwrap()
+                .logits,
+        ];
+        for i in 4..t {
+            let step = ids.narrow(1, i, 1).unwrap();
+            pieces.push(
+                model.run(&step, &mask, Forward { cache: Some(&mut cache), trace: false }).unwrap().logits,
+            );
+        }
+        let inc = Tensor::cat(&pieces, 1).unwrap();
+        assert!(max_abs_diff(&full, &inc) < 1e-5, "{mask:?}: {}", max_abs_diff(&full, &inc));
+        assert_eq!(cache[0].len(), t);
+        assert_eq!(cache[0].bytes(), 2 * 2 * kv * cfg.head_dim() * t * 4);
+    }
+}
+
+#[test]
+fn encoder_decoder_cached_decoding_equals_teacher_forcing() {
+    let cfg = small(PositionKind::Learned, true, 2);
+    let s = ParamStore::new(12);
+    let model = EncoderDecoder::new(&s, "ed", &cfg).unwrap();
+    let src = random_ids(&mut rng::seeded(3), 2, 7, cfg.vocab_size);
+    let tgt = random_ids(&mut rng::seeded(4), 2, 6, cfg.vocab_size);
+    let full = model.forward(&src, &tgt).unwrap();
+    let (enc, _) = model.encode(&src, false).unwrap();
+    let cross = model.cross_kv(&enc).unwrap();
+    let mut cache = Vec::new();
+    let pieces: Vec<Tensor> = (0..6)
+        .map(|i| {
+            let step = tgt.narrow(1, i, 1).unwrap();
+            model.decode(&step, &cross, Forward { cache: Some(&mut cache), trace: false }).unwrap().logits
+        })
+        .collect();
+    assert!(max_abs_diff(&full, &Tensor::cat(&pieces, 1).unwrap()) < 1e-5);
+}
+
+#[test]
+fn too_long_sequences_are_an_error_not_a_panic() {
+    let cfg = small(PositionKind::Learned, false, 4);
+    let s = ParamStore::new(0);
+    let model = DecoderOnly::new(&s, "dec", &cfg).unwrap();
+    let ids = random_ids(&mut rng::seeded(1), 1, cfg.max_len + 1, cfg.vocab_size);
+    let err = model.forward(&ids, &MaskKind::Causal).unwrap_err();
+    assert!(err.to_string().contains("exceeds max_len"), "{err}");
+    let bad = Config { n_heads: 3, ..cfg };
+    assert!(DecoderOnly::new(&ParamStore::new(0), "x", &bad).is_err());
+}
+
+#[test]
+fn checkpoints_round_trip_and_reject_mismatches() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("model.safetensors");
+    let cfg = small(PositionKind::Learned, false, 4);
+    let a = ParamStore::new(1);
+    let ma = DecoderOnly::new(&a, "dec", &cfg).unwrap();
+    a.save(&path).unwrap();
+    let b = ParamStore::new(2);
+    let mb = DecoderOnly::new(&b, "dec", &cfg).unwrap();
+    let ids = random_ids(&mut rng::seeded(1), 1, 8, cfg.vocab_size);
+    assert!(
+        max_abs_diff(
+            &ma.forward(&ids, &MaskKind::Causal).unwrap(),
+            &mb.forward(&ids, &MaskKind::Causal).unwrap()
+        ) > 0.0
+    );
+    b.load(&path).unwrap();
+    assert_eq!(
+        max_abs_diff(
+            &ma.forward(&ids, &MaskKind::Causal).unwrap(),
+            &mb.forward(&ids, &MaskKind::Causal).unwrap()
+        ),
+        0.0
+    );
+
+    let wider = ParamStore::new(0);
+    DecoderOnly::new(&wider, "dec", &Config { d_ff: 64, ..cfg.clone() }).unwrap();
+    let err = wider.load(&path).unwrap_err().to_string();
+    assert!(err.contains("shape"), "{err}");
+    let other = ParamStore::new(0);
+    DecoderOnly::new(&other, "other", &cfg).unwrap();
+    assert!(other.load(&path).unwrap_err().to_string().contains("missing"));
+    std::fs::write(dir.path().join("junk"), b"not a checkpoint").unwrap();
+    assert!(other.load(&dir.path().join("junk")).is_err());
+}
