@@ -1,0 +1,14 @@
+//! The chapter crates whose outputs the book includes. `cargo xtask book` runs each one in
+//! release with its default configuration and writes into `book/generated/<id>/`.
+
+pub struct Chapter {
+    /// Results id used by `{{#value <id>.key}}` and the folder `book/generated/<id>/`.
+    pub id: &'static str,
+    /// The Cargo package (and binary) under `chapters-code/`.
+    pub package: &'static str,
+}
+
+pub const CHAPTERS: &[Chapter] = &[
+    // One line per chapter, in book order, e.g.
+    // Chapter { id: "ch01", package: "ch01-four-masks" },
+];
