@@ -1,1 +1,246 @@
-fn main() {}
+//! `cargo xtask <command>`: the project's developer commands.
+//!
+//! - `cargo xtask book`: regenerate every chapter's results (release, default configuration),
+//!   then build the book strictly into `target/book/`.
+//! - `cargo xtask test`: every check CI runs: formatting, clippy, all tests (insta in CI mode),
+//!   the exercise check, result freshness, and the strict book build.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Instant;
+
+use anyhow::{Context, Result, bail};
+use clap::{Parser, Subcommand};
+use xtask::chapters::{CHAPTERS, Chapter};
+use xtask::{bookcheck, fresh, workspace_root};
+
+#[derive(Parser)]
+#[command(about = "Developer commands for Decoder-Only on Trial")]
+struct Cli {
+    #[command(subcommand)]
+    command: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Regenerate the chapters' results and build the book into target/book/.
+    Book {
+        /// Regenerate only these chapters (by id, e.g. ch03); the others keep their outputs.
+        #[arg(long = "only", value_name = "ID")]
+        only: Vec<String>,
+        /// Build the book from the committed results without running any chapter.
+        #[arg(long)]
+        no_generate: bool,
+    },
+    /// Run every check: fmt, clippy, tests, exercises, freshness, book.
+    Test,
+    /// Build the book strictly from the committed results (no chapter is run).
+    CheckBook,
+    /// List the chapters whose committed outputs are stale.
+    Fresh,
+}
+
+fn main() {
+    if let Err(e) = run(Cli::parse()) {
+        eprintln!("error: {e:#}");
+        std::process::exit(1);
+    }
+}
+
+fn run(cli: Cli) -> Result<()> {
+    let root = workspace_root();
+    match cli.command {
+        Cmd::Book { only, no_generate } => {
+            let start = Instant::now();
+            if !no_generate {
+                let chosen = select(&only)?;
+                generate(&root, &chosen)?;
+            }
+            let built = step("book", || bookcheck::build(&root))?;
+            println!(
+                "The book is ready ({} pages, {:.0} s): open {}",
+                built.pages.len(),
+                start.elapsed().as_secs_f64(),
+                built.out_dir.join("index.html").display()
+            );
+            Ok(())
+        }
+        Cmd::Test => test(&root),
+        Cmd::CheckBook => {
+            let built = step("book", || bookcheck::build(&root))?;
+            println!("book OK: {} pages in {}", built.pages.len(), built.out_dir.display());
+            Ok(())
+        }
+        Cmd::Fresh => {
+            let stale = fresh::stale(&root, CHAPTERS)?;
+            if stale.is_empty() {
+                println!("every chapter's outputs are fresh");
+                Ok(())
+            } else {
+                bail!("stale outputs (run `cargo xtask book`):\n  {}", stale.join("\n  "))
+            }
+        }
+    }
+}
+
+fn select(only: &[String]) -> Result<Vec<&'static Chapter>> {
+    for id in only {
+        if !CHAPTERS.iter().any(|c| c.id == id) {
+            let known: Vec<_> = CHAPTERS.iter().map(|c| c.id).collect();
+            bail!("unknown chapter `{id}`; known: {}", known.join(", "));
+        }
+    }
+    Ok(CHAPTERS.iter().filter(|c| only.is_empty() || only.iter().any(|o| o == c.id)).collect())
+}
+
+/// Run `f` as a named step, printing its duration.
+fn step<T>(name: &str, f: impl FnOnce() -> Result<T>) -> Result<T> {
+    eprintln!("==> {name}");
+    let start = Instant::now();
+    let r = f().with_context(|| format!("step `{name}` failed"));
+    eprintln!(
+        "<== {name}: {} in {:.1} s",
+        if r.is_ok() { "ok" } else { "FAILED" },
+        start.elapsed().as_secs_f64()
+    );
+    r
+}
+
+fn cargo(root: &Path) -> Command {
+    let mut c = Command::new(env!("CARGO"));
+    c.current_dir(root);
+    c
+}
+
+fn status(mut cmd: Command) -> Result<()> {
+    let shown = format!("{cmd:?}");
+    let st = cmd.status().with_context(|| format!("starting {shown}"))?;
+    if !st.success() {
+        bail!("{shown} exited with {st}");
+    }
+    Ok(())
+}
+
+fn target_dir(root: &Path) -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| root.join("target"))
+}
+
+/// Run each chapter with its default configuration into a fresh folder, then swap it in.
+fn generate(root: &Path, chapters: &[&Chapter]) -> Result<()> {
+    if chapters.is_empty() {
+        return record_time(root, None);
+    }
+    step("build chapters (release)", || {
+        let mut c = cargo(root);
+        c.args(["build", "--release", "--quiet"]);
+        for ch in chapters {
+            c.args(["-p", ch.package]);
+        }
+        status(c)
+    })?;
+    for ch in chapters {
+        step(&format!("{} ({})", ch.id, ch.package), || {
+            let started = Instant::now();
+            let generated = root.join("book/generated");
+            let tmp = generated.join(format!(".{}.tmp", ch.id));
+            let _ = std::fs::remove_dir_all(&tmp);
+            let mut c = Command::new(target_dir(root).join("release").join(ch.package));
+            c.current_dir(root).args(["--config", "default", "--out"]).arg(&tmp);
+            status(c)?;
+            let dest = generated.join(ch.id);
+            if dest.exists() {
+                std::fs::remove_dir_all(&dest)?;
+            }
+            std::fs::rename(&tmp, &dest)?;
+            fresh::write_manifest(root, ch)?;
+            record_time(root, Some((ch, started.elapsed().as_secs_f64())))
+        })?;
+    }
+    Ok(())
+}
+
+/// Keep the wall time of each chapter's last default run, for the reproduction appendix:
+/// `book/generated/run/results.json` and a Markdown table beside it.
+fn record_time(root: &Path, run: Option<(&Chapter, f64)>) -> Result<()> {
+    let dir = root.join("book/generated/run");
+    std::fs::create_dir_all(&dir)?;
+    let path = dir.join("results.json");
+    let mut v: serde_json::Value = std::fs::read_to_string(&path)
+        .ok()
+        .and_then(|t| serde_json::from_str(&t).ok())
+        .unwrap_or_else(|| serde_json::json!({}));
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    v["threads"] = threads.into();
+    if let Some((ch, seconds)) = run {
+        v["chapters"][ch.id] =
+            serde_json::json!({ "package": ch.package, "seconds": (seconds * 10.0).round() / 10.0 });
+    }
+    let mut table = String::from("| Chapter | Crate | Default run (s) |\n|---|---|---:|\n");
+    for c in CHAPTERS {
+        if let Some(s) = v["chapters"][c.id]["seconds"].as_f64() {
+            table.push_str(&format!("| {} | `{}` | {s:.1} |\n", c.id, c.package));
+        }
+    }
+    write_replace(&path, &(serde_json::to_string_pretty(&v)? + "\n"))?;
+    write_replace(&dir.join("times.md"), &table)
+}
+
+fn write_replace(path: &Path, text: &str) -> Result<()> {
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, text)?;
+    std::fs::rename(&tmp, path).with_context(|| format!("writing {}", path.display()))
+}
+
+fn has_exercises(root: &Path) -> bool {
+    root.join("exercises/Cargo.toml").is_file()
+}
+
+fn test(root: &Path) -> Result<()> {
+    let start = Instant::now();
+    step("cargo fmt --check", || {
+        let mut c = cargo(root);
+        c.args(["fmt", "--all", "--", "--check"]);
+        status(c)
+    })?;
+    step("cargo clippy", || {
+        let mut c = cargo(root);
+        c.args(["clippy", "--release", "--workspace", "--all-targets", "--quiet"]);
+        if has_exercises(root) {
+            c.args(["--exclude", "exercises"]);
+        }
+        c.args(["--", "-D", "warnings"]);
+        status(c)
+    })?;
+    step("cargo test (release, insta in CI mode)", || {
+        let mut c = cargo(root);
+        c.args(["test", "--release", "--workspace"]);
+        if has_exercises(root) {
+            c.args(["--exclude", "exercises"]);
+        }
+        c.env("CI", "true").env("INSTA_UPDATE", "no");
+        status(c)
+    })?;
+    if has_exercises(root) {
+        step("exercises check", || {
+            let mut c = cargo(root);
+            c.args(["run", "--release", "--quiet", "-p", "exercises", "--", "check"]);
+            status(c)
+        })?;
+    }
+    step("results are fresh", || {
+        let stale = fresh::stale(root, CHAPTERS)?;
+        if stale.is_empty() {
+            Ok(())
+        } else {
+            bail!("stale outputs (run `cargo xtask book`):\n  {}", stale.join("\n  "))
+        }
+    })?;
+    let built = step("book (strict)", || bookcheck::build(root))?;
+    eprintln!(
+        "All checks passed in {:.0} s; the book ({} pages) is in {}",
+        start.elapsed().as_secs_f64(),
+        built.pages.len(),
+        built.out_dir.display()
+    );
+    Ok(())
+}

@@ -1,0 +1,285 @@
+//! Build the book through the mdBook library, strictly.
+//!
+//! mdBook 0.5 exits successfully when an include file is missing (the raw `{{#include}}` text
+//! stays in the page), renders an empty block when an anchor is missing, and falls back to
+//! defaults on an unknown `[output.html]` key. Here each of these fails the build:
+//! the configuration is validated, every include is resolved before the build, every warning
+//! or error mdBook logs is fatal, and the rendered pages are checked afterwards.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use anyhow::{Context, Result, bail};
+use mdbook_driver::MDBook;
+use mdbook_driver::book::BookItem;
+use mdbook_driver::config::HtmlConfig;
+use tracing::{Event, Level, Subscriber, field::Field, field::Visit};
+use tracing_subscriber::layer::{Context as LayerContext, Layer, SubscriberExt};
+
+use crate::math::Math;
+use crate::values::Values;
+
+/// What a successful build produced.
+pub struct Built {
+    pub out_dir: PathBuf,
+    pub pages: Vec<PathBuf>,
+}
+
+/// Records every warning and error mdBook logs.
+#[derive(Clone, Default)]
+struct Collector(Arc<Mutex<Vec<String>>>);
+
+struct Message(String);
+
+impl Visit for Message {
+    fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
+        if field.name() == "message" {
+            self.0 = format!("{value:?}");
+        } else {
+            self.0.push_str(&format!(" {}={value:?}", field.name()));
+        }
+    }
+}
+
+impl<S: Subscriber> Layer<S> for Collector {
+    fn on_event(&self, event: &Event<'_>, _ctx: LayerContext<'_, S>) {
+        let level = *event.metadata().level();
+        if level <= Level::WARN {
+            let mut m = Message(String::new());
+            event.record(&mut m);
+            self.0.lock().expect("collector lock").push(format!(
+                "{level} {}: {}",
+                event.metadata().target(),
+                m.0
+            ));
+        }
+    }
+}
+
+/// One `{{#include …}}`-style directive found in a page.
+#[derive(Debug, PartialEq)]
+pub struct Include {
+    pub file: String,
+    pub anchor: Option<String>,
+}
+
+/// Find the include-like directives in a page's source.
+pub fn includes(text: &str) -> Vec<Include> {
+    let mut found = Vec::new();
+    for kind in ["{{#include ", "{{#rustdoc_include ", "{{#playground "] {
+        let mut rest = text;
+        while let Some(i) = rest.find(kind) {
+            let after = &rest[i + kind.len()..];
+            let Some(end) = after.find("}}") else { break };
+            let target = after[..end].trim();
+            let (file, anchor) = match target.split_once(':') {
+                Some((f, a)) => (f, Some(a.to_string())),
+                None => (target, None),
+            };
+            found.push(Include { file: file.to_string(), anchor });
+            rest = &after[end..];
+        }
+    }
+    found
+}
+
+/// Check that an include resolves to a file and a non-empty, existing anchor or line range.
+fn check_include(base: &Path, inc: &Include) -> Result<()> {
+    let path = base.join(&inc.file);
+    let text = std::fs::read_to_string(&path).with_context(|| format!("cannot read {}", path.display()))?;
+    let Some(anchor) = &inc.anchor else { return Ok(()) };
+    let lines: Vec<&str> = text.lines().collect();
+    if anchor.chars().all(|c| c.is_ascii_digit() || c == ':') {
+        // A line or a range `a:b`, `a:`, `:b`, 1-based.
+        let parts: Vec<&str> = anchor.split(':').collect();
+        for p in parts.iter().filter(|p| !p.is_empty()) {
+            let n: usize = p.parse()?;
+            if n == 0 || n > lines.len() {
+                bail!("{}: line {n} is outside the file ({} lines)", inc.file, lines.len());
+            }
+        }
+        return Ok(());
+    }
+    let start = lines.iter().position(|l| is_exact(l, "ANCHOR: ", anchor));
+    let end = lines.iter().position(|l| is_exact(l, "ANCHOR_END: ", anchor));
+    match (start, end) {
+        (Some(s), Some(e)) if e > s + 1 => {
+            let body = lines[s + 1..e].iter().filter(|l| !l.contains("ANCHOR")).any(|l| !l.trim().is_empty());
+            if !body {
+                bail!("{}: anchor `{anchor}` is empty", inc.file);
+            }
+            Ok(())
+        }
+        (Some(_), Some(_)) => bail!("{}: anchor `{anchor}` is empty", inc.file),
+        _ => {
+            bail!("{}: no anchor `{anchor}` (needs `ANCHOR: {anchor}` and `ANCHOR_END: {anchor}`)", inc.file)
+        }
+    }
+}
+
+/// Does `line` contain `marker` followed by exactly `name` (not a longer name)?
+fn is_exact(line: &str, marker: &str, name: &str) -> bool {
+    line.split(marker).skip(1).any(|rest| rest.split_whitespace().next() == Some(name))
+}
+
+/// Check the rendered HTML of one page.
+fn check_page(html: &str, page: &Path, out_dir: &Path) -> Vec<String> {
+    let mut problems = Vec::new();
+    let name = page.strip_prefix(out_dir).unwrap_or(page).display().to_string();
+    if let Some(i) = html.find("{{#") {
+        let snippet: String = html[i..].chars().take(60).collect();
+        problems.push(format!("{name}: unexpanded directive `{snippet}`"));
+    }
+    // Every code block must have content.
+    let mut rest = html;
+    while let Some(i) = rest.find("<pre><code") {
+        let after = &rest[i..];
+        let open_end = after.find('>').map_or(0, |x| x + 1);
+        let close = after.find("</code>").unwrap_or(after.len());
+        if after[open_end..close].trim().is_empty() {
+            problems.push(format!("{name}: empty code block"));
+        }
+        rest = &after[close.min(after.len())..];
+        if close == after.len() {
+            break;
+        }
+    }
+    // Every local image must exist.
+    let dir = page.parent().unwrap_or(out_dir);
+    for part in html.split("<img ").skip(1) {
+        if let Some(src) = part.split("src=\"").nth(1).and_then(|s| s.split('"').next())
+            && !src.contains("://")
+            && !src.starts_with("data:")
+            && !dir.join(src).is_file()
+        {
+            problems.push(format!("{name}: missing image {src}"));
+        }
+    }
+    problems
+}
+
+/// Copy the MathML stylesheet and fonts shipped in the `pulldown-latex` crate into the output.
+fn copy_math_assets(out_dir: &Path) -> Result<()> {
+    let out = std::process::Command::new(env!("CARGO"))
+        .args(["metadata", "--format-version", "1", "--offline"])
+        .current_dir(crate::workspace_root())
+        .output()
+        .context("running cargo metadata")?;
+    if !out.status.success() {
+        bail!("cargo metadata failed: {}", String::from_utf8_lossy(&out.stderr));
+    }
+    let meta: serde_json::Value = serde_json::from_slice(&out.stdout)?;
+    let manifest = meta["packages"]
+        .as_array()
+        .and_then(|ps| ps.iter().find(|p| p["name"] == "pulldown-latex"))
+        .and_then(|p| p["manifest_path"].as_str())
+        .context("pulldown-latex is not in the dependency graph")?;
+    let src = Path::new(manifest).parent().context("manifest has a folder")?;
+    let dst = out_dir.join("mathml");
+    std::fs::create_dir_all(dst.join("font"))?;
+    std::fs::copy(src.join("styles.css"), dst.join("styles.css"))?;
+    for f in std::fs::read_dir(src.join("font"))? {
+        let f = f?;
+        std::fs::copy(f.path(), dst.join("font").join(f.file_name()))?;
+    }
+    Ok(())
+}
+
+/// Build the book at `root` strictly; return where it went.
+pub fn build(root: &Path) -> Result<Built> {
+    let collector = Collector::default();
+    let subscriber = tracing_subscriber::registry().with(collector.clone());
+    let result = tracing::subscriber::with_default(subscriber, || build_inner(root));
+    let logged = collector.0.lock().expect("collector lock").clone();
+    match (result, logged.is_empty()) {
+        (Ok(built), true) => Ok(built),
+        (Ok(_), false) => bail!("the book build logged problems:\n  {}", logged.join("\n  ")),
+        (Err(e), _) => {
+            let extra =
+                if logged.is_empty() { String::new() } else { format!("\n  {}", logged.join("\n  ")) };
+            Err(e.context(format!("the book failed to build{extra}")))
+        }
+    }
+}
+
+fn build_inner(root: &Path) -> Result<Built> {
+    // Checked before loading, because loading is what would create the missing pages.
+    let config = mdbook_driver::config::Config::from_disk(root.join("book.toml"))?;
+    if config.build.create_missing {
+        bail!(
+            "book.toml must set `create-missing = false` under [build]: a page listed in SUMMARY.md but missing on disk must fail the build, not be created empty"
+        );
+    }
+    let mut book = MDBook::load(root).with_context(|| format!("loading the book at {}", root.display()))?;
+    book.config.get::<HtmlConfig>("output.html").context("invalid [output.html] in book.toml")?;
+    let src = book.source_dir();
+    let mut problems = Vec::new();
+    let mut chapters = Vec::new();
+    for item in book.iter() {
+        if let BookItem::Chapter(ch) = item
+            && let Some(path) = &ch.path
+        {
+            chapters.push(path.clone());
+            let base = src.join(path).parent().map(Path::to_path_buf).unwrap_or(src.clone());
+            for inc in includes(&ch.content) {
+                if let Err(e) = check_include(&base, &inc) {
+                    problems.push(format!("{}: {e:#}", path.display()));
+                }
+            }
+        }
+    }
+    if !problems.is_empty() {
+        bail!("broken includes:\n  {}", problems.join("\n  "));
+    }
+    book.with_preprocessor(Values::new(src.join("generated")));
+    book.with_preprocessor(Math);
+    book.build()?;
+    let out_dir = book.build_dir_for("html");
+    copy_math_assets(&out_dir)?;
+    let mut pages = Vec::new();
+    for ch in chapters {
+        let page = out_dir.join(ch.with_extension("html"));
+        let html = std::fs::read_to_string(&page).with_context(|| format!("reading {}", page.display()))?;
+        problems.extend(check_page(&html, &page, &out_dir));
+        pages.push(page);
+    }
+    if !problems.is_empty() {
+        bail!("the rendered book has problems:\n  {}", problems.join("\n  "));
+    }
+    Ok(Built { out_dir, pages })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn directives_are_found_with_their_anchors() {
+        let t = "a {{#include ../x.rs:main}} b {{#include t.md}} {{#rustdoc_include y.rs:2:5}}";
+        assert_eq!(
+            includes(t),
+            vec![
+                Include { file: "../x.rs".into(), anchor: Some("main".into()) },
+                Include { file: "t.md".into(), anchor: None },
+                Include { file: "y.rs".into(), anchor: Some("2:5".into()) },
+            ]
+        );
+    }
+
+    #[test]
+    fn anchors_must_match_exactly_and_be_non_empty() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("a.rs"),
+            "// ANCHOR: one_two\nfn f() {}\n// ANCHOR_END: one_two\n// ANCHOR: empty\n// ANCHOR_END: empty\n",
+        )
+        .unwrap();
+        let inc = |a: &str| Include { file: "a.rs".into(), anchor: Some(a.into()) };
+        assert!(check_include(dir.path(), &inc("one_two")).is_ok());
+        assert!(check_include(dir.path(), &inc("one")).is_err());
+        assert!(check_include(dir.path(), &inc("empty")).is_err());
+        assert!(check_include(dir.path(), &inc("2:3")).is_ok());
+        assert!(check_include(dir.path(), &inc("9")).is_err());
+        assert!(check_include(dir.path(), &Include { file: "nope.rs".into(), anchor: None }).is_err());
+    }
+}

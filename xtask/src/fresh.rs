@@ -1,0 +1,85 @@
+//! Freshness: each chapter's committed outputs record a hash of the sources that produced them,
+//! and the test command fails when the sources changed without regenerating the outputs.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::chapters::Chapter;
+
+#[derive(Debug, Serialize, Deserialize, PartialEq)]
+pub struct Manifest {
+    pub package: String,
+    /// SHA-256 over the chapter crate's and the shared library's sources.
+    pub source_hash: String,
+}
+
+fn files_under(dir: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
+    for entry in std::fs::read_dir(dir).with_context(|| format!("reading {}", dir.display()))? {
+        let path = entry?.path();
+        if path.is_dir() {
+            files_under(&path, out)?;
+        } else {
+            out.push(path);
+        }
+    }
+    Ok(())
+}
+
+/// The hash of everything that determines a chapter's outputs: its crate's `Cargo.toml` and
+/// `src/`, and the shared library's `Cargo.toml` and `src/`.
+pub fn source_hash(root: &Path, ch: &Chapter) -> Result<String> {
+    let mut files = Vec::new();
+    for krate in [ch.package, "transformer"] {
+        let dir = root.join("chapters-code").join(krate);
+        files.push(dir.join("Cargo.toml"));
+        files_under(&dir.join("src"), &mut files)?;
+    }
+    files.sort();
+    let mut h = Sha256::new();
+    for f in files {
+        let rel = f.strip_prefix(root).unwrap_or(&f).to_string_lossy().replace('\\', "/");
+        h.update(rel.as_bytes());
+        h.update([0]);
+        // Normalise line endings so a checkout with CRLF hashes the same.
+        let text = std::fs::read(&f).with_context(|| format!("reading {}", f.display()))?;
+        let text: Vec<u8> = text.into_iter().filter(|&b| b != b'\r').collect();
+        h.update(&text);
+        h.update([0]);
+    }
+    Ok(h.finalize().iter().map(|b| format!("{b:02x}")).collect())
+}
+
+pub fn manifest_path(root: &Path, ch: &Chapter) -> PathBuf {
+    root.join("book/generated").join(ch.id).join("manifest.json")
+}
+
+/// Record that the outputs of `ch` are fresh.
+pub fn write_manifest(root: &Path, ch: &Chapter) -> Result<()> {
+    let m = Manifest { package: ch.package.to_string(), source_hash: source_hash(root, ch)? };
+    let path = manifest_path(root, ch);
+    let tmp = path.with_extension("json.tmp");
+    std::fs::write(&tmp, serde_json::to_string_pretty(&m)? + "\n")?;
+    std::fs::rename(&tmp, &path)?;
+    Ok(())
+}
+
+/// Problems with the committed outputs of every chapter: missing, or generated from other sources.
+pub fn stale(root: &Path, chapters: &[Chapter]) -> Result<Vec<String>> {
+    let mut problems = Vec::new();
+    for ch in chapters {
+        let path = manifest_path(root, ch);
+        let Ok(text) = std::fs::read_to_string(&path) else {
+            problems.push(format!("{}: no generated outputs ({} is missing)", ch.id, path.display()));
+            continue;
+        };
+        let m: Manifest =
+            serde_json::from_str(&text).with_context(|| format!("{} is not valid", path.display()))?;
+        if m.source_hash != source_hash(root, ch)? {
+            problems.push(format!("{}: sources changed since its outputs were generated", ch.id));
+        }
+    }
+    Ok(problems)
+}

@@ -1,0 +1,14 @@
+//! Developer commands for *Decoder-Only on Trial*, as a library so they can be tested.
+
+pub mod bookcheck;
+pub mod chapters;
+pub mod fresh;
+pub mod math;
+pub mod values;
+
+use std::path::PathBuf;
+
+/// The workspace root (the parent of this crate's directory).
+pub fn workspace_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).parent().expect("xtask lives in the workspace").to_path_buf()
+}

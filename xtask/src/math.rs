@@ -1,0 +1,203 @@
+//! The math preprocessor: `$…$` (inline) and `$$…$$` (display) become MathML at build time, so
+//! formulas render in any current browser with no network and no JavaScript.
+//!
+//! Code blocks and inline code are left alone; `\$` is a literal dollar sign. Invalid LaTeX fails
+//! the build.
+
+use anyhow::{Result, bail};
+use mdbook_driver::book::{Book, BookItem};
+use mdbook_preprocessor::{Preprocessor, PreprocessorContext};
+use pulldown_latex::{Parser, RenderConfig, Storage, config::DisplayMode, push_mathml};
+
+pub struct Math;
+
+/// Render one LaTeX formula to a single line of MathML.
+pub fn render(latex: &str, display: bool) -> Result<String> {
+    let storage = Storage::new();
+    let events: Vec<_> = Parser::new(latex, &storage).collect();
+    if let Some(Err(e)) = events.iter().find(|e| e.is_err()) {
+        bail!("invalid LaTeX `{latex}`: {e}");
+    }
+    let config = RenderConfig {
+        display_mode: if display { DisplayMode::Block } else { DisplayMode::Inline },
+        annotation: Some(latex),
+        ..RenderConfig::default()
+    };
+    let mut out = String::new();
+    push_mathml(&mut out, events.into_iter(), config)?;
+    Ok(protect_from_markdown(&out.replace('\n', " ")))
+}
+
+/// MathML sits inside Markdown, whose parser would read `*`, `_`, `\` and friends in the text
+/// between tags as formatting. Replace them there with character references.
+fn protect_from_markdown(html: &str) -> String {
+    let mut out = String::with_capacity(html.len());
+    let mut in_tag = false;
+    for c in html.chars() {
+        match c {
+            '<' => in_tag = true,
+            '>' => in_tag = false,
+            _ => {}
+        }
+        match c {
+            '*' | '_' | '\\' | '`' | '[' | ']' | '~' | '$' | '|' if !in_tag => {
+                out.push_str(&format!("&#{};", c as u32))
+            }
+            _ => out.push(c),
+        }
+    }
+    out
+}
+
+/// Replace the math in one page.
+pub fn process(text: &str) -> Result<String> {
+    let mut out = String::with_capacity(text.len());
+    let mut fence: Option<String> = None;
+    let mut lines = text.split_inclusive('\n').peekable();
+    while let Some(line) = lines.next() {
+        let trimmed = line.trim_start();
+        if let Some(f) = &fence {
+            if trimmed.starts_with(f.as_str()) {
+                fence = None;
+            }
+            out.push_str(line);
+            continue;
+        }
+        if trimmed.starts_with("```") || trimmed.starts_with("~~~") {
+            let c = trimmed.chars().next().unwrap_or('`');
+            fence = Some(trimmed.chars().take_while(|&x| x == c).collect());
+            out.push_str(line);
+            continue;
+        }
+        if trimmed.starts_with("$$") {
+            // Display math: up to the line that ends with `$$` (possibly this one).
+            let mut body = trimmed.trim_end().trim_start_matches("$$").to_string();
+            let mut closed = body.ends_with("$$");
+            while !closed {
+                let Some(next) = lines.next() else { bail!("unterminated $$ display math") };
+                body.push('\n');
+                body.push_str(next.trim_end());
+                closed = body.ends_with("$$");
+            }
+            let latex = body.trim_end().trim_end_matches("$$").trim();
+            out.push_str(&render(latex, true)?);
+            out.push('\n');
+            continue;
+        }
+        out.push_str(&inline(line)?);
+    }
+    if fence.is_some() {
+        bail!("unterminated code fence");
+    }
+    Ok(out)
+}
+
+/// Inline math within one line, skipping code spans.
+fn inline(line: &str) -> Result<String> {
+    let chars: Vec<char> = line.chars().collect();
+    let mut out = String::with_capacity(line.len());
+    let mut i = 0;
+    while i < chars.len() {
+        match chars[i] {
+            '`' => {
+                // A code span: copy through the matching run of backticks.
+                let run = chars[i..].iter().take_while(|&&c| c == '`').count();
+                let mut j = i + run;
+                let mut end = None;
+                while j < chars.len() {
+                    if chars[j] == '`' {
+                        let r = chars[j..].iter().take_while(|&&c| c == '`').count();
+                        if r == run {
+                            end = Some(j + r);
+                            break;
+                        }
+                        j += r;
+                    } else {
+                        j += 1;
+                    }
+                }
+                let stop = end.unwrap_or(i + run);
+                out.extend(&chars[i..stop]);
+                i = stop;
+            }
+            '\\' if chars.get(i + 1) == Some(&'$') => {
+                out.push_str("&#36;");
+                i += 2;
+            }
+            '$' if chars.get(i + 1).is_some_and(|c| !c.is_whitespace() && *c != '$') => {
+                let close = (i + 1..chars.len())
+                    .find(|&j| chars[j] == '$' && chars[j - 1] != '\\' && !chars[j - 1].is_whitespace());
+                match close {
+                    Some(j) if !chars.get(j + 1).is_some_and(|c| c.is_ascii_digit()) => {
+                        let latex: String = chars[i + 1..j].iter().collect();
+                        out.push_str(&render(&latex, false)?);
+                        i = j + 1;
+                    }
+                    _ => {
+                        out.push('$');
+                        i += 1;
+                    }
+                }
+            }
+            c => {
+                out.push(c);
+                i += 1;
+            }
+        }
+    }
+    Ok(out)
+}
+
+impl Preprocessor for Math {
+    fn name(&self) -> &str {
+        "math"
+    }
+
+    fn run(&self, _ctx: &PreprocessorContext, mut book: Book) -> Result<Book> {
+        let mut errors = Vec::new();
+        book.for_each_mut(|item| {
+            if let BookItem::Chapter(ch) = item {
+                match process(&ch.content) {
+                    Ok(s) => ch.content = s,
+                    Err(e) => errors.push(format!("{}: {e:#}", ch.name)),
+                }
+            }
+        });
+        if !errors.is_empty() {
+            bail!("math could not be rendered:\n  {}", errors.join("\n  "));
+        }
+        Ok(book)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn inline_and_display_math_become_mathml() {
+        let page =
+            "Rank $r \\le d$ holds.\n\n$$\n\\det A = \\prod_i A_{ii}\n$$\n\nCost: \\$5 and $ 3 apples.\n";
+        let out = process(page).unwrap();
+        assert!(out.contains("<math"), "{out}");
+        assert!(out.contains("display=\"block\""), "{out}");
+        assert!(!out.contains("\\le d") || out.contains("annotation"), "{out}");
+        assert!(out.contains("&#36;5 and $ 3 apples"), "{out}");
+        // The subscript underscore must not be left for Markdown to read as emphasis.
+        let block = out.lines().find(|l| l.contains("display=\"block\"")).unwrap();
+        let text_only: String = block.split('<').map(|s| s.split_once('>').map_or(s, |x| x.1)).collect();
+        assert!(!text_only.contains('_'), "{text_only}");
+    }
+
+    #[test]
+    fn code_is_left_alone() {
+        let page = "```rust\nlet s = \"$x$\";\n```\nand `$y$` in code.\n";
+        assert_eq!(process(page).unwrap(), page);
+    }
+
+    #[test]
+    fn invalid_latex_and_unterminated_math_are_errors() {
+        assert!(process("bad $\\frac{1}$ here").is_err());
+        assert!(process("$$\n x\n").is_err());
+    }
+}

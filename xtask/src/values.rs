@@ -1,0 +1,179 @@
+//! The `{{#value chNN.path.to.key}}` preprocessor: numbers in prose come from generated results.
+//!
+//! `{{#value ch03.rank.bidirectional}}` is replaced by the value at `rank.bidirectional` in
+//! `book/generated/ch03/results.json`. A filter may follow a bar: `| thousands` groups digits
+//! (536,064), `| N` prints a number with N decimals. A missing file or key fails the build.
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::path::PathBuf;
+
+use anyhow::{Context, Result, anyhow, bail};
+use mdbook_driver::book::{Book, BookItem};
+use mdbook_preprocessor::{Preprocessor, PreprocessorContext};
+use serde_json::Value;
+
+pub struct Values {
+    /// The folder holding one sub-folder of results per chapter.
+    pub generated: PathBuf,
+    cache: RefCell<HashMap<String, Value>>,
+}
+
+impl Values {
+    pub fn new(generated: PathBuf) -> Self {
+        Values { generated, cache: RefCell::new(HashMap::new()) }
+    }
+
+    fn results(&self, id: &str) -> Result<Value> {
+        if let Some(v) = self.cache.borrow().get(id) {
+            return Ok(v.clone());
+        }
+        let path = self.generated.join(id).join("results.json");
+        let text = std::fs::read_to_string(&path)
+            .with_context(|| format!("{} is missing: run `cargo xtask book`", path.display()))?;
+        let v: Value =
+            serde_json::from_str(&text).with_context(|| format!("{} is not JSON", path.display()))?;
+        self.cache.borrow_mut().insert(id.to_string(), v.clone());
+        Ok(v)
+    }
+
+    /// The text that replaces one directive's body, e.g. `ch01.params.decoder | thousands`.
+    pub fn lookup(&self, spec: &str) -> Result<String> {
+        let (key, filter) = match spec.split_once('|') {
+            Some((k, f)) => (k.trim(), Some(f.trim())),
+            None => (spec.trim(), None),
+        };
+        let (id, path) = key.split_once('.').ok_or_else(|| anyhow!("`{key}`: expected <chapter>.<key>"))?;
+        let root = self.results(id)?;
+        let mut v = &root;
+        for part in path.split('.') {
+            v = match v {
+                Value::Object(m) => m.get(part),
+                Value::Array(a) => part.parse::<usize>().ok().and_then(|i| a.get(i)),
+                _ => None,
+            }
+            .ok_or_else(|| anyhow!("`{key}`: no `{part}` in book/generated/{id}/results.json"))?;
+        }
+        format_value(v, filter).with_context(|| format!("`{spec}`"))
+    }
+}
+
+fn format_value(v: &Value, filter: Option<&str>) -> Result<String> {
+    match (v, filter) {
+        (Value::String(s), None) => Ok(s.clone()),
+        (Value::Number(n), None) => Ok(n.to_string()),
+        (Value::Bool(b), None) => Ok(b.to_string()),
+        (Value::Number(n), Some("thousands")) => {
+            let x = n.as_f64().unwrap_or(f64::NAN);
+            if x.fract() != 0.0 {
+                bail!("`thousands` needs an integer, got {n}");
+            }
+            Ok(group_thousands(&format!("{}", x.abs() as u128), x < 0.0))
+        }
+        (Value::Number(n), Some(d)) if d.parse::<usize>().is_ok() => {
+            Ok(format!("{:.*}", d.parse::<usize>()?, n.as_f64().unwrap_or(f64::NAN)))
+        }
+        (_, Some(f)) => bail!("unknown filter `{f}` for {v}"),
+        (other, None) => bail!("{other} is not a number, string or boolean"),
+    }
+}
+
+fn group_thousands(digits: &str, negative: bool) -> String {
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    if negative { format!("-{out}") } else { out }
+}
+
+/// Replace every directive in `text`; collect every failure rather than stopping at the first.
+pub fn expand(
+    text: &str,
+    lookup: impl Fn(&str) -> Result<String>,
+) -> std::result::Result<String, Vec<String>> {
+    const OPEN: &str = "{{#value ";
+    let mut out = String::with_capacity(text.len());
+    let mut errors = Vec::new();
+    let mut rest = text;
+    while let Some(start) = rest.find(OPEN) {
+        out.push_str(&rest[..start]);
+        let after = &rest[start + OPEN.len()..];
+        let Some(end) = after.find("}}") else {
+            errors.push("unterminated {{#value".to_string());
+            rest = after;
+            break;
+        };
+        match lookup(&after[..end]) {
+            Ok(s) => out.push_str(&s),
+            Err(e) => errors.push(format!("{e:#}")),
+        }
+        rest = &after[end + 2..];
+    }
+    out.push_str(rest);
+    if errors.is_empty() { Ok(out) } else { Err(errors) }
+}
+
+impl Preprocessor for Values {
+    fn name(&self) -> &str {
+        "values"
+    }
+
+    fn run(&self, _ctx: &PreprocessorContext, mut book: Book) -> Result<Book> {
+        let mut errors = Vec::new();
+        book.for_each_mut(|item| {
+            if let BookItem::Chapter(ch) = item {
+                match expand(&ch.content, |s| self.lookup(s)) {
+                    Ok(s) => ch.content = s,
+                    Err(es) => errors.extend(es.into_iter().map(|e| format!("{}: {e}", ch.name))),
+                }
+            }
+        });
+        if !errors.is_empty() {
+            bail!("generated values could not be filled in:\n  {}", errors.join("\n  "));
+        }
+        Ok(book)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn values() -> (tempfile::TempDir, Values) {
+        let dir = tempfile::tempdir().unwrap();
+        let ch = dir.path().join("ch09");
+        std::fs::create_dir_all(&ch).unwrap();
+        std::fs::write(
+            ch.join("results.json"),
+            r#"{"a": {"n": 536064, "x": 0.25, "s": "full rank", "l": [1, 2]}}"#,
+        )
+        .unwrap();
+        let v = Values::new(dir.path().to_path_buf());
+        (dir, v)
+    }
+
+    #[test]
+    fn directives_are_replaced_with_generated_values() {
+        let (_d, v) = values();
+        let text = "n = {{#value ch09.a.n | thousands}}, x = {{#value ch09.a.x}} ({{#value ch09.a.x | 1}}), \
+                    {{#value ch09.a.s}}, {{#value ch09.a.l.1}}.";
+        assert_eq!(expand(text, |s| v.lookup(s)).unwrap(), "n = 536,064, x = 0.25 (0.2), full rank, 2.");
+    }
+
+    #[test]
+    fn missing_keys_files_and_bad_filters_are_errors() {
+        let (_d, v) = values();
+        let errs =
+            expand("{{#value ch09.a.missing}} {{#value ch42.a}} {{#value ch09.a.x | thousands}}", |s| {
+                v.lookup(s)
+            })
+            .unwrap_err();
+        assert_eq!(errs.len(), 3, "{errs:?}");
+        assert!(errs[0].contains("missing"), "{}", errs[0]);
+        assert!(errs[1].contains("ch42"), "{}", errs[1]);
+        assert!(expand("{{#value ch09.a", |s| v.lookup(s)).is_err());
+    }
+}

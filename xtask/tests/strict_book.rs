@@ -1,0 +1,130 @@
+//! The strict book build fails on each way mdBook would otherwise fail silently.
+//! Each test builds a small fixture book in a temporary folder, breaks one thing, and requires
+//! the build to fail with a message that names the problem.
+
+use std::fs;
+use std::path::Path;
+
+use xtask::bookcheck;
+
+/// A small valid book: one page with an anchored include, a generated value, math and a figure.
+fn fixture() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    fs::write(root.join("book.toml"), "[book]\ntitle = \"Fixture\"\nsrc = \"src\"\n\n[build]\ncreate-missing = false\n\n[output.html]\ndefault-theme = \"light\"\n").unwrap();
+    fs::create_dir_all(root.join("src/generated/ch09")).unwrap();
+    fs::create_dir_all(root.join("code")).unwrap();
+    fs::write(root.join("src/SUMMARY.md"), "# Summary\n\n- [Page](page.md)\n").unwrap();
+    fs::write(
+        root.join("code/lib.rs"),
+        "// ANCHOR: shown\npub fn shown() -> u32 { 7 }\n// ANCHOR_END: shown\n",
+    )
+    .unwrap();
+    fs::write(root.join("src/generated/ch09/results.json"), "{\"answer\": 42}\n").unwrap();
+    fs::write(
+        root.join("src/generated/ch09/fig.svg"),
+        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"4\" height=\"4\"></svg>\n",
+    )
+    .unwrap();
+    fs::write(
+        root.join("src/page.md"),
+        "# Page\n\nThe answer is {{#value ch09.answer}}, and $x^2$ is math.\n\n\
+         ```rust,ignore\n{{#include ../code/lib.rs:shown}}\n```\n\n![figure](generated/ch09/fig.svg)\n",
+    )
+    .unwrap();
+    dir
+}
+
+fn error_of(root: &Path) -> String {
+    match bookcheck::build(root) {
+        Ok(_) => panic!("the broken book built without an error"),
+        Err(e) => format!("{e:#}"),
+    }
+}
+
+fn edit(root: &Path, file: &str, from: &str, to: &str) {
+    let p = root.join(file);
+    let text = fs::read_to_string(&p).unwrap();
+    assert!(text.contains(from), "fixture has no `{from}`");
+    fs::write(&p, text.replace(from, to)).unwrap();
+}
+
+#[test]
+fn the_valid_fixture_builds_with_values_math_and_code() {
+    let dir = fixture();
+    let built = bookcheck::build(dir.path()).unwrap();
+    let html = fs::read_to_string(built.out_dir.join("page.html")).unwrap();
+    assert!(html.contains("The answer is 42"), "value not filled in");
+    assert!(html.contains("<math"), "math not rendered");
+    assert!(html.contains("shown()"), "code not included");
+    assert!(built.out_dir.join("mathml/styles.css").is_file());
+}
+
+#[test]
+fn a_missing_include_file_fails() {
+    let dir = fixture();
+    edit(dir.path(), "src/page.md", "../code/lib.rs:shown", "../code/missing.rs:shown");
+    assert!(error_of(dir.path()).contains("missing.rs"));
+}
+
+#[test]
+fn a_missing_anchor_fails() {
+    let dir = fixture();
+    edit(dir.path(), "src/page.md", "lib.rs:shown", "lib.rs:hidden");
+    assert!(error_of(dir.path()).contains("no anchor `hidden`"));
+}
+
+#[test]
+fn an_empty_anchor_fails() {
+    let dir = fixture();
+    edit(dir.path(), "code/lib.rs", "pub fn shown() -> u32 { 7 }\n", "");
+    assert!(error_of(dir.path()).contains("empty"));
+}
+
+#[test]
+fn an_unknown_html_setting_fails() {
+    let dir = fixture();
+    edit(
+        dir.path(),
+        "book.toml",
+        "default-theme = \"light\"",
+        "default-theme = \"light\"\nmathjax-suport = true",
+    );
+    assert!(error_of(dir.path()).contains("output.html"));
+}
+
+#[test]
+fn a_missing_generated_value_fails() {
+    let dir = fixture();
+    edit(dir.path(), "src/page.md", "ch09.answer", "ch09.question");
+    assert!(error_of(dir.path()).contains("question"));
+}
+
+#[test]
+fn invalid_math_fails() {
+    let dir = fixture();
+    edit(dir.path(), "src/page.md", "$x^2$", "$\\frac{x}$");
+    assert!(error_of(dir.path()).contains("LaTeX"));
+}
+
+#[test]
+fn a_missing_figure_fails() {
+    let dir = fixture();
+    fs::remove_file(dir.path().join("src/generated/ch09/fig.svg")).unwrap();
+    assert!(error_of(dir.path()).contains("missing image"));
+}
+
+#[test]
+fn a_page_missing_from_disk_fails() {
+    let dir = fixture();
+    edit(dir.path(), "src/SUMMARY.md", "- [Page](page.md)", "- [Page](page.md)\n- [Gone](gone.md)");
+    let e = error_of(dir.path());
+    assert!(e.contains("gone"), "{e}");
+}
+
+#[test]
+fn a_book_that_would_create_missing_pages_is_refused() {
+    let dir = fixture();
+    edit(dir.path(), "book.toml", "create-missing = false", "create-missing = true");
+    assert!(error_of(dir.path()).contains("create-missing"));
+}
