@@ -32,8 +32,12 @@ enum Cmd {
         #[arg(long)]
         no_generate: bool,
     },
-    /// Run every check: fmt, clippy, tests, exercises, freshness, book.
-    Test,
+    /// Run every check: fmt, clippy, tests, exercises, freshness, book, browser.
+    Test {
+        /// Skip the browser check (it needs Debian's Chromium, installed when run as root).
+        #[arg(long)]
+        skip_browser: bool,
+    },
     /// Build the book strictly from the committed results (no chapter is run).
     CheckBook,
     /// List the chapters whose committed outputs are stale.
@@ -65,7 +69,7 @@ fn run(cli: Cli) -> Result<()> {
             );
             Ok(())
         }
-        Cmd::Test => test(&root),
+        Cmd::Test { skip_browser } => test(&root, skip_browser),
         Cmd::CheckBook => {
             let built = step("book", || bookcheck::build(&root))?;
             println!("book OK: {} pages in {}", built.pages.len(), built.out_dir.display());
@@ -195,7 +199,7 @@ fn has_exercises(root: &Path) -> bool {
     root.join("exercises/Cargo.toml").is_file()
 }
 
-fn test(root: &Path) -> Result<()> {
+fn test(root: &Path, skip_browser: bool) -> Result<()> {
     let start = Instant::now();
     step("cargo fmt --check", || {
         let mut c = cargo(root);
@@ -209,7 +213,24 @@ fn test(root: &Path) -> Result<()> {
             c.args(["--exclude", "exercises"]);
         }
         c.args(["--", "-D", "warnings"]);
-        status(c)
+        status(c)?;
+        if has_exercises(root) {
+            // The reference solutions are linted; the starters hold `todo!()` by design.
+            let mut c = cargo(root);
+            c.args([
+                "clippy",
+                "--release",
+                "-p",
+                "exercises",
+                "--all-targets",
+                "--features",
+                "solutions",
+                "--quiet",
+            ]);
+            c.args(["--", "-D", "warnings"]);
+            status(c)?;
+        }
+        Ok(())
     })?;
     step("cargo test (release, insta in CI mode)", || {
         let mut c = cargo(root);
@@ -236,6 +257,18 @@ fn test(root: &Path) -> Result<()> {
         }
     })?;
     let built = step("book (strict)", || bookcheck::build(root))?;
+    if skip_browser {
+        eprintln!("browser check skipped (--skip-browser)");
+    } else {
+        step("browser check (Chromium, offline)", || {
+            let mut c = Command::new("bash");
+            c.current_dir(root)
+                .arg("ci/browser-check.sh")
+                .arg(&built.out_dir)
+                .arg(target_dir(root).join("browser"));
+            status(c)
+        })?;
+    }
     eprintln!(
         "All checks passed in {:.0} s; the book ({} pages) is in {}",
         start.elapsed().as_secs_f64(),

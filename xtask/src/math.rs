@@ -25,34 +25,67 @@ pub fn render(latex: &str, display: bool) -> Result<String> {
     };
     let mut out = String::new();
     push_mathml(&mut out, events.into_iter(), config)?;
-    Ok(protect_from_markdown(&out.replace('\n', " ")))
+    Ok(sanitize(&out.replace('\n', " ")))
 }
 
-/// MathML sits inside Markdown, whose parser would read `*`, `_`, `\` and friends in the text
-/// between tags as formatting. Replace them there with character references.
-fn protect_from_markdown(html: &str) -> String {
-    let mut out = String::with_capacity(html.len());
-    let mut in_tag = false;
-    for c in html.chars() {
-        match c {
-            '<' => in_tag = true,
-            '>' => in_tag = false,
-            _ => {}
+/// Make the renderer's MathML safe to embed in Markdown and HTML, in one pass:
+///
+/// - pulldown-latex writes the operators `<` and `>` unescaped (`<mo><</mo>`), and `&` too; in
+///   text they become `&lt;`, `&gt;` and `&amp;` (a `<` opens a tag only before a letter or `/`);
+/// - it sometimes omits the space between two attributes (`stretchy="true"minsize=`);
+/// - Markdown would read `*`, `_`, `\` and friends in the text as formatting, so they become
+///   character references.
+fn sanitize(html: &str) -> String {
+    let chars: Vec<char> = html.chars().collect();
+    let mut out = String::with_capacity(html.len() + 16);
+    let (mut in_tag, mut in_quote) = (false, false);
+    for (i, &c) in chars.iter().enumerate() {
+        let next = chars.get(i + 1).copied();
+        if in_tag {
+            out.push(c);
+            match c {
+                '"' if in_quote => {
+                    in_quote = false;
+                    if next.is_some_and(|n| n.is_alphabetic()) {
+                        out.push(' ');
+                    }
+                }
+                '"' => in_quote = true,
+                '>' if !in_quote => in_tag = false,
+                _ => {}
+            }
+            continue;
         }
         match c {
-            '*' | '_' | '\\' | '`' | '[' | ']' | '~' | '$' | '|' if !in_tag => {
-                out.push_str(&format!("&#{};", c as u32))
+            '<' if next.is_some_and(|n| n.is_ascii_alphabetic() || n == '/') => {
+                in_tag = true;
+                out.push(c);
             }
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            // An entity the renderer wrote itself (`&nbsp;`, `&#8203;`) stays; a bare `&` is escaped.
+            '&' if is_entity(&chars[i + 1..]) => out.push(c),
+            '&' => out.push_str("&amp;"),
+            '*' | '_' | '\\' | '`' | '[' | ']' | '~' | '$' | '|' => out.push_str(&format!("&#{};", c as u32)),
             _ => out.push(c),
         }
     }
     out
 }
 
+/// Does the text after an `&` spell an entity name or number followed by `;`?
+fn is_entity(rest: &[char]) -> bool {
+    let body: Vec<char> =
+        rest.iter().copied().take_while(|c| c.is_ascii_alphanumeric() || *c == '#').take(12).collect();
+    !body.is_empty() && rest.get(body.len()) == Some(&';')
+}
+
 /// Replace the math in one page.
 pub fn process(text: &str) -> Result<String> {
     let mut out = String::with_capacity(text.len());
     let mut fence: Option<String> = None;
+    // Consecutive prose lines, so inline math may wrap across a line break.
+    let mut para = String::new();
     let mut lines = text.split_inclusive('\n').peekable();
     while let Some(line) = lines.next() {
         let trimmed = line.trim_start();
@@ -63,13 +96,17 @@ pub fn process(text: &str) -> Result<String> {
             out.push_str(line);
             continue;
         }
-        if trimmed.starts_with("```") || trimmed.starts_with("~~~") {
+        let is_fence = trimmed.starts_with("```") || trimmed.starts_with("~~~");
+        let is_display = trimmed.starts_with("$$");
+        if is_fence || is_display || trimmed.trim().is_empty() {
+            out.push_str(&inline(&para)?);
+            para.clear();
+        }
+        if is_fence {
             let c = trimmed.chars().next().unwrap_or('`');
             fence = Some(trimmed.chars().take_while(|&x| x == c).collect());
             out.push_str(line);
-            continue;
-        }
-        if trimmed.starts_with("$$") {
+        } else if is_display {
             // Display math: up to the line that ends with `$$` (possibly this one).
             let mut body = trimmed.trim_end().trim_start_matches("$$").to_string();
             let mut closed = body.ends_with("$$");
@@ -82,17 +119,20 @@ pub fn process(text: &str) -> Result<String> {
             let latex = body.trim_end().trim_end_matches("$$").trim();
             out.push_str(&render(latex, true)?);
             out.push('\n');
-            continue;
+        } else if trimmed.trim().is_empty() {
+            out.push_str(line);
+        } else {
+            para.push_str(line);
         }
-        out.push_str(&inline(line)?);
     }
+    out.push_str(&inline(&para)?);
     if fence.is_some() {
         bail!("unterminated code fence");
     }
     Ok(out)
 }
 
-/// Inline math within one line, skipping code spans.
+/// Inline math within a paragraph, skipping code spans.
 fn inline(line: &str) -> Result<String> {
     let chars: Vec<char> = line.chars().collect();
     let mut out = String::with_capacity(line.len());
@@ -187,6 +227,27 @@ mod tests {
         let block = out.lines().find(|l| l.contains("display=\"block\"")).unwrap();
         let text_only: String = block.split('<').map(|s| s.split_once('>').map_or(s, |x| x.1)).collect();
         assert!(!text_only.contains('_'), "{text_only}");
+    }
+
+    #[test]
+    fn operators_and_attributes_come_out_as_valid_html() {
+        let lt = render("a < b > c", false).unwrap();
+        assert!(lt.contains("<mo>&lt;</mo>") && lt.contains("<mo>&gt;</mo>"), "{lt}");
+        let big = render("\\big( x \\big)", false).unwrap();
+        assert!(!big.contains("\"minsize"), "{big}");
+        let cases = render("f = \\begin{cases} 0 & x < 0 \\\\ 1 & x \\ge 0 \\end{cases}", true).unwrap();
+        assert!(cases.contains("<mtable") || cases.contains("<mtd"), "{cases}");
+        assert!(!cases.contains(" & "), "{cases}");
+        let text = render("\\text{if query } i", false).unwrap();
+        assert!(!text.contains("&amp;nbsp;"), "{text}");
+    }
+
+    #[test]
+    fn inline_math_may_wrap_across_lines_but_not_paragraphs() {
+        let out = process("the rank of $Q\nK^\\top$ is small\n").unwrap();
+        assert!(out.contains("<math") && !out.contains('$'), "{out}");
+        let out = process("a $5 bill\n\nand $3 more\n").unwrap();
+        assert_eq!(out, "a $5 bill\n\nand $3 more\n");
     }
 
     #[test]
