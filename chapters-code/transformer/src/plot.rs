@@ -130,9 +130,9 @@ impl LineChart<'_> {
     }
 }
 
-/// A heat map of a matrix with row and column labels; values are expected in `[0, 1]`
-/// (attention weights), drawn from white (0) to dark blue (1). Cells equal to `None` are
-/// drawn grey and hatched-free: "not allowed" under a mask.
+/// A heat map of a matrix with row and column labels, for non-negative values such as attention
+/// weights: white at 0, dark blue at the largest value, with a colour bar. Cells equal to `None`
+/// are drawn grey: "blocked" under a mask.
 pub struct Heatmap<'a> {
     pub title: &'a str,
     pub rows: &'a [String],
@@ -148,41 +148,62 @@ impl Heatmap<'_> {
         if self.values.len() != nr || self.values.iter().any(|r| r.len() != nc) {
             anyhow::bail!("heat map values must be {nr} × {nc}");
         }
+        // Colours run from white (0) to dark blue at the largest value, shown on a colour bar.
+        let vmax =
+            self.values.iter().flatten().flatten().copied().filter(|v| v.is_finite()).fold(0.0, f64::max);
+        let vmax = if vmax > 0.0 { vmax } else { 1.0 };
+        let colour_of = |v: f64| {
+            let t = (v / vmax).clamp(0.0, 1.0);
+            let mix = |hi: u8, lo: u8| (f64::from(hi) + (f64::from(lo) - f64::from(hi)) * t) as u8;
+            RGBColor(mix(255, 8), mix(255, 48), mix(255, 107))
+        };
+        // Room for labels: about 7 px per character at 13 px.
+        let chars = |v: &[String]| v.iter().map(|s| s.chars().count()).max().unwrap_or(1) as i32;
         let cell = (360 / nr.max(nc)).clamp(12, 40) as i32;
-        let (w, h) = (120 + cell * nc as i32 + 20, 90 + cell * nr as i32 + 40);
+        let left = 16 + 7 * chars(self.rows).max(chars(&[self.y_label.to_string()]) / 2);
+        let top = 40 + 7 * chars(self.cols) + 8;
+        let grid_w = cell * nc as i32;
+        let (w, h) = (left + grid_w + 110, top + cell * nr as i32 + 44);
         let mut svg = String::new();
         {
             let root = SVGBackend::with_string(&mut svg, (w as u32, h as u32)).into_drawing_area();
             root.fill(&WHITE).map_err(err)?;
             let font = ("sans-serif", 13).into_font();
-            root.draw(&Text::new(self.title, (10, 8), ("sans-serif", 17).into_font())).map_err(err)?;
-            let (x0, y0) = (110, 70);
+            root.draw(&Text::new(self.title, (10, 10), ("sans-serif", 17).into_font())).map_err(err)?;
             for (j, c) in self.cols.iter().enumerate() {
-                let x = x0 + cell * j as i32 + cell / 2 - 4;
+                let x = left + cell * j as i32 + cell / 2 - 6;
                 let style = font.clone().transform(FontTransform::Rotate270);
-                root.draw(&Text::new(c.as_str(), (x, y0 - 6), style)).map_err(err)?;
+                root.draw(&Text::new(c.as_str(), (x, top - 6), style)).map_err(err)?;
             }
             for (i, r) in self.rows.iter().enumerate() {
-                let y = y0 + cell * i as i32 + cell / 2 - 6;
+                let y = top + cell * i as i32 + cell / 2 - 6;
                 root.draw(&Text::new(r.as_str(), (10, y), font.clone())).map_err(err)?;
                 for (j, v) in self.values[i].iter().enumerate() {
-                    let (x, yy) = (x0 + cell * j as i32, y0 + cell * i as i32);
-                    let colour = match v {
-                        Some(v) => {
-                            let t = v.clamp(0.0, 1.0);
-                            let mix =
-                                |hi: u8, lo: u8| (f64::from(hi) + (f64::from(lo) - f64::from(hi)) * t) as u8;
-                            RGBColor(mix(255, 8), mix(255, 48), mix(255, 107))
-                        }
-                        None => RGBColor(200, 200, 200),
-                    };
+                    let (x, yy) = (left + cell * j as i32, top + cell * i as i32);
+                    let colour = v.map_or(RGBColor(190, 190, 190), colour_of);
                     root.draw(&Rectangle::new([(x, yy), (x + cell - 1, yy + cell - 1)], colour.filled()))
                         .map_err(err)?;
                 }
             }
-            let bottom = y0 + cell * nr as i32 + 18;
-            root.draw(&Text::new(self.x_label, (x0, bottom), font.clone())).map_err(err)?;
-            root.draw(&Text::new(self.y_label, (10, y0 - 24), font)).map_err(err)?;
+            let bottom = top + cell * nr as i32 + 18;
+            root.draw(&Text::new(self.x_label, (left, bottom), font.clone())).map_err(err)?;
+            root.draw(&Text::new(format!("rows: {}", self.y_label), (10, bottom + 16), font.clone()))
+                .map_err(err)?;
+            // Colour bar.
+            let (bx, bh) = (left + grid_w + 20, (cell * nr as i32).max(60));
+            for k in 0..bh {
+                let v = vmax * f64::from(bh - k) / f64::from(bh);
+                root.draw(&Rectangle::new([(bx, top + k), (bx + 14, top + k + 1)], colour_of(v).filled()))
+                    .map_err(err)?;
+            }
+            root.draw(&Text::new(format!("{vmax:.2}"), (bx + 20, top - 4), font.clone())).map_err(err)?;
+            root.draw(&Text::new("0", (bx + 20, top + bh - 10), font.clone())).map_err(err)?;
+            root.draw(&Rectangle::new(
+                [(bx, top + bh + 10), (bx + 14, top + bh + 24)],
+                RGBColor(190, 190, 190).filled(),
+            ))
+            .map_err(err)?;
+            root.draw(&Text::new("blocked", (bx + 20, top + bh + 11), font)).map_err(err)?;
             root.present().map_err(err)?;
         }
         Ok(svg)
