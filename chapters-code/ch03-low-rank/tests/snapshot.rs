@@ -1,0 +1,62 @@
+//! The quick configuration's report, rounded, as an insta snapshot; and its outputs on disk.
+
+use ch03_low_rank::experiments::{RunConfig, run};
+use serde_json::Value;
+
+/// The report without the numbers that sit at floating-point noise, which differ between
+/// machines (SIMD width, summation order) even after rounding: SVD condition numbers and
+/// determinants of near-singular matrices, ranks at the machine-precision tolerances, and
+/// distances that have collapsed to about 1e-15. `results.json` keeps all of them.
+fn stable_view(report: &impl serde::Serialize) -> Value {
+    let mut v = serde_json::to_value(report).unwrap();
+    for masks in v["points"].as_object_mut().unwrap().values_mut() {
+        for summary in masks.as_object_mut().unwrap().values_mut() {
+            let m = summary.as_object_mut().unwrap();
+            for key in ["log10_cond", "log10_abs_det_svd", "rank_eps", "rank_1e10"] {
+                m.remove(key).unwrap();
+            }
+        }
+    }
+    for masks in v["collapse"]["series"].as_object_mut().unwrap().values_mut() {
+        for series in masks.as_object_mut().unwrap().values_mut() {
+            let s = series.as_object_mut().unwrap();
+            for key in ["log10_std", "layer1", "layer2", "last"] {
+                s.remove(key).unwrap();
+            }
+            for x in s["log10_mean"].as_array_mut().unwrap() {
+                if x.as_f64().unwrap() < -12.0 {
+                    *x = Value::String("below 1e-12".into());
+                }
+            }
+        }
+    }
+    for model in v["trained"].as_object_mut().unwrap().values_mut() {
+        for when in ["init", "trained"] {
+            for head in model[when].as_array_mut().unwrap() {
+                head.as_object_mut().unwrap().remove("log10_cond").unwrap();
+            }
+        }
+    }
+    v
+}
+
+#[test]
+fn quick_report_matches_the_snapshot_and_writes_every_output() {
+    let outcome = run(&RunConfig::quick()).unwrap();
+    let r = &outcome.report;
+    assert!(r.checks.causal_det_positive);
+    assert!(r.hadamard.all_within_bound);
+    assert_eq!(r.checks.output_rank_max_excess, 0);
+    insta::assert_json_snapshot!("quick_report", stable_view(r));
+
+    let dir = std::env::temp_dir().join(format!("ch03-quick-{}", std::process::id()));
+    outcome.write(&dir).unwrap();
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("results.json")).unwrap()).unwrap();
+    assert!(json["timing"]["sweep_seconds"].is_number());
+    assert!(json["points"]["n64_d16_b0p1"]["causal"]["effective_rank"]["mean"].is_number());
+    for f in ["spectra.svg", "collapse.svg", "headline.md", "hadamard.md", "trained.md"] {
+        assert!(dir.join(f).exists(), "{f}");
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}
