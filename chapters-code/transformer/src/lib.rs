@@ -15,15 +15,18 @@
 
 pub mod attention;
 pub mod config;
+pub mod corpus;
 pub mod flops;
 pub mod io;
 pub mod layers;
 pub mod loss;
 pub mod mask;
 pub mod model;
+pub mod objectives;
 pub mod params;
 pub mod plot;
 pub mod rng;
+pub mod tokenizer;
 pub mod train;
 
 pub use attention::{CrossAttention, KvCache, SelfAttention};
