@@ -12,6 +12,7 @@ pub const CHAPTERS: &[Chapter] = &[
     // One line per chapter, in book order, e.g.
     // Chapter { id: "ch01", package: "ch01-four-masks" },
     Chapter { id: "ch01", package: "ch01-four-masks" },
+    Chapter { id: "ch02", package: "ch02-what-tokens-teach" },
     Chapter { id: "ch03", package: "ch03-low-rank" },
     Chapter { id: "ch06", package: "ch06-kv-cache" },
 ];
