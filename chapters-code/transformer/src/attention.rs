@@ -5,6 +5,7 @@ use candle_core::{Result, Tensor};
 
 use crate::config::Config;
 use crate::flops;
+use crate::kernels::{self, Lever};
 use crate::layers::{INIT_STD, Linear, softmax_last};
 use crate::mask::MaskKind;
 use crate::params::Scope;
@@ -75,14 +76,23 @@ fn attend(q: &Tensor, k: &Tensor, v: &Tensor, mask: Option<&Tensor>) -> Result<(
     let rep = h / g;
     flops::add(2 * 2 * (b * h * t_q * t_k * hd) as u64);
     let q = q.reshape((b, g, rep * t_q, hd))?;
-    let scores = (q.matmul(&k.t()?)? * (1.0 / (hd as f64).sqrt()))?.reshape((b, h, t_q, t_k))?;
-    let scores = match mask {
-        Some(m) => scores.broadcast_add(m)?,
-        None => scores,
-    };
-    let probs = softmax_last(&scores)?;
+    let scores = q.matmul(&k.t()?)?.reshape((b, h, t_q, t_k))?;
+    let probs = scaled_masked_softmax(&scores, 1.0 / (hd as f64).sqrt(), mask)?;
     let out = probs.reshape((b, g, rep * t_q, t_k))?.matmul(v)?.reshape((b, h, t_q, hd))?;
     Ok((out, probs))
+}
+
+/// `softmax(scale · scores + mask)` over the keys.
+fn scaled_masked_softmax(scores: &Tensor, scale: f64, mask: Option<&Tensor>) -> Result<Tensor> {
+    if kernels::enabled(Lever::Softmax) {
+        return kernels::softmax(scores, scale, mask); // one fused pass, same result
+    }
+    let scores = (scores * scale)?;
+    let scores = match mask {
+        Some(m) => scores.broadcast_add(&m.to_dtype(scores.dtype())?)?,
+        None => scores,
+    };
+    softmax_last(&scores)
 }
 // ANCHOR_END: sdpa
 
@@ -130,6 +140,14 @@ impl SelfAttention {
         let (b, t, d) = x.dims3()?;
         let (h, g) = (self.n_heads, self.n_kv_heads);
         let hd = d / h;
+        if cache.is_none() && !trace && kernels::enabled(Lever::Attention) {
+            // Training: the same attention, computed straight from the fused projection.
+            flops::add(2 * 2 * (b * h * t * t * hd) as u64);
+            let additive = mask.additive(b, t, t, 0)?;
+            let scale = 1.0 / (hd as f64).sqrt();
+            let out = kernels::attention(&self.qkv.forward(x)?, h, g, scale, additive.as_ref())?;
+            return Ok((self.out.forward(&out)?, None));
+        }
         let qkv = self.qkv.forward(x)?.reshape((b, t, h + 2 * g, hd))?.transpose(1, 2)?;
         let q = qkv.narrow(1, 0, h)?.contiguous()?;
         let k_new = qkv.narrow(1, h, g)?.contiguous()?;

@@ -1,11 +1,14 @@
 //! The small layers: linear maps, LayerNorm, the GELU MLP, softmax and positions.
 //!
-//! Everything here is built from differentiable candle operations. candle 0.11's fused
-//! `softmax_last_dim`, `LayerNorm` module and `RmsNorm` give no gradient, so they are not used.
+//! Each layer is written here with differentiable candle operations, the version the book
+//! explains; by default the same computation runs as one of our fused kernels (see
+//! [`crate::kernels`], tested against these lines). candle 0.11's fused `softmax_last_dim`,
+//! `LayerNorm` module and `RmsNorm` give no gradient, so they are not used.
 
 use candle_core::{D, Result, Tensor};
 
 use crate::flops;
+use crate::kernels::{self, Lever};
 use crate::params::Scope;
 
 /// Standard deviation of the initial weights (GPT-2's choice).
@@ -32,6 +35,11 @@ impl Linear {
         let rows = x.elem_count() / d_in;
         *out_shape.last_mut().expect("input has a last dimension") = d_out;
         flops::add(2 * (rows * d_in * d_out) as u64);
+        if kernels::enabled(Lever::Linear) {
+            // The same product, starting from the bias, in one call (see `kernels`).
+            let y = kernels::linear(&x.reshape((rows, d_in))?, &self.weight, self.bias.as_ref())?;
+            return y.reshape(out_shape);
+        }
         let y = x.reshape((rows, d_in))?.matmul(&self.weight.t()?)?;
         let y = match &self.bias {
             Some(b) => y.broadcast_add(b)?,
@@ -57,6 +65,10 @@ impl LayerNorm {
     }
 
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        if kernels::enabled(Lever::LayerNorm) {
+            // The same computation as below, fused into one pass (see `kernels`).
+            return kernels::layer_norm(x, &self.gain, &self.bias, Self::EPS);
+        }
         let mean = x.mean_keepdim(D::Minus1)?;
         let centred = x.broadcast_sub(&mean)?;
         let var = centred.sqr()?.mean_keepdim(D::Minus1)?;
@@ -82,8 +94,13 @@ impl Mlp {
     }
 
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        self.down.forward(&self.up.forward(x)?.gelu()?)
+        self.down.forward(&gelu(&self.up.forward(x)?)?)
     }
+}
+
+/// GELU, tanh approximation: `0.5 · x · (1 + tanh(√(2/π) · (x + 0.044715 · x³)))`.
+pub fn gelu(x: &Tensor) -> Result<Tensor> {
+    if kernels::enabled(Lever::Gelu) { kernels::gelu(x) } else { x.gelu() }
 }
 
 // ANCHOR: softmax
@@ -91,6 +108,9 @@ impl Mlp {
 /// detached because softmax does not depend on it, which saves a backward pass through `max`.
 /// Masked entries hold −∞ and come out as exactly 0.
 pub fn softmax_last(x: &Tensor) -> Result<Tensor> {
+    if kernels::enabled(Lever::Softmax) {
+        return kernels::softmax(x, 1.0, None); // the same, fused into one pass
+    }
     let max = x.max_keepdim(D::Minus1)?.detach();
     let e = x.broadcast_sub(&max)?.exp()?;
     e.broadcast_div(&e.sum_keepdim(D::Minus1)?)

@@ -8,16 +8,21 @@
 //! - [`config`]: exact parameter and FLOP formulas, checked against the real variables;
 //! - [`loss`], [`train`]: a masked cross-entropy and a deterministic AdamW training loop;
 //! - [`io`], [`plot`]: atomic writes of JSON, safetensors checkpoints and SVG figures;
-//! - [`rng`]: the one seeded ChaCha generator used for data, masking and initialisation.
+//! - [`rng`]: the one seeded ChaCha generator used for data, masking and initialisation;
+//! - [`kernels`]: fused CPU kernels with hand-written backward passes (linear, LayerNorm,
+//!   attention, softmax, GELU, cross-entropy, AdamW), each one a switchable lever.
 //!
-//! Every tensor lives on the CPU in `f32`. Only differentiable candle operations are used in
-//! anything that trains (candle 0.11's fast softmax and LayerNorm kernels have no backward pass).
+//! Every tensor lives on the CPU in `f32`. Anything that trains uses either differentiable
+//! candle operations or our own kernels, whose backward passes are tested against those
+//! operations and finite differences (candle 0.11's fast softmax and LayerNorm kernels have
+//! no backward pass, so they are never used).
 
 pub mod attention;
 pub mod config;
 pub mod corpus;
 pub mod flops;
 pub mod io;
+pub mod kernels;
 pub mod layers;
 pub mod loss;
 pub mod mask;

@@ -2,6 +2,7 @@
 
 use candle_core::{D, DType, Result, Tensor};
 
+use crate::kernels::{self, Lever};
 use crate::layers::log_softmax_last;
 
 // ANCHOR: masked_ce
@@ -18,6 +19,9 @@ pub fn masked_cross_entropy(logits: &Tensor, targets: &Tensor, weights: &Tensor)
 
 /// Negative log-likelihood of each target, `[b, t]`.
 pub fn token_nll(logits: &Tensor, targets: &Tensor) -> Result<Tensor> {
+    if kernels::enabled(Lever::CrossEntropy) {
+        return kernels::nll(logits, targets); // the same, fused: lse(logits) − logits[target]
+    }
     let logp = log_softmax_last(logits)?;
     let picked = logp.gather(&targets.to_dtype(DType::U32)?.unsqueeze(D::Minus1)?, D::Minus1)?;
     picked.squeeze(D::Minus1)?.neg()

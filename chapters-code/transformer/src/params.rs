@@ -21,6 +21,7 @@ pub struct ParamStore {
 impl ParamStore {
     /// An empty store whose initial values come from `seed`.
     pub fn new(seed: u64) -> Self {
+        crate::kernels::configure_threads();
         ParamStore { vars: RefCell::new(Vec::new()), rng: RefCell::new(rng::stream(seed, "init")) }
     }
 

@@ -4,6 +4,7 @@
 //! Deterministic by construction: the data generator is seeded, the initial weights come from
 //! the parameter store's seeded generator, and nothing else is random.
 
+use std::sync::Mutex;
 use std::time::Instant;
 
 use anyhow::{Context, bail};
@@ -11,6 +12,7 @@ use candle_core::{Tensor, Var, backprop::GradStore};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::{Deserialize, Serialize};
 
+use crate::kernels::{self, Lever};
 use crate::params::ParamStore;
 use crate::rng::{self, Rng};
 
@@ -111,8 +113,9 @@ pub struct TrainLog {
 /// AdamW (Loshchilov & Hutter 2019) with decoupled weight decay on matrices only.
 pub struct AdamW {
     vars: Vec<(String, Var)>,
-    m: Vec<Tensor>,
-    v: Vec<Tensor>,
+    /// First and second moments of each variable's gradient.
+    m: Vec<Vec<f32>>,
+    v: Vec<Vec<f32>>,
     t: i32,
     cfg: TrainConfig,
 }
@@ -120,9 +123,8 @@ pub struct AdamW {
 impl AdamW {
     pub fn new(store: &ParamStore, cfg: &TrainConfig) -> anyhow::Result<Self> {
         let vars = store.vars();
-        let zeros = |v: &Var| v.as_tensor().zeros_like();
-        let m = vars.iter().map(|(_, v)| zeros(v)).collect::<Result<_, _>>()?;
-        let v = vars.iter().map(|(_, v)| zeros(v)).collect::<Result<_, _>>()?;
+        let m = vars.iter().map(|(_, v)| vec![0f32; v.elem_count()]).collect();
+        let v = vars.iter().map(|(_, v)| vec![0f32; v.elem_count()]).collect();
         Ok(AdamW { vars, m, v, t: 0, cfg: cfg.clone() })
     }
 
@@ -130,11 +132,16 @@ impl AdamW {
     /// and return the gradient norm before clipping. A parameter without a gradient, or a
     /// non-finite gradient, is an error: training must never silently stop learning.
     pub fn step(&mut self, grads: &GradStore, lr: f64) -> anyhow::Result<f64> {
+        let fused = kernels::enabled(Lever::AdamW);
         let mut sq = 0f64;
         let mut gs = Vec::with_capacity(self.vars.len());
         for (name, var) in &self.vars {
             let g = grads.get(var.as_tensor()).with_context(|| format!("{name} received no gradient"))?;
-            sq += f64::from(g.sqr()?.sum_all()?.to_scalar::<f32>()?);
+            sq += if fused {
+                kernels::sum_of_squares(g)?
+            } else {
+                f64::from(g.sqr()?.sum_all()?.to_scalar::<f32>()?)
+            };
             gs.push(g);
         }
         let norm = sq.sqrt();
@@ -147,14 +154,34 @@ impl AdamW {
         let bc1 = 1.0 - b1.powi(self.t);
         let bc2 = 1.0 - b2.powi(self.t);
         for (i, (_, var)) in self.vars.iter().enumerate() {
-            let g = (gs[i] * scale)?;
-            self.m[i] = ((&self.m[i] * b1)? + (&g * (1.0 - b1))?)?;
-            self.v[i] = ((&self.v[i] * b2)? + (g.sqr()? * (1.0 - b2))?)?;
-            let denom = ((&self.v[i] / bc2)?.sqrt()? + self.cfg.eps)?;
-            let update = ((&self.m[i] / bc1)? / denom)?;
             let decay = if var.rank() >= 2 { lr * self.cfg.weight_decay } else { 0.0 };
+            if fused {
+                // The five lines below in one in-place pass over θ, m and v (see `kernels`).
+                let op = kernels::AdamWStep {
+                    m: Mutex::new(&mut self.m[i]),
+                    v: Mutex::new(&mut self.v[i]),
+                    grad_scale: scale as f32,
+                    beta1: b1 as f32,
+                    beta2: b2 as f32,
+                    bias_correction1: bc1 as f32,
+                    bias_correction2: bc2 as f32,
+                    eps: self.cfg.eps as f32,
+                    lr: lr as f32,
+                    decay: decay as f32,
+                };
+                var.as_tensor().inplace_op2(&gs[i].contiguous()?, &op)?;
+                continue;
+            }
+            let shape = var.shape();
+            let g = (gs[i] * scale)?;
+            let m = ((Tensor::from_slice(&self.m[i], shape, var.device())? * b1)? + (&g * (1.0 - b1))?)?;
+            let v =
+                ((Tensor::from_slice(&self.v[i], shape, var.device())? * b2)? + (g.sqr()? * (1.0 - b2))?)?;
+            let denom = ((&v / bc2)?.sqrt()? + self.cfg.eps)?;
+            let update = ((&m / bc1)? / denom)?;
             let theta = ((var.as_tensor() * (1.0 - decay))? - (update * lr)?)?;
             var.set(&theta)?;
+            (self.m[i], self.v[i]) = (m.flatten_all()?.to_vec1()?, v.flatten_all()?.to_vec1()?);
         }
         Ok(norm)
     }

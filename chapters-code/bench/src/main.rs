@@ -1,0 +1,630 @@
+//! How fast the shared library trains and decodes: tokens per second on the reference model
+//! (`Config::tiny()`: vocab 512, d_model 128, 4 heads, 2 layers, seq 64, batch 16), for the
+//! side-by-side comparison with PyTorch in `ci/torch-reference/compare.sh`.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Instant;
+
+use anyhow::Context;
+use candle_core::{D, DType, IndexOp, Tensor};
+use clap::{Parser, ValueEnum};
+use rand::Rng as _;
+use serde::{Deserialize, Serialize};
+use transformer::kernels::{self, Lever};
+use transformer::loss::masked_cross_entropy;
+use transformer::model::Forward;
+use transformer::rng::Rng;
+use transformer::train::{StepLoss, TrainConfig, train};
+use transformer::{Config, DEVICE, DecoderOnly, KvCache, MaskKind, ParamStore};
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Mode {
+    /// Tokens per second of training (forward, backward, AdamW).
+    Train,
+    /// Tokens per second of greedy decoding with the KV cache.
+    Decode,
+    /// Both.
+    All,
+    /// Training speed with the fast kernels switched on one after another, then both.
+    Levers,
+    /// Nothing: only `--save-weights`.
+    Save,
+    /// Nothing measured: write the book's outputs from `--ours-json` and `--torch-json`.
+    Report,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum Preset {
+    /// The reference model of the speed comparison (536,064 parameters).
+    Tiny,
+}
+
+/// Tokens per second of training and of cached decoding.
+#[derive(Parser)]
+#[command(name = "bench", version)]
+struct Cli {
+    /// What to measure.
+    #[arg(value_enum, default_value_t = Mode::All)]
+    mode: Mode,
+    /// The model. Chapter 4's configuration is not fixed yet: pass its shape with the
+    /// `--d-model`, `--layers`, `--heads`, `--seq` and `--batch` overrides.
+    #[arg(long, value_enum, default_value_t = Preset::Tiny)]
+    config: Preset,
+    /// Timed training steps (after the warm-up steps).
+    #[arg(long, default_value_t = 40, value_parser = clap::value_parser!(u32).range(1..))]
+    steps: u32,
+    /// Untimed training steps first.
+    #[arg(long, default_value_t = 5)]
+    warmup: u32,
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
+    d_model: Option<u32>,
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
+    layers: Option<u32>,
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
+    heads: Option<u32>,
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
+    vocab: Option<u32>,
+    /// Sequence length of training (and the model's maximum length).
+    #[arg(long, value_parser = clap::value_parser!(u32).range(2..))]
+    seq: Option<u32>,
+    /// Sequences per training batch.
+    #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u32).range(1..))]
+    batch: u32,
+    /// Sequences decoded side by side.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
+    decode_batch: u32,
+    /// Prompt tokens before decoding (the rest of the maximum length is generated).
+    #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u32).range(1..))]
+    prompt: u32,
+    /// How many times the whole generation is repeated (timed).
+    #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u32).range(1..))]
+    decode_reps: u32,
+    /// Seed of the weights and of the random token batches.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Train three steps, then save the weights here (safetensors), and beside them
+    /// (`<PATH>.check.safetensors`) input ids and the logits we compute for them.
+    #[arg(long)]
+    save_weights: Option<PathBuf>,
+    /// Write the raw measurements here as JSON.
+    #[arg(long)]
+    json: Option<PathBuf>,
+    /// PyTorch's measurements (written by `ci/torch-reference/torch_reference.py`).
+    #[arg(long)]
+    torch_json: Option<PathBuf>,
+    /// Our measurements, written earlier with `--json` (mode `report`; repeat the flag to keep
+    /// the best of several runs).
+    #[arg(long)]
+    ours_json: Vec<PathBuf>,
+    /// The logits check written by `torch_reference.py check --out` (mode `report`).
+    #[arg(long)]
+    check_json: Option<PathBuf>,
+    /// Rounds of the levers measurement (each configuration keeps its best round).
+    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u32).range(1..))]
+    lever_rounds: u32,
+    /// Which levers to switch on (comma-separated names, `all` or `none`); default all.
+    #[arg(long, default_value = "all")]
+    levers: String,
+    /// Write `results.json` and `speed.md` for the book into this folder.
+    #[arg(long)]
+    out: Option<PathBuf>,
+}
+
+struct Settings {
+    cfg: Config,
+    batch: usize,
+    seq: usize,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct TrainResult {
+    tokens_per_s: f64,
+    step_ms: f64,
+    steps: usize,
+    first_loss: f64,
+    last_loss: f64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct DecodeResult {
+    tokens_per_s: f64,
+    batch: usize,
+    prompt: usize,
+    new_tokens: usize,
+    reps: usize,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct LeverResult {
+    name: String,
+    tokens_per_s: f64,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+struct Measured {
+    threads: usize,
+    params: usize,
+    config: Option<Config>,
+    batch: usize,
+    seq: usize,
+    train: Option<TrainResult>,
+    decode: Option<DecodeResult>,
+    levers: Vec<LeverResult>,
+}
+
+/// What `torch_reference.py time` writes.
+#[derive(Debug, Clone, Deserialize)]
+struct TorchResults {
+    torch_version: String,
+    threads: usize,
+    train: Option<TrainResult>,
+    decode: Option<DecodeResult>,
+}
+
+fn settings(cli: &Cli) -> anyhow::Result<Settings> {
+    let mut cfg = match cli.config {
+        Preset::Tiny => Config::tiny(),
+    };
+    if let Some(d) = cli.d_model {
+        cfg.d_model = d as usize;
+        cfg.d_ff = 4 * d as usize;
+    }
+    if let Some(l) = cli.layers {
+        cfg.n_layers = l as usize;
+    }
+    if let Some(h) = cli.heads {
+        cfg.n_heads = h as usize;
+        cfg.n_kv_heads = h as usize;
+    }
+    if let Some(v) = cli.vocab {
+        cfg.vocab_size = v as usize;
+    }
+    if let Some(s) = cli.seq {
+        cfg.max_len = s as usize;
+    }
+    cfg.validate()?;
+    if cli.prompt as usize >= cfg.max_len {
+        anyhow::bail!("--prompt ({}) must be shorter than the sequence ({})", cli.prompt, cfg.max_len);
+    }
+    Ok(Settings { seq: cfg.max_len, batch: cli.batch as usize, cfg })
+}
+
+/// `batch` random sequences of `seq + 1` tokens: inputs are the first `seq`, targets the last.
+fn random_batch(r: &mut Rng, batch: usize, seq: usize, vocab: usize) -> anyhow::Result<(Tensor, Tensor)> {
+    let all: Vec<u32> = (0..batch * (seq + 1)).map(|_| r.random_range(0..vocab as u32)).collect();
+    let t = Tensor::from_vec(all, (batch, seq + 1), &DEVICE)?;
+    Ok((t.narrow(1, 0, seq)?.contiguous()?, t.narrow(1, 1, seq)?.contiguous()?))
+}
+
+fn train_config(steps: usize, seed: u64) -> TrainConfig {
+    TrainConfig { steps, lr: 1e-3, warmup: 2, seed, progress: false, ..TrainConfig::default() }
+}
+
+fn bench_train(s: &Settings, steps: usize, warmup: usize, seed: u64) -> anyhow::Result<TrainResult> {
+    let store = ParamStore::new(seed);
+    let model = DecoderOnly::new(&store, "gpt", &s.cfg)?;
+    let ones = Tensor::ones((s.batch, s.seq), DType::F32, &DEVICE)?;
+    let mut starts = Vec::new();
+    let log = train(
+        &store,
+        &train_config(warmup + steps, seed),
+        |_, r| {
+            starts.push(Instant::now());
+            let (x, y) = random_batch(r, s.batch, s.seq, s.cfg.vocab_size)?;
+            let loss = masked_cross_entropy(&model.forward(&x, &MaskKind::Causal)?, &y, &ones)?;
+            Ok(StepLoss { loss, tokens_seen: s.batch * s.seq, tokens_supervised: s.batch * s.seq })
+        },
+        |_| Ok(0.0),
+    )?;
+    let secs = starts[warmup].elapsed().as_secs_f64();
+    Ok(TrainResult {
+        tokens_per_s: (steps * s.batch * s.seq) as f64 / secs,
+        step_ms: 1e3 * secs / steps as f64,
+        steps,
+        first_loss: log.steps[0].loss,
+        last_loss: log.steps.last().map_or(f64::NAN, |l| l.loss),
+    })
+}
+
+/// Greedy decoding with the KV cache: a random prompt, then one token at a time up to the
+/// model's maximum length. The prompt's forward pass is part of the timed work.
+fn bench_decode(
+    s: &Settings,
+    batch: usize,
+    prompt: usize,
+    reps: usize,
+    seed: u64,
+) -> anyhow::Result<DecodeResult> {
+    let store = ParamStore::new(seed);
+    let model = DecoderOnly::new(&store, "gpt", &s.cfg)?;
+    let mut r = transformer::rng::stream(seed, "prompt");
+    let new_tokens = s.seq - prompt;
+    let generate = |ids: &Tensor| -> anyhow::Result<Vec<u32>> {
+        let mut cache: Vec<KvCache> = Vec::new();
+        let mut input = ids.clone();
+        let mut out = Vec::with_capacity(new_tokens * batch);
+        for _ in 0..new_tokens {
+            let logits = model
+                .run(&input, &MaskKind::Causal, Forward { cache: Some(&mut cache), trace: false })?
+                .logits;
+            let t = logits.dim(1)?;
+            let next = logits.i((.., t - 1, ..))?.argmax(D::Minus1)?;
+            out.extend(next.to_vec1::<u32>()?);
+            input = next.unsqueeze(1)?;
+        }
+        Ok(out)
+    };
+    let prompts: Vec<Tensor> = (0..reps + 1)
+        .map(|_| random_batch(&mut r, batch, prompt, s.cfg.vocab_size).map(|(x, _)| x))
+        .collect::<anyhow::Result<_>>()?;
+    generate(&prompts[0])?;
+    let start = Instant::now();
+    for p in &prompts[1..] {
+        generate(p)?;
+    }
+    let secs = start.elapsed().as_secs_f64();
+    Ok(DecodeResult {
+        tokens_per_s: (reps * batch * new_tokens) as f64 / secs,
+        batch,
+        prompt,
+        new_tokens,
+        reps,
+    })
+}
+
+/// Train three steps (so no parameter keeps its initial value), save the weights, and save
+/// input ids with the logits we compute for them, for the PyTorch equality check.
+fn save_weights(s: &Settings, path: &Path, seed: u64) -> anyhow::Result<()> {
+    let store = ParamStore::new(seed);
+    let model = DecoderOnly::new(&store, "gpt", &s.cfg)?;
+    let ones = Tensor::ones((s.batch, s.seq), DType::F32, &DEVICE)?;
+    train(
+        &store,
+        &TrainConfig { lr: 1e-2, ..train_config(3, seed) },
+        |_, r| {
+            let (x, y) = random_batch(r, s.batch, s.seq, s.cfg.vocab_size)?;
+            let loss = masked_cross_entropy(&model.forward(&x, &MaskKind::Causal)?, &y, &ones)?;
+            Ok(StepLoss { loss, tokens_seen: 0, tokens_supervised: 0 })
+        },
+        |_| Ok(0.0),
+    )?;
+    store.save(path)?;
+    let (x, y) = random_batch(&mut transformer::rng::stream(seed, "check"), 4, s.seq, s.cfg.vocab_size)?;
+    let logits = model.forward(&x, &MaskKind::Causal)?;
+    let loss = masked_cross_entropy(&logits, &y, &Tensor::ones((4, s.seq), DType::F32, &DEVICE)?)?;
+    let check: HashMap<String, Tensor> = [
+        ("ids".to_string(), x.to_dtype(DType::I64)?),
+        ("targets".to_string(), y.to_dtype(DType::I64)?),
+        ("logits".to_string(), logits),
+        ("loss".to_string(), loss.reshape(1)?),
+    ]
+    .into();
+    let check_path = PathBuf::from(format!("{}.check.safetensors", path.display()));
+    candle_core::safetensors::save(&check, &check_path)
+        .with_context(|| format!("writing {}", check_path.display()))?;
+    println!(
+        "weights: {} ({} parameters); check: {}",
+        path.display(),
+        store.num_params(),
+        check_path.display()
+    );
+    Ok(())
+}
+
+/// Training speed with the levers switched on cumulatively, in [`Lever::ALL`]'s order. Some
+/// levers act once per process, so each configuration runs in a fresh child process.
+fn bench_levers(cli: &Cli) -> anyhow::Result<Vec<LeverResult>> {
+    let exe = std::env::current_exe()?;
+    let mut out: Vec<LeverResult> = Vec::new();
+    for round in 0..cli.lever_rounds as usize {
+        for k in 0..=Lever::ALL.len() {
+            let on: Vec<&str> = Lever::ALL[..k].iter().map(|l| l.name()).collect();
+            let json = std::env::temp_dir().join(format!("bench-levers-{}-{k}.json", std::process::id()));
+            let mut cmd = std::process::Command::new(&exe);
+            cmd.args(["train", "--steps", &cli.steps.to_string(), "--warmup", &cli.warmup.to_string()])
+                .args(["--batch", &cli.batch.to_string(), "--seed", &cli.seed.to_string()])
+                .arg("--levers")
+                .arg(if on.is_empty() { "none".to_string() } else { on.join(",") })
+                .arg("--json")
+                .arg(&json);
+            for (flag, v) in [
+                ("--d-model", cli.d_model),
+                ("--layers", cli.layers),
+                ("--heads", cli.heads),
+                ("--vocab", cli.vocab),
+                ("--seq", cli.seq),
+            ] {
+                if let Some(v) = v {
+                    cmd.args([flag, &v.to_string()]);
+                }
+            }
+            let status = cmd.stdout(std::process::Stdio::null()).status()?;
+            anyhow::ensure!(status.success(), "the child run with levers {on:?} failed");
+            let m: Measured = serde_json::from_str(&std::fs::read_to_string(&json)?)?;
+            std::fs::remove_file(&json).ok();
+            let tps = m.train.context("child wrote no training result")?.tokens_per_s;
+            let name = match k {
+                0 => "no levers".to_string(),
+                _ => format!("+ {}", Lever::ALL[k - 1].name()),
+            };
+            println!("  {name:<18} {tps:>9.0} tokens/s");
+            // Other processes only slow a run down: keep each configuration's best round.
+            match out.get_mut(k) {
+                Some(best) => best.tokens_per_s = best.tokens_per_s.max(tps),
+                None => out.push(LeverResult { name, tokens_per_s: tps }),
+            }
+        }
+        if round + 1 < cli.lever_rounds as usize {
+            println!("  (next round)");
+        }
+    }
+    Ok(out)
+}
+
+fn read_json<T: serde::de::DeserializeOwned>(p: &Path) -> anyhow::Result<T> {
+    let text = std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))?;
+    serde_json::from_str(&text).with_context(|| format!("{} is not what was expected", p.display()))
+}
+
+/// Several runs of ours in one: other processes only slow a run down, so keep the best
+/// training and the best decoding measurement; the levers come from the run that has them.
+fn merge_best(paths: &[PathBuf]) -> anyhow::Result<Measured> {
+    let runs: Vec<Measured> = paths.iter().map(|p| read_json(p)).collect::<anyhow::Result<_>>()?;
+    let mut best = runs[0].clone();
+    for r in &runs {
+        if r.train.as_ref().map(|t| t.tokens_per_s) > best.train.as_ref().map(|t| t.tokens_per_s) {
+            best.train = r.train.clone();
+        }
+        if r.decode.as_ref().map(|t| t.tokens_per_s) > best.decode.as_ref().map(|t| t.tokens_per_s) {
+            best.decode = r.decode.clone();
+        }
+        if best.levers.is_empty() {
+            best.levers = r.levers.clone();
+        }
+    }
+    Ok(best)
+}
+
+/// The levers run as JSON: each configuration's tokens/s, its gain over the previous one and
+/// over no levers, and (by name) the overall gain.
+fn lever_summary(levers: &[LeverResult]) -> serde_json::Value {
+    use transformer::io::round;
+    let Some(first) = levers.first().map(|l| l.tokens_per_s) else { return serde_json::Value::Null };
+    let last = levers.last().map_or(first, |l| l.tokens_per_s);
+    let mut prev = first;
+    let rows: Vec<_> = levers
+        .iter()
+        .map(|l| {
+            let row = serde_json::json!({
+                "name": l.name,
+                "tokens_per_s": round(l.tokens_per_s, 0),
+                "gain": round(l.tokens_per_s / prev, 2),
+                "total_gain": round(l.tokens_per_s / first, 2),
+            });
+            prev = l.tokens_per_s;
+            row
+        })
+        .collect();
+    serde_json::json!({
+        "none_tokens_per_s": round(first, 0),
+        "all_tokens_per_s": round(last, 0),
+        "total_gain": round(last / first, 1),
+        "rows": rows,
+    })
+}
+
+fn ratio(ours: f64, theirs: Option<f64>) -> Option<f64> {
+    theirs.filter(|t| *t > 0.0).map(|t| ours / t)
+}
+
+fn write_book_outputs(
+    m: &Measured,
+    torch: Option<&TorchResults>,
+    check: Option<&serde_json::Value>,
+    dir: &Path,
+) -> anyhow::Result<()> {
+    use transformer::io::round;
+    let tt = torch.and_then(|t| t.train.as_ref()).map(|t| t.tokens_per_s);
+    let td = torch.and_then(|t| t.decode.as_ref()).map(|t| t.tokens_per_s);
+    let train = m.train.as_ref().context("the book's outputs need the training measurement (mode all)")?;
+    let decode = m.decode.as_ref().context("the book's outputs need the decoding measurement (mode all)")?;
+    let results = serde_json::json!({
+        "threads": m.threads,
+        "params": m.params,
+        "batch": m.batch,
+        "seq": m.seq,
+        "torch_version": torch.map(|t| t.torch_version.clone()),
+        "torch_threads": torch.map(|t| t.threads),
+        "check": check.map(|c| serde_json::json!({
+            "max_abs_diff": c["max_abs_diff"].as_f64().map(|d| format!("{d:.1e}")),
+            "values": c["values"],
+        })),
+        "train": {
+            "tokens_per_s": round(train.tokens_per_s, 0),
+            "step_ms": round(train.step_ms, 1),
+            "torch_tokens_per_s": tt.map(|x| round(x, 0)),
+            "ratio": ratio(train.tokens_per_s, tt).map(|x| round(x, 2)),
+        },
+        "decode": {
+            "tokens_per_s": round(decode.tokens_per_s, 0),
+            "batch": decode.batch,
+            "new_tokens": decode.new_tokens,
+            "torch_tokens_per_s": td.map(|x| round(x, 0)),
+            "ratio": ratio(decode.tokens_per_s, td).map(|x| round(x, 2)),
+        },
+        "levers": lever_summary(&m.levers),
+    });
+    transformer::io::write_json(&dir.join("results.json"), &results)?;
+    let fmt_ratio = |r: Option<f64>| r.map_or("–".to_string(), |r| format!("{r:.2}×"));
+    let fmt_tps = |r: Option<f64>| r.map_or("–".to_string(), |r| format!("{r:.0}"));
+    let mut md = String::from(
+        "| what | this library (tokens/s) | PyTorch (tokens/s) | ratio |\n|---|---:|---:|---:|\n",
+    );
+    md += &format!(
+        "| training, batch {} × {} tokens | {:.0} | {} | {} |\n",
+        m.batch,
+        m.seq,
+        train.tokens_per_s,
+        fmt_tps(tt),
+        fmt_ratio(ratio(train.tokens_per_s, tt))
+    );
+    md += &format!(
+        "| greedy decoding with KV cache, batch {} | {:.0} | {} | {} |\n",
+        decode.batch,
+        decode.tokens_per_s,
+        fmt_tps(td),
+        fmt_ratio(ratio(decode.tokens_per_s, td))
+    );
+    transformer::io::write_text(&dir.join("speed.md"), &md)?;
+    if !m.levers.is_empty() {
+        let mut md = String::from(
+            "| training, levers switched on | tokens/s | × the row above | × no levers |\n|---|---:|---:|---:|\n",
+        );
+        let first = m.levers[0].tokens_per_s;
+        let mut prev = first;
+        for l in &m.levers {
+            md += &format!(
+                "| {} | {:.0} | {:.2}× | {:.2}× |\n",
+                l.name,
+                l.tokens_per_s,
+                l.tokens_per_s / prev,
+                l.tokens_per_s / first
+            );
+            prev = l.tokens_per_s;
+        }
+        transformer::io::write_text(&dir.join("levers.md"), &md)?;
+    }
+    Ok(())
+}
+
+fn set_levers(list: &str) -> anyhow::Result<()> {
+    match list {
+        "all" => kernels::set_all(true),
+        "none" => kernels::set_all(false),
+        _ => {
+            kernels::set_all(false);
+            for name in list.split(',') {
+                let known = Lever::ALL.map(|l| l.name()).join(", ");
+                let l = Lever::from_name(name.trim())
+                    .with_context(|| format!("unknown lever {name:?}; known: {known}, all, none"))?;
+                kernels::set(l, true);
+            }
+        }
+    }
+    Ok(())
+}
+
+fn run(cli: Cli) -> anyhow::Result<()> {
+    set_levers(&cli.levers)?;
+    let s = settings(&cli)?;
+    let (steps, warmup) = (cli.steps as usize, cli.warmup as usize);
+    let params = s.cfg.decoder_only_params();
+    let threads = candle_core::utils::get_num_threads();
+    println!(
+        "model: vocab {}, d_model {}, {} heads, {} layers, seq {}, batch {}; {params} parameters; {threads} threads",
+        s.cfg.vocab_size, s.cfg.d_model, s.cfg.n_heads, s.cfg.n_layers, s.seq, s.batch
+    );
+    if let Some(path) = &cli.save_weights {
+        save_weights(&s, path, cli.seed)?;
+    }
+    let torch: Option<TorchResults> = match &cli.torch_json {
+        Some(p) => Some(
+            serde_json::from_str(
+                &std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))?,
+            )
+            .with_context(|| format!("{} is not PyTorch's results", p.display()))?,
+        ),
+        None => None,
+    };
+    let mut m = Measured {
+        threads,
+        params,
+        config: Some(s.cfg.clone()),
+        batch: s.batch,
+        seq: s.seq,
+        ..Default::default()
+    };
+    if cli.mode == Mode::Report {
+        anyhow::ensure!(!cli.ours_json.is_empty(), "mode report needs --ours-json");
+        m = merge_best(&cli.ours_json)?;
+        for (what, ours, theirs) in [
+            (
+                "train",
+                m.train.as_ref().map(|t| t.tokens_per_s),
+                torch.as_ref().and_then(|t| t.train.as_ref()).map(|t| t.tokens_per_s),
+            ),
+            (
+                "decode",
+                m.decode.as_ref().map(|t| t.tokens_per_s),
+                torch.as_ref().and_then(|t| t.decode.as_ref()).map(|t| t.tokens_per_s),
+            ),
+        ] {
+            if let (Some(o), Some(t)) = (ours, theirs) {
+                println!(
+                    "{what}: ours {o:.0} tokens/s, PyTorch {t:.0} tokens/s, ours / PyTorch = {:.2}",
+                    o / t
+                );
+            }
+        }
+    }
+    if matches!(cli.mode, Mode::Levers) {
+        m.levers = bench_levers(&cli)?;
+    }
+    if matches!(cli.mode, Mode::Train | Mode::All | Mode::Levers) {
+        let r = bench_train(&s, steps, warmup, cli.seed)?;
+        println!(
+            "train:  {:>9.0} tokens/s  ({:.1} ms/step, loss {:.3} -> {:.3})",
+            r.tokens_per_s, r.step_ms, r.first_loss, r.last_loss
+        );
+        if let Some(t) = torch.as_ref().and_then(|t| t.train.as_ref()) {
+            println!(
+                "        PyTorch {:.0} tokens/s; ours / PyTorch = {:.2}",
+                t.tokens_per_s,
+                r.tokens_per_s / t.tokens_per_s
+            );
+        }
+        m.train = Some(r);
+    }
+    if matches!(cli.mode, Mode::Decode | Mode::All | Mode::Levers) {
+        let r = bench_decode(
+            &s,
+            cli.decode_batch as usize,
+            cli.prompt as usize,
+            cli.decode_reps as usize,
+            cli.seed,
+        )?;
+        println!(
+            "decode: {:>9.0} tokens/s  (batch {}, {} new tokens after a {}-token prompt)",
+            r.tokens_per_s, r.batch, r.new_tokens, r.prompt
+        );
+        if let Some(t) = torch.as_ref().and_then(|t| t.decode.as_ref()) {
+            println!(
+                "        PyTorch {:.0} tokens/s; ours / PyTorch = {:.2}",
+                t.tokens_per_s,
+                r.tokens_per_s / t.tokens_per_s
+            );
+        }
+        m.decode = Some(r);
+    }
+    if let Some(p) = &cli.json {
+        transformer::io::write_json(p, &m)?;
+    }
+    if let Some(dir) = &cli.out {
+        let check: Option<serde_json::Value> = cli.check_json.as_deref().map(read_json).transpose()?;
+        write_book_outputs(&m, torch.as_ref(), check.as_ref(), dir)?;
+        println!("wrote {}/results.json and speed.md", dir.display());
+    }
+    Ok(())
+}
+
+fn main() -> ExitCode {
+    match run(Cli::parse()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
