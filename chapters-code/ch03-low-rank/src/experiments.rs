@@ -11,7 +11,7 @@ use transformer::io::{self, round};
 use transformer::plot::{LineChart, Series};
 
 use crate::collapse::{Variant, collapse};
-use crate::trained::{TrainedConfig, TrainedReport, train_and_measure};
+use crate::trained::{Model, TrainedConfig, TrainedReport, train_and_measure};
 use crate::{Mask, Probe, draw_qkv, hadamard_bound, hadamard_ranks, logits, probe, singular_values};
 
 /// What to run. `quick` is for tests (a few seconds); `default` is what the book shows.
@@ -48,19 +48,22 @@ impl RunConfig {
             collapse_layers: 6,
             collapse_seeds: 2,
             trained: TrainedConfig {
-                vocab: 12,
+                documents: 120,
+                tokenizer_documents: 120,
+                heldout_documents: 20,
+                vocab_size: 320,
                 d_model: 32,
                 n_heads: 2,
                 n_layers: 1,
                 d_ff: 64,
-                seq_len: 16,
-                batch: 8,
-                steps: 15,
+                seq_len: 32,
+                prefix: 16,
+                batch: 4,
+                steps: 12,
+                mlm_steps: 12,
                 lr: 3e-3,
-                heldout: 2,
-                mask_rate: 0.2,
-                lag: 1,
-                learned_positions: true,
+                eval_rows: 4,
+                measured_rows: 2,
                 seed: 3,
             },
         }
@@ -81,19 +84,22 @@ impl RunConfig {
             collapse_layers: 12,
             collapse_seeds: 5,
             trained: TrainedConfig {
-                vocab: 24,
+                documents: 6000,
+                tokenizer_documents: 1000,
+                heldout_documents: 100,
+                vocab_size: 512,
                 d_model: 64,
                 n_heads: 4,
                 n_layers: 2,
-                d_ff: 128,
-                seq_len: 64,
+                d_ff: 256,
+                seq_len: 128,
+                prefix: 64,
                 batch: 8,
-                steps: 200,
-                lr: 1e-2,
-                heldout: 4,
-                mask_rate: 0.2,
-                lag: 1,
-                learned_positions: true,
+                steps: 800,
+                mlm_steps: 1200,
+                lr: 3e-3,
+                eval_rows: 16,
+                measured_rows: 4,
                 seed: 3,
             },
         }
@@ -253,7 +259,7 @@ pub struct Report {
     pub hadamard: Hadamard,
     pub collapse: Collapse,
     pub trained_config: TrainedConfig,
-    pub trained: BTreeMap<&'static str, TrainedReport>,
+    pub trained: TrainedReport,
 }
 
 /// Wall-clock times, kept out of [`Report`] (they differ on every run and machine).
@@ -455,10 +461,7 @@ pub fn run(cfg: &RunConfig) -> anyhow::Result<Outcome> {
     let t = Instant::now();
     let collapse = run_collapse(cfg)?;
     let collapse_seconds = t.elapsed().as_secs_f64();
-    let mut trained = BTreeMap::new();
-    for mask in [Mask::Causal, Mask::Bidirectional] {
-        trained.insert(mask.name(), train_and_measure(&cfg.trained, mask)?);
-    }
+    let trained = train_and_measure(&cfg.trained)?;
     let (n, d) = (*cfg.ns.iter().max().expect("n"), *cfg.ds.iter().max().expect("d"));
     let report = Report {
         config: cfg.name,
@@ -485,7 +488,7 @@ pub fn run(cfg: &RunConfig) -> anyhow::Result<Outcome> {
         sweep_seconds,
         sweep_svds: 2 * probes.len(),
         collapse_seconds,
-        trained_seconds: report.trained.values().map(|t| t.seconds).sum(),
+        trained_seconds: report.trained.seconds,
         total_seconds: start.elapsed().as_secs_f64(),
         threads: threads(),
     };
@@ -660,25 +663,47 @@ fn figures(cfg: &RunConfig, r: &Report) -> anyhow::Result<Vec<(String, String)>>
     };
     out.push(("collapse.svg".to_string(), chart.to_svg()?));
 
-    // Trained models: effective rank per head, before and after training.
-    let mut series = Vec::new();
-    for (name, t) in &r.trained {
-        for (when, heads) in [("init", &t.init), ("trained", &t.trained)] {
-            series.push(Series {
-                label: format!("{name}, {when}"),
-                points: heads.iter().enumerate().map(|(i, h)| ((i + 1) as f64, h.effective_rank)).collect(),
-            });
+    // Trained models: effective rank per head, before and after training, for the k × k
+    // block (causal decoder against prefix LM) and for the whole n × n matrix.
+    let t = &r.trained;
+    for (file, block, title) in [
+        (
+            "trained_block_effective_rank.svg",
+            true,
+            format!("Trained models: effective rank of the first {k} × {k} block of each head", k = t.prefix),
+        ),
+        (
+            "trained_effective_rank.svg",
+            false,
+            format!("Trained models: effective rank of each head's whole {n} × {n} matrix", n = t.seq_len),
+        ),
+    ] {
+        let mut series = Vec::new();
+        for (name, m) in ordered(t) {
+            for (when, heads) in [("init", &m.init), ("trained", &m.trained)] {
+                let points: Vec<(f64, f64)> = heads
+                    .iter()
+                    .enumerate()
+                    .filter_map(|(i, h)| {
+                        let x = if block { h.block.as_ref()? } else { &h.full };
+                        Some(((i + 1) as f64, x.effective_rank))
+                    })
+                    .collect();
+                if !points.is_empty() {
+                    series.push(Series { label: format!("{name}, {when}"), points });
+                }
+            }
         }
+        let chart = LineChart {
+            title: &title,
+            x_label: "head (layer 1 first)",
+            y_label: "effective rank (held-out mean)",
+            log_x: false,
+            log_y: false,
+            series: &series,
+        };
+        out.push((file.to_string(), chart.to_svg()?));
     }
-    let chart = LineChart {
-        title: "Trained models: effective rank of each head (layer-major order)",
-        x_label: "head (layer 1 first)",
-        y_label: "effective rank (held-out mean)",
-        log_x: false,
-        log_y: false,
-        series: &series,
-    };
-    out.push(("trained_effective_rank.svg".to_string(), chart.to_svg()?));
     Ok(out)
 }
 
@@ -843,38 +868,128 @@ fn tables(cfg: &RunConfig, r: &Report) -> Vec<(String, String)> {
         .collect();
     out.push(("collapse.md".to_string(), markdown(&headers, &rows)));
 
-    // Trained models, per layer and head.
+    // Trained models: what they learned, then their heads.
+    out.extend(trained_tables(&r.trained));
+    out
+}
+
+fn thousands(n: usize) -> String {
+    let s = n.to_string();
+    let mut out = String::new();
+    for (i, c) in s.chars().enumerate() {
+        if i > 0 && (s.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+fn arrow(a: f64, b: f64, digits: usize) -> String {
+    format!("{a:.digits$} → {b:.digits$}")
+}
+
+fn arrow_opt(a: Option<f64>, b: Option<f64>, digits: usize) -> String {
+    match (a, b) {
+        (Some(a), Some(b)) => arrow(a, b, digits),
+        _ => "–".to_string(),
+    }
+}
+
+/// The trained models in the page's order: causal decoder, prefix LM, encoder.
+fn ordered(t: &TrainedReport) -> impl Iterator<Item = (&'static str, &crate::trained::ModelReport)> {
+    Model::ALL.into_iter().filter_map(|m| t.models.get(m.name()).map(|r| (m.name(), r)))
+}
+
+fn trained_tables(t: &TrainedReport) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    let headers = h(&[
+        "model",
+        "steps",
+        "tokens read",
+        "tokens supervised",
+        "held-out loss, own objective",
+        &format!("held-out loss after a {}-token prefix", t.prefix),
+    ]);
+    let rows: Vec<Vec<String>> = ordered(t)
+        .map(|(_, m)| {
+            vec![
+                m.label.to_string(),
+                m.steps.to_string(),
+                thousands(m.tokens_seen),
+                thousands(m.tokens_supervised),
+                arrow(m.heldout_loss_init, m.heldout_loss_trained, 2),
+                arrow_opt(m.suffix_loss_init, m.suffix_loss_trained, 2),
+            ]
+        })
+        .collect();
+    out.push(("trained_models.md".to_string(), markdown(&headers, &rows)));
+
+    // The k × k block: causal decoder against prefix LM, head by head.
+    let (Some(c), Some(p)) = (t.models.get("causal"), t.models.get("prefix")) else { return out };
+    let headers = h(&[
+        "layer",
+        "head",
+        "effective rank, causal",
+        "effective rank, prefix",
+        "rank @1e-3, causal",
+        "rank @1e-3, prefix",
+        "stable rank, causal",
+        "stable rank, prefix",
+        "log₁₀ cond, causal",
+        "log₁₀ cond, prefix",
+        "rank of ln A, prefix",
+    ]);
+    let mut rows = Vec::new();
+    for i in 0..c.init.len() {
+        let blk =
+            |heads: &[crate::trained::HeadSummary]| heads[i].block.clone().expect("a decoder has a block");
+        let (ci, ct, pi, pt) = (blk(&c.init), blk(&c.trained), blk(&p.init), blk(&p.trained));
+        rows.push(vec![
+            (c.init[i].layer + 1).to_string(),
+            (c.init[i].head + 1).to_string(),
+            arrow(ci.effective_rank, ct.effective_rank, 1),
+            arrow(pi.effective_rank, pt.effective_rank, 1),
+            arrow(ci.rank_1e3, ct.rank_1e3, 1),
+            arrow(pi.rank_1e3, pt.rank_1e3, 1),
+            arrow(ci.stable_rank, ct.stable_rank, 2),
+            arrow(pi.stable_rank, pt.stable_rank, 2),
+            arrow(ci.log10_cond, ct.log10_cond, 1),
+            arrow(pi.log10_cond, pt.log10_cond, 1),
+            arrow_opt(pi.log_rank, pt.log_rank, 1),
+        ]);
+    }
+    out.push(("trained_block.md".to_string(), markdown(&headers, &rows)));
+
+    // The whole n × n matrix, every model.
     let headers = h(&[
         "model",
         "layer",
         "head",
-        "effective rank (init → trained)",
+        "effective rank",
         "rank @1e-3",
         "stable rank",
         "log₁₀ cond",
-        "log₁₀ min Aᵢᵢ",
-        "rank of ln A",
+        "log₁₀ min Aᵢᵢ (causal)",
+        "rank of ln A (encoder)",
     ]);
     let mut rows = Vec::new();
-    for (name, t) in &r.trained {
-        for (a, b) in t.init.iter().zip(&t.trained) {
-            let opt = |x: Option<f64>, y: Option<f64>| match (x, y) {
-                (Some(x), Some(y)) => format!("{x:.1} → {y:.1}"),
-                _ => "–".to_string(),
-            };
+    for (name, m) in ordered(t) {
+        for (a, b) in m.init.iter().zip(&m.trained) {
+            let (a, bf) = (&a.full, &b.full);
             rows.push(vec![
                 name.to_string(),
-                (a.layer + 1).to_string(),
-                (a.head + 1).to_string(),
-                format!("{:.1} → {:.1}", a.effective_rank, b.effective_rank),
-                format!("{:.1} → {:.1}", a.rank_1e3, b.rank_1e3),
-                format!("{:.2} → {:.2}", a.stable_rank, b.stable_rank),
-                format!("{:.1} → {:.1}", a.log10_cond, b.log10_cond),
-                opt(a.log10_min_diag, b.log10_min_diag),
-                opt(a.log_rank, b.log_rank),
+                (b.layer + 1).to_string(),
+                (b.head + 1).to_string(),
+                arrow(a.effective_rank, bf.effective_rank, 1),
+                arrow(a.rank_1e3, bf.rank_1e3, 1),
+                arrow(a.stable_rank, bf.stable_rank, 2),
+                arrow(a.log10_cond, bf.log10_cond, 1),
+                arrow_opt(a.log10_min_diag, bf.log10_min_diag, 1),
+                arrow_opt(a.log_rank, bf.log_rank, 1),
             ]);
         }
     }
-    out.push(("trained.md".to_string(), markdown(&headers, &rows)));
+    out.push(("trained_full.md".to_string(), markdown(&headers, &rows)));
     out
 }

@@ -30,10 +30,21 @@ fn stable_view(report: &impl serde::Serialize) -> Value {
             }
         }
     }
-    for model in v["trained"].as_object_mut().unwrap().values_mut() {
+    for model in v["trained"]["models"].as_object_mut().unwrap().values_mut() {
         for when in ["init", "trained"] {
             for head in model[when].as_array_mut().unwrap() {
-                head.as_object_mut().unwrap().remove("log10_cond").unwrap();
+                for part in ["full", "block"] {
+                    if let Some(m) = head[part].as_object_mut() {
+                        m.remove("log10_cond").unwrap();
+                    }
+                }
+            }
+        }
+        for when in ["init_means", "trained_means"] {
+            for part in ["full", "block"] {
+                if let Some(m) = model[when][part].as_object_mut() {
+                    m.remove("log10_cond").unwrap();
+                }
             }
         }
     }
@@ -47,6 +58,19 @@ fn quick_report_matches_the_snapshot_and_writes_every_output() {
     assert!(r.checks.causal_det_positive);
     assert!(r.hadamard.all_within_bound);
     assert_eq!(r.checks.output_rank_max_excess, 0);
+    // Every bidirectional matrix of a real forward pass obeys the logit bottleneck, and every
+    // model learned something.
+    let t = &r.trained;
+    assert_eq!(t.models.len(), 3);
+    for m in t.models.values() {
+        assert!(m.heldout_loss_trained < m.heldout_loss_init, "{}", m.label);
+        for h in m.init.iter().chain(&m.trained) {
+            let bidirectional = if m.label.contains("prefix") { h.block.as_ref() } else { Some(&h.full) };
+            if let Some(x) = bidirectional.and_then(|b| b.log_rank) {
+                assert!(x <= t.log_rank_bound as f64, "{}: ln A rank {x}", m.label);
+            }
+        }
+    }
     insta::assert_json_snapshot!("quick_report", stable_view(r));
 
     let dir = std::env::temp_dir().join(format!("ch03-quick-{}", std::process::id()));
@@ -55,7 +79,16 @@ fn quick_report_matches_the_snapshot_and_writes_every_output() {
         serde_json::from_str(&std::fs::read_to_string(dir.join("results.json")).unwrap()).unwrap();
     assert!(json["timing"]["sweep_seconds"].is_number());
     assert!(json["points"]["n64_d16_b0p1"]["causal"]["effective_rank"]["mean"].is_number());
-    for f in ["spectra.svg", "collapse.svg", "headline.md", "hadamard.md", "trained.md"] {
+    for f in [
+        "spectra.svg",
+        "collapse.svg",
+        "headline.md",
+        "hadamard.md",
+        "trained_models.md",
+        "trained_block.md",
+        "trained_full.md",
+        "trained_block_effective_rank.svg",
+    ] {
         assert!(dir.join(f).exists(), "{f}");
     }
     std::fs::remove_dir_all(&dir).unwrap();
