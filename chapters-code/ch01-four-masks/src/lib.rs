@@ -12,7 +12,7 @@ use anyhow::Context;
 use candle_core::Tensor;
 use serde::Serialize;
 use transformer::config::Config;
-use transformer::io::round;
+use transformer::io::{round, thousands};
 use transformer::model::{DecoderOnly, EncoderDecoder, Forward, Output};
 use transformer::plot::Heatmap;
 use transformer::{MaskKind, ParamStore, PositionKind, flops};
@@ -572,18 +572,6 @@ pub fn families(models: &Models, s: &Settings) -> anyhow::Result<(Vec<Family>, T
     Ok((families, t5))
 }
 // ANCHOR_END: families
-
-fn thousands(n: u64) -> String {
-    let s = n.to_string();
-    let mut out = String::new();
-    for (i, c) in s.chars().enumerate() {
-        if i > 0 && (s.len() - i).is_multiple_of(3) {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
-}
 
 /// The families table, in Markdown.
 pub fn families_table(families: &[Family], s: &Settings) -> String {

@@ -15,7 +15,7 @@ use candle_core::Tensor;
 use serde::Serialize;
 use transformer::config::Config;
 use transformer::corpus::{self, TaskFamily};
-use transformer::io::round;
+use transformer::io::{round, thousands};
 use transformer::loss::masked_cross_entropy;
 use transformer::objectives::{self, LmBatch, MlmConfig, SpanConfig};
 use transformer::plot::{LineChart, Series};
@@ -698,25 +698,13 @@ pub fn training_table(runs: &[Run]) -> String {
             t,
             "| {} | {} | {} | {:.3} | {:.3} | {half} |",
             r.objective.label(),
-            thousands(r.tokens_seen),
-            thousands(r.tokens_supervised),
+            thousands(r.tokens_seen as u64),
+            thousands(r.tokens_supervised as u64),
             r.supervised_fraction,
             r.final_loss
         );
     }
     t
-}
-
-fn thousands(n: usize) -> String {
-    let s = n.to_string();
-    let mut out = String::new();
-    for (i, c) in s.chars().enumerate() {
-        if i > 0 && (s.len() - i).is_multiple_of(3) {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
 }
 
 /// A short description of the tasks chapter 4 draws from the same world.

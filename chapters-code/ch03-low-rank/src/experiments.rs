@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
 
 use serde::Serialize;
-use transformer::io::{self, round};
+use transformer::io::{self, round, thousands};
 use transformer::plot::{LineChart, Series};
 
 use crate::collapse::{Variant, collapse};
@@ -873,18 +873,6 @@ fn tables(cfg: &RunConfig, r: &Report) -> Vec<(String, String)> {
     out
 }
 
-fn thousands(n: usize) -> String {
-    let s = n.to_string();
-    let mut out = String::new();
-    for (i, c) in s.chars().enumerate() {
-        if i > 0 && (s.len() - i).is_multiple_of(3) {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
-}
-
 fn arrow(a: f64, b: f64, digits: usize) -> String {
     format!("{a:.digits$} → {b:.digits$}")
 }
@@ -916,8 +904,8 @@ fn trained_tables(t: &TrainedReport) -> Vec<(String, String)> {
             vec![
                 m.label.to_string(),
                 m.steps.to_string(),
-                thousands(m.tokens_seen),
-                thousands(m.tokens_supervised),
+                thousands(m.tokens_seen as u64),
+                thousands(m.tokens_supervised as u64),
                 arrow(m.heldout_loss_init, m.heldout_loss_trained, 2),
                 arrow_opt(m.suffix_loss_init, m.suffix_loss_trained, 2),
             ]

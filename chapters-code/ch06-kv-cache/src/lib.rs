@@ -22,7 +22,7 @@ use anyhow::{Result, bail};
 use candle_core::{IndexOp, Tensor};
 use rand::Rng as _;
 use serde::Serialize;
-use transformer::io::{self, round};
+use transformer::io::{self, round, thousands};
 use transformer::model::Forward;
 use transformer::plot::{LineChart, Series};
 use transformer::{Config, DEVICE, DecoderOnly, EncoderDecoder, KvCache, MaskKind, ParamStore, PositionKind};
@@ -1209,18 +1209,6 @@ struct Results<'a> {
     timings: &'a Timings,
 }
 
-fn fmt_thousands(n: u64) -> String {
-    let s = n.to_string();
-    let mut out = String::new();
-    for (i, c) in s.chars().enumerate() {
-        if i > 0 && (s.len() - i).is_multiple_of(3) {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
-}
-
 fn invalidation_table(rows: &BTreeMap<String, ShiftRow>, n_layers: usize) -> String {
     let mut t = String::from("| history held by | ");
     t += &(0..n_layers).map(|l| format!("layer {l}")).collect::<Vec<_>>().join(" | ");
@@ -1290,12 +1278,12 @@ fn kv_heads_table(rows: &[KvHeadsRow], times: &[KvHeadsTiming], context: usize) 
             "| {} | {} | {} | {} | {} | {} | {}× | {} | {} | {}× |\n",
             r.kind,
             r.n_kv_heads,
-            fmt_thousands(r.params as u64),
-            fmt_thousands(r.bytes_per_token),
-            fmt_thousands(r.cache_bytes_formula),
-            fmt_thousands(r.cache_bytes_measured),
+            thousands(r.params as u64),
+            thousands(r.bytes_per_token),
+            thousands(r.cache_bytes_formula),
+            thousands(r.cache_bytes_measured),
             r.cache_ratio_to_mha,
-            fmt_thousands(r.flops_per_step),
+            thousands(r.flops_per_step),
             m.ms_per_step,
             m.time_ratio_to_mha
         );

@@ -50,6 +50,19 @@ pub fn round(x: f64, digits: i32) -> f64 {
     (x * p).round() / p
 }
 
+/// An integer with thousands separators, for tables: `536064` → `"536,064"`.
+pub fn thousands(n: u64) -> String {
+    let digits = n.to_string();
+    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -73,6 +86,14 @@ mod tests {
         fs::write(&blocker, "x").unwrap();
         let err = write_text(&blocker.join("child.txt"), "y").unwrap_err();
         assert!(format!("{err:#}").contains("child.txt") || format!("{err:#}").contains("file"), "{err:#}");
+    }
+
+    #[test]
+    fn thousands_are_grouped() {
+        assert_eq!(thousands(0), "0");
+        assert_eq!(thousands(999), "999");
+        assert_eq!(thousands(536_064), "536,064");
+        assert_eq!(thousands(1_000_000), "1,000,000");
     }
 
     #[test]
