@@ -183,6 +183,15 @@ fn exp_fast(x: f32) -> f32 {
 
 /// `row ← softmax(row)` in place; a row that is entirely −∞ becomes zeros.
 #[inline]
+/// One row of attention scores: scale, add the additive mask row (if any), then softmax.
+fn scale_mask_softmax(row: &mut [f32], scale: f32, mask: Option<&[f32]>) {
+    match mask {
+        Some(m) => row.iter_mut().zip(m).for_each(|(v, m)| *v = *v * scale + m),
+        None => row.iter_mut().for_each(|v| *v *= scale),
+    }
+    softmax_in_place(row);
+}
+
 fn softmax_in_place(row: &mut [f32]) {
     let max = row.iter().fold(f32::NEG_INFINITY, |m, &v| m.max(v));
     if max == f32::NEG_INFINITY {
@@ -337,19 +346,8 @@ fn softmax_rows(
                 let b = (row / per_row) % mrows;
                 &m[(b * t_q + row % t_q) * t_k..][..t_k]
             });
-            match m {
-                Some(m) => {
-                    for j in 0..t_k {
-                        y[j] = x[j] * scale + m[j];
-                    }
-                }
-                None => {
-                    for j in 0..t_k {
-                        y[j] = x[j] * scale;
-                    }
-                }
-            }
-            softmax_in_place(y);
+            y.copy_from_slice(x);
+            scale_mask_softmax(y, scale, m);
         }
     });
     y
@@ -883,21 +881,7 @@ impl AttentionOp {
             &m[(bi % rows) * t * t..][..t * t]
         });
         for i in 0..t {
-            let row = &mut p[i * t..(i + 1) * t];
-            match m {
-                Some(m) => {
-                    let m = &m[i * t..(i + 1) * t];
-                    for j in 0..t {
-                        row[j] = row[j] * self.scale + m[j];
-                    }
-                }
-                None => {
-                    for v in row.iter_mut() {
-                        *v *= self.scale;
-                    }
-                }
-            }
-            softmax_in_place(row);
+            scale_mask_softmax(&mut p[i * t..(i + 1) * t], self.scale, m.map(|m| &m[i * t..(i + 1) * t]));
         }
     }
 }
