@@ -158,29 +158,14 @@ fn check_page(html: &str, page: &Path, out_dir: &Path) -> Vec<String> {
     problems
 }
 
-/// Copy the MathML stylesheet and fonts shipped in the `pulldown-latex` crate into the output.
+include!(concat!(env!("OUT_DIR"), "/math_assets.rs"));
+
+/// Write the MathML stylesheet and fonts (embedded at compile time, see `build.rs`).
 fn copy_math_assets(out_dir: &Path) -> Result<()> {
-    let out = std::process::Command::new(env!("CARGO"))
-        .args(["metadata", "--format-version", "1", "--offline"])
-        .current_dir(crate::workspace_root())
-        .output()
-        .context("running cargo metadata")?;
-    if !out.status.success() {
-        bail!("cargo metadata failed: {}", String::from_utf8_lossy(&out.stderr));
-    }
-    let meta: serde_json::Value = serde_json::from_slice(&out.stdout)?;
-    let manifest = meta["packages"]
-        .as_array()
-        .and_then(|ps| ps.iter().find(|p| p["name"] == "pulldown-latex"))
-        .and_then(|p| p["manifest_path"].as_str())
-        .context("pulldown-latex is not in the dependency graph")?;
-    let src = Path::new(manifest).parent().context("manifest has a folder")?;
-    let dst = out_dir.join("mathml");
-    std::fs::create_dir_all(dst.join("font"))?;
-    std::fs::copy(src.join("styles.css"), dst.join("styles.css"))?;
-    for f in std::fs::read_dir(src.join("font"))? {
-        let f = f?;
-        std::fs::copy(f.path(), dst.join("font").join(f.file_name()))?;
+    for (name, bytes) in MATH_ASSETS {
+        let path = out_dir.join("mathml").join(name);
+        std::fs::create_dir_all(path.parent().context("asset path has a folder")?)?;
+        std::fs::write(&path, bytes).with_context(|| format!("writing {}", path.display()))?;
     }
     Ok(())
 }
@@ -252,6 +237,24 @@ fn build_inner(root: &Path) -> Result<Built> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_math_stylesheet_and_fonts_are_embedded() {
+        let names: Vec<&str> = MATH_ASSETS.iter().map(|(n, _)| *n).collect();
+        assert!(names.contains(&"styles.css"), "{names:?}");
+        assert!(names.contains(&"font/latinmodern-math.woff2"), "{names:?}");
+        let css = MATH_ASSETS.iter().find(|(n, _)| *n == "styles.css").unwrap().1;
+        // Every font the stylesheet asks for is shipped beside it.
+        let css = std::str::from_utf8(css).unwrap();
+        for font in css.split("url(").skip(1).filter_map(|s| s.split(')').next()) {
+            if font.contains("://") {
+                continue; // the MathML namespace, not a file
+            }
+            let font = font.trim_matches(|c| c == '"' || c == '\'' || c == ' ').trim_start_matches("./");
+            assert!(names.contains(&font), "styles.css needs {font}, not embedded: {names:?}");
+        }
+        assert!(MATH_ASSETS.iter().all(|(_, b)| !b.is_empty()));
+    }
 
     #[test]
     fn directives_are_found_with_their_anchors() {

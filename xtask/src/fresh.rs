@@ -12,7 +12,8 @@ use crate::chapters::Chapter;
 #[derive(Debug, Serialize, Deserialize, PartialEq)]
 pub struct Manifest {
     pub package: String,
-    /// SHA-256 over the chapter crate's and the shared library's sources.
+    /// SHA-256 over the chapter crate's and the shared library's sources, the workspace
+    /// manifest and the lock file.
     pub source_hash: String,
 }
 
@@ -29,9 +30,10 @@ fn files_under(dir: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
 }
 
 /// The hash of everything that determines a chapter's outputs: its crate's `Cargo.toml` and
-/// `src/`, and the shared library's `Cargo.toml` and `src/`.
+/// `src/`, the shared library's `Cargo.toml` and `src/`, and the workspace's `Cargo.toml`
+/// (dependency versions, features, release profile) and `Cargo.lock` (the exact versions).
 pub fn source_hash(root: &Path, ch: &Chapter) -> Result<String> {
-    let mut files = Vec::new();
+    let mut files = vec![root.join("Cargo.toml"), root.join("Cargo.lock")];
     for krate in [ch.package, "transformer"] {
         let dir = root.join("chapters-code").join(krate);
         files.push(dir.join("Cargo.toml"));
@@ -66,19 +68,29 @@ pub fn write_manifest(root: &Path, ch: &Chapter) -> Result<()> {
     Ok(())
 }
 
-/// Problems with the committed outputs of every chapter: missing, or generated from other sources.
-pub fn stale(root: &Path, chapters: &[Chapter]) -> Result<Vec<String>> {
+/// A chapter whose committed outputs cannot be reused, and why.
+#[derive(Debug, PartialEq)]
+pub struct Stale {
+    pub id: &'static str,
+    pub reason: String,
+}
+
+/// The chapters whose committed outputs are missing or were generated from other sources.
+pub fn stale(root: &Path, chapters: &'static [Chapter]) -> Result<Vec<Stale>> {
     let mut problems = Vec::new();
     for ch in chapters {
         let path = manifest_path(root, ch);
-        let Ok(text) = std::fs::read_to_string(&path) else {
-            problems.push(format!("{}: no generated outputs ({} is missing)", ch.id, path.display()));
-            continue;
+        let reason = match std::fs::read_to_string(&path) {
+            Err(_) => Some(format!("no generated outputs: {} is missing", path.display())),
+            Ok(text) => {
+                let m: Manifest = serde_json::from_str(&text)
+                    .with_context(|| format!("{} is not valid", path.display()))?;
+                (m.source_hash != source_hash(root, ch)?)
+                    .then(|| "its sources or Cargo.lock changed since its outputs were generated".to_string())
+            }
         };
-        let m: Manifest =
-            serde_json::from_str(&text).with_context(|| format!("{} is not valid", path.display()))?;
-        if m.source_hash != source_hash(root, ch)? {
-            problems.push(format!("{}: sources changed since its outputs were generated", ch.id));
+        if let Some(reason) = reason {
+            problems.push(Stale { id: ch.id, reason });
         }
     }
     Ok(problems)

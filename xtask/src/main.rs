@@ -1,7 +1,8 @@
 //! `cargo xtask <command>`: the project's developer commands.
 //!
-//! - `cargo xtask book`: regenerate every chapter's results (release, default configuration),
-//!   then build the book strictly into `target/book/`.
+//! - `cargo xtask book`: regenerate the chapters whose results are stale (release, default
+//!   configuration; `--all` for every chapter, `--only chNN` for one), then build the book
+//!   strictly into `target/book/`.
 //! - `cargo xtask test`: every check CI runs: formatting, clippy, all tests (insta in CI mode),
 //!   the exercise check, result freshness, and the strict book build.
 
@@ -23,10 +24,15 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Cmd {
-    /// Regenerate the chapters' results and build the book into target/book/.
+    /// Build the book into target/book/, first regenerating every chapter whose committed
+    /// outputs are stale (not produced by exactly this code and lock file); fresh ones are reused.
     Book {
-        /// Regenerate only these chapters (by id, e.g. ch03); the others keep their outputs.
-        #[arg(long = "only", value_name = "ID")]
+        /// Regenerate every chapter, fresh or not.
+        #[arg(long, conflicts_with_all = ["only", "no_generate"])]
+        all: bool,
+        /// Regenerate only these chapters (by id, e.g. ch03), fresh or not; the others keep their
+        /// outputs.
+        #[arg(long = "only", value_name = "ID", conflicts_with = "no_generate")]
         only: Vec<String>,
         /// Build the book from the committed results without running any chapter.
         #[arg(long)]
@@ -54,10 +60,10 @@ fn main() {
 fn run(cli: Cli) -> Result<()> {
     let root = workspace_root();
     match cli.command {
-        Cmd::Book { only, no_generate } => {
+        Cmd::Book { all, only, no_generate } => {
             let start = Instant::now();
             if !no_generate {
-                let chosen = select(&only)?;
+                let chosen = select(&root, all, &only)?;
                 generate(&root, &chosen)?;
             }
             let built = step("book", || bookcheck::build(&root))?;
@@ -81,20 +87,51 @@ fn run(cli: Cli) -> Result<()> {
                 println!("every chapter's outputs are fresh");
                 Ok(())
             } else {
-                bail!("stale outputs (run `cargo xtask book`):\n  {}", stale.join("\n  "))
+                bail!("stale outputs (run `cargo xtask book`):\n  {}", describe(&stale))
             }
         }
     }
 }
 
-fn select(only: &[String]) -> Result<Vec<&'static Chapter>> {
+/// The chapters to regenerate: those named with `--only`, every chapter with `--all`, or else
+/// the stale ones. Says which it reuses and which it regenerates, and why.
+fn select(root: &Path, all: bool, only: &[String]) -> Result<Vec<&'static Chapter>> {
     for id in only {
         if !CHAPTERS.iter().any(|c| c.id == id) {
             let known: Vec<_> = CHAPTERS.iter().map(|c| c.id).collect();
             bail!("unknown chapter `{id}`; known: {}", known.join(", "));
         }
     }
-    Ok(CHAPTERS.iter().filter(|c| only.is_empty() || only.iter().any(|o| o == c.id)).collect())
+    let stale = fresh::stale(root, CHAPTERS)?;
+    let mut chosen = Vec::new();
+    for ch in CHAPTERS {
+        let why = stale.iter().find(|s| s.id == ch.id).map(|s| s.reason.as_str());
+        let run = if all {
+            true
+        } else if !only.is_empty() {
+            only.iter().any(|o| o == ch.id)
+        } else {
+            why.is_some()
+        };
+        let note = match (run, why) {
+            (true, Some(why)) => format!("regenerate ({why})"),
+            (true, None) => {
+                format!("regenerate (fresh, but {} asked for it)", if all { "--all" } else { "--only" })
+            }
+            (false, Some(why)) => format!("keep as committed, although stale ({why})"),
+            (false, None) => "fresh, reused".to_string(),
+        };
+        eprintln!("    {}: {note}", ch.id);
+        if run {
+            chosen.push(ch);
+        }
+    }
+    Ok(chosen)
+}
+
+/// One line per stale chapter.
+fn describe(stale: &[fresh::Stale]) -> String {
+    stale.iter().map(|s| format!("{}: {}", s.id, s.reason)).collect::<Vec<_>>().join("\n  ")
 }
 
 /// Run `f` as a named step, printing its duration.
@@ -253,7 +290,7 @@ fn test(root: &Path, skip_browser: bool) -> Result<()> {
         if stale.is_empty() {
             Ok(())
         } else {
-            bail!("stale outputs (run `cargo xtask book`):\n  {}", stale.join("\n  "))
+            bail!("stale outputs (run `cargo xtask book`):\n  {}", describe(&stale))
         }
     })?;
     let built = step("book (strict)", || bookcheck::build(root))?;
