@@ -166,7 +166,9 @@ fn target_dir(root: &Path) -> PathBuf {
     std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| root.join("target"))
 }
 
-/// Run each chapter with its default configuration into a fresh folder, then swap it in.
+/// Run each chapter with its default configuration into its folder of the book (the chapter
+/// harness replaces the folder as a whole, so a failed run leaves the old outputs), then record
+/// the manifest that makes those outputs fresh.
 fn generate(root: &Path, chapters: &[&Chapter]) -> Result<()> {
     if chapters.is_empty() {
         return record_time(root, None);
@@ -182,17 +184,10 @@ fn generate(root: &Path, chapters: &[&Chapter]) -> Result<()> {
     for ch in chapters {
         step(&format!("{} ({})", ch.id, ch.package), || {
             let started = Instant::now();
-            let generated = root.join("book/generated");
-            let tmp = generated.join(format!(".{}.tmp", ch.id));
-            let _ = std::fs::remove_dir_all(&tmp);
+            let dest = root.join("book/generated").join(ch.id);
             let mut c = Command::new(target_dir(root).join("release").join(ch.package));
-            c.current_dir(root).args(["--config", "default", "--out"]).arg(&tmp);
+            c.current_dir(root).args(["--config", "default", "--out"]).arg(&dest);
             status(c)?;
-            let dest = generated.join(ch.id);
-            if dest.exists() {
-                std::fs::remove_dir_all(&dest)?;
-            }
-            std::fs::rename(&tmp, &dest)?;
             fresh::write_manifest(root, ch)?;
             record_time(root, Some((ch, started.elapsed().as_secs_f64())))
         })?;

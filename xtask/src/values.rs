@@ -3,6 +3,8 @@
 //! `{{#value ch03.rank.bidirectional}}` is replaced by the value at `rank.bidirectional` in
 //! `book/generated/ch03/results.json`. A filter may follow a bar: `| thousands` groups digits
 //! (536,064), `| N` prints a number with N decimals. A missing file or key fails the build.
+//! `{{#value ch06.timings.key}}` reads `book/generated/ch06/timings.json`, where each chapter
+//! keeps what depends on the machine (seconds, measured speed-ups).
 
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -31,8 +33,18 @@ impl Values {
         let path = self.generated.join(id).join("results.json");
         let text = std::fs::read_to_string(&path)
             .with_context(|| format!("{} is missing: run `cargo xtask book`", path.display()))?;
-        let v: Value =
+        let mut v: Value =
             serde_json::from_str(&text).with_context(|| format!("{} is not JSON", path.display()))?;
+        // Machine-dependent measurements live beside the results, read as `chNN.timings.…`.
+        let timings = self.generated.join(id).join("timings.json");
+        if let Ok(text) = std::fs::read_to_string(&timings) {
+            let t: Value =
+                serde_json::from_str(&text).with_context(|| format!("{} is not JSON", timings.display()))?;
+            let Value::Object(map) = &mut v else { bail!("{} is not a JSON object", path.display()) };
+            if map.insert("timings".to_string(), t).is_some() {
+                bail!("{} has a `timings` key; timings belong in timings.json", path.display());
+            }
+        }
         self.cache.borrow_mut().insert(id.to_string(), v.clone());
         Ok(v)
     }
@@ -175,5 +187,19 @@ mod tests {
         assert!(errs[0].contains("missing"), "{}", errs[0]);
         assert!(errs[1].contains("ch42"), "{}", errs[1]);
         assert!(expand("{{#value ch09.a", |s| v.lookup(s)).is_err());
+    }
+
+    #[test]
+    fn timings_are_read_from_their_own_file() {
+        let (d, v) = values();
+        std::fs::write(d.path().join("ch09/timings.json"), r#"{"seconds": 1.5}"#).unwrap();
+        assert_eq!(v.lookup("ch09.timings.seconds").unwrap(), "1.5");
+        assert_eq!(v.lookup("ch09.a.n").unwrap(), "536064");
+        let clash = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(clash.path().join("ch09")).unwrap();
+        std::fs::write(clash.path().join("ch09/results.json"), r#"{"timings": 1}"#).unwrap();
+        std::fs::write(clash.path().join("ch09/timings.json"), r#"{}"#).unwrap();
+        let err = Values::new(clash.path().to_path_buf()).lookup("ch09.timings").unwrap_err();
+        assert!(format!("{err:#}").contains("timings.json"), "{err:#}");
     }
 }

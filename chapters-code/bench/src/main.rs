@@ -390,7 +390,7 @@ fn merge_best(paths: &[PathBuf]) -> anyhow::Result<Measured> {
 /// The levers run as JSON: each configuration's tokens/s, its gain over the previous one and
 /// over no levers, and (by name) the overall gain.
 fn lever_summary(levers: &[LeverResult]) -> serde_json::Value {
-    use transformer::io::round;
+    use transformer::chapter::round_dp;
     let Some(first) = levers.first().map(|l| l.tokens_per_s) else { return serde_json::Value::Null };
     let last = levers.last().map_or(first, |l| l.tokens_per_s);
     let mut prev = first;
@@ -399,18 +399,18 @@ fn lever_summary(levers: &[LeverResult]) -> serde_json::Value {
         .map(|l| {
             let row = serde_json::json!({
                 "name": l.name,
-                "tokens_per_s": round(l.tokens_per_s, 0),
-                "gain": round(l.tokens_per_s / prev, 2),
-                "total_gain": round(l.tokens_per_s / first, 2),
+                "tokens_per_s": round_dp(l.tokens_per_s, 0),
+                "gain": round_dp(l.tokens_per_s / prev, 2),
+                "total_gain": round_dp(l.tokens_per_s / first, 2),
             });
             prev = l.tokens_per_s;
             row
         })
         .collect();
     serde_json::json!({
-        "none_tokens_per_s": round(first, 0),
-        "all_tokens_per_s": round(last, 0),
-        "total_gain": round(last / first, 1),
+        "none_tokens_per_s": round_dp(first, 0),
+        "all_tokens_per_s": round_dp(last, 0),
+        "total_gain": round_dp(last / first, 1),
         "rows": rows,
     })
 }
@@ -425,7 +425,7 @@ fn write_book_outputs(
     check: Option<&serde_json::Value>,
     dir: &Path,
 ) -> anyhow::Result<()> {
-    use transformer::io::round;
+    use transformer::chapter::round_dp;
     let tt = torch.and_then(|t| t.train.as_ref()).map(|t| t.tokens_per_s);
     let td = torch.and_then(|t| t.decode.as_ref()).map(|t| t.tokens_per_s);
     let train = m.train.as_ref().context("the book's outputs need the training measurement (mode all)")?;
@@ -442,17 +442,17 @@ fn write_book_outputs(
             "values": c["values"],
         })),
         "train": {
-            "tokens_per_s": round(train.tokens_per_s, 0),
-            "step_ms": round(train.step_ms, 1),
-            "torch_tokens_per_s": tt.map(|x| round(x, 0)),
-            "ratio": ratio(train.tokens_per_s, tt).map(|x| round(x, 2)),
+            "tokens_per_s": round_dp(train.tokens_per_s, 0),
+            "step_ms": round_dp(train.step_ms, 1),
+            "torch_tokens_per_s": tt.map(|x| round_dp(x, 0)),
+            "ratio": ratio(train.tokens_per_s, tt).map(|x| round_dp(x, 2)),
         },
         "decode": {
-            "tokens_per_s": round(decode.tokens_per_s, 0),
+            "tokens_per_s": round_dp(decode.tokens_per_s, 0),
             "batch": decode.batch,
             "new_tokens": decode.new_tokens,
-            "torch_tokens_per_s": td.map(|x| round(x, 0)),
-            "ratio": ratio(decode.tokens_per_s, td).map(|x| round(x, 2)),
+            "torch_tokens_per_s": td.map(|x| round_dp(x, 0)),
+            "ratio": ratio(decode.tokens_per_s, td).map(|x| round_dp(x, 2)),
         },
         "levers": lever_summary(&m.levers),
     });

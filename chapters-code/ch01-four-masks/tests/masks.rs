@@ -2,9 +2,12 @@
 //! models compute is exactly zero where `MaskKind::allows` says no, and positive elsewhere.
 
 use candle_core::Tensor;
-use ch01_four_masks::{Models, Preset, Settings, example, reach, run_ed, run_stack};
+use ch01_four_masks::models::{Models, example, run_ed, run_stack};
+use ch01_four_masks::sharing::reach;
+use ch01_four_masks::{Args, Settings};
 use proptest::prelude::*;
 use transformer::MaskKind;
+use transformer::chapter::Preset;
 
 /// `[1, heads, t_q, t_k]` → per head, per query, per key.
 fn probs(t: &Tensor) -> Vec<Vec<Vec<f32>>> {
@@ -30,7 +33,7 @@ proptest! {
     #[test]
     fn models_attend_exactly_where_the_masks_allow(n in 2usize..14, k_frac in 0.0f64..1.0) {
         let k = 1 + ((n - 1) as f64 * k_frac) as usize % (n - 1);
-        let s = Settings::new(Preset::Quick, Some(n), Some(k)).unwrap();
+        let s = Settings::new(Preset::Quick, &Args { seq_len: Some(n), prefix_len: Some(k) }).unwrap();
         let models = Models::new(&s.config).unwrap();
         let (ids, _) = example(&s);
         for mask in [MaskKind::Bidirectional, MaskKind::Causal, MaskKind::prefix(k)] {
@@ -56,7 +59,7 @@ proptest! {
     fn a_token_reaches_exactly_the_outputs_the_mask_allows(n in 2usize..10, k_frac in 0.0f64..1.0) {
         // Through every layer: changing token j moves output i if and only if i may attend to j.
         let k = 1 + ((n - 1) as f64 * k_frac) as usize % (n - 1);
-        let s = Settings::new(Preset::Quick, Some(n), Some(k)).unwrap();
+        let s = Settings::new(Preset::Quick, &Args { seq_len: Some(n), prefix_len: Some(k) }).unwrap();
         let models = Models::new(&s.config).unwrap();
         let (ids, _) = example(&s);
         for mask in [MaskKind::Bidirectional, MaskKind::Causal, MaskKind::prefix(k)] {
@@ -74,9 +77,9 @@ type Rule = Box<dyn Fn(usize, usize) -> bool>;
 
 #[test]
 fn the_figures_grey_cells_are_the_blocked_cells() {
-    let s = Settings::new(Preset::Quick, None, None).unwrap();
+    let s = Settings::new(Preset::Quick, &Args::default()).unwrap();
     let models = Models::new(&s.config).unwrap();
-    let maps = ch01_four_masks::attention_maps(&models, &s).unwrap();
+    let maps = ch01_four_masks::maps::attention_maps(&models, &s).unwrap();
     let k = s.prefix_len;
     let expect: [(&str, Rule); 6] = [
         ("encoder_only.svg", Box::new(|_, _| true)),
@@ -99,7 +102,7 @@ fn the_figures_grey_cells_are_the_blocked_cells() {
 
 #[test]
 fn causal_and_prefix_runs_share_every_weight() {
-    let s = Settings::new(Preset::Quick, None, None).unwrap();
+    let s = Settings::new(Preset::Quick, &Args::default()).unwrap();
     let models = Models::new(&s.config).unwrap();
     let before = models.stack_store.tensors();
     let (ids, _) = example(&s);

@@ -2,10 +2,14 @@
 //! `X` (`n × d`) through a stack of random attention layers and measure how close it comes to
 //! the rank-1 subspace `{1 xᵀ}` in which every token carries the same vector.
 
+use std::collections::BTreeMap;
+
 use faer::{Mat, MatRef};
 use serde::Serialize;
 use transformer::rng;
 
+use crate::settings::RunConfig;
+use crate::sweep::{Stat, parallel_map};
 use crate::{Mask, attention, logits};
 
 /// What each layer contains.
@@ -130,3 +134,73 @@ pub fn collapse(n: usize, d: usize, layers: usize, seed: u64, variant: Variant, 
     out
 }
 // ANCHOR_END: stack
+
+/// Distance to the rank-1 subspace per layer, over seeds (geometric mean).
+#[derive(Debug, Clone, Serialize)]
+pub struct CollapseSeries {
+    /// `log₁₀` of the distance, per layer (entry 0 is the input); mean over seeds.
+    pub log10_mean: Vec<f64>,
+    pub log10_std: Vec<f64>,
+    /// The distances after the first, second and last layer, as `1.2e-8`-style strings.
+    pub layer1: String,
+    pub layer2: String,
+    pub last: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Collapse {
+    pub n: usize,
+    pub d: usize,
+    pub layers: usize,
+    pub seeds: u64,
+    /// variant → mask → series.
+    pub series: BTreeMap<String, BTreeMap<String, CollapseSeries>>,
+}
+
+pub(crate) fn sci(log10: f64) -> String {
+    format!("{:.1e}", 10f64.powf(log10))
+}
+
+pub fn run_collapse(cfg: &RunConfig) -> anyhow::Result<Collapse> {
+    let mut jobs = Vec::new();
+    for variant in Variant::ALL {
+        for mask in Mask::BOTH {
+            for seed in 0..cfg.collapse_seeds {
+                jobs.push((variant, mask, seed));
+            }
+        }
+    }
+    let runs = parallel_map(&jobs, |&(variant, mask, seed)| {
+        Ok(collapse(cfg.collapse_n, cfg.collapse_d, cfg.collapse_layers, seed, variant, mask))
+    })?;
+    let mut series: BTreeMap<String, BTreeMap<String, CollapseSeries>> = BTreeMap::new();
+    for variant in Variant::ALL {
+        for mask in Mask::BOTH {
+            let sel: Vec<&Vec<f64>> = jobs
+                .iter()
+                .zip(&runs)
+                .filter(|(j, _)| j.0 == variant && j.1 == mask)
+                .map(|(_, r)| r)
+                .collect();
+            let per_layer: Vec<Stat> = (0..=cfg.collapse_layers)
+                .map(|l| Stat::of(&sel.iter().map(|r| r[l].max(1e-300).log10()).collect::<Vec<_>>(), 2))
+                .collect();
+            let mean: Vec<f64> = per_layer.iter().map(|s| s.mean).collect();
+            let s = CollapseSeries {
+                layer1: sci(mean[1]),
+                layer2: sci(mean[2.min(cfg.collapse_layers)]),
+                last: sci(mean[cfg.collapse_layers]),
+                log10_std: per_layer.iter().map(|s| s.std).collect(),
+                log10_mean: mean,
+            };
+            series.entry(variant.name().to_string()).or_default().insert(mask.name().to_string(), s);
+        }
+    }
+    Ok(Collapse {
+        n: cfg.collapse_n,
+        d: cfg.collapse_d,
+        layers: cfg.collapse_layers,
+        seeds: cfg.collapse_seeds,
+        series,
+    })
+}

@@ -12,8 +12,8 @@ use anyhow::{Context, bail};
 use candle_core::{DType, Tensor};
 use faer::{Mat, MatRef};
 use serde::Serialize;
+use transformer::chapter::round_dp;
 use transformer::corpus;
-use transformer::io::round;
 use transformer::loss::masked_cross_entropy;
 use transformer::objectives::{self, LmBatch, MlmConfig};
 use transformer::rng;
@@ -168,7 +168,7 @@ pub struct HeadMeans {
 impl HeadMeans {
     fn of(ms: &[&MatrixSummary]) -> HeadMeans {
         let n = ms.len() as f64;
-        let mean = |f: &dyn Fn(&MatrixSummary) -> f64| round(ms.iter().map(|m| f(m)).sum::<f64>() / n, 2);
+        let mean = |f: &dyn Fn(&MatrixSummary) -> f64| round_dp(ms.iter().map(|m| f(m)).sum::<f64>() / n, 2);
         let er = ms.iter().map(|m| m.effective_rank);
         HeadMeans {
             rank_1e3: mean(&|m| m.rank_1e3),
@@ -297,9 +297,9 @@ fn summarise(a: MatRef<'_, f64>, structure: Structure) -> anyhow::Result<MatrixS
 
 fn average(ms: &[MatrixSummary]) -> MatrixSummary {
     let n = ms.len() as f64;
-    let avg = |f: &dyn Fn(&MatrixSummary) -> f64| round(ms.iter().map(f).sum::<f64>() / n, 2);
+    let avg = |f: &dyn Fn(&MatrixSummary) -> f64| round_dp(ms.iter().map(f).sum::<f64>() / n, 2);
     let avg_opt = |f: &dyn Fn(&MatrixSummary) -> Option<f64>| {
-        ms.iter().map(f).sum::<Option<f64>>().map(|s| round(s / n, 2))
+        ms.iter().map(f).sum::<Option<f64>>().map(|s| round_dp(s / n, 2))
     };
     MatrixSummary {
         rank_1e3: avg(&|m| m.rank_1e3),
@@ -452,11 +452,11 @@ fn train_model(cfg: &TrainedConfig, d: &Data, which: Model) -> anyhow::Result<Mo
         steps,
         tokens_seen: last.tokens_seen,
         tokens_supervised: last.tokens_supervised,
-        epochs: round((steps * cfg.batch) as f64 / d.train_rows.len() as f64, 2),
-        heldout_loss_init: round(heldout_loss_init, 2),
-        heldout_loss_trained: round(log.evals.last().map_or(f64::NAN, |e| e.value), 2),
-        suffix_loss_init: suffix_loss_init.map(|x| round(x, 2)),
-        suffix_loss_trained: suffix_loss()?.map(|x| round(x, 2)),
+        epochs: round_dp((steps * cfg.batch) as f64 / d.train_rows.len() as f64, 2),
+        heldout_loss_init: round_dp(heldout_loss_init, 2),
+        heldout_loss_trained: round_dp(log.evals.last().map_or(f64::NAN, |e| e.value), 2),
+        suffix_loss_init: suffix_loss_init.map(|x| round_dp(x, 2)),
+        suffix_loss_trained: suffix_loss()?.map(|x| round_dp(x, 2)),
         init_means: Means::of(&init),
         trained_means: Means::of(&trained),
         init,
@@ -483,7 +483,7 @@ pub fn train_and_measure(cfg: &TrainedConfig) -> anyhow::Result<TrainedReport> {
     }
     let uniform = |n: usize| -> anyhow::Result<f64> {
         let a = crate::attention(Mat::<f64>::zeros(n, n).as_ref(), Mask::Causal);
-        Ok(round(Measures::of(a.as_ref())?.effective_rank, 2))
+        Ok(round_dp(Measures::of(a.as_ref())?.effective_rank, 2))
     };
     let store = ParamStore::new(cfg.seed);
     DecoderOnly::new(&store, "model", &mcfg)?;
@@ -495,11 +495,11 @@ pub fn train_and_measure(cfg: &TrainedConfig) -> anyhow::Result<TrainedReport> {
         log_rank_bound: mcfg.head_dim() + 1,
         seq_len: cfg.seq_len,
         prefix: cfg.prefix,
-        prefix_per_head_dim: round(cfg.prefix as f64 / mcfg.head_dim() as f64, 1),
+        prefix_per_head_dim: round_dp(cfg.prefix as f64 / mcfg.head_dim() as f64, 1),
         mlm: MlmConfig::default(),
         train_rows: d.train_rows.len(),
         train_tokens: d.train_rows.len() * (cfg.seq_len + 1),
-        unigram_loss: round(unigram_loss(&d), 2),
+        unigram_loss: round_dp(unigram_loss(&d), 2),
         uniform_causal_effective_rank_full: uniform(cfg.seq_len)?,
         uniform_causal_effective_rank_block: uniform(cfg.prefix)?,
         models,

@@ -1,9 +1,20 @@
-//! The command line: a probe prints the measures; bad values give a message and a non-zero exit.
+//! The command lines: the chapter keeps the harness's contract; the probe prints the measures;
+//! bad values give a message and a non-zero exit.
 
 use std::process::{Command, Output};
 
+#[test]
+fn the_chapter_keeps_the_harness_contract() {
+    transformer::chapter::check_cli(
+        env!("CARGO_BIN_EXE_ch03-low-rank"),
+        &[],
+        &["timings.json", "spectra.svg", "collapse.svg", "headline.md", "hadamard.md", "trained_models.md"],
+        &[(&["--n", "16"], "--n")],
+    );
+}
+
 fn run(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_ch03-low-rank")).args(args).output().expect("the binary runs")
+    Command::new(env!("CARGO_BIN_EXE_probe")).args(args).output().expect("the binary runs")
 }
 
 fn fails_with(args: &[&str], needle: &str) {
@@ -42,5 +53,4 @@ fn bad_values_are_refused_with_a_message() {
     fails_with(&["--n", "-3"], "-3");
     fails_with(&["--n", "100000"], "limited to 4096");
     fails_with(&["--mask", "sideways"], "sideways");
-    fails_with(&["--config", "huge"], "huge");
 }

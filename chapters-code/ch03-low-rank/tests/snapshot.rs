@@ -1,6 +1,6 @@
 //! The quick configuration's report, rounded, as an insta snapshot; and its outputs on disk.
 
-use ch03_low_rank::experiments::{RunConfig, run};
+use ch03_low_rank::{RunConfig, compute, outputs};
 use serde_json::Value;
 
 /// The report without the numbers that sit at floating-point noise, which differ between
@@ -53,7 +53,7 @@ fn stable_view(report: &impl serde::Serialize) -> Value {
 
 #[test]
 fn quick_report_matches_the_snapshot_and_writes_every_output() {
-    let outcome = run(&RunConfig::quick()).unwrap();
+    let outcome = compute(&RunConfig::quick()).unwrap();
     let r = &outcome.report;
     assert!(r.checks.causal_det_positive);
     assert!(r.hadamard.all_within_bound);
@@ -73,11 +73,9 @@ fn quick_report_matches_the_snapshot_and_writes_every_output() {
     }
     insta::assert_json_snapshot!("quick_report", stable_view(r));
 
-    let dir = std::env::temp_dir().join(format!("ch03-quick-{}", std::process::id()));
-    outcome.write(&dir).unwrap();
-    let json: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(dir.join("results.json")).unwrap()).unwrap();
-    assert!(json["timing"]["sweep_seconds"].is_number());
+    let out = outputs(&outcome).unwrap();
+    let json = out.results();
+    assert!(json.get("timings").is_none(), "timings stay out of results.json");
     assert!(json["points"]["n64_d16_b0p1"]["causal"]["effective_rank"]["mean"].is_number());
     for f in [
         "spectra.svg",
@@ -89,7 +87,6 @@ fn quick_report_matches_the_snapshot_and_writes_every_output() {
         "trained_full.md",
         "trained_block_effective_rank.svg",
     ] {
-        assert!(dir.join(f).exists(), "{f}");
+        assert!(out.files().contains_key(f), "{f}");
     }
-    std::fs::remove_dir_all(&dir).unwrap();
 }

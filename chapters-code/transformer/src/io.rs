@@ -9,22 +9,18 @@ use anyhow::Context;
 use serde::Serialize;
 
 // ANCHOR: write_atomic
-/// Write `bytes` to `path` via a temporary file in the same directory and a rename.
+/// Write `bytes` to `path` via a temporary file in the same directory, persisted over `path`
+/// only once it is complete: an interrupted write never leaves a half-written file.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
     let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
     fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-    let name = path.file_name().context("output path has no file name")?.to_string_lossy();
-    let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
-    let result = (|| {
-        let mut f = fs::File::create(&tmp)?;
-        f.write_all(bytes)?;
-        f.sync_all()?;
-        fs::rename(&tmp, path)
-    })();
-    if result.is_err() {
-        let _ = fs::remove_file(&tmp);
-    }
-    result.with_context(|| format!("writing {}", path.display()))
+    let mut f =
+        tempfile::NamedTempFile::new_in(dir).with_context(|| format!("writing {}", path.display()))?;
+    f.write_all(bytes)
+        .and_then(|()| f.as_file().sync_all())
+        .with_context(|| format!("writing {}", path.display()))?;
+    f.persist(path).with_context(|| format!("writing {}", path.display()))?;
+    Ok(())
 }
 // ANCHOR_END: write_atomic
 
@@ -38,16 +34,6 @@ pub fn write_json<T: Serialize>(path: &Path, value: &T) -> anyhow::Result<()> {
 /// Write text, atomically.
 pub fn write_text(path: &Path, text: &str) -> anyhow::Result<()> {
     write_atomic(path, text.as_bytes())
-}
-
-/// Round to `digits` significant decimals, so snapshots and committed results stay stable
-/// across machines and thread counts.
-pub fn round(x: f64, digits: i32) -> f64 {
-    if !x.is_finite() || x == 0.0 {
-        return x;
-    }
-    let p = 10f64.powi(digits);
-    (x * p).round() / p
 }
 
 /// An integer with thousands separators, for tables: `536064` → `"536,064"`.
@@ -94,11 +80,5 @@ mod tests {
         assert_eq!(thousands(999), "999");
         assert_eq!(thousands(536_064), "536,064");
         assert_eq!(thousands(1_000_000), "1,000,000");
-    }
-
-    #[test]
-    fn rounding_is_to_decimals() {
-        assert_eq!(round(1.23456, 2), 1.23);
-        assert_eq!(round(-0.0049, 2), -0.0);
     }
 }

@@ -8,6 +8,7 @@
 //! - [`config`]: exact parameter and FLOP formulas, checked against the real variables;
 //! - [`loss`], [`train`]: a masked cross-entropy and a deterministic AdamW training loop;
 //! - [`io`], [`plot`]: atomic writes of JSON, safetensors checkpoints and SVG figures;
+//! - [`chapter`]: the harness every chapter crate is written on (command line, outputs, tables);
 //! - [`rng`]: the one seeded ChaCha generator used for data, masking and initialisation;
 //! - [`kernels`]: fused CPU kernels with hand-written backward passes (linear, LayerNorm,
 //!   attention, softmax, GELU, cross-entropy, AdamW), each one a switchable lever.
@@ -18,6 +19,7 @@
 //! no backward pass, so they are never used).
 
 pub mod attention;
+pub mod chapter;
 pub mod config;
 pub mod corpus;
 pub mod flops;

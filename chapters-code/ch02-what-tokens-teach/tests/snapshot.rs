@@ -1,10 +1,11 @@
 //! The quick configuration's report, snapshotted (numbers are rounded in the report itself).
 
-use ch02_what_tokens_teach::{Preset, Settings, run};
+use ch02_what_tokens_teach::{Args, Settings, compute};
+use transformer::chapter::Preset;
 
 #[test]
 fn quick_report_matches_the_snapshot() {
-    let chapter = run(&Settings::new(Preset::Quick, None, None, None).unwrap()).unwrap();
+    let chapter = compute(&Settings::new(Preset::Quick, &Args::default()).unwrap()).unwrap();
     let r = &chapter.report;
     // The claims the page makes, checked on the quick run too.
     assert!(r.corpus.round_trip_exact);

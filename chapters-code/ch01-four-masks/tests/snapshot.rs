@@ -1,23 +1,22 @@
 //! The quick configuration's report, snapshotted (numbers rounded in the report itself).
 
-use ch01_four_masks::{Preset, Settings, results_json, run};
+use ch01_four_masks::{Args, FourMasks, Settings, compute};
+use transformer::chapter::{Preset, quick};
 
 #[test]
 fn quick_report_matches_the_snapshot() {
-    let settings = Settings::new(Preset::Quick, None, None).unwrap();
-    let chapter = run(&settings).unwrap();
-    insta::assert_json_snapshot!("quick_report", results_json(&chapter.report));
-    let tables: Vec<_> = chapter.tables.iter().filter(|(f, _)| *f != "sharing.md").collect();
-    for (file, text) in tables {
-        insta::assert_snapshot!(format!("quick_{}", file.trim_end_matches(".md")), text);
+    let out = quick::<FourMasks>().unwrap();
+    insta::assert_json_snapshot!("quick_report", out.results());
+    for file in ["families.md", "t5_accounting.md"] {
+        insta::assert_snapshot!(format!("quick_{}", file.trim_end_matches(".md")), out.text(file).unwrap());
     }
 }
 
 #[test]
 fn every_count_matches_the_closed_form_formulas() {
     for preset in [Preset::Quick, Preset::Default] {
-        let settings = Settings::new(preset, None, None).unwrap();
-        let chapter = run(&settings).unwrap();
+        let settings = Settings::new(preset, &Args::default()).unwrap();
+        let chapter = compute(&settings).unwrap();
         for f in &chapter.report.families {
             assert!(f.cost.matches_formulas, "{preset:?} {}: {:?}", f.name, f.cost);
         }
@@ -32,7 +31,7 @@ fn every_count_matches_the_closed_form_formulas() {
 
 #[test]
 fn t5_accounting_holds_with_our_numbers() {
-    let chapter = run(&Settings::new(Preset::Default, None, None).unwrap()).unwrap();
+    let chapter = compute(&Settings::new(Preset::Default, &Args::default()).unwrap()).unwrap();
     let t5 = &chapter.report.t5;
     assert!((1.0..1.25).contains(&t5.params_ratio_ed_to_2l), "{t5:?}");
     assert!((0.9..1.2).contains(&t5.flops_ratio_ed_to_l), "{t5:?}");

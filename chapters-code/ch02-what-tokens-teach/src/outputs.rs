@@ -1,0 +1,72 @@
+//! Outputs: results.json, the tokenizer, the figures and the tables.
+
+use transformer::chapter::Outputs;
+use transformer::io::thousands;
+use transformer::plot::{LineChart, Series};
+
+use crate::*;
+
+fn series(run: &Run, x: impl Fn(&EvalPoint) -> usize, y: impl Fn(&EvalPoint) -> Option<f64>) -> Series {
+    Series {
+        label: run.objective.label().to_string(),
+        points: run.evals.iter().filter_map(|e| y(e).map(|v| (x(e) as f64, v))).collect(),
+    }
+}
+
+/// `results.json`, the figures, the tables and `tokenizer.json`.
+pub fn outputs(chapter: &Computed) -> anyhow::Result<Outputs> {
+    let mut out = Outputs::new(&chapter.report)?;
+    let t = &chapter.report.training;
+    let runs = [&t.full_lm, &t.prefix_lm, &t.masked_lm];
+    let own: Vec<Series> = runs.iter().map(|r| series(r, |e| e.tokens_seen, |e| Some(e.loss))).collect();
+    let svg = LineChart {
+        title: "Held-out loss (each on its own objective) against tokens seen",
+        x_label: "tokens seen",
+        y_label: "held-out loss (nats)",
+        log_x: false,
+        log_y: false,
+        series: &own,
+    }
+    .to_svg()?;
+    out.file("loss_vs_seen.svg", svg)?;
+    let sup: Vec<Series> =
+        runs.iter().map(|r| series(r, |e| e.tokens_supervised, |e| Some(e.loss))).collect();
+    let svg = LineChart {
+        title: "The same curves against tokens that received a loss",
+        x_label: "tokens supervised",
+        y_label: "held-out loss (nats)",
+        log_x: true,
+        log_y: false,
+        series: &sup,
+    }
+    .to_svg()?;
+    out.file("loss_vs_supervised.svg", svg)?;
+    let half: Vec<Series> =
+        runs[..2].iter().map(|r| series(r, |e| e.tokens_seen, |e| e.second_half_loss)).collect();
+    let svg = LineChart {
+        title: "One yardstick for both decoders: loss on the second half of held-out rows",
+        x_label: "tokens seen",
+        y_label: "next-token loss on the second half (nats)",
+        log_x: false,
+        log_y: false,
+        series: &half,
+    }
+    .to_svg()?;
+    out.file("second_half_loss.svg", svg)?;
+    for (file, text) in &chapter.tables {
+        out.file(file, text.as_str())?;
+    }
+    out.file("sample_document.md", sample_md(&chapter.sample_document))?;
+    out.file("tokenizer.json", chapter.tokenizer_json.as_str())?;
+    for r in runs {
+        out.headline(format!(
+            "{:>34}: held-out loss {:.3} on its own objective, {} of {} tokens supervised",
+            r.objective.label(),
+            r.final_loss,
+            thousands(r.tokens_supervised as u64),
+            thousands(r.tokens_seen as u64)
+        ));
+    }
+    out.open_first("loss_vs_seen.svg");
+    Ok(out)
+}

@@ -1,0 +1,234 @@
+//! Outputs: results.json, timings.json, the figures and the tables.
+
+use anyhow::Result;
+use std::collections::BTreeMap;
+use transformer::chapter::round_sig;
+use transformer::io::thousands;
+
+use transformer::chapter::Outputs;
+use transformer::plot::{LineChart, Series};
+
+use crate::*;
+
+fn invalidation_table(rows: &BTreeMap<String, ShiftRow>, n_layers: usize) -> String {
+    let mut t = String::from("| history held by | ");
+    t += &(0..n_layers).map(|l| format!("layer {l}")).collect::<Vec<_>>().join(" | ");
+    t += " | depends on the new turn's tokens |\n|---|";
+    t += &"---:|".repeat(n_layers);
+    t += "---|";
+    t.push('\n');
+    for key in ["causal", "prefix_frozen", "prefix_lm", "encoder", "cross"] {
+        let row = &rows[key];
+        t += &format!("| {} | ", row.label);
+        let cells: Vec<String> = row.layers.iter().map(|l| format!("{:.4}", l.relative)).collect();
+        t += &cells.join(" | ");
+        t += if row.depends_on_new_turn { " | yes |\n" } else { " | no (bit for bit) |\n" };
+    }
+    t
+}
+
+fn decode_table(points: &[DecodePoint], times: &[DecodeTiming]) -> String {
+    let mut t = String::from(
+        "| context | MFLOP without cache | MFLOP with cache | predicted speed-up (FLOPs) | ms without cache | ms with cache | measured speed-up |\n\
+         |---:|---:|---:|---:|---:|---:|---:|\n",
+    );
+    for (p, m) in points.iter().zip(times) {
+        t += &format!(
+            "| {} | {} | {} | {}× | {} | {} | {}× |\n",
+            p.context,
+            round_sig(p.flops_full as f64 / 1e6, 4),
+            round_sig(p.flops_cached as f64 / 1e6, 4),
+            p.predicted_speedup,
+            m.ms_full,
+            m.ms_cached,
+            m.measured_speedup
+        );
+    }
+    t
+}
+
+fn dialogue_table(rows: &BTreeMap<String, DialogueRow>, times: &BTreeMap<String, DialogueTiming>) -> String {
+    let mut t = String::from(
+        "| strategy | total GFLOP | FLOPs vs cache reuse | last turn / first turn | growth when turns double | seconds | time vs cache reuse |\n\
+         |---|---:|---:|---:|---:|---:|---:|\n",
+    );
+    for s in Strategy::ALL {
+        let (r, m) = (&rows[s.key()], &times[s.key()]);
+        t += &format!(
+            "| {} | {} | {}× | {}× | {}× | {} | {}× |\n",
+            r.label,
+            r.total_gflop,
+            r.flops_ratio_to_reuse,
+            r.last_over_first_turn,
+            r.growth_when_doubling,
+            m.total_secs,
+            m.time_ratio_to_reuse
+        );
+    }
+    t
+}
+
+fn kv_heads_table(rows: &[KvHeadsRow], times: &[KvHeadsTiming], context: usize) -> String {
+    let mut t = format!(
+        "| attention | K/V heads | parameters | cache bytes per token (formula) | cache at {context} tokens (formula) | \
+         measured (`KvCache::bytes`) | cache vs MHA | FLOPs per step | ms per step | time vs MHA |\n\
+         |---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n"
+    );
+    for (r, m) in rows.iter().zip(times) {
+        t += &format!(
+            "| {} | {} | {} | {} | {} | {} | {}× | {} | {} | {}× |\n",
+            r.kind,
+            r.n_kv_heads,
+            thousands(r.params as u64),
+            thousands(r.bytes_per_token),
+            thousands(r.cache_bytes_formula),
+            thousands(r.cache_bytes_measured),
+            r.cache_ratio_to_mha,
+            thousands(r.flops_per_step),
+            m.ms_per_step,
+            m.time_ratio_to_mha
+        );
+    }
+    t
+}
+
+fn memory_md(rows: &BTreeMap<String, MemoryRow>) -> String {
+    let mut t = String::from(
+        "| model | attention | layers | K/V heads | head dim | per token | 8,192 tokens | 131,072 tokens |\n\
+         |---|---|---:|---:|---:|---:|---:|---:|\n",
+    );
+    for p in &PUBLISHED {
+        let r = &rows[p.key];
+        t += &format!(
+            "| {} | {} | {} | {} | {} | {} KiB | {} GiB ({} GB) | {} GiB |\n",
+            r.name,
+            r.attention,
+            p.layers,
+            p.kv_heads,
+            p.head_dim,
+            r.kib_per_token,
+            r.gib_at_8k,
+            r.gb_at_8k,
+            r.gib_at_128k
+        );
+    }
+    t
+}
+
+/// results.json (the report), timings.json, the figures and the tables.
+pub fn outputs(o: &Outcome) -> Result<Outputs> {
+    let (rep, tim) = (&o.report, &o.timings);
+    let mut out = Outputs::new(rep)?;
+    out.timings(tim)?;
+
+    let ctx = |f: &dyn Fn(usize) -> f64| -> Vec<(f64, f64)> {
+        (0..rep.decode.len()).map(|i| (rep.decode[i].context as f64, f(i))).collect()
+    };
+    let svg = LineChart {
+        title: "One decoding step: time against context length",
+        x_label: "context length (tokens)",
+        y_label: "milliseconds per generated token",
+        log_x: true,
+        log_y: true,
+        series: &[
+            Series {
+                label: "without cache (run everything again)".into(),
+                points: ctx(&|i| tim.decode[i].ms_full),
+            },
+            Series {
+                label: "with KV cache (newest token only)".into(),
+                points: ctx(&|i| tim.decode[i].ms_cached),
+            },
+        ],
+    }
+    .to_svg()?;
+    out.file("decode_time.svg", svg)?;
+    let svg = LineChart {
+        title: "Speed-up from the cache: FLOP count against the clock",
+        x_label: "context length (tokens)",
+        y_label: "speed-up (×)",
+        log_x: true,
+        log_y: true,
+        series: &[
+            Series {
+                label: "predicted by counted FLOPs".into(),
+                points: ctx(&|i| rep.decode[i].predicted_speedup),
+            },
+            Series { label: "measured".into(), points: ctx(&|i| tim.decode[i].measured_speedup) },
+        ],
+    }
+    .to_svg()?;
+    out.file("speedup.svg", svg)?;
+
+    let per_turn = |f: &dyn Fn(Strategy) -> Vec<f64>| -> Vec<Series> {
+        Strategy::ALL
+            .iter()
+            .map(|&s| Series {
+                label: s.label().into(),
+                points: f(s).into_iter().enumerate().map(|(i, y)| ((i + 1) as f64, y)).collect(),
+            })
+            .collect()
+    };
+    let svg = LineChart {
+        title: "Cumulative compute of a dialogue",
+        x_label: "turn",
+        y_label: "cumulative GFLOP (counted)",
+        log_x: false,
+        log_y: false,
+        series: &per_turn(&|s| {
+            rep.dialogue[s.key()].cumulative_flops.iter().map(|&f| f as f64 / 1e9).collect()
+        }),
+    }
+    .to_svg()?;
+    out.file("dialogue_flops.svg", svg)?;
+    let svg = LineChart {
+        title: "Cumulative wall time of a dialogue",
+        x_label: "turn",
+        y_label: "cumulative seconds",
+        log_x: false,
+        log_y: false,
+        series: &per_turn(&|s| tim.dialogue[s.key()].cumulative_secs.clone()),
+    }
+    .to_svg()?;
+    out.file("dialogue_time.svg", svg)?;
+
+    let shift_series: Vec<Series> = ["causal", "prefix_frozen", "prefix_lm", "encoder", "cross"]
+        .iter()
+        .map(|k| {
+            let row = &rep.invalidation[*k];
+            Series {
+                label: row.label.clone(),
+                points: row.layers.iter().map(|l| (l.layer as f64, l.relative)).collect(),
+            }
+        })
+        .collect();
+    let svg = LineChart {
+        title: "How far a new turn moves the cached keys and values of the history",
+        x_label: "layer",
+        y_label: "relative change of old K and V",
+        log_x: false,
+        log_y: false,
+        series: &shift_series,
+    }
+    .to_svg()?;
+    out.file("invalidation.svg", svg)?;
+
+    out.file("invalidation.md", invalidation_table(&rep.invalidation, rep.settings.model.n_layers))?;
+    out.file("decode.md", decode_table(&rep.decode, &tim.decode))?;
+    out.file("dialogue.md", dialogue_table(&rep.dialogue, &tim.dialogue))?;
+    out.file("kv_heads.md", kv_heads_table(&rep.kv_heads, &tim.kv_heads, rep.settings.kv_context))?;
+    out.file("memory.md", memory_md(&rep.memory))?;
+    let d = &rep.dialogue;
+    out.headline(format!(
+        "dialogue FLOPs against keeping the cache: recompute {}×, prefix LM {}×, encoder-decoder {}×",
+        d["causal_recompute"].flops_ratio_to_reuse,
+        d["prefix_lm"].flops_ratio_to_reuse,
+        d["encoder_decoder"].flops_ratio_to_reuse
+    ));
+    out.headline(format!(
+        "cached and uncached generation give the same tokens in all {} cases: {}",
+        rep.equality.cases, rep.equality.all_tokens_identical
+    ));
+    out.open_first("dialogue_flops.svg");
+    Ok(out)
+}

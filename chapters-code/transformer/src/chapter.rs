@@ -1,0 +1,544 @@
+//! The chapter harness: what every chapter crate is written on.
+//!
+//! A chapter implements [`Chapter`]: it turns a [`Preset`] and its own command-line flags into
+//! checked settings, and its settings into [`Outputs`] (the numbers the page quotes, its
+//! tables and figures, and any timings). Everything else is here, written once: the command
+//! line (`--config`, `--out`, `--help`), where outputs go, writing them atomically, exit codes,
+//! and the summary a run prints at the end.
+//!
+//! ```text
+//! // src/main.rs of a chapter crate
+//! fn main() -> std::process::ExitCode {
+//!     transformer::chapter::main::<ch01_four_masks::FourMasks>()
+//! }
+//! ```
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Instant;
+
+use anyhow::{Context, bail};
+use clap::{CommandFactory, FromArgMatches, Parser};
+use serde::{Deserialize, Serialize};
+
+/// Which configuration a run uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, clap::ValueEnum, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Preset {
+    /// Small and fast: what the tests run and snapshot.
+    Quick,
+    /// What the book shows.
+    Default,
+    /// Larger than the book's run, where a chapter offers one.
+    Large,
+}
+
+impl Preset {
+    /// The name used on the command line and in folder names.
+    pub fn name(self) -> &'static str {
+        match self {
+            Preset::Quick => "quick",
+            Preset::Default => "default",
+            Preset::Large => "large",
+        }
+    }
+}
+
+/// One chapter of the book: settings in, outputs out.
+pub trait Chapter {
+    /// The results id: `{{#value ch01.key}}` reads `book/generated/ch01/`.
+    const ID: &'static str;
+    /// The Cargo package, which is also the binary's name.
+    const PACKAGE: &'static str;
+    /// One sentence for `--help`: what a run computes.
+    const ABOUT: &'static str;
+    /// The chapter's own flags, each an optional override of its preset.
+    type Args: clap::Args;
+    /// Everything one run uses, already checked.
+    type Settings;
+    /// Settings from a preset and the flags. Every value is checked here; an error is a usage
+    /// error (exit code 2) whose message names the flag.
+    fn settings(preset: Preset, args: &Self::Args) -> anyhow::Result<Self::Settings>;
+    /// Run the chapter.
+    fn run(settings: &Self::Settings) -> anyhow::Result<Outputs>;
+}
+
+/// What a run produced, held in memory until [`Outputs::write`] puts it on disk in one go.
+#[derive(Debug, Default)]
+pub struct Outputs {
+    results: serde_json::Value,
+    /// `results` as written: serialised from the chapter's own type, so fields keep its order.
+    results_text: String,
+    timings: Option<serde_json::Value>,
+    files: BTreeMap<String, Vec<u8>>,
+    headline: Vec<String>,
+    open_first: Option<String>,
+}
+
+impl Outputs {
+    /// Outputs whose `results.json` is `results`: every number the page quotes, rounded for
+    /// display. Nothing in it may depend on the machine or the clock; timings go to
+    /// [`Outputs::timings`].
+    pub fn new(results: &impl Serialize) -> anyhow::Result<Self> {
+        let results_text = serde_json::to_string_pretty(results).context("serialising the results")? + "\n";
+        let results = serde_json::to_value(results).context("serialising the results")?;
+        if !results.is_object() {
+            bail!("results must serialise to a JSON object");
+        }
+        if results.get("timings").is_some() {
+            bail!("`timings` is reserved in results.json: pass machine-dependent values to Outputs::timings");
+        }
+        Ok(Outputs { results, results_text, ..Outputs::default() })
+    }
+
+    /// The results as written to `results.json`.
+    pub fn results(&self) -> &serde_json::Value {
+        &self.results
+    }
+
+    /// Machine-dependent measurements (seconds, speed-ups measured in wall time), written to
+    /// `timings.json` beside `results.json`; the book reads them as `{{#value chNN.timings.…}}`.
+    pub fn timings(&mut self, timings: &impl Serialize) -> anyhow::Result<&mut Self> {
+        self.timings = Some(serde_json::to_value(timings).context("serialising the timings")?);
+        Ok(self)
+    }
+
+    /// A file beside `results.json`: a table (`.md`), a figure (`.svg`) or anything else.
+    pub fn file(&mut self, name: &str, contents: impl Into<Vec<u8>>) -> anyhow::Result<&mut Self> {
+        let ok = !name.is_empty()
+            && !name.starts_with('.')
+            && name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'));
+        if !ok {
+            bail!("output file name `{name}` must be a plain file name (letters, digits, _ - .)");
+        }
+        if matches!(name, "results.json" | "timings.json" | "manifest.json") {
+            bail!("`{name}` is written by the harness");
+        }
+        if self.files.insert(name.to_string(), contents.into()).is_some() {
+            bail!("output file `{name}` produced twice");
+        }
+        Ok(self)
+    }
+
+    /// The files beside `results.json`, by name.
+    pub fn files(&self) -> &BTreeMap<String, Vec<u8>> {
+        &self.files
+    }
+
+    /// A file's text, for tests.
+    pub fn text(&self, name: &str) -> Option<&str> {
+        self.files.get(name).and_then(|b| std::str::from_utf8(b).ok())
+    }
+
+    /// A line the run prints at the end: one of the chapter's headline results.
+    pub fn headline(&mut self, line: impl Into<String>) -> &mut Self {
+        self.headline.push(line.into());
+        self
+    }
+
+    /// The file a reader should open first (usually the chapter's main figure).
+    pub fn open_first(&mut self, name: &str) -> &mut Self {
+        self.open_first = Some(name.to_string());
+        self
+    }
+
+    /// Write everything into `dir`, replacing what was there. The files are first written into
+    /// a temporary folder beside `dir`, which then takes `dir`'s place: an interrupted or failed
+    /// run leaves the old outputs untouched and no half-written file behind.
+    pub fn write(&self, dir: &Path) -> anyhow::Result<()> {
+        let parent = dir.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+        std::fs::create_dir_all(parent).with_context(|| format!("creating {}", parent.display()))?;
+        let name = dir.file_name().context("the output folder has no name")?.to_string_lossy();
+        let stage = tempfile::Builder::new()
+            .prefix(&format!(".{name}.new-"))
+            .tempdir_in(parent)
+            .with_context(|| format!("creating a temporary folder in {}", parent.display()))?;
+        let mut all: Vec<(&str, Vec<u8>)> = vec![("results.json", self.results_text.clone().into_bytes())];
+        if let Some(t) = &self.timings {
+            all.push(("timings.json", pretty(t)?));
+        }
+        for (file, bytes) in &self.files {
+            all.push((file, bytes.clone()));
+        }
+        for (file, bytes) in &all {
+            let path = stage.path().join(file);
+            let mut f =
+                std::fs::File::create(&path).with_context(|| format!("writing {}", path.display()))?;
+            f.write_all(bytes)
+                .and_then(|()| f.sync_all())
+                .with_context(|| format!("writing {}", path.display()))?;
+        }
+        // A manifest belongs to the book's build, not to the run: keep it if it is there.
+        let manifest = dir.join("manifest.json");
+        if manifest.is_file() {
+            std::fs::copy(&manifest, stage.path().join("manifest.json"))
+                .with_context(|| format!("keeping {}", manifest.display()))?;
+        }
+        if dir.exists() {
+            if !dir.is_dir() {
+                bail!("{} exists and is not a folder", dir.display());
+            }
+            let old = tempfile::Builder::new()
+                .prefix(&format!(".{name}.old-"))
+                .tempdir_in(parent)
+                .with_context(|| format!("creating a temporary folder in {}", parent.display()))?;
+            let old_path = old.path().join("outputs");
+            std::fs::rename(dir, &old_path).with_context(|| format!("moving {} aside", dir.display()))?;
+            if let Err(e) = std::fs::rename(stage.path(), dir) {
+                let _ = std::fs::rename(&old_path, dir);
+                return Err(e).with_context(|| format!("replacing {}", dir.display()));
+            }
+        } else {
+            std::fs::rename(stage.path(), dir).with_context(|| format!("creating {}", dir.display()))?;
+        }
+        Ok(())
+    }
+
+    fn summary(&self, dir: &Path, seconds: f64) -> String {
+        let mut s = String::new();
+        for line in &self.headline {
+            let _ = writeln!(s, "  {line}");
+        }
+        let mut names = vec!["results.json".to_string()];
+        if self.timings.is_some() {
+            names.push("timings.json".to_string());
+        }
+        names.extend(self.files.keys().cloned());
+        let _ = writeln!(
+            s,
+            "wrote {} files to {} in {seconds:.1} s: {}",
+            names.len(),
+            dir.display(),
+            names.join(", ")
+        );
+        if let Some(first) = &self.open_first {
+            let _ = writeln!(s, "open first: {}", dir.join(first).display());
+        }
+        s
+    }
+}
+
+fn pretty(v: &serde_json::Value) -> anyhow::Result<Vec<u8>> {
+    let mut s = serde_json::to_string_pretty(v)?;
+    s.push('\n');
+    Ok(s.into_bytes())
+}
+
+/// The workspace root (this library lives in `chapters-code/transformer`).
+pub fn workspace_root() -> PathBuf {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    root.canonicalize().unwrap_or(root)
+}
+
+/// The book's folder of committed outputs for a chapter: `book/generated/<id>`.
+pub fn book_folder(id: &str) -> PathBuf {
+    workspace_root().join("book/generated").join(id)
+}
+
+/// Where a run writes when `--out` is not given: the book's folder for the default
+/// configuration, a scratch folder under `target/` for any other, so that a quick run can
+/// never overwrite the book's results.
+pub fn default_out(id: &str, preset: Preset) -> PathBuf {
+    match preset {
+        Preset::Default => book_folder(id),
+        other => workspace_root().join("target/chapters").join(format!("{id}-{}", other.name())),
+    }
+}
+
+/// Refuse to write anything but the default configuration's results into the book.
+fn check_out(id: &str, preset: Preset, out: &Path) -> anyhow::Result<()> {
+    let book = workspace_root().join("book/generated");
+    let inside = |p: &Path| {
+        let p = std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf());
+        let p = canonical_prefix(&p);
+        book.canonicalize().is_ok_and(|b| p.starts_with(b))
+    };
+    if preset != Preset::Default && inside(out) {
+        bail!(
+            "--out {} is inside the book's results (book/generated/), which hold the default \
+             configuration's outputs only; write a {} run elsewhere (the default for it is {})",
+            out.display(),
+            preset.name(),
+            default_out(id, preset).display()
+        );
+    }
+    Ok(())
+}
+
+/// `p` with its longest existing prefix canonicalised (the rest may not exist yet).
+fn canonical_prefix(p: &Path) -> PathBuf {
+    let mut rest = Vec::new();
+    let mut cur = p.to_path_buf();
+    loop {
+        if let Ok(c) = cur.canonicalize() {
+            return rest.iter().rev().fold(c, |acc: PathBuf, part| acc.join(part));
+        }
+        match (cur.file_name().map(|s| s.to_os_string()), cur.parent()) {
+            (Some(name), Some(parent)) => {
+                rest.push(name);
+                cur = parent.to_path_buf();
+            }
+            _ => return p.to_path_buf(),
+        }
+    }
+}
+
+#[derive(Parser)]
+struct Cli<A: clap::Args> {
+    /// Which configuration to run: quick (for tests), default (the book's), large (where offered).
+    #[arg(long, value_enum, default_value_t = Preset::Default)]
+    config: Preset,
+    /// Folder for results.json, the tables and the figures (default: the book's folder for the
+    /// default configuration, target/chapters/<id>-<config> for any other).
+    #[arg(long, value_name = "DIR")]
+    out: Option<PathBuf>,
+    #[command(flatten)]
+    args: A,
+}
+
+/// The `main` of every chapter binary: parse the command line, run, write, report.
+///
+/// Exit codes: 0 on success, 2 for a usage error (a bad flag or value), 1 for a failure while
+/// running or writing. Errors go to standard error, with their causes.
+pub fn main<C: Chapter>() -> ExitCode {
+    let command =
+        Cli::<C::Args>::command().name(C::PACKAGE).about(C::ABOUT).version(env!("CARGO_PKG_VERSION"));
+    let cli = match command.try_get_matches().and_then(|m| Cli::<C::Args>::from_arg_matches(&m)) {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            return ExitCode::from(if e.use_stderr() { 2 } else { 0 });
+        }
+    };
+    let out = cli.out.clone().unwrap_or_else(|| default_out(C::ID, cli.config));
+    let settings = match check_out(C::ID, cli.config, &out).and_then(|()| C::settings(cli.config, &cli.args))
+    {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            return ExitCode::from(2);
+        }
+    };
+    let start = Instant::now();
+    match C::run(&settings).and_then(|outputs| outputs.write(&out).map(|()| outputs)) {
+        Ok(outputs) => {
+            print!(
+                "{} ({}):\n{}",
+                C::ID,
+                cli.config.name(),
+                outputs.summary(&out, start.elapsed().as_secs_f64())
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// A Markdown table, built column by column, always in the same style.
+#[derive(Debug, Clone)]
+pub struct Table {
+    header: Vec<String>,
+    right: Vec<bool>,
+    rows: Vec<Vec<String>>,
+}
+
+impl Table {
+    /// A table with these column headers, every column left-aligned.
+    pub fn new<S: AsRef<str>>(header: &[S]) -> Self {
+        Table {
+            header: header.iter().map(|h| h.as_ref().to_string()).collect(),
+            right: vec![false; header.len()],
+            rows: Vec::new(),
+        }
+    }
+
+    /// Right-align the columns whose index is in `cols` (numbers).
+    pub fn right(mut self, cols: impl IntoIterator<Item = usize>) -> Self {
+        for c in cols {
+            self.right[c] = true;
+        }
+        self
+    }
+
+    /// Right-align every column from `first` on.
+    pub fn right_from(self, first: usize) -> Self {
+        let n = self.header.len();
+        self.right(first..n)
+    }
+
+    /// Add a row; it must have one cell per column.
+    pub fn row<S: ToString>(&mut self, cells: impl IntoIterator<Item = S>) -> &mut Self {
+        let row: Vec<String> = cells.into_iter().map(|c| c.to_string()).collect();
+        assert_eq!(
+            row.len(),
+            self.header.len(),
+            "a row of {} cells in a table of {} columns",
+            row.len(),
+            self.header.len()
+        );
+        self.rows.push(row);
+        self
+    }
+
+    /// The table as GitHub-flavoured Markdown.
+    pub fn markdown(&self) -> String {
+        let line = |cells: &[String]| format!("| {} |\n", cells.join(" | "));
+        let mut s = line(&self.header);
+        s.push('|');
+        for &r in &self.right {
+            s.push_str(if r { "---:|" } else { "---|" });
+        }
+        s.push('\n');
+        for row in &self.rows {
+            s.push_str(&line(row));
+        }
+        s
+    }
+}
+
+/// Round to `dp` decimal places (`round_dp(1.23456, 2) == 1.23`).
+pub fn round_dp(x: f64, dp: i32) -> f64 {
+    if !x.is_finite() || x == 0.0 {
+        return x;
+    }
+    let p = 10f64.powi(dp);
+    (x * p).round() / p
+}
+
+/// Round to `sig` significant digits (`round_sig(0.0012345, 3) == 0.00123`).
+pub fn round_sig(x: f64, sig: i32) -> f64 {
+    if !x.is_finite() || x == 0.0 {
+        return x;
+    }
+    let magnitude = x.abs().log10().floor() as i32;
+    round_dp(x, sig - 1 - magnitude)
+}
+
+/// Run a chapter's quick configuration with its default flags, as its snapshot tests do.
+pub fn quick<C: Chapter>() -> anyhow::Result<Outputs>
+where
+    C::Args: Default,
+{
+    C::run(&C::settings(Preset::Quick, &C::Args::default())?)
+}
+
+/// The command-line contract every chapter binary keeps, checked by each chapter's CLI test:
+/// `--help` lists the harness's and the chapter's flags; a quick run into a fresh folder exits
+/// 0 and writes `expected` files (besides `results.json`); each of `bad` (flags after
+/// `--config quick`) fails with exit code 2 and a message containing its needle, never a
+/// panic; an unwritable output folder fails with exit code 1; a quick run aimed at the book's
+/// folder is refused.
+pub fn check_cli(binary: &str, flags: &[&str], expected: &[&str], bad: &[(&[&str], &str)]) {
+    use std::process::Command;
+    let run = |args: &[&str]| Command::new(binary).args(args).output().expect("the chapter binary runs");
+    let help = run(&["--help"]);
+    assert!(help.status.success());
+    let text = String::from_utf8_lossy(&help.stdout);
+    for flag in ["--config", "--out"].iter().chain(flags) {
+        assert!(text.contains(flag), "{flag} missing from --help:\n{text}");
+    }
+    let dir = tempfile::tempdir().expect("a temporary folder");
+    let out = dir.path().join("out");
+    let quick = run(&["--config", "quick", "--out", out.to_str().expect("UTF-8 path")]);
+    let stdout = String::from_utf8_lossy(&quick.stdout);
+    assert!(quick.status.success(), "{}", String::from_utf8_lossy(&quick.stderr));
+    assert!(stdout.contains("wrote") && stdout.contains("results.json"), "no summary printed:\n{stdout}");
+    for file in ["results.json"].iter().chain(expected) {
+        assert!(out.join(file).is_file(), "{file} was not written");
+    }
+    let leftovers: Vec<_> = std::fs::read_dir(dir.path())
+        .expect("readable")
+        .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+        .filter(|n| n != "out")
+        .collect();
+    assert!(leftovers.is_empty(), "temporary folders left behind: {leftovers:?}");
+    let expect_failure = |args: Vec<&str>, code: i32, needle: &str| {
+        let o = run(&args);
+        let stderr = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(code), "{args:?} should exit with {code}: {stderr}");
+        assert!(stderr.contains(needle), "{args:?}: expected {needle:?} in {stderr}");
+        assert!(!stderr.contains("panicked"), "{args:?} panicked: {stderr}");
+    };
+    for (args, needle) in bad {
+        let mut all = vec!["--config", "quick"];
+        all.extend_from_slice(args);
+        expect_failure(all, 2, needle);
+    }
+    expect_failure(vec!["--config", "huge"], 2, "huge");
+    let blocker = dir.path().join("file");
+    std::fs::write(&blocker, "x").expect("writable");
+    let inside = blocker.join("out");
+    expect_failure(vec!["--config", "quick", "--out", inside.to_str().expect("UTF-8")], 1, "error");
+    let book = book_folder("some-chapter");
+    expect_failure(vec!["--config", "quick", "--out", book.to_str().expect("UTF-8")], 2, "book");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tables_render_in_one_style() {
+        let mut t = Table::new(&["name", "n"]).right([1]);
+        t.row(["a", "1"]).row(["b", "22"]);
+        assert_eq!(t.markdown(), "| name | n |\n|---|---:|\n| a | 1 |\n| b | 22 |\n");
+    }
+
+    #[test]
+    fn rounding_by_decimals_and_by_significant_digits() {
+        assert_eq!(round_dp(1.23456, 2), 1.23);
+        assert_eq!(round_dp(-0.0049, 2), -0.0);
+        assert_eq!(round_sig(0.0012345, 3), 0.00123);
+        assert_eq!(round_sig(123456.0, 2), 120000.0);
+        assert_eq!(round_sig(0.0, 3), 0.0);
+        assert!(round_sig(f64::NAN, 3).is_nan());
+    }
+
+    #[test]
+    fn outputs_replace_the_folder_atomically_and_keep_the_manifest() {
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("ch99");
+        std::fs::create_dir_all(&out).unwrap();
+        std::fs::write(out.join("stale.md"), "old").unwrap();
+        std::fs::write(out.join("manifest.json"), "{}").unwrap();
+        let mut o = Outputs::new(&serde_json::json!({"a": 1})).unwrap();
+        o.file("t.md", "| x |\n").unwrap();
+        o.timings(&serde_json::json!({"seconds": 1.5})).unwrap();
+        o.write(&out).unwrap();
+        let mut names: Vec<_> = std::fs::read_dir(&out).unwrap().map(|e| e.unwrap().file_name()).collect();
+        names.sort();
+        assert_eq!(names, ["manifest.json", "results.json", "t.md", "timings.json"]);
+        assert_eq!(std::fs::read_to_string(out.join("results.json")).unwrap(), "{\n  \"a\": 1\n}\n");
+        let siblings: Vec<_> =
+            std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+        assert_eq!(siblings, ["ch99"], "temporary folders left behind");
+    }
+
+    #[test]
+    fn bad_output_names_and_reserved_keys_are_errors() {
+        let mut o = Outputs::new(&serde_json::json!({})).unwrap();
+        for bad in ["", ".hidden", "a/b.md", "../x", "results.json", "timings.json"] {
+            assert!(o.file(bad, "x").is_err(), "{bad:?} accepted");
+        }
+        o.file("a.md", "x").unwrap();
+        assert!(o.file("a.md", "y").is_err(), "a duplicate was accepted");
+        assert!(Outputs::new(&serde_json::json!({"timings": 1})).is_err());
+        assert!(Outputs::new(&serde_json::json!([1, 2])).is_err());
+    }
+
+    #[test]
+    fn only_the_default_configuration_writes_into_the_book() {
+        assert_eq!(default_out("ch01", Preset::Default), book_folder("ch01"));
+        assert!(default_out("ch01", Preset::Quick).ends_with("target/chapters/ch01-quick"));
+        assert!(check_out("ch01", Preset::Quick, &book_folder("ch01")).is_err());
+        assert!(check_out("ch01", Preset::Quick, &book_folder("ch01").join("../ch01/sub")).is_err());
+        assert!(check_out("ch01", Preset::Default, &book_folder("ch01")).is_ok());
+        assert!(check_out("ch01", Preset::Quick, &default_out("ch01", Preset::Quick)).is_ok());
+    }
+}
