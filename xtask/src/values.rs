@@ -5,6 +5,11 @@
 //! (536,064), `| N` prints a number with N decimals. A missing file or key fails the build.
 //! `{{#value ch06.timings.key}}` reads `book/generated/ch06/timings.json`, where each chapter
 //! keeps what depends on the machine (seconds, measured speed-ups).
+//!
+//! `{{#claim ch03.name}}` is a sentence about our own results: it is replaced by the wording the
+//! chapter generated in `claims.json`, and fails the build when the chapter computed that the
+//! claim does not hold on its data. Every characterising sentence ("higher at every size",
+//! "within noise") goes through one, so a regeneration cannot silently make the page wrong.
 
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -35,14 +40,17 @@ impl Values {
             .with_context(|| format!("{} is missing: run `cargo xtask book`", path.display()))?;
         let mut v: Value =
             serde_json::from_str(&text).with_context(|| format!("{} is not JSON", path.display()))?;
-        // Machine-dependent measurements live beside the results, read as `chNN.timings.…`.
-        let timings = self.generated.join(id).join("timings.json");
-        if let Ok(text) = std::fs::read_to_string(&timings) {
-            let t: Value =
-                serde_json::from_str(&text).with_context(|| format!("{} is not JSON", timings.display()))?;
-            let Value::Object(map) = &mut v else { bail!("{} is not a JSON object", path.display()) };
-            if map.insert("timings".to_string(), t).is_some() {
-                bail!("{} has a `timings` key; timings belong in timings.json", path.display());
+        // Beside the results: machine-dependent measurements (`chNN.timings.…`) and the claims
+        // the page makes about the results (`{{#claim chNN.name}}`).
+        for (file, key) in [("timings.json", "timings"), ("claims.json", "claims")] {
+            let side = self.generated.join(id).join(file);
+            if let Ok(text) = std::fs::read_to_string(&side) {
+                let t: Value =
+                    serde_json::from_str(&text).with_context(|| format!("{} is not JSON", side.display()))?;
+                let Value::Object(map) = &mut v else { bail!("{} is not a JSON object", path.display()) };
+                if map.insert(key.to_string(), t).is_some() {
+                    bail!("{} has a `{key}` key; it belongs in {file}", path.display());
+                }
             }
         }
         self.cache.borrow_mut().insert(id.to_string(), v.clone());
@@ -67,6 +75,34 @@ impl Values {
             .ok_or_else(|| anyhow!("`{key}`: no `{part}` in book/generated/{id}/results.json"))?;
         }
         format_value(v, filter).with_context(|| format!("`{spec}`"))
+    }
+
+    /// The text that replaces `{{#claim chNN.name}}`: the claim's generated wording, provided
+    /// the chapter's results bear it out. A claim that does not hold fails the build.
+    /// With `| check` the directive renders nothing: it only asserts that the claim holds, for a
+    /// sentence whose wording is the page's own but whose truth the chapter computes.
+    pub fn claim(&self, spec: &str) -> Result<String> {
+        let (key, check) = match spec.split_once('|') {
+            Some((k, "check")) | Some((k, " check")) | Some((k, " check ")) => (k.trim(), true),
+            Some((_, f)) => bail!("claim `{spec}`: unknown filter `{}` (only `check`)", f.trim()),
+            None => (spec.trim(), false),
+        };
+        let (id, name) = key.split_once('.').ok_or_else(|| anyhow!("`{key}`: expected <chapter>.<claim>"))?;
+        let root = self.results(id)?;
+        let claim = root
+            .get("claims")
+            .and_then(|c| c.get(name))
+            .ok_or_else(|| anyhow!("claim `{key}`: no `{name}` in book/generated/{id}/claims.json"))?;
+        let text = claim["text"].as_str().ok_or_else(|| anyhow!("claim `{key}` has no text"))?;
+        match claim["holds"].as_bool() {
+            Some(true) if check => Ok(String::new()),
+            Some(true) => Ok(text.to_string()),
+            Some(false) => bail!(
+                "claim `{key}` does not hold on the generated results, so the page may not say \"{text}\": \
+                 rewrite the sentence from the data"
+            ),
+            None => bail!("claim `{key}` has no boolean `holds`"),
+        }
     }
 }
 
@@ -101,20 +137,28 @@ fn group_thousands(digits: &str, negative: bool) -> String {
     if negative { format!("-{out}") } else { out }
 }
 
-/// Replace every directive in `text`; collect every failure rather than stopping at the first.
+/// Replace every `{{#value …}}` in `text`; collect every failure rather than stopping at the first.
 pub fn expand(
     text: &str,
     lookup: impl Fn(&str) -> Result<String>,
 ) -> std::result::Result<String, Vec<String>> {
-    const OPEN: &str = "{{#value ";
+    expand_directive(text, "{{#value ", lookup)
+}
+
+/// Replace every directive that starts with `open` (e.g. `"{{#claim "`) and ends with `}}`.
+pub fn expand_directive(
+    text: &str,
+    open: &str,
+    lookup: impl Fn(&str) -> Result<String>,
+) -> std::result::Result<String, Vec<String>> {
     let mut out = String::with_capacity(text.len());
     let mut errors = Vec::new();
     let mut rest = text;
-    while let Some(start) = rest.find(OPEN) {
+    while let Some(start) = rest.find(open) {
         out.push_str(&rest[..start]);
-        let after = &rest[start + OPEN.len()..];
+        let after = &rest[start + open.len()..];
         let Some(end) = after.find("}}") else {
-            errors.push("unterminated {{#value".to_string());
+            errors.push(format!("unterminated {}", open.trim_end()));
             rest = after;
             break;
         };
@@ -137,7 +181,9 @@ impl Preprocessor for Values {
         let mut errors = Vec::new();
         book.for_each_mut(|item| {
             if let BookItem::Chapter(ch) = item {
-                match expand(&ch.content, |s| self.lookup(s)) {
+                let expanded = expand(&ch.content, |s| self.lookup(s))
+                    .and_then(|t| expand_directive(&t, "{{#claim ", |s| self.claim(s)));
+                match expanded {
                     Ok(s) => ch.content = s,
                     Err(es) => errors.extend(es.into_iter().map(|e| format!("{}: {e}", ch.name))),
                 }
@@ -187,6 +233,30 @@ mod tests {
         assert!(errs[0].contains("missing"), "{}", errs[0]);
         assert!(errs[1].contains("ch42"), "{}", errs[1]);
         assert!(expand("{{#value ch09.a", |s| v.lookup(s)).is_err());
+    }
+
+    #[test]
+    fn claims_expand_to_their_text_and_a_false_claim_fails() {
+        let (d, v) = values();
+        std::fs::write(
+            d.path().join("ch09/claims.json"),
+            r#"{"up": {"holds": true, "text": "grows at every size"},
+                "down": {"holds": false, "text": "falls at every size"}}"#,
+        )
+        .unwrap();
+        let ok = expand_directive("It {{#claim ch09.up}}.", "{{#claim ", |s| v.claim(s)).unwrap();
+        assert_eq!(ok, "It grows at every size.");
+        let silent =
+            expand_directive("It grows.{{#claim ch09.up | check}}", "{{#claim ", |s| v.claim(s)).unwrap();
+        assert_eq!(silent, "It grows.");
+        assert!(v.claim("ch09.down | check").is_err());
+        assert!(v.claim("ch09.up | loud").is_err());
+        let errs =
+            expand_directive("{{#claim ch09.down}} {{#claim ch09.absent}}", "{{#claim ", |s| v.claim(s))
+                .unwrap_err();
+        assert_eq!(errs.len(), 2, "{errs:?}");
+        assert!(errs[0].contains("does not hold") && errs[0].contains("falls at every size"), "{}", errs[0]);
+        assert!(errs[1].contains("absent"), "{}", errs[1]);
     }
 
     #[test]

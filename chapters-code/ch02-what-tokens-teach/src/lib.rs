@@ -8,6 +8,7 @@
 //! same number of tokens seen. The modules follow the page: settings, the corpus and the
 //! tokenizer, the objectives, signal density, training, then the report and its outputs.
 
+pub mod claims;
 pub mod corpus;
 pub mod density;
 pub mod objectives;

@@ -18,7 +18,13 @@ pub fn outputs(chapter: &Computed) -> anyhow::Result<Outputs> {
     let mut out = Outputs::new(&chapter.report)?;
     let t = &chapter.report.training;
     let runs = [&t.full_lm, &t.prefix_lm, &t.masked_lm];
-    let own: Vec<Series> = runs.iter().map(|r| series(r, |e| e.tokens_seen, |e| Some(e.loss))).collect();
+    let mut own: Vec<Series> = runs.iter().map(|r| series(r, |e| e.tokens_seen, |e| Some(e.loss))).collect();
+    let span = t.masked_lm.evals.iter().map(|e| e.tokens_seen as f64);
+    let (x0, x1) = (span.clone().fold(f64::INFINITY, f64::min), span.fold(0.0, f64::max));
+    own.push(Series {
+        label: "unigram baseline for the masked LM (token frequencies only)".to_string(),
+        points: vec![(x0, t.unigram_baseline_masked_lm), (x1, t.unigram_baseline_masked_lm)],
+    });
     let svg = LineChart {
         title: "Held-out loss (each on its own objective) against tokens seen",
         x_label: "tokens seen",
@@ -67,6 +73,7 @@ pub fn outputs(chapter: &Computed) -> anyhow::Result<Outputs> {
             thousands(r.tokens_seen as u64)
         ));
     }
+    out.claims(crate::claims::claims(&chapter.report));
     out.open_first("loss_vs_seen.svg");
     Ok(out)
 }

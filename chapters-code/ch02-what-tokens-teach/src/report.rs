@@ -2,8 +2,9 @@
 
 use anyhow::{Context, bail};
 use serde::Serialize;
-use transformer::chapter::round_dp;
+use transformer::chapter::{Table, round_dp};
 use transformer::corpus::{self};
+use transformer::rng;
 use transformer::tokenizer::BpeTokenizer;
 
 use crate::*;
@@ -32,6 +33,58 @@ pub struct TrainingReport {
     pub supervision_ratio_flm_to_plm: f64,
     /// Held-out second-half loss, prefix LM minus full LM (negative: the prefix LM is better).
     pub second_half_gap_plm_minus_flm: f64,
+    /// The same comparison over every seed.
+    pub seeds: SeedsReport,
+    /// Held-out masked-LM loss of a model that knows only the training corpus's token
+    /// frequencies: the floor a masked LM must beat to have learned anything else.
+    pub unigram_baseline_masked_lm: f64,
+}
+
+/// Mean and sample standard deviation over seeds.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct MeanStd {
+    pub mean: f64,
+    pub std: f64,
+    pub min: f64,
+    pub max: f64,
+}
+
+impl MeanStd {
+    pub fn of(xs: &[f64]) -> MeanStd {
+        let n = xs.len() as f64;
+        let mean = xs.iter().sum::<f64>() / n;
+        let var =
+            if xs.len() > 1 { xs.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (n - 1.0) } else { 0.0 };
+        MeanStd {
+            mean: round_dp(mean, 3),
+            std: round_dp(var.sqrt(), 3),
+            min: round_dp(xs.iter().copied().fold(f64::INFINITY, f64::min), 3),
+            max: round_dp(xs.iter().copied().fold(f64::NEG_INFINITY, f64::max), 3),
+        }
+    }
+}
+
+/// Every objective trained from every seed: final losses with their spread, and the two
+/// decoders compared at equal tokens seen and at equal supervised positions, seed by seed.
+#[derive(Debug, Clone, Serialize)]
+pub struct SeedsReport {
+    pub seeds: Vec<u64>,
+    /// Objective → held-out loss on its own objective at the end.
+    pub final_loss: std::collections::BTreeMap<&'static str, MeanStd>,
+    /// Decoder → held-out next-token loss on the second half at the end.
+    pub second_half: std::collections::BTreeMap<&'static str, MeanStd>,
+    /// Prefix LM minus full LM on the second half at the end (equal tokens seen), per seed.
+    pub gap_equal_seen: Vec<f64>,
+    pub gap_equal_seen_stats: MeanStd,
+    /// Positions the prefix LM received a loss on in its whole run.
+    pub prefix_supervised: usize,
+    /// The full LM's second-half loss when it had received that many losses, per seed (`None`
+    /// when its evaluations do not reach back that far, as in very short runs).
+    pub full_at_prefix_supervision: Option<MeanStd>,
+    /// Full LM (at equal supervision) minus prefix LM (at the end), per seed: positive means
+    /// the prefix LM is ahead at an equal number of supervised positions.
+    pub gap_equal_supervised: Vec<f64>,
+    pub gap_equal_supervised_stats: Option<MeanStd>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -67,11 +120,21 @@ pub fn compute(s: &Settings) -> anyhow::Result<Computed> {
     if train_rows.is_empty() || eval_rows.is_empty() {
         bail!("the corpus is too small for rows of {} tokens", s.seq_len + 1);
     }
-    let mut runs = Vec::new();
-    for objective in Objective::ALL {
-        runs.push(train_run(s, &tok, &train_rows, &eval_rows, objective)?);
+    // Seed 0 is the run the figures show; every seed runs every objective.
+    let seeds: Vec<u64> = (0..s.seeds as u64).map(|k| SEED + k).collect();
+    let mut by_seed = Vec::new();
+    for &seed in &seeds {
+        let mut runs = Vec::new();
+        for objective in Objective::ALL {
+            runs.push(train_run(s, &tok, &train_rows, &eval_rows, objective, seed)?);
+        }
+        let runs: [Run; 3] = runs.try_into().expect("three runs");
+        by_seed.push(runs);
     }
-    let [full_lm, prefix_lm, masked_lm]: [Run; 3] = runs.try_into().expect("three runs");
+    let seeds_report = seeds_report(&seeds, &by_seed)?;
+    let held_out_mlm = Objective::MaskedLm.batch(&eval_rows, &mut rng::stream(SEED, "ch02.eval"), &tok);
+    let unigram_baseline_masked_lm = round_dp(unigram_loss(&train_rows, &held_out_mlm, tok.vocab_size()), 3);
+    let [full_lm, prefix_lm, masked_lm] = by_seed.swap_remove(0);
     let cfg = s.model_config(tok.vocab_size());
     let training = TrainingReport {
         model: ModelShape {
@@ -100,6 +163,8 @@ pub fn compute(s: &Settings) -> anyhow::Result<Computed> {
         full_lm,
         prefix_lm,
         masked_lm,
+        seeds: seeds_report,
+        unigram_baseline_masked_lm,
     };
     let examples = [
         EXAMPLE,
@@ -120,6 +185,7 @@ pub fn compute(s: &Settings) -> anyhow::Result<Computed> {
             ]),
         ),
         ("tasks.md", tasks_table()),
+        ("seeds.md", seeds_table(&training.seeds)),
     ];
     let example_tokens = tok.encode(EXAMPLE)?.len();
     let report = Report {
@@ -132,4 +198,51 @@ pub fn compute(s: &Settings) -> anyhow::Result<Computed> {
         training,
     };
     Ok(Computed { report, tokenizer_json: tok.to_json()?, tables, sample_document: docs[0].clone() })
+}
+
+fn seeds_report(seeds: &[u64], runs: &[[Run; 3]]) -> anyhow::Result<SeedsReport> {
+    let mut final_loss = std::collections::BTreeMap::new();
+    for (i, objective) in Objective::ALL.iter().enumerate() {
+        final_loss
+            .insert(objective.key(), MeanStd::of(&runs.iter().map(|r| r[i].final_loss).collect::<Vec<_>>()));
+    }
+    let half = |r: &Run| r.final_second_half_loss.context("a decoder run has a second-half loss");
+    let full: Vec<f64> = runs.iter().map(|r| half(&r[0])).collect::<anyhow::Result<_>>()?;
+    let prefix: Vec<f64> = runs.iter().map(|r| half(&r[1])).collect::<anyhow::Result<_>>()?;
+    let mut second_half = std::collections::BTreeMap::new();
+    second_half.insert(Objective::FullLm.key(), MeanStd::of(&full));
+    second_half.insert(Objective::PrefixLm.key(), MeanStd::of(&prefix));
+    let gap_equal_seen: Vec<f64> = prefix.iter().zip(&full).map(|(p, f)| round_dp(p - f, 3)).collect();
+    let prefix_supervised = runs[0][1].tokens_supervised;
+    let at: Option<Vec<f64>> =
+        runs.iter().map(|r| second_half_at_supervised(&r[0], r[1].tokens_supervised)).collect();
+    let gap_equal_supervised: Vec<f64> =
+        at.iter().flatten().zip(&prefix).map(|(a, p)| round_dp(a - p, 3)).collect();
+    Ok(SeedsReport {
+        seeds: seeds.to_vec(),
+        final_loss,
+        second_half,
+        gap_equal_seen_stats: MeanStd::of(&gap_equal_seen),
+        gap_equal_seen,
+        prefix_supervised,
+        full_at_prefix_supervision: at.as_deref().map(MeanStd::of),
+        gap_equal_supervised_stats: at.is_some().then(|| MeanStd::of(&gap_equal_supervised)),
+        gap_equal_supervised,
+    })
+}
+
+/// Final losses over seeds, as "mean ± std".
+pub fn seeds_table(s: &SeedsReport) -> String {
+    let mut t =
+        Table::new(&["Objective", "Held-out loss (own objective)", "Held-out loss on the second half"])
+            .right_from(1);
+    for objective in Objective::ALL {
+        let own = &s.final_loss[objective.key()];
+        let half = s
+            .second_half
+            .get(objective.key())
+            .map_or("n/a".to_string(), |h| format!("{:.3} ± {:.3}", h.mean, h.std));
+        t.row([objective.label().to_string(), format!("{:.3} ± {:.3}", own.mean, own.std), half]);
+    }
+    t.markdown()
 }

@@ -24,6 +24,9 @@ pub struct Args {
     /// Pretraining documents to generate (default: 300 quick, 4000 default).
     #[arg(long)]
     pub documents: Option<usize>,
+    /// Training seeds per objective (default: 2 quick, 3 default).
+    #[arg(long)]
+    pub seeds: Option<usize>,
 }
 
 /// What one run of the chapter uses.
@@ -43,6 +46,9 @@ pub struct Settings {
     pub d_model: usize,
     pub n_layers: usize,
     pub lr: f64,
+    /// Training seeds per objective (initial weights and masking); every objective sees the
+    /// same seeds and the same rows in the same order, so the comparisons are paired.
+    pub seeds: usize,
 }
 
 /// Settings that cannot describe the experiment.
@@ -54,6 +60,8 @@ pub enum SettingsError {
         "--vocab-size must be between {min} and 8192 (256 bytes and {specials} special tokens come first), got {got}"
     )]
     Vocab { got: usize, min: usize, specials: u32 },
+    #[error("--seeds must be at least 1")]
+    NoSeeds,
     #[error("--documents must be at least 50, got {0}")]
     TooFewDocuments(usize),
     #[error("chapter 2 has no large configuration yet: use --steps and --documents for a longer run")]
@@ -63,7 +71,7 @@ pub enum SettingsError {
 impl Settings {
     /// Settings from a preset, with optional overrides; every value is checked.
     pub fn new(preset: Preset, args: &Args) -> Result<Self, SettingsError> {
-        let Args { steps, vocab_size, documents } = *args;
+        let Args { steps, vocab_size, documents, seeds } = *args;
         let mut s = match preset {
             Preset::Quick => Settings {
                 preset,
@@ -77,6 +85,7 @@ impl Settings {
                 d_model: 32,
                 n_layers: 1,
                 lr: 3e-3,
+                seeds: 2,
             },
             Preset::Default => Settings {
                 preset,
@@ -90,6 +99,7 @@ impl Settings {
                 d_model: 64,
                 n_layers: 2,
                 lr: 3e-3,
+                seeds: 3,
             },
             Preset::Large => return Err(SettingsError::NoLarge),
         };
@@ -106,6 +116,12 @@ impl Settings {
                 return Err(SettingsError::Vocab { got: v, min, specials: min as u32 - 257 });
             }
             s.vocab_size = v;
+        }
+        if let Some(k) = seeds {
+            if k == 0 {
+                return Err(SettingsError::NoSeeds);
+            }
+            s.seeds = k;
         }
         if let Some(d) = documents {
             if d < 50 {

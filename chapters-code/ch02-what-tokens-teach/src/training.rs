@@ -111,23 +111,25 @@ fn second_half(rows: &[Vec<u32>], tok: &BpeTokenizer, objective: Objective) -> L
 }
 
 // ANCHOR: train_run
-/// Train the shared model shape under one objective: the same initial weights, the same rows
-/// in the same order and the same number of tokens seen for every objective.
+/// Train the shared model shape under one objective: for a given `seed`, the same initial
+/// weights, the same rows in the same order and the same number of tokens seen for every
+/// objective.
 pub fn train_run(
     s: &Settings,
     tok: &BpeTokenizer,
     train_rows: &[Vec<u32>],
     eval_rows: &[Vec<u32>],
     objective: Objective,
+    seed: u64,
 ) -> anyhow::Result<Run> {
-    let store = ParamStore::new(SEED);
+    let store = ParamStore::new(seed);
     let model = DecoderOnly::new(&store, "model", &s.model_config(tok.vocab_size()))?;
     let cfg = TrainConfig {
         steps: s.steps,
         lr: s.lr,
         warmup: (s.steps / 10).max(1),
         eval_every: s.eval_every,
-        seed: SEED,
+        seed,
         progress: false,
         ..TrainConfig::default()
     };
@@ -203,4 +205,40 @@ pub fn training_table(runs: &[Run]) -> String {
         );
     }
     t
+}
+
+/// The full LM's second-half loss at the point where it had received as many losses as the
+/// prefix LM did in its whole run: linear interpolation between its evaluations.
+pub fn second_half_at_supervised(run: &Run, supervised: usize) -> Option<f64> {
+    let pts: Vec<(f64, f64)> = run
+        .evals
+        .iter()
+        .filter_map(|e| e.second_half_loss.map(|l| (e.tokens_supervised as f64, l)))
+        .collect();
+    let x = supervised as f64;
+    pts.windows(2).find(|w| w[0].0 <= x && x <= w[1].0).map(|w| {
+        let t = if w[1].0 > w[0].0 { (x - w[0].0) / (w[1].0 - w[0].0) } else { 0.0 };
+        w[0].1 + t * (w[1].1 - w[0].1)
+    })
+}
+
+/// The cross-entropy of predicting each supervised target of `batch` from the unigram
+/// frequencies of `rows` (add-one smoothed over `vocab` tokens): what a model that learned only
+/// token frequencies would score on that batch.
+pub fn unigram_loss(rows: &[Vec<u32>], batch: &LmBatch, vocab: usize) -> f64 {
+    let mut counts = vec![1.0f64; vocab];
+    for &t in rows.iter().flatten() {
+        counts[t as usize] += 1.0;
+    }
+    let total: f64 = counts.iter().sum();
+    let (mut nll, mut n) = (0.0, 0usize);
+    for (targets, weights) in batch.target.iter().zip(&batch.weight) {
+        for (&t, &w) in targets.iter().zip(weights) {
+            if w > 0.0 {
+                nll -= (counts[t as usize] / total).ln();
+                n += 1;
+            }
+        }
+    }
+    if n == 0 { f64::NAN } else { nll / n as f64 }
 }

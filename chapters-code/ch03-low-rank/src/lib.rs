@@ -15,6 +15,7 @@
 //! head's output), [`hadamard`], [`collapse`], [`trained`], then [`report`] and [`outputs`].
 //! The `probe` binary measures one point of the sweep from the command line.
 
+pub mod claims;
 pub mod collapse;
 pub mod hadamard;
 pub mod measures;

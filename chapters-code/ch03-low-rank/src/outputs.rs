@@ -47,6 +47,7 @@ pub fn outputs(o: &Outcome) -> anyhow::Result<Outputs> {
         "SVD sweep {:.1} s ({} SVDs on {} threads), collapse {:.1} s, training {:.0} s",
         t.sweep_seconds, t.sweep_svds, t.threads, t.collapse_seconds, t.trained_seconds
     ));
+    out.claims(crate::claims::claims(r));
     out.open_first("effective_rank_vs_beta.svg");
     Ok(out)
 }

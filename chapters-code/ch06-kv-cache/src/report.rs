@@ -159,7 +159,7 @@ pub fn compute(s: &Settings) -> Result<Outcome> {
     let mut decode_t = Vec::new();
     for &n in &s.contexts {
         let (mut p, mut t) = decode_point(&dec, n, s.repeats, s.seed)?;
-        p.predicted_speedup = round_sig(p.predicted_speedup, 3);
+        p.predicted_speedup = round_sig(p.predicted_speedup, 6);
         t.ms_full = round_sig(t.ms_full, 3);
         t.ms_cached = round_sig(t.ms_cached, 3);
         t.measured_speedup = round_sig(t.measured_speedup, 3);

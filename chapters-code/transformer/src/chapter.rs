@@ -73,6 +73,7 @@ pub struct Outputs {
     /// `results` as written: serialised from the chapter's own type, so fields keep its order.
     results_text: String,
     timings: Option<serde_json::Value>,
+    claims: Option<Claims>,
     files: BTreeMap<String, Vec<u8>>,
     headline: Vec<String>,
     open_first: Option<String>,
@@ -106,6 +107,19 @@ impl Outputs {
         Ok(self)
     }
 
+    /// The sentences the page says about these results, each computed from them: written to
+    /// `claims.json`, and read by the page as `{{#claim chNN.name}}`, which fails the book's
+    /// build when the claim does not hold.
+    pub fn claims(&mut self, claims: Claims) -> &mut Self {
+        self.claims = Some(claims);
+        self
+    }
+
+    /// The claims, for tests.
+    pub fn claim_set(&self) -> Option<&Claims> {
+        self.claims.as_ref()
+    }
+
     /// A file beside `results.json`: a table (`.md`), a figure (`.svg`) or anything else.
     pub fn file(&mut self, name: &str, contents: impl Into<Vec<u8>>) -> anyhow::Result<&mut Self> {
         let ok = !name.is_empty()
@@ -114,7 +128,7 @@ impl Outputs {
         if !ok {
             bail!("output file name `{name}` must be a plain file name (letters, digits, _ - .)");
         }
-        if matches!(name, "results.json" | "timings.json" | "manifest.json") {
+        if matches!(name, "results.json" | "timings.json" | "claims.json" | "manifest.json") {
             bail!("`{name}` is written by the harness");
         }
         if self.files.insert(name.to_string(), contents.into()).is_some() {
@@ -159,6 +173,9 @@ impl Outputs {
         let mut all: Vec<(&str, Vec<u8>)> = vec![("results.json", self.results_text.clone().into_bytes())];
         if let Some(t) = &self.timings {
             all.push(("timings.json", pretty(t)?));
+        }
+        if let Some(c) = &self.claims {
+            all.push(("claims.json", pretty(&serde_json::to_value(c)?)?));
         }
         for (file, bytes) in &self.files {
             all.push((file, bytes.clone()));
@@ -206,6 +223,9 @@ impl Outputs {
         if self.timings.is_some() {
             names.push("timings.json".to_string());
         }
+        if self.claims.is_some() {
+            names.push("claims.json".to_string());
+        }
         names.extend(self.files.keys().cloned());
         let _ = writeln!(
             s,
@@ -216,6 +236,20 @@ impl Outputs {
         );
         if let Some(first) = &self.open_first {
             let _ = writeln!(s, "open first: {}", dir.join(first).display());
+        }
+        if let Some(c) = &self.claims {
+            let failing: Vec<&str> = c.0.iter().filter(|(_, c)| !c.holds).map(|(n, _)| n.as_str()).collect();
+            if failing.is_empty() {
+                let _ = writeln!(s, "claims: all {} hold", c.0.len());
+            } else {
+                let _ = writeln!(
+                    s,
+                    "claims: {} of {} do NOT hold on these results (the book will not build from them): {}",
+                    failing.len(),
+                    c.0.len(),
+                    failing.join(", ")
+                );
+            }
         }
         s
     }
@@ -337,6 +371,43 @@ pub fn main<C: Chapter>() -> ExitCode {
             eprintln!("error: {e:#}");
             ExitCode::FAILURE
         }
+    }
+}
+
+/// One sentence the page says about the chapter's own results, and whether the results bear
+/// it out. `text` is the generated wording the page shows in place of `{{#claim chNN.name}}`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Claim {
+    pub holds: bool,
+    pub text: String,
+}
+
+/// The claims of one run, by name.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Claims(BTreeMap<String, Claim>);
+
+impl Claims {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Record claim `name`: `text` is what the page will say, `holds` whether the data agree.
+    /// Compute `holds` from the same numbers the text quotes, never from expectation.
+    pub fn add(&mut self, name: &str, holds: bool, text: impl Into<String>) -> &mut Self {
+        let previous = self.0.insert(name.to_string(), Claim { holds, text: text.into() });
+        assert!(previous.is_none(), "claim `{name}` recorded twice");
+        self
+    }
+
+    /// A claim by name.
+    pub fn get(&self, name: &str) -> Option<&Claim> {
+        self.0.get(name)
+    }
+
+    /// Every claim, by name.
+    pub fn iter(&self) -> impl Iterator<Item = (&String, &Claim)> {
+        self.0.iter()
     }
 }
 
@@ -510,10 +581,17 @@ mod tests {
         let mut o = Outputs::new(&serde_json::json!({"a": 1})).unwrap();
         o.file("t.md", "| x |\n").unwrap();
         o.timings(&serde_json::json!({"seconds": 1.5})).unwrap();
+        let mut claims = Claims::new();
+        claims.add("grows", true, "grows at every size");
+        o.claims(claims);
         o.write(&out).unwrap();
         let mut names: Vec<_> = std::fs::read_dir(&out).unwrap().map(|e| e.unwrap().file_name()).collect();
         names.sort();
-        assert_eq!(names, ["manifest.json", "results.json", "t.md", "timings.json"]);
+        assert_eq!(names, ["claims.json", "manifest.json", "results.json", "t.md", "timings.json"]);
+        assert_eq!(
+            std::fs::read_to_string(out.join("claims.json")).unwrap(),
+            "{\n  \"grows\": {\n    \"holds\": true,\n    \"text\": \"grows at every size\"\n  }\n}\n"
+        );
         assert_eq!(std::fs::read_to_string(out.join("results.json")).unwrap(), "{\n  \"a\": 1\n}\n");
         let siblings: Vec<_> =
             std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
@@ -523,7 +601,7 @@ mod tests {
     #[test]
     fn bad_output_names_and_reserved_keys_are_errors() {
         let mut o = Outputs::new(&serde_json::json!({})).unwrap();
-        for bad in ["", ".hidden", "a/b.md", "../x", "results.json", "timings.json"] {
+        for bad in ["", ".hidden", "a/b.md", "../x", "results.json", "timings.json", "claims.json"] {
             assert!(o.file(bad, "x").is_err(), "{bad:?} accepted");
         }
         o.file("a.md", "x").unwrap();
