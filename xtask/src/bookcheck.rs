@@ -216,6 +216,7 @@ fn build_inner(root: &Path) -> Result<Built> {
     if !problems.is_empty() {
         bail!("broken includes:\n  {}", problems.join("\n  "));
     }
+    crate::references::check_book(&book)?;
     book.with_preprocessor(Values::new(src.join("generated")));
     book.with_preprocessor(Math);
     book.build()?;

@@ -4,6 +4,7 @@ pub mod bookcheck;
 pub mod chapters;
 pub mod fresh;
 pub mod math;
+pub mod references;
 pub mod values;
 
 use std::path::PathBuf;

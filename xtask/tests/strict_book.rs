@@ -128,3 +128,41 @@ fn a_book_that_would_create_missing_pages_is_refused() {
     edit(dir.path(), "book.toml", "create-missing = false", "create-missing = true");
     assert!(error_of(dir.path()).contains("create-missing"));
 }
+
+#[test]
+fn a_citation_missing_from_the_references_page_fails_and_a_listed_one_builds() {
+    let dir = fixture();
+    edit(dir.path(), "src/page.md", "is math.", "is math (Shazeer 2019, arXiv 1911.02150).");
+    let e = error_of(dir.path());
+    assert!(e.contains("page.md cites arXiv 1911.02150"), "{e}");
+    edit(
+        dir.path(),
+        "src/SUMMARY.md",
+        "- [Page](page.md)",
+        "- [Page](page.md)\n- [References](references.md)",
+    );
+    fs::write(
+        dir.path().join("src/references.md"),
+        "# References\n\n- Noam Shazeer. \"Fast Transformer Decoding.\" arXiv 1911.02150.\n",
+    )
+    .unwrap();
+    bookcheck::build(dir.path()).unwrap();
+}
+
+#[test]
+fn an_uncited_reference_fails() {
+    let dir = fixture();
+    edit(
+        dir.path(),
+        "src/SUMMARY.md",
+        "- [Page](page.md)",
+        "- [Page](page.md)\n- [References](references.md)",
+    );
+    fs::write(
+        dir.path().join("src/references.md"),
+        "# References\n\n- Nie et al. \"Large Language Diffusion Models.\" arXiv 2502.09992.\n",
+    )
+    .unwrap();
+    let e = error_of(dir.path());
+    assert!(e.contains("cited by no page") && e.contains("2502.09992"), "{e}");
+}

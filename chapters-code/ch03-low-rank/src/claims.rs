@@ -85,6 +85,14 @@ pub fn claims(r: &Report) -> Claims {
         (None, _) => "at no head width of the grid".to_string(),
     };
     c.add("bidirectional_higher_effective_rank_from_beta_1", from.is_some(), text);
+    c.add(
+        "bidirectional_higher_in_brief",
+        from.is_some(),
+        match (from, below.is_empty()) {
+            (Some(f), false) => format!("for head widths of {f} and more"),
+            _ => "at every head width of the grid".to_string(),
+        },
+    );
 
     // At the smallest β, which head widths put the bidirectional rank@1e-3 within 25% of d + 1
     // (at every n larger than d + 1, where the bound can bind)?

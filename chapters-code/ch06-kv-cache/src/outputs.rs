@@ -92,26 +92,42 @@ fn kv_heads_table(rows: &[KvHeadsRow], times: &[KvHeadsTiming], context: usize) 
     t
 }
 
+/// The context each published model was trained with (facts.md §10), and whether the table's
+/// longer contexts are hypothetical for it.
+fn trained_context(key: &str) -> (&'static str, bool) {
+    match key {
+        "llama3_8b" | "llama3_70b" => ("8,192 (Llama 3.1: 131,072)", false),
+        "llama3_8b_mha" => ("none: a counterfactual variant", false),
+        "gpt3_175b" | "palm_540b" => ("2,048", true),
+        _ => ("not recorded", false),
+    }
+}
+
 fn memory_md(rows: &BTreeMap<String, MemoryRow>) -> String {
     let mut t = String::from(
-        "| model | attention | layers | K/V heads | head dim | per token | 8,192 tokens | 131,072 tokens |\n\
-         |---|---|---:|---:|---:|---:|---:|---:|\n",
+        "| model | attention | layers | K/V heads | head dim | trained context | per token | 8,192 tokens | 131,072 tokens |\n\
+         |---|---|---:|---:|---:|---:|---:|---:|---:|\n",
     );
     for p in &PUBLISHED {
         let r = &rows[p.key];
+        let (context, hypothetical) = trained_context(p.key);
+        let mark = if hypothetical { " †" } else { "" };
         t += &format!(
-            "| {} | {} | {} | {} | {} | {} KiB | {} GiB ({} GB) | {} GiB |\n",
+            "| {} | {} | {} | {} | {} | {} | {} KiB | {} GiB ({} GB){mark} | {} GiB{mark} |\n",
             r.name,
             r.attention,
             p.layers,
             p.kv_heads,
             p.head_dim,
+            context,
             r.kib_per_token,
             r.gib_at_8k,
             r.gb_at_8k,
             r.gib_at_128k
         );
     }
+    t += "\n† A hypothetical context, longer than the one the model was trained with: the cache its \
+          architecture would need at that length.\n";
     t
 }
 
