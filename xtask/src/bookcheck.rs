@@ -170,6 +170,49 @@ fn copy_math_assets(out_dir: &Path) -> Result<()> {
     Ok(())
 }
 
+/// `ANCHOR: name` markers in the project's Rust sources (`chapters-code/`, `exercises/`) that no
+/// page includes: code marked for the book that the book does not show.
+fn unused_anchors(
+    root: &Path,
+    included: &std::collections::HashSet<(PathBuf, String)>,
+) -> Result<Vec<String>> {
+    fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
+        for entry in std::fs::read_dir(dir).with_context(|| format!("reading {}", dir.display()))? {
+            let path = entry?.path();
+            if path.is_dir() && path.file_name().is_some_and(|n| n != "target") {
+                rust_files(&path, out)?;
+            } else if path.extension().is_some_and(|e| e == "rs") {
+                out.push(path);
+            }
+        }
+        Ok(())
+    }
+    let mut files = Vec::new();
+    for dir in ["chapters-code", "exercises"] {
+        if root.join(dir).is_dir() {
+            rust_files(&root.join(dir), &mut files)?;
+        }
+    }
+    files.sort();
+    let mut unused = Vec::new();
+    for file in files {
+        let text = std::fs::read_to_string(&file).with_context(|| format!("reading {}", file.display()))?;
+        let canonical = file.canonicalize()?;
+        for (i, line) in text.lines().enumerate() {
+            if !line.trim_start().starts_with("//") {
+                continue;
+            }
+            let Some(rest) = line.split("ANCHOR: ").nth(1) else { continue };
+            let Some(name) = rest.split_whitespace().next() else { continue };
+            if !included.contains(&(canonical.clone(), name.to_string())) {
+                let shown = file.strip_prefix(root).unwrap_or(&file).display();
+                unused.push(format!("{shown}:{}: `{name}`", i + 1));
+            }
+        }
+    }
+    Ok(unused)
+}
+
 /// Build the book at `root` strictly; return where it went.
 pub fn build(root: &Path) -> Result<Built> {
     let collector = Collector::default();
@@ -200,6 +243,7 @@ fn build_inner(root: &Path) -> Result<Built> {
     let src = book.source_dir();
     let mut problems = Vec::new();
     let mut chapters = Vec::new();
+    let mut included = std::collections::HashSet::new();
     for item in book.iter() {
         if let BookItem::Chapter(ch) = item
             && let Some(path) = &ch.path
@@ -210,11 +254,21 @@ fn build_inner(root: &Path) -> Result<Built> {
                 if let Err(e) = check_include(&base, &inc) {
                     problems.push(format!("{}: {e:#}", path.display()));
                 }
+                if let (Some(anchor), Ok(file)) = (&inc.anchor, base.join(&inc.file).canonicalize()) {
+                    included.insert((file, anchor.clone()));
+                }
             }
         }
     }
     if !problems.is_empty() {
         bail!("broken includes:\n  {}", problems.join("\n  "));
+    }
+    let unused = unused_anchors(root, &included)?;
+    if !unused.is_empty() {
+        bail!(
+            "anchors that no page includes (include them where the page needs them, or remove them):\n  {}",
+            unused.join("\n  ")
+        );
     }
     crate::references::check_book(&book)?;
     book.with_preprocessor(Values::new(src.join("generated")));

@@ -166,3 +166,35 @@ fn an_uncited_reference_fails() {
     let e = error_of(dir.path());
     assert!(e.contains("cited by no page") && e.contains("2502.09992"), "{e}");
 }
+
+#[test]
+fn an_anchor_no_page_includes_fails() {
+    let dir = fixture();
+    let root = dir.path();
+    fs::create_dir_all(root.join("chapters-code/ch09/src")).unwrap();
+    fs::write(
+        root.join("chapters-code/ch09/src/lib.rs"),
+        "// ANCHOR: forgotten\npub fn f() {}\n// ANCHOR_END: forgotten\n",
+    )
+    .unwrap();
+    let err = error_of(root);
+    assert!(err.contains("no page includes") && err.contains("forgotten"), "{err}");
+}
+
+#[test]
+fn a_claim_that_does_not_hold_fails() {
+    let dir = fixture();
+    let root = dir.path();
+    fs::write(
+        root.join("src/generated/ch09/claims.json"),
+        "{\"grows\": {\"holds\": false, \"text\": \"grows at every size\"}}\n",
+    )
+    .unwrap();
+    edit(root, "src/page.md", "and $x^2$ is math.", "and it {{#claim ch09.grows}}; $x^2$ is math.");
+    let err = error_of(root);
+    assert!(err.contains("does not hold") && err.contains("grows at every size"), "{err}");
+    edit(root, "src/generated/ch09/claims.json", "false", "true");
+    let built = bookcheck::build(root).unwrap();
+    let html = fs::read_to_string(built.out_dir.join("page.html")).unwrap();
+    assert!(html.contains("it grows at every size"), "claim text not rendered");
+}

@@ -28,7 +28,6 @@ pub struct CorpusStats {
     pub held_out_families: usize,
 }
 
-// ANCHOR: corpus_stats
 /// Count the corpus, and check that every document decodes back to itself.
 pub fn corpus_stats(docs: &[String], tok: &BpeTokenizer) -> anyhow::Result<CorpusStats> {
     let (mut words, mut characters, mut tokens, mut exact) = (0, 0, 0, true);
@@ -61,7 +60,6 @@ pub fn corpus_stats(docs: &[String], tok: &BpeTokenizer) -> anyhow::Result<Corpu
         held_out_families: TaskFamily::held_out().len(),
     })
 }
-// ANCHOR_END: corpus_stats
 
 pub(crate) fn escape(s: &str) -> String {
     s.replace('&', "&amp;")

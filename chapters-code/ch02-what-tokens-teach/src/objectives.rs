@@ -25,7 +25,6 @@ pub struct ObjectiveView {
 /// Example sentence used for the figure of every objective.
 pub const EXAMPLE: &str = "Ada keeps a small red cup in the kitchen, and Ben owns the big box.";
 
-// ANCHOR: one_sentence
 /// The example under every objective, each with its own seeded draw.
 pub fn objective_views(tok: &BpeTokenizer) -> anyhow::Result<Vec<ObjectiveView>> {
     let sp = &tok.specials;
@@ -75,7 +74,6 @@ pub fn objective_views(tok: &BpeTokenizer) -> anyhow::Result<Vec<ObjectiveView>>
     });
     Ok(views)
 }
-// ANCHOR_END: one_sentence
 
 fn mask_name(m: &MaskKind) -> String {
     match m {

@@ -43,7 +43,6 @@ impl Objective {
         }
     }
 
-    // ANCHOR: build_batch
     /// The batch this objective builds from rows of `t + 1` tokens (MLM reads the first `t`).
     pub fn batch(self, rows: &[Vec<u32>], r: &mut rng::Rng, tok: &BpeTokenizer) -> LmBatch {
         let sp = &tok.specials;
@@ -56,7 +55,6 @@ impl Objective {
             }
         }
     }
-    // ANCHOR_END: build_batch
 }
 
 /// One evaluation of one run.

@@ -57,7 +57,6 @@ fn list<T: std::fmt::Display>(xs: &[T]) -> String {
     xs.iter().map(|x| x.to_string()).collect::<Vec<_>>().join(", ")
 }
 
-// ANCHOR: run
 /// Run every experiment of the configuration.
 pub fn compute(cfg: &RunConfig) -> anyhow::Result<Outcome> {
     crate::sequential_linear_algebra();
@@ -102,4 +101,3 @@ pub fn compute(cfg: &RunConfig) -> anyhow::Result<Outcome> {
     };
     Ok(Outcome { report, timing, figures, tables })
 }
-// ANCHOR_END: run

@@ -97,7 +97,6 @@ pub fn simulate(
 }
 // ANCHOR_END: simulate
 
-// ANCHOR: cost_model
 /// The FLOPs of every turn of [`simulate`], from the configuration alone: `turns` turns of
 /// `user` message tokens and `reply` generated tokens.
 pub fn dialogue_flops_formula(
@@ -142,4 +141,3 @@ pub fn dialogue_flops_formula(
         })
         .collect()
 }
-// ANCHOR_END: cost_model

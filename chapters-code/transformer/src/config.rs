@@ -149,7 +149,6 @@ impl Config {
     }
     // ANCHOR_END: param_formula
 
-    // ANCHOR: flop_formula
     /// Forward FLOPs of the weight matrix multiplications in one block, per token
     /// (2 FLOPs per multiply-add; LayerNorm, softmax and GELU are not counted).
     pub fn block_matmul_flops(&self) -> u64 {
@@ -197,7 +196,6 @@ impl Config {
                 + self.head_flops());
         encoder + cross_kv + decoder
     }
-    // ANCHOR_END: flop_formula
 }
 
 #[cfg(test)]

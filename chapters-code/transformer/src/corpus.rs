@@ -754,11 +754,6 @@ impl TaskInstance {
     pub fn target(&self) -> String {
         format!(" {}", self.answer)
     }
-
-    /// The continuation for each option, in the order of [`TaskInstance::options`].
-    pub fn option_targets(&self) -> Vec<String> {
-        self.options.iter().map(|o| format!(" {o}")).collect()
-    }
 }
 
 fn options_with(answer: String, mut others: Vec<String>, n: usize, rng: &mut Rng) -> Vec<String> {

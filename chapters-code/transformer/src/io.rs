@@ -8,7 +8,6 @@ use std::path::Path;
 use anyhow::Context;
 use serde::Serialize;
 
-// ANCHOR: write_atomic
 /// Write `bytes` to `path` via a temporary file in the same directory, persisted over `path`
 /// only once it is complete: an interrupted write never leaves a half-written file.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
@@ -22,7 +21,6 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
     f.persist(path).with_context(|| format!("writing {}", path.display()))?;
     Ok(())
 }
-// ANCHOR_END: write_atomic
 
 /// Write a value as pretty JSON (with a trailing newline), atomically.
 pub fn write_json<T: Serialize>(path: &Path, value: &T) -> anyhow::Result<()> {

@@ -49,7 +49,6 @@ impl Linear {
     }
 }
 
-// ANCHOR: layer_norm
 /// LayerNorm over the last dimension, written with differentiable operations.
 #[derive(Clone)]
 pub struct LayerNorm {
@@ -76,7 +75,6 @@ impl LayerNorm {
         normed.broadcast_mul(&self.gain)?.broadcast_add(&self.bias)
     }
 }
-// ANCHOR_END: layer_norm
 
 /// The position-wise MLP: `d → d_ff → d` with a GELU (tanh approximation) in between.
 #[derive(Clone)]
@@ -103,7 +101,6 @@ pub fn gelu(x: &Tensor) -> Result<Tensor> {
     if kernels::enabled(Lever::Gelu) { kernels::gelu(x) } else { x.gelu() }
 }
 
-// ANCHOR: softmax
 /// Softmax over the last dimension. The row maximum is subtracted for stability; it is
 /// detached because softmax does not depend on it, which saves a backward pass through `max`.
 /// Masked entries hold −∞ and come out as exactly 0.
@@ -115,7 +112,6 @@ pub fn softmax_last(x: &Tensor) -> Result<Tensor> {
     let e = x.broadcast_sub(&max)?.exp()?;
     e.broadcast_div(&e.sum_keepdim(D::Minus1)?)
 }
-// ANCHOR_END: softmax
 
 /// `log softmax` over the last dimension, differentiable and stable.
 pub fn log_softmax_last(x: &Tensor) -> Result<Tensor> {

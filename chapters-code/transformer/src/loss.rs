@@ -5,7 +5,6 @@ use candle_core::{D, DType, Result, Tensor};
 use crate::kernels::{self, Lever};
 use crate::layers::log_softmax_last;
 
-// ANCHOR: masked_ce
 /// Mean negative log-likelihood of `targets` over the positions where `weights` is non-zero.
 ///
 /// `logits`: `[b, t, vocab]`; `targets`: `[b, t]` (u32); `weights`: `[b, t]` (f32, usually
@@ -26,7 +25,6 @@ pub fn token_nll(logits: &Tensor, targets: &Tensor) -> Result<Tensor> {
     let picked = logp.gather(&targets.to_dtype(DType::U32)?.unsqueeze(D::Minus1)?, D::Minus1)?;
     picked.squeeze(D::Minus1)?.neg()
 }
-// ANCHOR_END: masked_ce
 
 #[cfg(test)]
 mod tests {

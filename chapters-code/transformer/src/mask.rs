@@ -41,11 +41,6 @@ impl MaskKind {
 // ANCHOR_END: allows
 
 impl MaskKind {
-    /// Whether every row's outputs depend only on earlier positions (so a KV cache stays valid).
-    pub fn is_causal(&self) -> bool {
-        matches!(self, MaskKind::Causal) || matches!(self, MaskKind::Prefix(ks) if ks.iter().all(|&k| k <= 1))
-    }
-
     /// Number of distinct mask rows: 1 unless prefix lengths differ per row.
     fn rows(&self, batch: usize) -> usize {
         match self {

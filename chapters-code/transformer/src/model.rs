@@ -40,17 +40,16 @@ pub struct LayerTrace {
 pub struct Embeddings {
     pub tokens: Tensor,
     pub positions: Tensor,
-    pub learned_positions: bool,
 }
 
 impl Embeddings {
     fn new(s: &Scope, cfg: &Config) -> Result<Self> {
         let tokens = s.normal("tokens", (cfg.vocab_size, cfg.d_model), INIT_STD)?;
-        let (positions, learned) = match cfg.positions {
-            PositionKind::Learned => (s.normal("positions", (cfg.max_len, cfg.d_model), INIT_STD)?, true),
-            PositionKind::Sinusoidal => (sinusoidal(cfg.max_len, cfg.d_model)?, false),
+        let positions = match cfg.positions {
+            PositionKind::Learned => s.normal("positions", (cfg.max_len, cfg.d_model), INIT_STD)?,
+            PositionKind::Sinusoidal => sinusoidal(cfg.max_len, cfg.d_model)?,
         };
-        Ok(Embeddings { tokens, positions, learned_positions: learned })
+        Ok(Embeddings { tokens, positions })
     }
 
     /// Embed `ids` (`[b, t]`, u32) sitting at positions `offset .. offset + t`.

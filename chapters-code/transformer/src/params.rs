@@ -56,7 +56,6 @@ impl ParamStore {
         self.vars.borrow().iter().map(|(n, v)| (n.clone(), v.as_detached_tensor())).collect()
     }
 
-    // ANCHOR: checkpoint
     /// Save every variable as safetensors, atomically.
     pub fn save(&self, path: &Path) -> anyhow::Result<()> {
         let tensors = self.tensors();
@@ -85,7 +84,6 @@ impl ParamStore {
         }
         Ok(())
     }
-    // ANCHOR_END: checkpoint
 }
 
 /// A named view into a [`ParamStore`], used while building a model.

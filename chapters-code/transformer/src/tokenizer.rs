@@ -10,7 +10,6 @@
 //! other id is a regular token; [`Specials::first_regular`] is the first of them.
 
 use std::collections::HashSet;
-use std::ops::Range;
 use std::path::Path;
 
 use anyhow::{Context, anyhow, bail};
@@ -173,11 +172,6 @@ impl BpeTokenizer {
     /// Number of ids, special tokens included.
     pub fn vocab_size(&self) -> usize {
         self.inner.get_vocab_size(true)
-    }
-
-    /// The regular (non-special) ids: where BERT's random replacements are drawn from.
-    pub fn regular_ids(&self) -> Range<u32> {
-        self.specials.first_regular()..self.vocab_size() as u32
     }
 
     /// Token ids of `text`, without any special token added.

@@ -57,7 +57,6 @@ impl Default for TrainConfig {
     }
 }
 
-// ANCHOR: schedule
 impl TrainConfig {
     /// Learning rate at `step` (0-based): linear warm-up, then cosine decay.
     pub fn lr_at(&self, step: usize) -> f64 {
@@ -70,7 +69,6 @@ impl TrainConfig {
         self.lr * (self.min_lr_ratio + (1.0 - self.min_lr_ratio) * cosine)
     }
 }
-// ANCHOR_END: schedule
 
 /// What one training step reports back: the loss to minimise and what it was computed on.
 pub struct StepLoss {
@@ -109,7 +107,6 @@ pub struct TrainLog {
     pub seconds: f64,
 }
 
-// ANCHOR: adamw
 /// AdamW (Loshchilov & Hutter 2019) with decoupled weight decay on matrices only.
 pub struct AdamW {
     vars: Vec<(String, Var)>,
@@ -186,9 +183,7 @@ impl AdamW {
         Ok(norm)
     }
 }
-// ANCHOR_END: adamw
 
-// ANCHOR: train_loop
 /// Train the variables of `store`. `step_fn(step, rng)` builds a batch from the seeded data
 /// stream and returns its loss; `eval_fn(step)` returns a held-out metric.
 pub fn train(
@@ -238,7 +233,6 @@ pub fn train(
     log.seconds = start.elapsed().as_secs_f64();
     Ok(log)
 }
-// ANCHOR_END: train_loop
 
 fn progress_bar(cfg: &TrainConfig) -> ProgressBar {
     if !cfg.progress {
