@@ -116,6 +116,8 @@ fn cargo(root: &Path) -> Command {
 }
 
 fn run_quiet(mut c: Command) -> anyhow::Result<Output> {
+    // A failing test's message is what a reader needs, not a stack backtrace.
+    c.env("RUST_BACKTRACE", "0");
     c.stdin(Stdio::null()).output().with_context(|| format!("running {c:?}"))
 }
 

@@ -14,7 +14,8 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Cmd {
-    /// Test every exercise, show which pass, and print the next unsolved one's hint (the default).
+    /// Test every exercise, in book order, show which pass, and name the next unsolved one (the
+    /// default).
     List,
     /// Print an exercise's hint.
     Hint { name: String },
@@ -59,11 +60,8 @@ fn list(root: &std::path::Path) -> anyhow::Result<()> {
                 "\nNext: {} (edit exercises/starters/{}.rs, read exercises/tests/{}.rs)",
                 ex.name, ex.name, ex.name
             );
-            println!(
-                "Run its tests with `cargo run -p exercises -- test {}`.\nHint: {}",
-                ex.name,
-                ex.hint.trim()
-            );
+            println!("Run its tests with `cargo run -p exercises -- test {}`.", ex.name);
+            println!("Stuck? `cargo run -p exercises -- hint {}` prints a hint.", ex.name);
         }
         None => println!("Every exercise passes. Well done!"),
     }
@@ -88,9 +86,10 @@ fn main() -> ExitCode {
                 println!("{log}");
                 match outcome {
                     Outcome::Passes => println!("{}: every test passes.", ex.name),
-                    Outcome::Fails => {
-                        println!("{}: some tests fail (see above).\nHint: {}", ex.name, ex.hint.trim())
-                    }
+                    Outcome::Fails => println!(
+                        "{}: some tests fail (see above). Stuck? `cargo run -p exercises -- hint {}`",
+                        ex.name, ex.name
+                    ),
                     Outcome::DoesNotCompile => {
                         println!("{}: exercises/starters/{}.rs does not compile yet.", ex.name, ex.name)
                     }
