@@ -342,3 +342,44 @@ pub fn check(root: &Path) -> anyhow::Result<Vec<String>> {
         bail!(msg)
     }
 }
+
+/// A mask as a grid: `■` where a query (row) may read a key (column), `·` where it may not.
+pub fn grid(mask: &[Vec<bool>]) -> String {
+    mask.iter()
+        .map(|row| row.iter().map(|&b| if b { "■" } else { "·" }).collect::<Vec<_>>().join(" "))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// Compare a reader's mask with the expected one; on a mismatch, fail with both drawn as grids,
+/// side by side, and the first cell where they differ.
+#[track_caller]
+pub fn assert_mask(yours: &[Vec<bool>], expected: &[Vec<bool>], what: &str) {
+    if yours == expected {
+        return;
+    }
+    let (a, b) = (grid(yours), grid(expected));
+    let width = a.lines().map(|l| l.chars().count()).max().unwrap_or(0).max("your answer".len());
+    let mut out =
+        format!("{what}: your mask differs from the expected one\n\n{:<width$}   expected\n", "your answer");
+    let (la, lb): (Vec<&str>, Vec<&str>) = (a.lines().collect(), b.lines().collect());
+    for i in 0..la.len().max(lb.len()) {
+        out.push_str(&format!("{:<width$}   {}\n", la.get(i).unwrap_or(&""), lb.get(i).unwrap_or(&"")));
+    }
+    let first = (0..expected.len().max(yours.len())).find_map(|i| {
+        let (ra, rb) = (yours.get(i), expected.get(i));
+        match (ra, rb) {
+            (Some(ra), Some(rb)) if ra.len() != rb.len() => {
+                Some(format!("row {i} has {} keys, expected {}", ra.len(), rb.len()))
+            }
+            (Some(ra), Some(rb)) => (0..rb.len())
+                .find(|&j| ra[j] != rb[j])
+                .map(|j| format!("row {i} (query {i}), key {j}: yours says {}, expected {}", ra[j], rb[j])),
+            _ => Some(format!("your mask has {} rows, expected {}", yours.len(), expected.len())),
+        }
+    });
+    if let Some(f) = first {
+        out.push_str(&format!("\nfirst difference: {f}\n"));
+    }
+    panic!("{out}");
+}

@@ -38,6 +38,29 @@ fn one_position_returns_its_value_and_equal_keys_average_their_values() {
 }
 
 #[test]
+fn scores_are_divided_by_the_square_root_of_the_head_dimension() {
+    // Head dimension 4, so √d = 2. The query scores 2 against the first key and 0 against the
+    // second; divided by 2 that is 1 and 0, so the weights are softmax(1, 0) = (0.731, 0.269).
+    let mut c = HeadCache::new(4);
+    c.append(&[0.5, 0.5, 0.5, 0.5], &[1.0, 0.0, 0.0, 0.0]);
+    c.append(&[0.0, 0.0, 0.0, 0.0], &[0.0, 1.0, 0.0, 0.0]);
+    let out = c.attend(&[1.0, 1.0, 1.0, 1.0]);
+    let e = std::f32::consts::E;
+    let expected = [e / (e + 1.0), 1.0 / (e + 1.0), 0.0, 0.0];
+    let close = out.iter().zip(&expected).all(|(a, b)| (a - b).abs() < 1e-5);
+    let unscaled = (out[0] - 0.880_797).abs() < 1e-4;
+    assert!(
+        close,
+        "your answer: {out:?}\nexpected:    {expected:?}\n{}",
+        if unscaled {
+            "your weights are softmax(2, 0): the scores are missing the 1/√d scale"
+        } else {
+            "the weights should be softmax(q·k / √d) over the cached keys"
+        }
+    );
+}
+
+#[test]
 fn large_scores_do_not_overflow() {
     let mut c = HeadCache::new(1);
     c.append(&[1000.0], &[1.0]);

@@ -12,7 +12,7 @@ fn a_prefix_of_two_in_four_positions() {
         vec![o, o, o, x], // after the prefix: causal
         vec![o, o, o, o],
     ];
-    assert_eq!(prefix_mask(4, 2), expected);
+    exercises::assert_mask(&prefix_mask(4, 2), &expected, "prefix_mask(4, 2)");
 }
 
 #[test]
@@ -32,7 +32,7 @@ fn it_agrees_with_the_mask_the_models_use() {
     for n in 1..12 {
         for k in 0..=n {
             let library = MaskKind::prefix(k).matrix(0, n, n, 0);
-            assert_eq!(prefix_mask(n, k), library, "n = {n}, k = {k}");
+            exercises::assert_mask(&prefix_mask(n, k), &library, &format!("prefix_mask({n}, {k})"));
         }
     }
 }

@@ -25,8 +25,12 @@ fn the_three_language_model_masks() {
         let lr = unilm_mask(Objective::LeftToRight, n);
         let rl = unilm_mask(Objective::RightToLeft, n);
         let bi = unilm_mask(Objective::Bidirectional, n);
-        assert_eq!(lr, MaskKind::Causal.matrix(0, n, n, 0), "left to right, n = {n}");
-        assert_eq!(bi, MaskKind::Bidirectional.matrix(0, n, n, 0), "bidirectional, n = {n}");
+        exercises::assert_mask(&lr, &MaskKind::Causal.matrix(0, n, n, 0), &format!("left to right, n = {n}"));
+        exercises::assert_mask(
+            &bi,
+            &MaskKind::Bidirectional.matrix(0, n, n, 0),
+            &format!("bidirectional, n = {n}"),
+        );
         for i in 0..n {
             for j in 0..n {
                 assert_eq!(rl[i][j], lr[j][i], "right to left is left to right transposed, n = {n}");
@@ -40,7 +44,11 @@ fn seq_to_seq_is_the_prefix_lm_mask_the_models_use() {
     for n in 1..12 {
         for source in 0..=n {
             let library = MaskKind::prefix(source).matrix(0, n, n, 0);
-            assert_eq!(unilm_mask(Objective::SeqToSeq { source }, n), library, "n = {n}, source = {source}");
+            exercises::assert_mask(
+                &unilm_mask(Objective::SeqToSeq { source }, n),
+                &library,
+                &format!("sequence-to-sequence, n = {n}, source = {source}"),
+            );
         }
     }
 }
