@@ -11,6 +11,7 @@ pub struct Chapter {
 pub const CHAPTERS: &[Chapter] = &[
     // One line per chapter, in book order, e.g.
     // Chapter { id: "ch01", package: "ch01-four-masks" },
+    Chapter { id: "ch00", package: "ch00-attention" },
     Chapter { id: "ch01", package: "ch01-four-masks" },
     Chapter { id: "ch02", package: "ch02-what-tokens-teach" },
     Chapter { id: "ch03", package: "ch03-low-rank" },

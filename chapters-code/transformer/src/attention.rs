@@ -96,6 +96,15 @@ fn scaled_masked_softmax(scores: &Tensor, scale: f64, mask: Option<&Tensor>) -> 
 }
 // ANCHOR_END: sdpa
 
+/// Scaled dot-product attention of one set of heads, `[b, h, t, d]` each, under `mask`: the
+/// computation a model's attention layer runs, for code that brings its own Q, K and V.
+pub fn scaled_dot_product(q: &Tensor, k: &Tensor, v: &Tensor, mask: &MaskKind) -> Result<Tensor> {
+    let (b, _, t_q, _) = q.dims4()?;
+    let t_k = k.dim(2)?;
+    let m = mask.additive(b, t_q, t_k, 0)?;
+    Ok(attend(q, k, v, m.as_ref())?.0)
+}
+
 /// Merge heads: `[b, h, t, hd]` → `[b, t, h·hd]`.
 fn merge_heads(x: &Tensor) -> Result<Tensor> {
     let (b, h, t, hd) = x.dims4()?;

@@ -209,7 +209,6 @@ fn softmax_in_place(row: &mut [f32]) {
     }
 }
 
-// ANCHOR: kernel_layer_norm
 /// LayerNorm over the last dimension: `y = (x − mean) / √(var + ε) · gain + bias`.
 struct LayerNormOp {
     eps: f32,
@@ -314,9 +313,7 @@ impl CustomOp3 for LayerNormOp {
 pub fn layer_norm(x: &Tensor, gain: &Tensor, bias: &Tensor, eps: f64) -> Result<Tensor> {
     x.contiguous()?.apply_op3(gain, bias, LayerNormOp { eps: eps as f32 })
 }
-// ANCHOR_END: kernel_layer_norm
 
-// ANCHOR: kernel_softmax
 /// `softmax(scale · x + mask)` over the last dimension of `x` (`[.., t_q, t_k]`). The additive
 /// mask (0 or −∞) has shape `[rows, 1, t_q, t_k]` with `rows` 1 or the batch size.
 struct SoftmaxOp {
@@ -401,9 +398,7 @@ pub fn softmax(x: &Tensor, scale: f64, mask: Option<&Tensor>) -> Result<Tensor> 
     let mask = mask.map(|m| m.contiguous()).transpose()?;
     x.contiguous()?.apply_op1(SoftmaxOp { scale: scale as f32, mask })
 }
-// ANCHOR_END: kernel_softmax
 
-// ANCHOR: kernel_gelu
 /// `tanh`, as a rational approximation accurate to a few ulps in `f32` (the one Eigen uses),
 /// branch-free so the compiler can vectorise it.
 #[inline(always)]
@@ -470,9 +465,7 @@ impl CustomOp1 for GeluOp {
 pub fn gelu(x: &Tensor) -> Result<Tensor> {
     x.contiguous()?.apply_op1(GeluOp)
 }
-// ANCHOR_END: kernel_gelu
 
-// ANCHOR: kernel_cross_entropy
 /// Negative log-likelihood of each target under `softmax(logits)`: `lse(x) − x[target]`.
 struct NllOp;
 
@@ -551,9 +544,7 @@ impl CustomOp2 for NllOp {
 pub fn nll(logits: &Tensor, targets: &Tensor) -> Result<Tensor> {
     logits.contiguous()?.apply_op2(&targets.to_dtype(DType::U32)?.contiguous()?, NllOp)
 }
-// ANCHOR_END: kernel_cross_entropy
 
-// ANCHOR: kernel_adamw
 /// One AdamW step on a parameter, in place and in one pass: the moments `m` and `v` are
 /// updated and the parameter moves, with the gradient scaled by the clipping factor.
 pub struct AdamWStep<'a> {
@@ -614,9 +605,7 @@ pub fn sum_of_squares(t: &Tensor) -> Result<f64> {
         Ok(partial.iter().sum())
     })
 }
-// ANCHOR_END: kernel_adamw
 
-// ANCHOR: kernel_linear
 /// `dst (m × n) = lhs (m × k) · rhs (k × n)`, plus `dst` itself when `accumulate`. Matrices are
 /// given by pointer and (row, column) strides, so transposes cost nothing. The product is split
 /// over blocks of the output, never along `k`, so the result does not depend on the threads.
@@ -791,9 +780,7 @@ pub fn linear(x: &Tensor, w: &Tensor, b: Option<&Tensor>) -> Result<Tensor> {
         None => x.apply_op2(&w, LinearNoBiasOp),
     }
 }
-// ANCHOR_END: kernel_linear
 
-// ANCHOR: kernel_attention
 /// A raw pointer that may cross threads: tasks write disjoint parts of one output buffer.
 #[derive(Clone, Copy)]
 struct SendPtr(*mut f32);
@@ -1024,4 +1011,3 @@ pub fn attention(qkv: &Tensor, h: usize, g: usize, scale: f64, mask: Option<&Ten
         AttentionOp { h, g, hd: w / (h + 2 * g), scale: scale as f32, mask, saved: Mutex::new(Vec::new()) };
     qkv.contiguous()?.apply_op1(op)
 }
-// ANCHOR_END: kernel_attention
