@@ -57,7 +57,8 @@ pub struct Exercise {
     pub name: String,
     /// The chapter's results id, e.g. `ch01`.
     pub chapter: String,
-    /// Shown by the runner and on the exercise page.
+    /// `hints/<name>.md`: shown by the runner on request and on the exercise page.
+    #[serde(skip)]
     pub hint: String,
 }
 
@@ -77,7 +78,12 @@ pub fn load(root: &Path) -> anyhow::Result<Vec<Exercise>> {
     let path = root.join("info.toml");
     let text = fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
     let info: Info = toml::from_str(&text).with_context(|| format!("parsing {}", path.display()))?;
-    Ok(info.exercises)
+    let mut list = info.exercises;
+    for ex in &mut list {
+        let hint = root.join("hints").join(format!("{}.md", ex.name));
+        ex.hint = fs::read_to_string(&hint).with_context(|| format!("reading {}", hint.display()))?;
+    }
+    Ok(list)
 }
 
 /// How an exercise's tests went.
@@ -180,12 +186,8 @@ fn is_ident(s: &str) -> bool {
 fn static_problems(root: &Path, list: &[Exercise]) -> anyhow::Result<Vec<String>> {
     let mut problems = Vec::new();
     let mut seen = BTreeSet::new();
-    let info = fs::read_to_string(root.join("info.toml")).context("reading info.toml")?;
     for ex in list {
         let n = &ex.name;
-        if !(info.contains(&format!("# ANCHOR: {n}\n")) && info.contains(&format!("# ANCHOR_END: {n}\n"))) {
-            problems.push(format!("{n}: wrap its info.toml entry in `# ANCHOR: {n}` / `# ANCHOR_END: {n}`"));
-        }
         if !is_ident(n) {
             problems.push(format!("{n}: the name must be a snake_case Rust identifier"));
         }
@@ -193,7 +195,7 @@ fn static_problems(root: &Path, list: &[Exercise]) -> anyhow::Result<Vec<String>
             problems.push(format!("{n}: listed twice in info.toml"));
         }
         if ex.hint.trim().is_empty() {
-            problems.push(format!("{n}: the hint is empty"));
+            problems.push(format!("{n}: hints/{n}.md is empty"));
         }
         if ex.chapter.trim().is_empty() {
             problems.push(format!("{n}: the chapter is empty"));
@@ -215,6 +217,14 @@ fn static_problems(root: &Path, list: &[Exercise]) -> anyhow::Result<Vec<String>
             }
             if dir == "tests" && !text.contains(&format!("exercises::exercise!({n});")) {
                 problems.push(format!("{n}: tests/{n}.rs must contain `exercises::exercise!({n});`"));
+            }
+        }
+    }
+    if let Ok(entries) = fs::read_dir(root.join("hints")) {
+        for entry in entries.flatten() {
+            let file = entry.file_name().to_string_lossy().into_owned();
+            if !file.strip_suffix(".md").is_some_and(|stem| seen.contains(stem)) {
+                problems.push(format!("hints/{file}: stray file (not an exercise listed in info.toml)"));
             }
         }
     }
