@@ -34,6 +34,9 @@ impl Linear {
         let Some((_, lead)) = x.dims().split_last().filter(|&(&last, _)| last == d_in) else {
             candle_core::bail!("linear: input {:?} does not end in d_in = {d_in}", x.dims());
         };
+        if let Some(b) = self.bias.as_ref().filter(|b| b.elem_count() != d_out) {
+            candle_core::bail!("linear: bias {:?} does not hold d_out = {d_out} values", b.dims());
+        }
         let rows = lead.iter().product::<usize>();
         let mut out_shape = x.dims().to_vec();
         *out_shape.last_mut().expect("input has a last dimension") = d_out;
