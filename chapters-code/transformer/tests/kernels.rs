@@ -186,6 +186,9 @@ fn fused_masked_softmax_equals_the_plain_one_and_finite_differences() {
         softmax_case(&mask, (2, 3, 60, 70), 10, false);
     }
     softmax_case(&MaskKind::Prefix(vec![3, 50]), (2, 3, 60, 70), 10, false);
+    // Rows of 2,500 keys: sums over three blocks of 1,024, the last one partial.
+    softmax_case(&MaskKind::Causal, (1, 2, 3, 2_500), 2_490, false);
+    softmax_case(&MaskKind::Bidirectional, (1, 2, 3, 2_500), 0, false);
 }
 
 #[test]
@@ -207,7 +210,9 @@ fn fused_gelu_equals_the_plain_one_and_finite_differences() {
 #[test]
 fn fused_cross_entropy_equals_the_plain_one_and_finite_differences() {
     let _l = levers();
-    for ((b, t, v), fd) in [((3, 5, 11), true), ((2, 1, 11), true), ((3, 110, 37), false)] {
+    for ((b, t, v), fd) in
+        [((3, 5, 11), true), ((2, 1, 11), true), ((3, 110, 37), false), ((2, 3, 3_001), false)]
+    {
         let x = var(9, &[b, t, v], 3.0);
         let targets = random_ids(&mut rng::seeded(10), b, t, v);
         let w = random(11, &[b, t], 1.0);
