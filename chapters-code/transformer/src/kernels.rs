@@ -575,7 +575,8 @@ impl CustomOp1 for SoftmaxOp {
 
 /// Fused `softmax(scale · x + mask)` over the last dimension, with a hand-written backward.
 /// `x` is `[.., t_q, t_k]` with `t_k > 0`; the mask, if any, `[t_q, t_k]` or `[m, 1, t_q, t_k]`
-/// with `m` 1 or the batch size (see [`SoftmaxRows::new`]). Fully masked rows give zeros.
+/// with `m` 1 or the batch size (for `x` of rank 4 or more, the product of the dimensions
+/// before the heads). Fully masked rows give zeros, where the plain path gives NaN.
 pub fn softmax(x: &Tensor, scale: f64, mask: Option<&Tensor>) -> Result<Tensor> {
     SoftmaxRows::new(x.dims(), mask.map(|m| m.dims()))?;
     check_f32("the scores", x)?;
@@ -1272,9 +1273,9 @@ impl CustomOp1 for AttentionOp {
                         let d_o = View::new(dout, bi * t * h * hd + qh * hd, h * hd, 1);
                         // dP = dO Vᵀ
                         matmul((t, t, hd), &mut dp, false, d_o, View::new(qkv, v_at, 1, w), false);
-                        // SAFETY (this block and the next): only this task writes batch row
-                        // `bi`'s columns of key/value head `kh` and of the query heads in its
-                        // group in `dqkv`: tasks are distinct `(bi, kh)`.
+                        // SAFETY: only this task writes batch row `bi`'s columns of key/value
+                        // head `kh` and of the query heads in its group in `dqkv`: tasks are
+                        // distinct `(bi, kh)`.
                         unsafe {
                             // dV += Pᵀ dO
                             small_matmul((t, hd, t), (&dptr, v_at, w), true, View::new(&p, 0, 1, t), d_o);
@@ -1286,6 +1287,7 @@ impl CustomOp1 for AttentionOp {
                             }
                         }
                         let ds = View::new(&dp, 0, t, 1);
+                        // SAFETY: as above, this task alone writes these columns of `dqkv`.
                         unsafe {
                             // dQ = dS K
                             small_matmul((t, hd, t), (&dptr, q_at, w), true, ds, View::new(qkv, k_at, w, 1));
@@ -1322,3 +1324,30 @@ pub fn attention(qkv: &Tensor, h: usize, g: usize, scale: f64, mask: Option<&Ten
     qkv.contiguous()?.apply_op1(op)
 }
 // ANCHOR_END: kernel_attention
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn extents_are_checked_to_the_last_element() {
+        // A 2 × 5 matrix with row stride 5 ends at element 9.
+        assert!(in_bounds(10, 0, (2, 5), (5, 1)));
+        assert!(!in_bounds(9, 0, (2, 5), (5, 1)));
+        assert!(!in_bounds(10, 1, (2, 5), (5, 1)));
+        // Its transpose view (5 × 2, strides (1, 5)) covers the same elements.
+        assert!(in_bounds(10, 0, (5, 2), (1, 5)));
+        assert!(!in_bounds(10, 0, (5, 2), (1, 6)));
+        // Absurd strides saturate instead of wrapping around to a small offset.
+        assert!(!in_bounds(10, 0, (2, 1), (usize::MAX, 1)));
+    }
+
+    #[test]
+    #[should_panic(expected = "view out of bounds")]
+    fn a_product_that_would_read_past_its_input_panics() {
+        let (a, b) = (vec![1f32; 6], vec![1f32; 6]);
+        let mut dst = vec![0f32; 4];
+        // 2 × 4 times 4 × 2: the left matrix needs 8 values and has 6.
+        matmul((2, 2, 4), &mut dst, false, View::new(&a, 0, 4, 1), View::new(&b, 0, 2, 1), false);
+    }
+}
