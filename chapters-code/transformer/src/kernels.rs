@@ -121,11 +121,10 @@ pub fn configure_threads() {
         let wanted = enabled(Lever::CandleThreads) && std::env::var_os("CANDLE_NUM_THREADS").is_none();
         if wanted {
             // SAFETY: `set_var` is unsound only if another thread reads the environment at the
-            // same time without std's lock (through libc's `getenv`). It runs once (`ONCE`),
-            // from `ParamStore::new`: in the chapter binaries and the bench that is on the main
-            // thread before any other thread exists. In a test binary other test threads may
-            // be running; the code they run (candle, rayon, gemm, this crate) reads the
-            // environment only through `std::env`, which takes the same lock as `set_var`.
+            // same time without std's lock (through libc's `getenv`). This runs once (`ONCE`),
+            // from `ParamStore::new`; the threads that may exist then (rayon's workers, other
+            // test threads) run code from candle, rayon, gemm and this crate, which reads the
+            // environment only through `std::env`, under the same lock as `set_var`.
             unsafe { std::env::set_var("CANDLE_NUM_THREADS", "1") };
         }
         // candle sizes its pool when it is first used: start it now, so that the setting takes

@@ -78,6 +78,13 @@ fn linear_takes_zero_sizes_and_a_row_bias() {
     // No rows, no outputs, no inputs: empty results, or the bias alone.
     assert_eq!(kernels::linear(&zeros(&[0, 4]), &random(2, &[5, 4]), Some(&b)).unwrap().dims(), [0, 5]);
     assert_eq!(kernels::linear(&random(1, &[3, 4]), &zeros(&[0, 4]), None).unwrap().dims(), [3, 0]);
+    // No outputs, with a bias: the backward pass gives empty gradients too.
+    let (w, b0) =
+        (Var::zeros((0, 4), DType::F32, &DEVICE).unwrap(), Var::zeros(0, DType::F32, &DEVICE).unwrap());
+    let y = kernels::linear(&random(1, &[3, 4]), w.as_tensor(), Some(b0.as_tensor())).unwrap();
+    let g = (y.sum_all().unwrap() + 1.0).unwrap().backward().unwrap();
+    assert_eq!(g.get(w.as_tensor()).unwrap().dims(), [0, 4]);
+    assert_eq!(g.get(b0.as_tensor()).unwrap().dims(), [0]);
     let y = kernels::linear(&zeros(&[3, 0]), &zeros(&[5, 0]), Some(&b)).unwrap();
     assert_eq!(values(&y), [values(&b), values(&b), values(&b)].concat());
     let y = kernels::linear(&zeros(&[3, 0]), &zeros(&[5, 0]), None).unwrap();
