@@ -1,11 +1,31 @@
 //! Fast CPU kernels with hand-written backward passes, for the layers that dominate a
-//! training step on a CPU: LayerNorm, the scaled and masked attention softmax, the tanh-GELU,
-//! softmax cross-entropy and the AdamW update.
+//! training step on a CPU. Each is a candle custom op over contiguous `f32` values:
 //!
-//! Each kernel is a candle custom op: a forward over contiguous `f32` rows and the matching
-//! backward, checked in the tests against the plain differentiable implementation and against
-//! finite differences. Work is split over rows in fixed-size chunks, and every reduction across
-//! rows sums the chunks in a fixed order, so results are bit-identical on any number of threads.
+//! | function | forward | backward |
+//! |---|---|---|
+//! | [`linear`] | `y = x Wᵀ + b`, one gemm that starts from the bias | `dx = dy W`, `dW = dyᵀ x`, `db = Σ_rows dy` |
+//! | [`layer_norm`] | `y = (x − mean) / √(var + ε) · gain + bias` | `dx = rstd · (dx̂ − mean(dx̂) − x̂ · mean(dx̂ · x̂))`, `dgain = Σ dy · x̂`, `dbias = Σ dy` |
+//! | [`softmax`] | `softmax(scale · x + mask)` over the last dimension | `dx = scale · y ⊙ (dy − Σ dy ⊙ y)` |
+//! | [`attention`] | `softmax(scale · Q Kᵀ + mask) V` straight from the fused QKV projection | `dV = Pᵀ dO`, `dS = scale · P ⊙ (dP − rowsum(dP ⊙ P))` with `dP = dO Vᵀ`, `dQ = dS K`, `dK = dSᵀ Q` |
+//! | [`gelu`] | `0.5 · x · (1 + tanh(√(2/π) · (x + 0.044715 · x³)))` | `dy · (0.5 · (1 + t) + 0.5 · x · (1 − t²) · √(2/π) · (1 + 3 · 0.044715 · x²))` |
+//! | [`nll`] | `lse(x) − x[target]` per row | `dx = dnll · (softmax(x) − onehot(target))` |
+//! | [`AdamWStep`] | one in-place AdamW update of θ, m and v | (an update, no gradient) |
+//! | [`sum_of_squares`] | `Σ x²` in `f64` | (no gradient) |
+//!
+//! Every entry point checks shapes, lengths, dtypes and head counts and returns an error rather
+//! than a wrong answer; zero-size inputs give empty outputs, or an error where the result is
+//! undefined (LayerNorm or softmax over an empty dimension). The backward passes are checked in
+//! the tests against the plain differentiable implementation and against finite differences.
+//!
+//! Work is split over rows in fixed-size chunks, and every reduction across rows sums the chunks
+//! in a fixed order, so results are bit-identical on any number of threads. The long sums along
+//! a row (softmax and cross-entropy normalisers, the softmax backward's dot products) are taken
+//! in 16 lanes per block of 1,024 entries, the blocks added in `f64`: the loops vectorise, and
+//! the sums are more accurate than the plain path's.
+//!
+//! Non-finite values: a NaN anywhere in a softmax row makes the whole row NaN, as in the plain
+//! path. One difference is deliberate: a fully masked row (all −∞) comes out as zeros (it attends
+//! to nothing), where the plain path gives NaN.
 //!
 //! Each kernel is a [`Lever`] that can be switched off, so the benchmark can measure what each
 //! one buys and the tests can compare the two paths.
@@ -98,10 +118,20 @@ pub fn configure_threads() {
         if enabled(Lever::KeepMemory) {
             keep_freed_memory();
         }
-        if enabled(Lever::CandleThreads) && std::env::var_os("CANDLE_NUM_THREADS").is_none() {
-            // SAFETY: called once, before the model exists and before candle starts its
-            // threads; nothing else in this library reads or writes the environment.
+        let wanted = enabled(Lever::CandleThreads) && std::env::var_os("CANDLE_NUM_THREADS").is_none();
+        if wanted {
+            // SAFETY: `set_var` is unsound only if another thread reads the environment at the
+            // same time without std's lock (through libc's `getenv`). This runs once (`ONCE`),
+            // from `ParamStore::new`; the threads that may exist then (rayon's workers, other
+            // test threads) run code from candle, rayon, gemm and this crate, which reads the
+            // environment only through `std::env`, under the same lock as `set_var`.
             unsafe { std::env::set_var("CANDLE_NUM_THREADS", "1") };
+        }
+        // candle sizes its pool when it is first used: start it now, so that the setting takes
+        // effect here, and say so if a candle operation already started it with more threads.
+        let workers = candle_core::utils::barrier_pool().n_workers();
+        if wanted && workers > 0 {
+            eprintln!("configure_threads: candle's pool started earlier and keeps {workers} extra threads");
         }
     });
 }
@@ -138,7 +168,7 @@ const ROWS_PER_TASK: usize = 16;
 /// Elements per parallel task of the element-wise kernels.
 const ELEMS_PER_TASK: usize = 16 * 1024;
 
-/// The contiguous `f32` values of a CPU storage.
+/// The contiguous `f32` values of a CPU storage (an error for any other dtype).
 fn f32s<'a>(s: &'a CpuStorage, l: &Layout) -> Result<&'a [f32]> {
     let v = s.as_slice::<f32>()?;
     match l.contiguous_offsets() {
@@ -161,8 +191,17 @@ fn tensor(data: Vec<f32>, shape: &Shape) -> Result<Tensor> {
     Tensor::from_vec(data, shape.clone(), &crate::DEVICE)
 }
 
+/// Fail unless `t` holds `f32` values (the kernels compute in `f32` only).
+fn check_f32(what: &str, t: &Tensor) -> Result<()> {
+    if t.dtype() != DType::F32 {
+        bail!("fused kernels: {what} is {:?}, expected f32", t.dtype());
+    }
+    Ok(())
+}
+
 /// `eˣ` to about one ulp (Cephes' polynomial on `x − k·ln 2`, then `2ᵏ` from the exponent
-/// bits), branch-free so that loops over it vectorise. Exactly 0 below −87 (masked entries).
+/// bits), branch-free so that loops over it vectorise. Exactly 0 below −87 (masked entries);
+/// NaN for NaN.
 #[inline(always)]
 fn exp_fast(x: f32) -> f32 {
     const LOG2E: f32 = std::f32::consts::LOG2_E;
@@ -181,9 +220,109 @@ fn exp_fast(x: f32) -> f32 {
     if x < -87.0 { 0.0 } else { y * scale }
 }
 
-/// `row ← softmax(row)` in place; a row that is entirely −∞ becomes zeros.
-#[inline]
+/// Lanes of the long sums along a row. A sequential `f32` sum neither vectorises (the adds
+/// must run in order) nor stays accurate (its error grows with the row length: 1.1e-4 on a
+/// softmax row of 65,536 entries). Sixteen independent `f32` partial sums within blocks of
+/// [`BLOCK`] entries (64 adds per lane), the blocks then added in `f64`, do both.
+const LANES: usize = 16;
+/// Entries per block of the long sums.
+const BLOCK: usize = 1024;
+
+/// The lanes added pairwise.
+#[inline(always)]
+fn reduce_lanes(mut acc: [f32; LANES]) -> f32 {
+    let mut w = LANES;
+    while w > 1 {
+        w /= 2;
+        for i in 0..w {
+            acc[i] += acc[i + w];
+        }
+    }
+    acc[0]
+}
+
+/// `Σ f(x)` over `xs`, in [`LANES`] partial sums per [`BLOCK`].
+#[inline(always)]
+fn lane_sum(xs: &[f32], f: impl Fn(f32) -> f32) -> f32 {
+    let mut total = 0f64;
+    for block in xs.chunks(BLOCK) {
+        let mut acc = [0f32; LANES];
+        let mut chunks = block.chunks_exact(LANES);
+        for c in &mut chunks {
+            for i in 0..LANES {
+                acc[i] += f(c[i]);
+            }
+        }
+        for (a, &x) in acc.iter_mut().zip(chunks.remainder()) {
+            *a += f(x);
+        }
+        total += f64::from(reduce_lanes(acc));
+    }
+    total as f32
+}
+
+/// `Σ a ⊙ b`, in [`LANES`] partial sums per [`BLOCK`].
+#[inline(always)]
+fn lane_dot(a: &[f32], b: &[f32]) -> f32 {
+    let mut total = 0f64;
+    for (a, b) in a.chunks(BLOCK).zip(b.chunks(BLOCK)) {
+        let mut acc = [0f32; LANES];
+        let (mut ca, mut cb) = (a.chunks_exact(LANES), b.chunks_exact(LANES));
+        for (ca, cb) in (&mut ca).zip(&mut cb) {
+            for i in 0..LANES {
+                acc[i] += ca[i] * cb[i];
+            }
+        }
+        for ((s, &a), &b) in acc.iter_mut().zip(ca.remainder()).zip(cb.remainder()) {
+            *s += a * b;
+        }
+        total += f64::from(reduce_lanes(acc));
+    }
+    total as f32
+}
+
+/// `v ← exp(v − max)` for every entry of `row`; returns their sum (as [`lane_sum`] does).
+#[inline(always)]
+fn exp_in_place_sum(row: &mut [f32], max: f32) -> f32 {
+    let mut total = 0f64;
+    for block in row.chunks_mut(BLOCK) {
+        let mut acc = [0f32; LANES];
+        let mut chunks = block.chunks_exact_mut(LANES);
+        for c in &mut chunks {
+            for i in 0..LANES {
+                c[i] = exp_fast(c[i] - max);
+                acc[i] += c[i];
+            }
+        }
+        for (a, v) in acc.iter_mut().zip(chunks.into_remainder()) {
+            *v = exp_fast(*v - max);
+            *a += *v;
+        }
+        total += f64::from(reduce_lanes(acc));
+    }
+    total as f32
+}
+
+/// The largest entry of `row`, ignoring NaN (−∞ for an empty row or one of only NaN and −∞),
+/// in [`LANES`] running maxima so that the loop vectorises (the result does not depend on
+/// the order).
+#[inline(always)]
+fn row_max(row: &[f32]) -> f32 {
+    let mut acc = [f32::NEG_INFINITY; LANES];
+    let mut chunks = row.chunks_exact(LANES);
+    for c in &mut chunks {
+        for i in 0..LANES {
+            acc[i] = acc[i].max(c[i]);
+        }
+    }
+    for (a, &x) in acc.iter_mut().zip(chunks.remainder()) {
+        *a = a.max(x);
+    }
+    acc.iter().fold(f32::NEG_INFINITY, |m, &v| m.max(v))
+}
+
 /// One row of attention scores: scale, add the additive mask row (if any), then softmax.
+#[inline]
 fn scale_mask_softmax(row: &mut [f32], scale: f32, mask: Option<&[f32]>) {
     match mask {
         Some(m) => row.iter_mut().zip(m).for_each(|(v, m)| *v = *v * scale + m),
@@ -192,18 +331,18 @@ fn scale_mask_softmax(row: &mut [f32], scale: f32, mask: Option<&[f32]>) {
     softmax_in_place(row);
 }
 
+/// `row ← softmax(row)` in place. A row with a NaN becomes all NaN (as in the plain path; a
+/// NaN fails every comparison, so `row_max` skips it, and `exp_fast` then spreads it through
+/// the sum); a row that is entirely −∞ (fully masked) becomes zeros, where the plain path
+/// gives NaN.
 fn softmax_in_place(row: &mut [f32]) {
-    let max = row.iter().fold(f32::NEG_INFINITY, |m, &v| m.max(v));
+    let max = row_max(row);
     if max == f32::NEG_INFINITY {
-        row.fill(0.0);
+        let fill = if row.iter().any(|v| v.is_nan()) { f32::NAN } else { 0.0 };
+        row.fill(fill);
         return;
     }
-    let mut sum = 0f32;
-    for v in row.iter_mut() {
-        *v = exp_fast(*v - max);
-        sum += *v;
-    }
-    let inv = 1.0 / sum;
+    let inv = 1.0 / exp_in_place_sum(row, max);
     for v in row.iter_mut() {
         *v *= inv;
     }
@@ -222,6 +361,16 @@ fn row_stats(x: &[f32], eps: f32) -> (f32, f32) {
     (mean, 1.0 / (var + eps).sqrt())
 }
 
+/// The width `d` of a LayerNorm over `x` with these gain and bias; an error unless `x` ends in
+/// `d > 0` and gain and bias hold `d` values each.
+fn layer_norm_width(x: &[usize], gain: &Shape, bias: &Shape) -> Result<usize> {
+    let d = gain.elem_count();
+    if d == 0 || bias.elem_count() != d || x.last() != Some(&d) {
+        bail!("layer norm: input {x:?}, gain {gain:?} and bias {bias:?} do not fit (d > 0 needed)");
+    }
+    Ok(d)
+}
+
 impl CustomOp3 for LayerNormOp {
     fn name(&self) -> &'static str {
         "fused-layer-norm"
@@ -236,11 +385,8 @@ impl CustomOp3 for LayerNormOp {
         bs: &CpuStorage,
         bl: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
+        let d = layer_norm_width(xl.dims(), gl.shape(), bl.shape())?;
         let (x, g, b) = (f32s(xs, xl)?, f32s(gs, gl)?, f32s(bs, bl)?);
-        let d = g.len();
-        if b.len() != d || xl.dims().last() != Some(&d) {
-            bail!("layer norm: input {:?}, gain {d}, bias {}", xl.dims(), b.len());
-        }
         let mut y = vec![0f32; x.len()];
         y.par_chunks_mut(d * ROWS_PER_TASK).zip(x.par_chunks(d * ROWS_PER_TASK)).for_each(|(y, x)| {
             for (y, x) in y.chunks_mut(d).zip(x.chunks(d)) {
@@ -254,20 +400,20 @@ impl CustomOp3 for LayerNormOp {
     }
 
     /// `dx = rstd · (dx̂ − mean(dx̂) − x̂ · mean(dx̂ · x̂))` with `dx̂ = dy · gain`;
-    /// `dgain = Σ dy · x̂`, `dbias = Σ dy` over rows.
+    /// `dgain = Σ dy · x̂`, `dbias = Σ dy` over rows, each in its parameter's shape.
     fn bwd(
         &self,
         x: &Tensor,
         gain: &Tensor,
-        _bias: &Tensor,
+        bias: &Tensor,
         _y: &Tensor,
         dy: &Tensor,
     ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
         let eps = self.eps;
+        let d = layer_norm_width(x.dims(), gain.shape(), bias.shape())?;
         let (dx, dg, db) = with_f32(x, |x| {
             with_f32(gain, |g| {
                 with_f32(dy, |dy| {
-                    let d = g.len();
                     let mut dx = vec![0f32; x.len()];
                     let partial: Vec<(Vec<f32>, Vec<f32>)> = dx
                         .par_chunks_mut(d * ROWS_PER_TASK)
@@ -305,13 +451,18 @@ impl CustomOp3 for LayerNormOp {
                 })
             })
         })?;
-        Ok((Some(tensor(dx, x.shape())?), Some(tensor(dg, gain.shape())?), Some(tensor(db, gain.shape())?)))
+        Ok((Some(tensor(dx, x.shape())?), Some(tensor(dg, gain.shape())?), Some(tensor(db, bias.shape())?)))
     }
 }
 
-/// Fused LayerNorm over the last dimension of `x`, with a hand-written backward pass.
+/// Fused LayerNorm over the last dimension of `x`, with a hand-written backward pass. `gain`
+/// and `bias` hold `d` values each (`[d]` or `[1, d]`), `d` the last dimension of `x`, `d > 0`.
 pub fn layer_norm(x: &Tensor, gain: &Tensor, bias: &Tensor, eps: f64) -> Result<Tensor> {
-    x.contiguous()?.apply_op3(gain, bias, LayerNormOp { eps: eps as f32 })
+    layer_norm_width(x.dims(), gain.shape(), bias.shape())?;
+    for (what, t) in [("the input", x), ("the gain", gain), ("the bias", bias)] {
+        check_f32(what, t)?;
+    }
+    x.contiguous()?.apply_op3(&gain.contiguous()?, &bias.contiguous()?, LayerNormOp { eps: eps as f32 })
 }
 
 /// `softmax(scale · x + mask)` over the last dimension of `x` (`[.., t_q, t_k]`). The additive
@@ -321,29 +472,57 @@ struct SoftmaxOp {
     mask: Option<Tensor>,
 }
 
-fn softmax_rows(
-    x: &[f32],
-    mask: Option<&[f32]>,
-    scale: f32,
+/// How the rows of a softmax input meet its mask.
+#[derive(Clone, Copy)]
+struct SoftmaxRows {
     t_q: usize,
     t_k: usize,
-    per_row: usize,
-) -> Vec<f32> {
-    let mut y = vec![0f32; x.len()];
+    /// Rows of scores per batch row (heads · `t_q`), which share one mask matrix.
+    per_batch: usize,
+    /// Mask matrices: 1 (shared by every batch row) or the batch size.
+    mask_rows: usize,
+}
+
+impl SoftmaxRows {
+    /// The layout of scores `x` (`[t_k]`, `[t_q, t_k]`, `[n, t_q, t_k]` or `[.., h, t_q, t_k]`)
+    /// and, if given, of the mask: `[t_q, t_k]` or `[m, 1, t_q, t_k]` with `m` 1 or the batch
+    /// size (the product of the dimensions before the heads; 1 below rank 4).
+    fn new(x: &[usize], mask: Option<&[usize]>) -> Result<Self> {
+        let (t_q, t_k) = match *x {
+            [] => bail!("fused softmax: a scalar has no last dimension"),
+            [t_k] => (1, t_k),
+            [.., t_q, t_k] => (t_q, t_k),
+        };
+        if t_k == 0 {
+            bail!("fused softmax: no keys (input {x:?}); a softmax over nothing is undefined");
+        }
+        let (batch, per_batch) = match x.len() {
+            4.. => (x[..x.len() - 3].iter().product(), x[x.len() - 3] * t_q),
+            _ => (1, x.iter().product::<usize>() / t_k),
+        };
+        let mask_rows = match mask {
+            None => 1,
+            Some(&[q, k]) if (q, k) == (t_q, t_k) => 1,
+            Some(&[m, 1, q, k]) if (q, k) == (t_q, t_k) && (m == 1 || m == batch) => m,
+            Some(m) => bail!("fused softmax: mask {m:?} does not fit scores {x:?}"),
+        };
+        Ok(SoftmaxRows { t_q, t_k, per_batch, mask_rows })
+    }
+
+    /// The mask row of score row `row` (rows ordered `[batch, head, query]`).
+    fn mask_row<'a>(&self, mask: &'a [f32], row: usize) -> &'a [f32] {
+        let b = if self.mask_rows == 1 { 0 } else { row / self.per_batch };
+        &mask[(b * self.t_q + row % self.t_q) * self.t_k..][..self.t_k]
+    }
+}
+
+fn softmax_rows(x: &[f32], mask: Option<&[f32]>, scale: f32, rows: SoftmaxRows) -> Vec<f32> {
+    let t_k = rows.t_k;
+    let mut y = x.to_vec();
     let rows_per_task = ROWS_PER_TASK * 4;
     y.par_chunks_mut(t_k * rows_per_task).enumerate().for_each(|(task, y)| {
-        let x = &x[task * rows_per_task * t_k..];
         for (r, y) in y.chunks_mut(t_k).enumerate() {
-            let row = task * rows_per_task + r;
-            let x = &x[r * t_k..(r + 1) * t_k];
-            // Rows are ordered [batch, head, query]; the mask has one matrix per batch row
-            // (or one for all), `per_row` = heads · t_q rows of scores share it.
-            let m = mask.map(|m| {
-                let mrows = m.len() / (t_q * t_k);
-                let b = (row / per_row) % mrows;
-                &m[(b * t_q + row % t_q) * t_k..][..t_k]
-            });
-            y.copy_from_slice(x);
+            let m = mask.map(|m| rows.mask_row(m, task * rows_per_task + r));
             scale_mask_softmax(y, scale, m);
         }
     });
@@ -357,20 +536,17 @@ impl CustomOp1 for SoftmaxOp {
 
     fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
         let x = f32s(s, l)?;
-        let dims = l.dims();
-        let (t_q, t_k) =
-            if dims.len() >= 2 { (dims[dims.len() - 2], dims[dims.len() - 1]) } else { (1, dims[0]) };
-        let per_row = if dims.len() >= 4 { dims[dims.len() - 3] * t_q } else { x.len() / t_k };
+        let rows = SoftmaxRows::new(l.dims(), self.mask.as_ref().map(|m| m.dims()))?;
         let y = match &self.mask {
-            Some(m) => with_f32(m, |m| Ok(softmax_rows(x, Some(m), self.scale, t_q, t_k, per_row)))?,
-            None => softmax_rows(x, None, self.scale, t_q, t_k, per_row),
+            Some(m) => with_f32(m, |m| Ok(softmax_rows(x, Some(m), self.scale, rows)))?,
+            None => softmax_rows(x, None, self.scale, rows),
         };
         Ok((CpuStorage::F32(y), l.shape().clone()))
     }
 
     /// `dx = scale · y ⊙ (dy − Σ dy ⊙ y)` per row.
     fn bwd(&self, x: &Tensor, y: &Tensor, dy: &Tensor) -> Result<Option<Tensor>> {
-        let t_k = x.dims()[x.rank() - 1];
+        let t_k = SoftmaxRows::new(x.dims(), None)?.t_k;
         let scale = self.scale;
         let dx = with_f32(y, |y| {
             with_f32(dy, |dy| {
@@ -379,7 +555,7 @@ impl CustomOp1 for SoftmaxOp {
                 dx.par_chunks_mut(chunk).zip(y.par_chunks(chunk).zip(dy.par_chunks(chunk))).for_each(
                     |(dx, (y, dy))| {
                         for ((dx, y), dy) in dx.chunks_mut(t_k).zip(y.chunks(t_k)).zip(dy.chunks(t_k)) {
-                            let dot: f32 = y.iter().zip(dy).map(|(a, b)| a * b).sum();
+                            let dot = lane_dot(y, dy);
                             for j in 0..t_k {
                                 dx[j] = scale * y[j] * (dy[j] - dot);
                             }
@@ -394,7 +570,15 @@ impl CustomOp1 for SoftmaxOp {
 }
 
 /// Fused `softmax(scale · x + mask)` over the last dimension, with a hand-written backward.
+/// `x` is `[.., t_q, t_k]` with `t_k > 0`; the mask, if any, `[t_q, t_k]` or `[m, 1, t_q, t_k]`
+/// with `m` 1 or the batch size (for `x` of rank 4 or more, the product of the dimensions
+/// before the heads). Fully masked rows give zeros, where the plain path gives NaN.
 pub fn softmax(x: &Tensor, scale: f64, mask: Option<&Tensor>) -> Result<Tensor> {
+    SoftmaxRows::new(x.dims(), mask.map(|m| m.dims()))?;
+    check_f32("the scores", x)?;
+    if let Some(m) = mask {
+        check_f32("the mask", m)?;
+    }
     let mask = mask.map(|m| m.contiguous()).transpose()?;
     x.contiguous()?.apply_op1(SoftmaxOp { scale: scale as f32, mask })
 }
@@ -463,11 +647,20 @@ impl CustomOp1 for GeluOp {
 
 /// Fused tanh-GELU with a hand-written backward pass.
 pub fn gelu(x: &Tensor) -> Result<Tensor> {
+    check_f32("the input", x)?;
     x.contiguous()?.apply_op1(GeluOp)
 }
 
 /// Negative log-likelihood of each target under `softmax(logits)`: `lse(x) − x[target]`.
 struct NllOp;
+
+/// The vocabulary size of `logits` (`[.., v]`, `v > 0`), with `targets` shaped `[..]`.
+fn nll_vocab(logits: &[usize], targets: &[usize]) -> Result<usize> {
+    match logits.split_last() {
+        Some((&v, rows)) if v > 0 && rows == targets => Ok(v),
+        _ => bail!("cross-entropy: targets {targets:?} do not fit logits {logits:?}"),
+    }
+}
 
 impl CustomOp2 for NllOp {
     fn name(&self) -> &'static str {
@@ -486,20 +679,20 @@ impl CustomOp2 for NllOp {
             Some((a, b)) => &ts.as_slice::<u32>()?[a..b],
             None => bail!("targets must be contiguous"),
         };
-        let v = xl.dims()[xl.dims().len() - 1];
-        if targets.len() * v != x.len() || targets.iter().any(|&t| t as usize >= v) {
-            bail!("cross-entropy: targets {:?} do not fit logits {:?}", tl.dims(), xl.dims());
+        let v = nll_vocab(xl.dims(), tl.dims())?;
+        if let Some(t) = targets.iter().find(|&&t| t as usize >= v) {
+            bail!("cross-entropy: target {t} is outside the vocabulary of {v}");
         }
         let mut nll = vec![0f32; targets.len()];
-        nll.par_chunks_mut(ROWS_PER_TASK).enumerate().for_each(|(task, out)| {
-            for (r, out) in out.iter_mut().enumerate() {
-                let row = task * ROWS_PER_TASK + r;
-                let x = &x[row * v..(row + 1) * v];
-                let max = x.iter().fold(f32::NEG_INFINITY, |m, &a| m.max(a));
-                let lse = x.iter().map(|a| exp_fast(a - max)).sum::<f32>().ln();
-                *out = lse - (x[targets[row] as usize] - max);
-            }
-        });
+        nll.par_chunks_mut(ROWS_PER_TASK).zip(x.par_chunks(v * ROWS_PER_TASK)).enumerate().for_each(
+            |(task, (out, x))| {
+                for (r, (out, x)) in out.iter_mut().zip(x.chunks(v)).enumerate() {
+                    let max = row_max(x);
+                    let lse = lane_sum(x, |a| exp_fast(a - max)).ln();
+                    *out = lse - (x[targets[task * ROWS_PER_TASK + r] as usize] - max);
+                }
+            },
+        );
         Ok((CpuStorage::F32(nll), tl.shape().clone()))
     }
 
@@ -511,30 +704,22 @@ impl CustomOp2 for NllOp {
         _nll: &Tensor,
         dnll: &Tensor,
     ) -> Result<(Option<Tensor>, Option<Tensor>)> {
-        let v = logits.dims()[logits.rank() - 1];
+        let v = nll_vocab(logits.dims(), targets.dims())?;
         let targets: Vec<u32> = targets.flatten_all()?.to_vec1()?;
-        let dx = with_f32(logits, |x| {
-            with_f32(dnll, |dnll| {
-                let mut dx = vec![0f32; x.len()];
-                dx.par_chunks_mut(v * ROWS_PER_TASK).enumerate().for_each(|(task, dx)| {
-                    for (r, dx) in dx.chunks_mut(v).enumerate() {
-                        let row = task * ROWS_PER_TASK + r;
-                        let x = &x[row * v..(row + 1) * v];
-                        let max = x.iter().fold(f32::NEG_INFINITY, |m, &a| m.max(a));
-                        let mut sum = 0f32;
-                        for j in 0..v {
-                            dx[j] = exp_fast(x[j] - max);
-                            sum += dx[j];
-                        }
-                        let k = dnll[row] / sum;
-                        for d in dx.iter_mut() {
-                            *d *= k;
-                        }
-                        dx[targets[row] as usize] -= dnll[row];
+        let dx = with_f32(dnll, |dnll| {
+            let mut dx = with_f32(logits, |x| Ok(x.to_vec()))?;
+            dx.par_chunks_mut(v * ROWS_PER_TASK).enumerate().for_each(|(task, dx)| {
+                for (r, dx) in dx.chunks_mut(v).enumerate() {
+                    let row = task * ROWS_PER_TASK + r;
+                    let max = row_max(dx);
+                    let k = dnll[row] / exp_in_place_sum(dx, max);
+                    for d in dx.iter_mut() {
+                        *d *= k;
                     }
-                });
-                Ok(dx)
-            })
+                    dx[targets[row] as usize] -= dnll[row];
+                }
+            });
+            Ok(dx)
         })?;
         Ok((Some(tensor(dx, logits.shape())?), None))
     }
@@ -542,11 +727,14 @@ impl CustomOp2 for NllOp {
 
 /// Fused negative log-likelihood of `targets` (`[..]`, u32) under `logits` (`[.., vocab]`).
 pub fn nll(logits: &Tensor, targets: &Tensor) -> Result<Tensor> {
+    nll_vocab(logits.dims(), targets.dims())?;
+    check_f32("the logits", logits)?;
     logits.contiguous()?.apply_op2(&targets.to_dtype(DType::U32)?.contiguous()?, NllOp)
 }
 
 /// One AdamW step on a parameter, in place and in one pass: the moments `m` and `v` are
-/// updated and the parameter moves, with the gradient scaled by the clipping factor.
+/// updated and the parameter moves, with the gradient scaled by the clipping factor. The
+/// parameter, its gradient and both moments must have the same number of values.
 pub struct AdamWStep<'a> {
     pub m: Mutex<&'a mut [f32]>,
     pub v: Mutex<&'a mut [f32]>,
@@ -577,6 +765,15 @@ impl InplaceOp2 for AdamWStep<'_> {
         };
         let mut m = self.m.lock().map_err(|_| candle_core::Error::Msg("poisoned".into()))?;
         let mut v = self.v.lock().map_err(|_| candle_core::Error::Msg("poisoned".into()))?;
+        let n = theta.len();
+        if g.len() != n || m.len() != n || v.len() != n {
+            bail!(
+                "adamw: parameter {n}, gradient {}, moments {} and {} values differ",
+                g.len(),
+                m.len(),
+                v.len()
+            );
+        }
         let c = self;
         theta
             .par_chunks_mut(ELEMS_PER_TASK)
@@ -606,37 +803,108 @@ pub fn sum_of_squares(t: &Tensor) -> Result<f64> {
     })
 }
 
-/// `dst (m × n) = lhs (m × k) · rhs (k × n)`, plus `dst` itself when `accumulate`. Matrices are
-/// given by pointer and (row, column) strides, so transposes cost nothing. The product is split
-/// over blocks of the output, never along `k`, so the result does not depend on the threads.
+/// A read-only strided matrix inside a slice: element `(i, j)` is `data[offset + i·rs + j·cs]`.
+#[derive(Clone, Copy)]
+struct View<'a> {
+    data: &'a [f32],
+    offset: usize,
+    rs: usize,
+    cs: usize,
+}
+
+impl<'a> View<'a> {
+    fn new(data: &'a [f32], offset: usize, rs: usize, cs: usize) -> Self {
+        View { data, offset, rs, cs }
+    }
+
+    /// A pointer to element `(0, 0)`, after checking that every element of a `rows × cols`
+    /// matrix with these strides lies inside `data` (rows and cols both > 0).
+    fn ptr(&self, rows: usize, cols: usize) -> *const f32 {
+        assert!(
+            in_bounds(self.data.len(), self.offset, (rows, cols), (self.rs, self.cs)),
+            "view out of bounds"
+        );
+        self.data[self.offset..].as_ptr()
+    }
+}
+
+/// Does the `rows × cols` matrix (both > 0) at `offset` with strides `(rs, cs)` lie inside a
+/// buffer of `len` elements? Saturating, so absurd strides fail instead of wrapping around.
+fn in_bounds(len: usize, offset: usize, (rows, cols): (usize, usize), (rs, cs): (usize, usize)) -> bool {
+    let last = (rows - 1).saturating_mul(rs).saturating_add((cols - 1).saturating_mul(cs));
+    offset.saturating_add(last) < len
+}
+
+/// An output buffer that parallel tasks write in disjoint, strided parts. It holds the
+/// buffer's exclusive borrow for its whole life, so nothing else can read or write the buffer
+/// meanwhile, and in particular no input of a product can alias it.
+struct SharedOut<'a> {
+    ptr: *mut f32,
+    len: usize,
+    _buf: std::marker::PhantomData<&'a mut [f32]>,
+}
+
+// SAFETY: a `SharedOut` is only written through `gemm_into`, whose contract makes every caller
+// write elements that no other thread reads or writes at the same time.
+unsafe impl Sync for SharedOut<'_> {}
+
+impl<'a> SharedOut<'a> {
+    fn new(buf: &'a mut [f32]) -> Self {
+        SharedOut { ptr: buf.as_mut_ptr(), len: buf.len(), _buf: std::marker::PhantomData }
+    }
+}
+
+/// `dst (m × n, at offset, row stride dst_rs) (+)= lhs (m × k) · rhs (k × n)`, plus `dst`
+/// itself when `accumulate`. Matrices are given by offset and (row, column) strides, so
+/// transposes cost nothing. The product is split over blocks of the output, never along `k`,
+/// so the result does not depend on the threads. Every extent is checked: out-of-bounds
+/// arguments panic (the public entry points check shapes first and return errors).
 ///
 /// # Safety
-/// The pointers and strides must describe matrices inside live allocations, and `dst` must not
-/// overlap the inputs.
-unsafe fn matmul(
+/// While it runs, no other thread may read or write the `m × n` elements of `dst` it writes,
+/// `offset + i · dst_rs + j` for `i < m`, `j < n`.
+unsafe fn gemm_into(
     (m, n, k): (usize, usize, usize),
-    dst: &mut [f32],
+    (dst, offset, dst_rs): (&SharedOut, usize, usize),
     accumulate: bool,
-    (lhs, lhs_rs, lhs_cs): (&[f32], usize, usize),
-    (rhs, rhs_rs, rhs_cs): (&[f32], usize, usize),
+    lhs: View,
+    rhs: View,
+    par: gemm::Parallelism,
 ) {
-    let threads = rayon::current_num_threads();
-    let par = if threads > 1 { gemm::Parallelism::Rayon(threads) } else { gemm::Parallelism::None };
+    if m == 0 || n == 0 {
+        return;
+    }
+    assert!(in_bounds(dst.len, offset, (m, n), (dst_rs, 1)), "output out of bounds");
+    if k == 0 {
+        // An empty sum: the product is zero.
+        if !accumulate {
+            for i in 0..m {
+                // SAFETY: in bounds (checked above), and ours alone (the caller's contract).
+                unsafe { std::slice::from_raw_parts_mut(dst.ptr.add(offset + i * dst_rs), n).fill(0.0) };
+            }
+        }
+        return;
+    }
+    let (lp, rp) = (lhs.ptr(m, k), rhs.ptr(k, n));
+    // SAFETY: every element gemm reads lies inside `lhs` or `rhs` and every element it writes
+    // inside `dst` (checked above and by `View::ptr`); the inputs are shared borrows, so they
+    // cannot alias `dst`, which holds its buffer's exclusive borrow; no other thread touches
+    // the elements written (the caller's contract).
     unsafe {
         gemm::gemm(
             m,
             n,
             k,
-            dst.as_mut_ptr(),
+            dst.ptr.add(offset),
             1,
-            n as isize,
+            dst_rs as isize,
             accumulate,
-            lhs.as_ptr(),
-            lhs_cs as isize,
-            lhs_rs as isize,
-            rhs.as_ptr(),
-            rhs_cs as isize,
-            rhs_rs as isize,
+            lp,
+            lhs.cs as isize,
+            lhs.rs as isize,
+            rp,
+            rhs.cs as isize,
+            rhs.rs as isize,
             1.0,
             1.0,
             false,
@@ -647,64 +915,105 @@ unsafe fn matmul(
     }
 }
 
+/// `dst (m × n, contiguous) (+)= lhs (m × k) · rhs (k × n)` (see [`gemm_into`]), on every
+/// thread of the pool when `parallel`, else on the calling thread.
+fn matmul(
+    (m, n, k): (usize, usize, usize),
+    dst: &mut [f32],
+    accumulate: bool,
+    lhs: View,
+    rhs: View,
+    parallel: bool,
+) {
+    assert_eq!(dst.len(), m * n, "output is not m × n");
+    let threads = rayon::current_num_threads();
+    let par =
+        if parallel && threads > 1 { gemm::Parallelism::Rayon(threads) } else { gemm::Parallelism::None };
+    // SAFETY: `dst` is an exclusive borrow, so no other thread can access it.
+    unsafe { gemm_into((m, n, k), (&SharedOut::new(dst), 0, n), accumulate, lhs, rhs, par) }
+}
+
 /// A linear layer `y = x Wᵀ + b` on `x` of shape `[rows, d_in]`, `W` of shape `[d_out, d_in]`:
 /// one matrix multiplication that starts from the bias instead of adding it afterwards.
 struct LinearOp;
 
-fn linear_fwd(x: &[f32], w: &[f32], b: Option<&[f32]>, rows: usize, d_out: usize) -> Vec<f32> {
-    let d_in = w.len() / d_out;
+/// `(rows, d_in, d_out)` of `x` (`[rows, d_in]`), `W` (`[d_out, d_in]`) and the bias, if any
+/// (`[d_out]` or `[1, d_out]`); an error for any other shapes.
+fn linear_dims(x: &[usize], w: &[usize], b: Option<&[usize]>) -> Result<(usize, usize, usize)> {
+    let (&[rows, d_in], &[d_out, w_in]) = (x, w) else {
+        bail!("fused linear: input {x:?} and weight {w:?} must be [rows, d_in] and [d_out, d_in]");
+    };
+    if d_in != w_in || b.is_some_and(|b| !matches!(*b, [n] | [1, n] if n == d_out)) {
+        bail!("fused linear: input {x:?}, weight {w:?} and bias {b:?} do not fit");
+    }
+    Ok((rows, d_in, d_out))
+}
+
+fn linear_fwd(
+    x: &[f32],
+    w: &[f32],
+    b: Option<&[f32]>,
+    (rows, d_in, d_out): (usize, usize, usize),
+) -> Vec<f32> {
     let mut y = match b {
         Some(b) => b.repeat(rows),
         None => vec![0f32; rows * d_out],
     };
-    // SAFETY: x is rows × d_in, w is d_out × d_in (read as its transpose), y is rows × d_out.
-    unsafe { matmul((rows, d_out, d_in), &mut y, b.is_some(), (x, d_in, 1), (w, 1, d_in)) };
+    // x is rows × d_in, w is d_out × d_in (read as its transpose), y is rows × d_out.
+    matmul(
+        (rows, d_out, d_in),
+        &mut y,
+        b.is_some(),
+        View::new(x, 0, d_in, 1),
+        View::new(w, 0, 1, d_in),
+        true,
+    );
     y
 }
 
-/// `dx = dy W`, `dW = dyᵀ x`, `db = Σ_rows dy`.
-fn linear_bwd(x: &Tensor, w: &Tensor, dy: &Tensor) -> Result<(Tensor, Tensor, Tensor)> {
-    let (d_out, d_in) = w.dims2()?;
-    let rows = x.elem_count() / d_in;
+/// `dx = dy W`, `dW = dyᵀ x`, `db = Σ_rows dy` (in the bias's shape).
+fn linear_bwd(
+    x: &Tensor,
+    w: &Tensor,
+    b: Option<&Tensor>,
+    dy: &Tensor,
+) -> Result<(Tensor, Tensor, Option<Tensor>)> {
+    let (rows, d_in, d_out) = linear_dims(x.dims(), w.dims(), b.map(|b| b.dims()))?;
     let (dx, dw, db) = with_f32(x, |x| {
         with_f32(w, |w| {
             with_f32(dy, |dy| {
                 let mut dx = vec![0f32; rows * d_in];
                 let mut dw = vec![0f32; d_out * d_in];
-                // SAFETY: shapes as in the comments above; outputs are fresh buffers.
-                unsafe {
-                    matmul((rows, d_in, d_out), &mut dx, false, (dy, d_out, 1), (w, d_in, 1));
-                    matmul((d_out, d_in, rows), &mut dw, false, (dy, 1, d_out), (x, d_in, 1));
-                }
-                let partial: Vec<Vec<f32>> = dy
-                    .par_chunks(d_out * ROWS_PER_TASK * 4)
-                    .map(|c| {
-                        let mut s = vec![0f32; d_out];
-                        for row in c.chunks(d_out) {
-                            for (s, v) in s.iter_mut().zip(row) {
-                                *s += v;
-                            }
-                        }
-                        s
-                    })
-                    .collect();
+                let dy_rows = View::new(dy, 0, d_out, 1);
+                matmul((rows, d_in, d_out), &mut dx, false, dy_rows, View::new(w, 0, d_in, 1), true);
+                let dy_t = View::new(dy, 0, 1, d_out);
+                matmul((d_out, d_in, rows), &mut dw, false, dy_t, View::new(x, 0, d_in, 1), true);
                 let mut db = vec![0f32; d_out];
-                for p in &partial {
-                    for (s, v) in db.iter_mut().zip(p) {
-                        *s += v;
+                if d_out > 0 {
+                    let partial: Vec<Vec<f32>> = dy
+                        .par_chunks(d_out * ROWS_PER_TASK * 4)
+                        .map(|c| {
+                            let mut s = vec![0f32; d_out];
+                            for row in c.chunks(d_out) {
+                                for (s, v) in s.iter_mut().zip(row) {
+                                    *s += v;
+                                }
+                            }
+                            s
+                        })
+                        .collect();
+                    for p in &partial {
+                        for (s, v) in db.iter_mut().zip(p) {
+                            *s += v;
+                        }
                     }
                 }
                 Ok((dx, dw, db))
             })
         })
     })?;
-    Ok((tensor(dx, x.shape())?, tensor(dw, w.shape())?, Tensor::from_vec(db, d_out, &crate::DEVICE)?))
-}
-
-fn rows_and_out(xl: &Layout, wl: &Layout) -> Result<(usize, usize, Shape)> {
-    let (d_out, d_in) = wl.shape().dims2()?;
-    let rows = xl.shape().elem_count() / d_in;
-    Ok((rows, d_out, Shape::from((rows, d_out))))
+    let db = b.map(|b| tensor(db, b.shape())).transpose()?;
+    Ok((tensor(dx, x.shape())?, tensor(dw, w.shape())?, db))
 }
 
 impl CustomOp3 for LinearOp {
@@ -721,21 +1030,21 @@ impl CustomOp3 for LinearOp {
         bs: &CpuStorage,
         bl: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
-        let (rows, d_out, shape) = rows_and_out(xl, wl)?;
-        let y = linear_fwd(f32s(xs, xl)?, f32s(ws, wl)?, Some(f32s(bs, bl)?), rows, d_out);
-        Ok((CpuStorage::F32(y), shape))
+        let dims = linear_dims(xl.dims(), wl.dims(), Some(bl.dims()))?;
+        let y = linear_fwd(f32s(xs, xl)?, f32s(ws, wl)?, Some(f32s(bs, bl)?), dims);
+        Ok((CpuStorage::F32(y), Shape::from((dims.0, dims.2))))
     }
 
     fn bwd(
         &self,
         x: &Tensor,
         w: &Tensor,
-        _b: &Tensor,
+        b: &Tensor,
         _y: &Tensor,
         dy: &Tensor,
     ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
-        let (dx, dw, db) = linear_bwd(x, w, dy)?;
-        Ok((Some(dx), Some(dw), Some(db)))
+        let (dx, dw, db) = linear_bwd(x, w, Some(b), dy)?;
+        Ok((Some(dx), Some(dw), db))
     }
 }
 
@@ -754,9 +1063,9 @@ impl CustomOp2 for LinearNoBiasOp {
         ws: &CpuStorage,
         wl: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
-        let (rows, d_out, shape) = rows_and_out(xl, wl)?;
-        let y = linear_fwd(f32s(xs, xl)?, f32s(ws, wl)?, None, rows, d_out);
-        Ok((CpuStorage::F32(y), shape))
+        let dims = linear_dims(xl.dims(), wl.dims(), None)?;
+        let y = linear_fwd(f32s(xs, xl)?, f32s(ws, wl)?, None, dims);
+        Ok((CpuStorage::F32(y), Shape::from((dims.0, dims.2))))
     }
 
     fn bwd(
@@ -766,69 +1075,68 @@ impl CustomOp2 for LinearNoBiasOp {
         _y: &Tensor,
         dy: &Tensor,
     ) -> Result<(Option<Tensor>, Option<Tensor>)> {
-        let (dx, dw, _) = linear_bwd(x, w, dy)?;
+        let (dx, dw, _) = linear_bwd(x, w, None, dy)?;
         Ok((Some(dx), Some(dw)))
     }
 }
 
-/// Fused `x Wᵀ + b` for `x` of shape `[rows, d_in]`; returns `[rows, d_out]`.
+/// Fused `x Wᵀ + b` for `x` of shape `[rows, d_in]`, `W` of shape `[d_out, d_in]` and `b` of
+/// `d_out` values (`[d_out]` or `[1, d_out]`); returns `[rows, d_out]`. Other shapes are errors.
 pub fn linear(x: &Tensor, w: &Tensor, b: Option<&Tensor>) -> Result<Tensor> {
+    linear_dims(x.dims(), w.dims(), b.map(|b| b.dims()))?;
+    check_f32("the input", x)?;
+    check_f32("the weight", w)?;
     let x = x.contiguous()?;
     let w = w.contiguous()?;
     match b {
-        Some(b) => x.apply_op3(&w, &b.contiguous()?, LinearOp),
+        Some(b) => {
+            check_f32("the bias", b)?;
+            x.apply_op3(&w, &b.contiguous()?, LinearOp)
+        }
         None => x.apply_op2(&w, LinearNoBiasOp),
     }
 }
 
-/// A raw pointer that may cross threads: tasks write disjoint parts of one output buffer.
-#[derive(Clone, Copy)]
-struct SendPtr(*mut f32);
-unsafe impl Send for SendPtr {}
-unsafe impl Sync for SendPtr {}
-
-impl SendPtr {
-    /// The pointer (a method, so closures capture the whole `SendPtr`).
-    fn get(self) -> *mut f32 {
-        self.0
-    }
-}
-
-/// `dst (m × n, row stride dst_rs) (+)= lhs (m × k) · rhs (k × n)` on one thread, all strided.
+/// `dst (m × n, at offset, row stride dst_rs) (+)= lhs (m × k) · rhs (k × n)` on the calling
+/// thread, into a buffer that other tasks write elsewhere at the same time.
 ///
 /// # Safety
-/// Every pointer and stride must stay inside its allocation; `dst` must not overlap the inputs.
-#[allow(clippy::type_complexity)]
+/// As [`gemm_into`]: no other thread may read or write the elements of `dst` written here.
 unsafe fn small_matmul(
-    (m, n, k): (usize, usize, usize),
-    (dst, dst_rs): (*mut f32, usize),
+    dims: (usize, usize, usize),
+    dst: (&SharedOut, usize, usize),
     accumulate: bool,
-    (lhs, lhs_rs, lhs_cs): (*const f32, usize, usize),
-    (rhs, rhs_rs, rhs_cs): (*const f32, usize, usize),
+    lhs: View,
+    rhs: View,
 ) {
-    unsafe {
-        gemm::gemm(
-            m,
-            n,
-            k,
-            dst,
-            1,
-            dst_rs as isize,
-            accumulate,
-            lhs,
-            lhs_cs as isize,
-            lhs_rs as isize,
-            rhs,
-            rhs_cs as isize,
-            rhs_rs as isize,
-            1.0,
-            1.0,
-            false,
-            false,
-            false,
-            gemm::Parallelism::None,
-        )
+    // SAFETY: the caller's contract is `gemm_into`'s.
+    unsafe { gemm_into(dims, dst, accumulate, lhs, rhs, gemm::Parallelism::None) }
+}
+
+/// Head layout of fused attention: `(b, t, hd, mask_rows)` for `qkv` of shape
+/// `[b, t, (h + 2g) · hd]` and a mask of shape `[t, t]` or `[m, 1, t, t]` with `m` 1 or `b`.
+/// An error unless `h` and `g` are positive, `g` divides `h` (each key/value head serves
+/// `h / g` query heads) and `hd > 0`.
+fn attention_dims(
+    qkv: &[usize],
+    h: usize,
+    g: usize,
+    mask: Option<&[usize]>,
+) -> Result<(usize, usize, usize, usize)> {
+    let &[b, t, w] = qkv else { bail!("fused attention: qkv {qkv:?} is not [b, t, (h + 2g)·hd]") };
+    if h == 0 || g == 0 || !h.is_multiple_of(g) {
+        bail!("fused attention: {h} query heads cannot share {g} key/value heads evenly");
     }
+    if w == 0 || !w.is_multiple_of(h + 2 * g) {
+        bail!("fused attention: last dimension {w} is not (h + 2g)·hd with h = {h}, g = {g}, hd > 0");
+    }
+    let mask_rows = match mask {
+        None => 1,
+        Some(&[q, k]) if (q, k) == (t, t) => 1,
+        Some(&[m, 1, q, k]) if (q, k) == (t, t) && (m == 1 || m == b) => m,
+        Some(m) => bail!("fused attention: mask {m:?} does not fit qkv {qkv:?}"),
+    };
+    Ok((b, t, w / (h + 2 * g), mask_rows))
 }
 
 /// Scaled dot-product attention computed straight from the fused projection `qkv`
@@ -842,7 +1150,10 @@ struct AttentionOp {
     hd: usize,
     scale: f32,
     mask: Option<Tensor>,
-    /// The probabilities of the forward pass, `[b, h, t, t]`, kept for the backward pass.
+    /// Mask matrices: 1 (shared by every batch row) or the batch size.
+    mask_rows: usize,
+    /// The probabilities of the forward pass, `[b, h, t, t]`, kept for the first backward
+    /// pass (a second one recomputes them).
     saved: Mutex<Vec<f32>>,
 }
 
@@ -853,19 +1164,12 @@ impl AttentionOp {
         let w = (h + 2 * g) * hd;
         let kh = qh / (h / g);
         let base = bi * t * w;
-        // SAFETY: q rows are `w` apart inside batch row `bi`; kᵀ reads key head `kh`.
-        unsafe {
-            small_matmul(
-                (t, t, hd),
-                (p.as_mut_ptr(), t),
-                false,
-                (qkv.as_ptr().add(base + qh * hd), w, 1),
-                (qkv.as_ptr().add(base + (h + kh) * hd), 1, w),
-            );
-        }
+        // q rows are `w` apart inside batch row `bi`; kᵀ reads key head `kh`.
+        let (q, kt) = (View::new(qkv, base + qh * hd, w, 1), View::new(qkv, base + (h + kh) * hd, 1, w));
+        matmul((t, t, hd), p, false, q, kt, false);
         let m = mask.map(|m| {
-            let rows = m.len() / (t * t);
-            &m[(bi % rows) * t * t..][..t * t]
+            let b = if self.mask_rows == 1 { 0 } else { bi };
+            &m[b * t * t..][..t * t]
         });
         for i in 0..t {
             scale_mask_softmax(&mut p[i * t..(i + 1) * t], self.scale, m.map(|m| &m[i * t..(i + 1) * t]));
@@ -880,42 +1184,43 @@ impl CustomOp1 for AttentionOp {
 
     fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
         let qkv = f32s(s, l)?;
-        let (b, t, w) = l.shape().dims3()?;
         let (h, g, hd) = (self.h, self.g, self.hd);
-        if w != (h + 2 * g) * hd {
-            bail!("fused attention: last dimension {w} is not (h + 2g)·hd");
-        }
+        let (b, t, _, _) = attention_dims(l.dims(), h, g, self.mask.as_ref().map(|m| m.dims()))?;
+        let (w, hpg) = ((h + 2 * g) * hd, h / g);
         let mut out = vec![0f32; b * t * h * hd];
         let mut all_p = vec![0f32; b * h * t * t];
-        let (optr, pptr) = (SendPtr(out.as_mut_ptr()), SendPtr(all_p.as_mut_ptr()));
-        let run = |mask: Option<&[f32]>| {
-            (0..b * g).into_par_iter().for_each(|task| {
-                let (bi, kh) = (task / g, task % g);
-                for qh in kh * (h / g)..(kh + 1) * (h / g) {
-                    // SAFETY: this task alone owns the probabilities of (bi, qh).
-                    let p = unsafe {
-                        std::slice::from_raw_parts_mut(pptr.get().add((bi * h + qh) * t * t), t * t)
-                    };
-                    self.probs(qkv, mask, bi, qh, t, p);
-                    // SAFETY: this task alone writes the columns of query head `qh` in row `bi`.
-                    unsafe {
-                        small_matmul(
-                            (t, hd, t),
-                            (optr.get().add(bi * t * h * hd + qh * hd), h * hd),
-                            false,
-                            (p.as_ptr(), t, 1),
-                            (qkv.as_ptr().add(bi * t * w + (h + g + kh) * hd), w, 1),
-                        );
+        if !out.is_empty() {
+            let optr = SharedOut::new(&mut out);
+            let mut run = |mask: Option<&[f32]>| {
+                // Task `bi · g + kh` owns the probabilities of the `hpg` query heads of key head
+                // `kh` in batch row `bi`, which lie next to each other.
+                all_p.par_chunks_mut(hpg * t * t).enumerate().for_each(|(task, p_heads)| {
+                    let (bi, kh) = (task / g, task % g);
+                    for (i, p) in p_heads.chunks_mut(t * t).enumerate() {
+                        let qh = kh * hpg + i;
+                        self.probs(qkv, mask, bi, qh, t, p);
+                        let v = View::new(qkv, bi * t * w + (h + g + kh) * hd, w, 1);
+                        // SAFETY: only this task writes the columns of query head `qh` in batch
+                        // row `bi`: tasks are distinct `(bi, kh)` and `qh` is in `kh`'s group.
+                        unsafe {
+                            small_matmul(
+                                (t, hd, t),
+                                (&optr, bi * t * h * hd + qh * hd, h * hd),
+                                false,
+                                View::new(p, 0, t, 1),
+                                v,
+                            )
+                        };
                     }
-                }
-            })
-        };
-        match &self.mask {
-            Some(m) => with_f32(m, |m| {
-                run(Some(m));
-                Ok(())
-            })?,
-            None => run(None),
+                })
+            };
+            match &self.mask {
+                Some(m) => with_f32(m, |m| {
+                    run(Some(m));
+                    Ok(())
+                })?,
+                None => run(None),
+            }
         }
         if let Ok(mut saved) = self.saved.lock() {
             *saved = all_p;
@@ -923,11 +1228,12 @@ impl CustomOp1 for AttentionOp {
         Ok((CpuStorage::F32(out), Shape::from((b, t, h * hd))))
     }
 
-    /// With `P` recomputed: `dV = Pᵀ dO`, `dP = dO Vᵀ`, `dS = scale · P ⊙ (dP − rowsum(dP ⊙ P))`,
-    /// `dQ = dS K`, `dK = dSᵀ Q`.
+    /// With `P` saved or recomputed: `dV = Pᵀ dO`, `dP = dO Vᵀ`,
+    /// `dS = scale · P ⊙ (dP − rowsum(dP ⊙ P))`, `dQ = dS K`, `dK = dSᵀ Q`.
     fn bwd(&self, qkv_t: &Tensor, _out: &Tensor, dout: &Tensor) -> Result<Option<Tensor>> {
-        let (b, t, w) = qkv_t.dims3()?;
         let (h, g, hd) = (self.h, self.g, self.hd);
+        let (b, t, _, _) = attention_dims(qkv_t.dims(), h, g, self.mask.as_ref().map(|m| m.dims()))?;
+        let (w, hpg) = ((h + 2 * g) * hd, h / g);
         let mask = self.mask.as_ref().map(|m| m.flatten_all()?.to_vec1::<f32>()).transpose()?;
         let saved =
             std::mem::take(&mut *self.saved.lock().map_err(|_| candle_core::Error::Msg("poisoned".into()))?);
@@ -935,62 +1241,50 @@ impl CustomOp1 for AttentionOp {
         let dqkv = with_f32(qkv_t, |qkv| {
             with_f32(dout, |dout| {
                 let mut dqkv = vec![0f32; qkv.len()];
-                let dptr = SendPtr(dqkv.as_mut_ptr());
+                if dqkv.is_empty() {
+                    return Ok(dqkv);
+                }
+                let dptr = SharedOut::new(&mut dqkv);
                 (0..b * g).into_par_iter().for_each(|task| {
                     let (bi, kh) = (task / g, task % g);
                     let (mut p, mut dp) = (vec![0f32; t * t], vec![0f32; t * t]);
                     let base = bi * t * w;
-                    let (q_of, k_at, v_at) =
-                        (|qh: usize| base + qh * hd, base + (h + kh) * hd, base + (h + g + kh) * hd);
-                    for qh in kh * (h / g)..(kh + 1) * (h / g) {
+                    let (k_at, v_at) = (base + (h + kh) * hd, base + (h + g + kh) * hd);
+                    for qh in kh * hpg..(kh + 1) * hpg {
                         match &saved {
                             Some(all) => p.copy_from_slice(&all[(bi * h + qh) * t * t..][..t * t]),
                             None => self.probs(qkv, mask.as_deref(), bi, qh, t, &mut p),
                         }
-                        let dout_at = bi * t * h * hd + qh * hd;
-                        // SAFETY: this task alone writes batch row `bi`'s columns of query head
-                        // `qh` and of key/value head `kh` in `dqkv`.
+                        let q_at = base + qh * hd;
+                        let d_o = View::new(dout, bi * t * h * hd + qh * hd, h * hd, 1);
+                        // dP = dO Vᵀ
+                        matmul((t, t, hd), &mut dp, false, d_o, View::new(qkv, v_at, 1, w), false);
+                        // SAFETY: only this task writes batch row `bi`'s columns of key/value
+                        // head `kh` and of the query heads in its group in `dqkv`: tasks are
+                        // distinct `(bi, kh)`.
                         unsafe {
                             // dV += Pᵀ dO
-                            small_matmul(
-                                (t, hd, t),
-                                (dptr.get().add(v_at), w),
-                                true,
-                                (p.as_ptr(), 1, t),
-                                (dout.as_ptr().add(dout_at), h * hd, 1),
-                            );
-                            // dP = dO Vᵀ
-                            small_matmul(
-                                (t, t, hd),
-                                (dp.as_mut_ptr(), t),
-                                false,
-                                (dout.as_ptr().add(dout_at), h * hd, 1),
-                                (qkv.as_ptr().add(v_at), 1, w),
-                            );
+                            small_matmul((t, hd, t), (&dptr, v_at, w), true, View::new(&p, 0, 1, t), d_o);
                         }
-                        for i in 0..t {
-                            let (pr, dr) = (&p[i * t..(i + 1) * t], &mut dp[i * t..(i + 1) * t]);
-                            let dot: f32 = pr.iter().zip(dr.iter()).map(|(a, b)| a * b).sum();
+                        for (pr, dr) in p.chunks(t).zip(dp.chunks_mut(t)) {
+                            let dot = lane_dot(pr, dr);
                             for j in 0..t {
                                 dr[j] = self.scale * pr[j] * (dr[j] - dot);
                             }
                         }
+                        let ds = View::new(&dp, 0, t, 1);
+                        // SAFETY: as above, this task alone writes these columns of `dqkv`.
                         unsafe {
                             // dQ = dS K
-                            small_matmul(
-                                (t, hd, t),
-                                (dptr.get().add(q_of(qh)), w),
-                                true,
-                                (dp.as_ptr(), t, 1),
-                                (qkv.as_ptr().add(k_at), w, 1),
-                            );
+                            small_matmul((t, hd, t), (&dptr, q_at, w), true, ds, View::new(qkv, k_at, w, 1));
                             // dK += dSᵀ Q
+                            let ds_t = View::new(&dp, 0, 1, t);
                             small_matmul(
                                 (t, hd, t),
-                                (dptr.get().add(k_at), w),
+                                (&dptr, k_at, w),
                                 true,
-                                (dp.as_ptr(), 1, t),
-                                (qkv.as_ptr().add(q_of(qh)), w, 1),
+                                ds_t,
+                                View::new(qkv, q_at, w, 1),
                             );
                         }
                     }
@@ -1002,12 +1296,43 @@ impl CustomOp1 for AttentionOp {
     }
 }
 
-/// Fused attention from the output of the fused QKV projection (`[b, t, (h + 2g) · hd]`);
-/// returns `[b, t, h · hd]`, ready for the output projection.
+/// Fused attention from the output of the fused QKV projection (`[b, t, (h + 2g) · hd]`, with
+/// `g` dividing `h`) under an additive mask (`[t, t]` or `[m, 1, t, t]`, `m` 1 or `b`); returns
+/// `[b, t, h · hd]`, ready for the output projection. Other shapes are errors.
 pub fn attention(qkv: &Tensor, h: usize, g: usize, scale: f64, mask: Option<&Tensor>) -> Result<Tensor> {
-    let (_, _, w) = qkv.dims3()?;
+    let (_, _, hd, mask_rows) = attention_dims(qkv.dims(), h, g, mask.map(|m| m.dims()))?;
+    check_f32("qkv", qkv)?;
+    if let Some(m) = mask {
+        check_f32("the mask", m)?;
+    }
     let mask = mask.map(|m| m.contiguous()).transpose()?;
-    let op =
-        AttentionOp { h, g, hd: w / (h + 2 * g), scale: scale as f32, mask, saved: Mutex::new(Vec::new()) };
+    let op = AttentionOp { h, g, hd, scale: scale as f32, mask, mask_rows, saved: Mutex::new(Vec::new()) };
     qkv.contiguous()?.apply_op1(op)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn extents_are_checked_to_the_last_element() {
+        // A 2 × 5 matrix with row stride 5 ends at element 9.
+        assert!(in_bounds(10, 0, (2, 5), (5, 1)));
+        assert!(!in_bounds(9, 0, (2, 5), (5, 1)));
+        assert!(!in_bounds(10, 1, (2, 5), (5, 1)));
+        // Its transpose view (5 × 2, strides (1, 5)) covers the same elements.
+        assert!(in_bounds(10, 0, (5, 2), (1, 5)));
+        assert!(!in_bounds(10, 0, (5, 2), (1, 6)));
+        // Absurd strides saturate instead of wrapping around to a small offset.
+        assert!(!in_bounds(10, 0, (2, 1), (usize::MAX, 1)));
+    }
+
+    #[test]
+    #[should_panic(expected = "view out of bounds")]
+    fn a_product_that_would_read_past_its_input_panics() {
+        let (a, b) = (vec![1f32; 6], vec![1f32; 6]);
+        let mut dst = vec![0f32; 4];
+        // 2 × 4 times 4 × 2: the left matrix needs 8 values and has 6.
+        matmul((2, 2, 4), &mut dst, false, View::new(&a, 0, 4, 1), View::new(&b, 0, 2, 1), false);
+    }
 }

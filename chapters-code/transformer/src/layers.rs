@@ -31,8 +31,14 @@ impl Linear {
 
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
         let (d_out, d_in) = self.weight.dims2()?;
+        let Some((_, lead)) = x.dims().split_last().filter(|&(&last, _)| last == d_in) else {
+            candle_core::bail!("linear: input {:?} does not end in d_in = {d_in}", x.dims());
+        };
+        if let Some(b) = self.bias.as_ref().filter(|b| b.elem_count() != d_out) {
+            candle_core::bail!("linear: bias {:?} does not hold d_out = {d_out} values", b.dims());
+        }
+        let rows = lead.iter().product::<usize>();
         let mut out_shape = x.dims().to_vec();
-        let rows = x.elem_count() / d_in;
         *out_shape.last_mut().expect("input has a last dimension") = d_out;
         flops::add(2 * (rows * d_in * d_out) as u64);
         if kernels::enabled(Lever::Linear) {

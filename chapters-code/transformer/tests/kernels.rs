@@ -1,7 +1,9 @@
 //! The fused kernels compute what the plain differentiable operations compute: same outputs,
 //! same gradients (within a few f32 ulps), and gradients that match finite differences taken
-//! in f64 arithmetic. Switching kernels on and off is process-wide, so the tests that do it
-//! hold one lock.
+//! in f64 arithmetic, with respect to every input and parameter. Small shapes check the
+//! arithmetic; shapes that span several parallel tasks (hundreds of rows, tens of thousands of
+//! elements) check how the work is split and how partial sums are added up again. Switching
+//! kernels on and off is process-wide, so the tests that do it hold one lock.
 
 mod common;
 
@@ -9,17 +11,26 @@ use std::sync::Mutex;
 
 use candle_core::{DType, Tensor, Var};
 use common::{random_ids, small};
+use proptest::prelude::*;
 use transformer::kernels::{self, Lever};
 use transformer::layers::{LayerNorm, Linear, gelu, softmax_last};
 use transformer::loss::{masked_cross_entropy, token_nll};
 use transformer::train::{AdamW, TrainConfig};
-use transformer::{DEVICE, DecoderOnly, MaskKind, ParamStore, PositionKind, SelfAttention, rng};
+use transformer::{Config, DEVICE, DecoderOnly, MaskKind, ParamStore, PositionKind, SelfAttention, rng};
 
 static LEVERS: Mutex<()> = Mutex::new(());
+
+fn levers() -> std::sync::MutexGuard<'static, ()> {
+    LEVERS.lock().unwrap_or_else(|e| e.into_inner())
+}
 
 fn random(seed: u64, shape: &[usize], std: f64) -> Tensor {
     let n = shape.iter().product();
     Tensor::from_vec(rng::normal_vec(&mut rng::seeded(seed), n, std), shape, &DEVICE).unwrap()
+}
+
+fn var(seed: u64, shape: &[usize], std: f64) -> Var {
+    Var::from_tensor(&random(seed, shape, std)).unwrap()
 }
 
 fn values(t: &Tensor) -> Vec<f32> {
@@ -28,8 +39,8 @@ fn values(t: &Tensor) -> Vec<f32> {
 
 /// Largest absolute difference, relative to the largest magnitude of `b`.
 fn rel_diff(a: &Tensor, b: &Tensor) -> f32 {
+    assert_eq!(a.dims(), b.dims());
     let (a, b) = (values(a), values(b));
-    assert_eq!(a.len(), b.len());
     let scale = b.iter().fold(1e-12f32, |m, v| m.max(v.abs()));
     a.iter().zip(&b).fold(0f32, |m, (x, y)| m.max((x - y).abs())) / scale
 }
@@ -56,104 +67,108 @@ fn assert_fused_equals_plain(lever: Lever, vars: &[&Var], w: &Tensor, f: &dyn Fn
     }
 }
 
-/// The fused gradient of `sum(f(x) ⊙ w)` against central differences of the same function
-/// computed in f64 by `f64_fn`, at a few coordinates.
+/// The fused gradients of `sum(f() ⊙ w)` with respect to every one of `vars`, against central
+/// differences of the same function computed in f64 by `f64_fn` (given every var in f64, in
+/// order, and run with every kernel off), at a few coordinates of each.
 fn assert_matches_finite_differences(
     lever: Lever,
-    x: &Var,
+    vars: &[&Var],
     w: &Tensor,
     f: &dyn Fn() -> Tensor,
-    f64_fn: &dyn Fn(&Tensor) -> Tensor,
+    f64_fn: &dyn Fn(&[Tensor]) -> Tensor,
 ) {
-    let (_, g) = run(lever, true, &[x], w, f);
-    let g = values(&g[0]);
-    let x0: Vec<f64> = values(x.as_tensor()).iter().map(|&v| f64::from(v)).collect();
+    let (_, grads) = run(lever, true, vars, w, f);
+    let x64: Vec<Tensor> = vars.iter().map(|v| v.as_tensor().to_dtype(DType::F64).unwrap()).collect();
     let w64 = w.to_dtype(DType::F64).unwrap();
-    let loss = |xs: &[f64]| -> f64 {
-        let t = Tensor::from_slice(xs, x.shape(), &DEVICE).unwrap();
-        (f64_fn(&t) * &w64).unwrap().sum_all().unwrap().to_scalar().unwrap()
+    let loss = |ts: &[Tensor]| -> f64 {
+        kernels::set_all(false);
+        let l = (f64_fn(ts) * &w64).unwrap().sum_all().unwrap().to_scalar().unwrap();
+        kernels::set_all(true);
+        l
     };
     let h = 1e-5;
-    let gmax = g.iter().fold(0f32, |m, v| m.max(v.abs()));
-    for idx in (0..x0.len()).step_by(x0.len() / 7 + 1) {
-        let (mut up, mut down) = (x0.clone(), x0.clone());
-        up[idx] += h;
-        down[idx] -= h;
-        let numeric = (loss(&up) - loss(&down)) / (2.0 * h);
-        let err = (numeric - f64::from(g[idx])).abs() / f64::from(gmax);
-        assert!(err < 1e-4, "{lever:?}[{idx}]: fused {} vs finite difference {numeric}", g[idx]);
+    for (vi, g) in grads.iter().enumerate() {
+        let g = values(g);
+        let x0: Vec<f64> = x64[vi].flatten_all().unwrap().to_vec1().unwrap();
+        let gmax = g.iter().fold(1e-6f32, |m, v| m.max(v.abs()));
+        let at = |xs: &[f64]| {
+            let mut ts = x64.clone();
+            ts[vi] = Tensor::from_slice(xs, x64[vi].shape(), &DEVICE).unwrap();
+            loss(&ts)
+        };
+        for idx in (0..x0.len()).step_by(x0.len() / 7 + 1) {
+            let (mut up, mut down) = (x0.clone(), x0.clone());
+            up[idx] += h;
+            down[idx] -= h;
+            let numeric = (at(&up) - at(&down)) / (2.0 * h);
+            let err = (numeric - f64::from(g[idx])).abs() / f64::from(gmax);
+            assert!(err < 1e-4, "{lever:?} var {vi}[{idx}]: fused {} vs finite difference {numeric}", g[idx]);
+        }
+    }
+}
+
+fn layer_norm_case(x_shape: &[usize], param_shape: &[usize], seed: u64, fd: bool) {
+    let d = *x_shape.last().unwrap();
+    let x = var(seed, x_shape, 1.5);
+    let gain = Var::from_tensor(&(random(seed + 1, &[d], 0.3) + 1.0).unwrap().reshape(param_shape).unwrap())
+        .unwrap();
+    let bias = Var::from_tensor(&random(seed + 2, param_shape, 0.3)).unwrap();
+    let ln = LayerNorm { gain: gain.as_tensor().clone(), bias: bias.as_tensor().clone() };
+    let w = random(seed + 3, x_shape, 1.0);
+    let f = || ln.forward(x.as_tensor()).unwrap();
+    let tol = if fd { 2e-6 } else { 1e-5 };
+    assert_fused_equals_plain(Lever::LayerNorm, &[&x, &gain, &bias], &w, &f, tol);
+    if fd {
+        let plain64 =
+            |ts: &[Tensor]| LayerNorm { gain: ts[1].clone(), bias: ts[2].clone() }.forward(&ts[0]).unwrap();
+        assert_matches_finite_differences(Lever::LayerNorm, &[&x, &gain, &bias], &w, &f, &plain64);
     }
 }
 
 #[test]
 fn fused_layer_norm_equals_the_plain_one_and_finite_differences() {
-    let _l = LEVERS.lock().unwrap_or_else(|e| e.into_inner());
-    let x = Var::from_tensor(&random(1, &[3, 5, 16], 1.5)).unwrap();
-    let gain = Var::from_tensor(&(random(2, &[16], 0.3) + 1.0).unwrap()).unwrap();
-    let bias = Var::from_tensor(&random(3, &[16], 0.3)).unwrap();
-    let ln = LayerNorm { gain: gain.as_tensor().clone(), bias: bias.as_tensor().clone() };
-    let w = random(4, &[3, 5, 16], 1.0);
-    let f = || ln.forward(x.as_tensor()).unwrap();
-    assert_fused_equals_plain(Lever::LayerNorm, &[&x, &gain, &bias], &w, &f, 2e-6);
-    let (g64, b64) =
-        (gain.as_tensor().to_dtype(DType::F64).unwrap(), bias.as_tensor().to_dtype(DType::F64).unwrap());
-    let plain64 = |t: &Tensor| LayerNorm { gain: g64.clone(), bias: b64.clone() }.forward(t).unwrap();
-    kernels::set(Lever::LayerNorm, false);
-    let check64 = plain64(&x.as_tensor().to_dtype(DType::F64).unwrap());
-    kernels::set(Lever::LayerNorm, true);
-    assert!(rel_diff(&check64.to_dtype(DType::F32).unwrap(), &f()) < 2e-6);
-    let plain64 = |t: &Tensor| {
-        kernels::set(Lever::LayerNorm, false);
-        let y = plain64(t);
-        kernels::set(Lever::LayerNorm, true);
-        y
-    };
-    assert_matches_finite_differences(Lever::LayerNorm, &x, &w, &f, &plain64);
+    let _l = levers();
+    layer_norm_case(&[3, 5, 16], &[16], 1, true);
+    // [1, d] parameters get [1, d] gradients.
+    layer_norm_case(&[2, 3, 8], &[1, 8], 11, true);
+    // 330 rows: 21 tasks, the last one partial, whose gain and bias partials are summed.
+    layer_norm_case(&[3, 110, 48], &[48], 21, false);
 }
 
-#[test]
-fn fused_masked_softmax_equals_the_plain_one_and_finite_differences() {
-    let _l = LEVERS.lock().unwrap_or_else(|e| e.into_inner());
-    let (b, h, t) = (2, 3, 7);
-    let x = Var::from_tensor(&random(5, &[b, h, t, t], 2.0)).unwrap();
-    let w = random(6, &[b, h, t, t], 1.0);
-    for mask in [MaskKind::Causal, MaskKind::Prefix(vec![2, 5]), MaskKind::Bidirectional] {
-        let m = mask.additive(b, t, t, 0).unwrap();
-        let scale = 0.37;
-        // What attention computes: the fused kernel, or scale, add the mask, softmax.
-        let plain = |x: &Tensor| {
-            let s = (x * scale).unwrap();
-            let s = match &m {
-                Some(m) => s.broadcast_add(&m.to_dtype(x.dtype()).unwrap()).unwrap(),
-                None => s,
-            };
-            softmax_last(&s).unwrap()
-        };
-        let f = || {
-            if kernels::enabled(Lever::Softmax) {
-                kernels::softmax(x.as_tensor(), scale, m.as_ref()).unwrap()
-            } else {
-                plain(x.as_tensor())
-            }
-        };
-        assert_fused_equals_plain(Lever::Softmax, &[&x], &w, &f, 2e-6);
-        let plain64 = |t: &Tensor| {
-            kernels::set(Lever::Softmax, false);
-            let y = plain(t);
-            kernels::set(Lever::Softmax, true);
-            y
-        };
-        assert_matches_finite_differences(Lever::Softmax, &x, &w, &f, &plain64);
-        // Blocked entries are exactly zero.
-        let (y, _) = run(Lever::Softmax, true, &[&x], &w, &f);
-        let y = values(&y);
-        for bi in 0..b {
-            for hi in 0..h {
-                for i in 0..t {
-                    for j in 0..t {
-                        let p = y[((bi * h + hi) * t + i) * t + j];
-                        assert_eq!(p > 0.0, mask.allows(bi, i, j), "{mask:?}");
-                    }
+/// What attention computes for a softmax: scale, add the mask, softmax (plain or fused).
+fn scaled_masked_softmax(x: &Tensor, scale: f64, mask: Option<&Tensor>) -> Tensor {
+    if kernels::enabled(Lever::Softmax) {
+        return kernels::softmax(x, scale, mask).unwrap();
+    }
+    let s = (x * scale).unwrap();
+    let s = match mask {
+        Some(m) => s.broadcast_add(&m.to_dtype(x.dtype()).unwrap()).unwrap(),
+        None => s,
+    };
+    softmax_last(&s).unwrap()
+}
+
+/// Softmax over `[b, h, t_q, t_k]` scores under `mask`, whose queries sit at `offset`.
+fn softmax_case(mask: &MaskKind, (b, h, t_q, t_k): (usize, usize, usize, usize), offset: usize, fd: bool) {
+    let x = var(5, &[b, h, t_q, t_k], 2.0);
+    let w = random(6, &[b, h, t_q, t_k], 1.0);
+    let m = mask.additive(b, t_q, t_k, offset).unwrap();
+    let scale = 0.37;
+    let f = || scaled_masked_softmax(x.as_tensor(), scale, m.as_ref());
+    assert_fused_equals_plain(Lever::Softmax, &[&x], &w, &f, if fd { 2e-6 } else { 1e-5 });
+    if fd {
+        let plain64 = |ts: &[Tensor]| scaled_masked_softmax(&ts[0], scale, m.as_ref());
+        assert_matches_finite_differences(Lever::Softmax, &[&x], &w, &f, &plain64);
+    }
+    // Blocked entries are exactly zero, allowed ones positive.
+    let (y, _) = run(Lever::Softmax, true, &[&x], &w, &f);
+    let y = values(&y);
+    for bi in 0..b {
+        for hi in 0..h {
+            for i in 0..t_q {
+                for j in 0..t_k {
+                    let p = y[((bi * h + hi) * t_q + i) * t_k + j];
+                    assert_eq!(p > 0.0, mask.allows(bi, offset + i, j), "{mask:?} row {bi} ({i}, {j})");
                 }
             }
         }
@@ -161,38 +176,59 @@ fn fused_masked_softmax_equals_the_plain_one_and_finite_differences() {
 }
 
 #[test]
+fn fused_masked_softmax_equals_the_plain_one_and_finite_differences() {
+    let _l = levers();
+    for mask in [MaskKind::Causal, MaskKind::Prefix(vec![2, 5]), MaskKind::Bidirectional] {
+        softmax_case(&mask, (2, 3, 7, 7), 0, true);
+        // One query against cached keys, as in decoding.
+        softmax_case(&mask, (2, 3, 1, 6), 5, true);
+        // 360 rows of 70 keys (6 tasks of 64 rows, the last partial); 60 queries at offset 10.
+        softmax_case(&mask, (2, 3, 60, 70), 10, false);
+    }
+    softmax_case(&MaskKind::Prefix(vec![3, 50]), (2, 3, 60, 70), 10, false);
+    // Rows of 2,500 keys: sums over three blocks of 1,024, the last one partial.
+    softmax_case(&MaskKind::Causal, (1, 2, 3, 2_500), 2_490, false);
+    softmax_case(&MaskKind::Bidirectional, (1, 2, 3, 2_500), 0, false);
+}
+
+#[test]
 fn fused_gelu_equals_the_plain_one_and_finite_differences() {
-    let _l = LEVERS.lock().unwrap_or_else(|e| e.into_inner());
-    let x = Var::from_tensor(&random(7, &[4, 33], 3.0)).unwrap();
+    let _l = levers();
+    let x = var(7, &[4, 33], 3.0);
     let w = random(8, &[4, 33], 1.0);
     let f = || gelu(x.as_tensor()).unwrap();
-    assert_fused_equals_plain(Lever::Gelu, &[&x], &w, &f, 2e-6);
-    let plain64 = |t: &Tensor| t.gelu().unwrap();
-    assert_matches_finite_differences(Lever::Gelu, &x, &w, &f, &plain64);
+    assert_fused_equals_plain(Lever::Gelu, &[&x], &w, &f, 5e-6);
+    let plain64 = |ts: &[Tensor]| ts[0].gelu().unwrap();
+    assert_matches_finite_differences(Lever::Gelu, &[&x], &w, &f, &plain64);
+    // 50,250 elements: four tasks, the last one partial.
+    let x = var(9, &[201, 250], 3.0);
+    let w = random(10, &[201, 250], 1.0);
+    let f = || gelu(x.as_tensor()).unwrap();
+    assert_fused_equals_plain(Lever::Gelu, &[&x], &w, &f, 5e-6);
 }
 
 #[test]
 fn fused_cross_entropy_equals_the_plain_one_and_finite_differences() {
-    let _l = LEVERS.lock().unwrap_or_else(|e| e.into_inner());
-    let (b, t, v) = (3, 5, 11);
-    let x = Var::from_tensor(&random(9, &[b, t, v], 3.0)).unwrap();
-    let targets = random_ids(&mut rng::seeded(10), b, t, v);
-    let w = random(11, &[b, t], 1.0);
-    let f = || token_nll(x.as_tensor(), &targets).unwrap();
-    assert_fused_equals_plain(Lever::CrossEntropy, &[&x], &w, &f, 2e-6);
-    let plain64 = |t: &Tensor| {
-        kernels::set(Lever::CrossEntropy, false);
-        let y = token_nll(t, &targets).unwrap();
-        kernels::set(Lever::CrossEntropy, true);
-        y
-    };
-    assert_matches_finite_differences(Lever::CrossEntropy, &x, &w, &f, &plain64);
+    let _l = levers();
+    for ((b, t, v), fd) in
+        [((3, 5, 11), true), ((2, 1, 11), true), ((3, 110, 37), false), ((2, 3, 3_001), false)]
+    {
+        let x = var(9, &[b, t, v], 3.0);
+        let targets = random_ids(&mut rng::seeded(10), b, t, v);
+        let w = random(11, &[b, t], 1.0);
+        let f = || token_nll(x.as_tensor(), &targets).unwrap();
+        assert_fused_equals_plain(Lever::CrossEntropy, &[&x], &w, &f, if fd { 2e-6 } else { 1e-5 });
+        if fd {
+            let plain64 = |ts: &[Tensor]| token_nll(&ts[0], &targets).unwrap();
+            assert_matches_finite_differences(Lever::CrossEntropy, &[&x], &w, &f, &plain64);
+        }
+    }
 }
 
 /// The whole model: every parameter's gradient with all kernels equals the plain one.
 #[test]
 fn fused_model_gradients_equal_the_plain_ones() {
-    let _l = LEVERS.lock().unwrap_or_else(|e| e.into_inner());
+    let _l = levers();
     let cfg = small(PositionKind::Learned, false, 2);
     let s = ParamStore::new(3);
     let m = DecoderOnly::new(&s, "dec", &cfg).unwrap();
@@ -217,85 +253,199 @@ fn fused_model_gradients_equal_the_plain_ones() {
 
 /// The in-place AdamW step moves the parameters as the plain one does. (On a quadratic loss:
 /// in a real model some gradients are pure rounding noise, such as the key biases', which
-/// softmax ignores, and Adam's normalisation turns such noise into full-size steps.)
+/// softmax ignores, and Adam's normalisation turns such noise into full-size steps.) The
+/// matrix has 42,000 values: three tasks, the last one partial.
 #[test]
 fn fused_adamw_equals_the_plain_one() {
-    let _l = LEVERS.lock().unwrap_or_else(|e| e.into_inner());
-    let params = |on: bool| {
-        let s = ParamStore::new(5);
-        let sc = s.scope("p");
-        let a = sc.normal("matrix", (7, 5), 1.0).unwrap();
-        let b = sc.constant("vector", 5, 0.5).unwrap();
-        let (ta, tb) = (random(20, &[7, 5], 1.0), random(21, &[5], 1.0));
-        let mut opt =
-            AdamW::new(&s, &TrainConfig { clip: 2.0, weight_decay: 0.1, ..TrainConfig::default() }).unwrap();
-        for _ in 0..4 {
-            let loss = ((&a - &ta).unwrap().sqr().unwrap().sum_all().unwrap()
-                + (&b - &tb).unwrap().sqr().unwrap().sum_all().unwrap())
-            .unwrap();
-            let grads = loss.backward().unwrap();
-            kernels::set(Lever::AdamW, on);
-            opt.step(&grads, 1e-1).unwrap();
-            kernels::set(Lever::AdamW, true);
+    let _l = levers();
+    for (rows, cols) in [(7, 5), (200, 210)] {
+        let params = |on: bool| {
+            let s = ParamStore::new(5);
+            let sc = s.scope("p");
+            let a = sc.normal("matrix", (rows, cols), 1.0).unwrap();
+            let b = sc.constant("vector", cols, 0.5).unwrap();
+            let (ta, tb) = (random(20, &[rows, cols], 1.0), random(21, &[cols], 1.0));
+            let cfg = TrainConfig { clip: 2.0, weight_decay: 0.1, ..TrainConfig::default() };
+            let mut opt = AdamW::new(&s, &cfg).unwrap();
+            for _ in 0..4 {
+                let loss = ((&a - &ta).unwrap().sqr().unwrap().sum_all().unwrap()
+                    + (&b - &tb).unwrap().sqr().unwrap().sum_all().unwrap())
+                .unwrap();
+                let grads = loss.backward().unwrap();
+                kernels::set(Lever::AdamW, on);
+                opt.step(&grads, 1e-1).unwrap();
+                kernels::set(Lever::AdamW, true);
+            }
+            s.vars().into_iter().map(|(n, v)| (n, v.as_tensor().clone())).collect::<Vec<_>>()
+        };
+        let (fused, plain) = (params(true), params(false));
+        for ((name, a), (_, b)) in fused.iter().zip(&plain) {
+            let d = rel_diff(a, b);
+            assert!(d < 1e-6, "{name} {rows}×{cols}: parameters differ by {d:e} after 4 steps");
         }
-        s.vars().into_iter().map(|(n, v)| (n, v.as_tensor().clone())).collect::<Vec<_>>()
+    }
+}
+
+/// A linear layer on `x_shape`, with no bias, a `[d_out]` bias or a `[1, d_out]` one.
+fn linear_case(x_shape: &[usize], d_out: usize, bias_rank: usize, seed: u64, fd: bool) {
+    let d_in = *x_shape.last().unwrap();
+    let x = var(seed, x_shape, 1.0);
+    let w = var(seed + 1, &[d_out, d_in], 0.3);
+    let b = match bias_rank {
+        0 => None,
+        1 => Some(var(seed + 2, &[d_out], 0.3)),
+        _ => Some(var(seed + 2, &[1, d_out], 0.3)),
     };
-    let (fused, plain) = (params(true), params(false));
-    for ((name, a), (_, b)) in fused.iter().zip(&plain) {
-        let d = rel_diff(a, b);
-        assert!(d < 1e-6, "{name}: parameters differ by {d:e} after 4 steps");
+    let mut out_shape = x_shape.to_vec();
+    *out_shape.last_mut().unwrap() = d_out;
+    let out = random(seed + 3, &out_shape, 1.0);
+    let lin = Linear { weight: w.as_tensor().clone(), bias: b.as_ref().map(|b| b.as_tensor().clone()) };
+    let f = || lin.forward(x.as_tensor()).unwrap();
+    let mut vars = vec![&x, &w];
+    vars.extend(b.as_ref());
+    assert_fused_equals_plain(Lever::Linear, &vars, &out, &f, if fd { 2e-6 } else { 1e-5 });
+    if fd {
+        let plain64 = |ts: &[Tensor]| {
+            Linear { weight: ts[1].clone(), bias: ts.get(2).cloned() }.forward(&ts[0]).unwrap()
+        };
+        assert_matches_finite_differences(Lever::Linear, &vars, &out, &f, &plain64);
     }
 }
 
 #[test]
 fn fused_linear_equals_the_plain_one_and_finite_differences() {
-    let _l = LEVERS.lock().unwrap_or_else(|e| e.into_inner());
-    let x = Var::from_tensor(&random(12, &[3, 5, 16], 1.0)).unwrap();
-    let w = Var::from_tensor(&random(13, &[24, 16], 0.3)).unwrap();
-    let b = Var::from_tensor(&random(14, &[24], 0.3)).unwrap();
-    let out = random(15, &[3, 5, 24], 1.0);
-    for bias in [true, false] {
-        let lin = Linear { weight: w.as_tensor().clone(), bias: bias.then(|| b.as_tensor().clone()) };
-        let f = || lin.forward(x.as_tensor()).unwrap();
-        let vars: Vec<&Var> = if bias { vec![&x, &w, &b] } else { vec![&x, &w] };
-        assert_fused_equals_plain(Lever::Linear, &vars, &out, &f, 2e-6);
-        let (w64, b64) =
-            (w.as_tensor().to_dtype(DType::F64).unwrap(), b.as_tensor().to_dtype(DType::F64).unwrap());
-        let plain64 = |t: &Tensor| {
-            kernels::set(Lever::Linear, false);
-            let y = Linear { weight: w64.clone(), bias: bias.then(|| b64.clone()) }.forward(t).unwrap();
-            kernels::set(Lever::Linear, true);
-            y
+    let _l = levers();
+    for bias_rank in [1, 0, 2] {
+        linear_case(&[3, 5, 16], 24, bias_rank, 12, true);
+        // 330 rows: six partial bias sums of 64 rows, the last one partial; d_out ≠ d_in.
+        linear_case(&[3, 110, 40], 56, bias_rank, 32, false);
+    }
+    linear_case(&[1, 1, 16], 24, 1, 42, true);
+}
+
+/// A self-attention layer with `h` query heads sharing `g` key/value heads of size `hd`.
+fn attention_layer(h: usize, g: usize, hd: usize, seed: u64) -> (ParamStore, SelfAttention, Config) {
+    let cfg = Config { d_model: h * hd, n_heads: h, n_kv_heads: g, ..small(PositionKind::Learned, false, g) };
+    let s = ParamStore::new(seed);
+    let attn = SelfAttention::new(&s.scope("a"), &cfg, 0.2).unwrap();
+    // Non-zero biases, so that their gradients are tested on a general point.
+    for (_, v) in s.vars() {
+        if v.rank() == 1 {
+            v.set(&random(seed + 7, v.dims(), 0.1)).unwrap();
+        }
+    }
+    (s, attn, cfg)
+}
+
+/// Fused attention against the plain path, for the input and every parameter: outputs and
+/// gradients, then the gradients of a second backward pass, which recomputes the
+/// probabilities instead of reusing the saved ones; finite differences if `fd`.
+fn attention_case(mask: &MaskKind, (b, t): (usize, usize), (h, g, hd): (usize, usize, usize), fd: bool) {
+    let (s, attn, cfg) = attention_layer(h, g, hd, 6);
+    let x = var(16, &[b, t, cfg.d_model], 1.0);
+    let out = random(17, &[b, t, cfg.d_model], 1.0);
+    let params = s.vars();
+    let names: Vec<&str> = params.iter().map(|(n, _)| n.as_str()).collect();
+    assert_eq!(names, ["a.qkv.weight", "a.qkv.bias", "a.out.weight", "a.out.bias"]);
+    let mut vars = vec![&x];
+    vars.extend(params.iter().map(|(_, v)| v));
+    let f = || attn.forward(x.as_tensor(), mask, None, false).unwrap().0;
+    let tol = if fd { 2e-6 } else { 1e-5 };
+    assert_fused_equals_plain(Lever::Attention, &vars, &out, &f, tol);
+    // Two backward passes through one forward: the second recomputes the probabilities.
+    let y = f();
+    let loss = (&y * &out).unwrap().sum_all().unwrap();
+    let (first, second) = (loss.backward().unwrap(), loss.backward().unwrap());
+    for (i, v) in vars.iter().enumerate() {
+        let (a, b) = (first.get(v.as_tensor()).unwrap(), second.get(v.as_tensor()).unwrap());
+        assert_eq!(values(a), values(b), "{mask:?}: gradient {i} of the recomputing backward differs");
+    }
+    if fd {
+        let plain64 = |ts: &[Tensor]| {
+            let lin = |w: &Tensor, b: &Tensor| Linear { weight: w.clone(), bias: Some(b.clone()) };
+            let a64 = SelfAttention { qkv: lin(&ts[1], &ts[2]), out: lin(&ts[3], &ts[4]), ..attn.clone() };
+            a64.forward(&ts[0], mask, None, false).unwrap().0
         };
-        assert_matches_finite_differences(Lever::Linear, &x, &out, &f, &plain64);
+        assert_matches_finite_differences(Lever::Attention, &vars, &out, &f, &plain64);
     }
 }
 
 #[test]
 fn fused_attention_equals_the_plain_one_and_finite_differences() {
-    let _l = LEVERS.lock().unwrap_or_else(|e| e.into_inner());
+    let _l = levers();
     for (mask, kv) in [(MaskKind::Causal, 4), (MaskKind::Prefix(vec![2, 5]), 2), (MaskKind::Bidirectional, 1)]
     {
-        let cfg = small(PositionKind::Learned, false, kv);
-        let s = ParamStore::new(6);
-        let attn = SelfAttention::new(&s.scope("a"), &cfg, 0.2).unwrap();
-        let x = Var::from_tensor(&random(16, &[2, 7, cfg.d_model], 1.0)).unwrap();
-        let out = random(17, &[2, 7, cfg.d_model], 1.0);
-        let qkv_w = s.vars().into_iter().find(|(n, _)| n == "a.qkv.weight").unwrap().1;
-        let f = || attn.forward(x.as_tensor(), &mask, None, false).unwrap().0;
-        assert_fused_equals_plain(Lever::Attention, &[&x, &qkv_w], &out, &f, 2e-6);
-        // The same layer in f64, through the plain operations only.
-        let to64 = |l: &Linear| Linear {
-            weight: l.weight.to_dtype(DType::F64).unwrap(),
-            bias: l.bias.as_ref().map(|b| b.to_dtype(DType::F64).unwrap()),
-        };
-        let attn64 = SelfAttention { qkv: to64(&attn.qkv), out: to64(&attn.out), ..attn.clone() };
-        let plain64 = |t: &Tensor| {
-            kernels::set_all(false);
-            let y = attn64.forward(t, &mask, None, false).unwrap().0;
-            kernels::set_all(true);
-            y
-        };
-        assert_matches_finite_differences(Lever::Attention, &x, &out, &f, &plain64);
+        attention_case(&mask, (2, 7), (4, kv, 4), true);
+    }
+    // GQA with three groups of two, head size 16; one position; then a longer sequence.
+    for mask in [MaskKind::Causal, MaskKind::Prefix(vec![2, 5]), MaskKind::Bidirectional] {
+        attention_case(&mask, (2, 5), (6, 3, 16), true);
+        attention_case(&mask, (2, 1), (6, 3, 16), true);
+    }
+    for mask in [MaskKind::Causal, MaskKind::Prefix(vec![3, 40, 17]), MaskKind::Bidirectional] {
+        attention_case(&mask, (3, 40), (6, 3, 16), false);
+    }
+    attention_case(&MaskKind::Prefix(vec![3, 40, 17]), (3, 40), (6, 2, 16), false);
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig {
+        // A fixed seed: the same cases on every run (3,000 random ones passed while writing).
+        cases: 64,
+        failure_persistence: None,
+        rng_seed: proptest::test_runner::RngSeed::Fixed(2026),
+        ..ProptestConfig::default()
+    })]
+
+    /// Random shapes: fused and plain agree on every output and gradient.
+    #[test]
+    fn fused_kernels_agree_with_the_plain_path_on_random_shapes(
+        b in 1usize..4,
+        t in 1usize..20,
+        (h, g) in prop::sample::select(vec![(1, 1), (2, 1), (4, 2), (6, 3), (6, 6), (8, 2)]),
+        hd in prop::sample::select(vec![1usize, 3, 8, 16]),
+        prefix in 0usize..20,
+        seed in 0u64..1000,
+    ) {
+        let _l = levers();
+        let mask = MaskKind::Prefix((0..b).map(|i| (prefix + 3 * i) % (t + 1)).collect());
+        for m in [mask, MaskKind::Causal, MaskKind::Bidirectional] {
+            attention_case(&m, (b, t), (h, g, hd), false);
+        }
+        let d = h * hd;
+        linear_case(&[b, t, d], 3 * d + 1, 1, seed, false);
+        if d >= 8 {
+            // Over a handful of values, LayerNorm's input gradient is nearly zero (exactly zero
+            // over one or two), and both paths compute rounding noise, which does not compare.
+            layer_norm_case(&[b, t, d], &[d], seed, false);
+        }
+        // GELU's error is relative to its largest values: at least 64 of them, so that the
+        // largest is not a tiny one, where both tanh approximations cancel to different noise.
+        let x = var(seed, &[b, t, d + 64], 3.0);
+        let w = random(seed + 1, &[b, t, d + 64], 1.0);
+        let f = || gelu(x.as_tensor()).unwrap();
+        assert_fused_equals_plain(Lever::Gelu, &[&x], &w, &f, 2e-5);
+        let x = var(seed, &[b, t, d], 3.0);
+        let targets = random_ids(&mut rng::seeded(seed), b, t, d);
+        let w = random(seed + 2, &[b, t], 1.0);
+        let f = || token_nll(x.as_tensor(), &targets).unwrap();
+        assert_fused_equals_plain(Lever::CrossEntropy, &[&x], &w, &f, 1e-5);
+    }
+
+    /// Random softmax shapes, with as many or more keys than queries (a cache).
+    #[test]
+    fn fused_softmax_agrees_with_the_plain_path_on_random_shapes(
+        b in 1usize..4,
+        h in 1usize..5,
+        t_q in 1usize..24,
+        extra in 0usize..9,
+        prefix in 0usize..30,
+    ) {
+        let _l = levers();
+        let t_k = t_q + extra;
+        let mask = MaskKind::Prefix((0..b).map(|i| (prefix + 5 * i) % (t_k + 1)).collect());
+        for m in [mask, MaskKind::Causal, MaskKind::Bidirectional] {
+            softmax_case(&m, (b, h, t_q, t_k), extra, false);
+        }
     }
 }
