@@ -125,7 +125,10 @@ pub fn claims(r: &Report, t: &Timings) -> Claims {
     c.add(
         "rerun_ratio_a_little_above_formula",
         ratio > (turns + 1.0) / 2.0 && ratio < 1.2 * (turns + 1.0) / 2.0,
-        format!("$(T+1)/2$ = {} for $T$ = {turns} turns, and {ratio} is a little above it", (turns + 1.0) / 2.0),
+        format!(
+            "$(T+1)/2$ = {} for $T$ = {turns} turns, and {ratio} is a little above it",
+            (turns + 1.0) / 2.0
+        ),
     );
     c.add(
         "prefix_lm_costs_what_recompute_costs",
