@@ -9,6 +9,7 @@
 //! The modules follow the page: the settings, the code (models and the example), then the
 //! experiment's three parts, then the report and its outputs.
 
+pub mod claims;
 pub mod costs;
 pub mod maps;
 pub mod models;

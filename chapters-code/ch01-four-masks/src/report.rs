@@ -198,6 +198,7 @@ pub fn outputs(c: &Computed) -> anyhow::Result<Outputs> {
         "one set of weights, two masks: {} of {} positions change after layer 1, all {} in the logits",
         c.report.sharing.changed_after_layer1, c.report.settings.seq_len, c.report.sharing.changed_in_logits
     ));
+    out.claims(crate::claims::claims(&c.report, &c.maps));
     out.open_first("prefix_lm.svg");
     Ok(out)
 }

@@ -57,5 +57,27 @@ pub fn claims(r: &Report) -> Claims {
             m.mean, m.std
         ),
     );
+    // The tokenizer: BPE stopped short of the vocabulary asked for.
+    let corpus = &r.corpus;
+    c.add(
+        "bpe_stopped_early",
+        corpus.vocab_size < r.settings.vocab_size && corpus.tokens_per_word < 1.3,
+        format!("BPE stopped at {} of them", corpus.vocab_size),
+    );
+    // Signal density: the measured fractions are the theory's.
+    let d = &r.density;
+    c.add(
+        "density_matches_theory",
+        d.full_lm.measured == 1.0
+            && (d.prefix_lm.measured - d.prefix_lm.theory).abs() < 0.005
+            && (d.masked_lm.measured - d.masked_lm.theory).abs() < 0.005,
+        "every position for full LM, and the theory's fractions within 0.005 for the prefix LM and MLM",
+    );
+    // The run the figures show: the full LM ahead on the second half.
+    c.add(
+        "full_lm_ahead_in_the_figured_run",
+        t.second_half_gap_plm_minus_flm > 0.0,
+        "the full LM ends ahead on the second half in the run the figures show",
+    );
     c
 }

@@ -15,6 +15,7 @@
 //!   models and for published configurations;
 //! - [`report`] and [`outputs`]: the whole run, and what it writes.
 
+pub mod claims;
 pub mod decode;
 pub mod dialogue;
 pub mod generation;

@@ -136,6 +136,7 @@ pub fn outputs(o: &Outcome) -> Result<Outputs> {
     let (rep, tim) = (&o.report, &o.timings);
     let mut out = Outputs::new(rep)?;
     out.timings(tim)?;
+    out.claims(crate::claims::claims(rep, tim));
 
     let ctx = |f: &dyn Fn(usize) -> f64| -> Vec<(f64, f64)> {
         (0..rep.decode.len()).map(|i| (rep.decode[i].context as f64, f(i))).collect()
