@@ -67,8 +67,8 @@ pub fn claims(r: &Report, t: &Timings) -> Claims {
         "clock_below_flop_count",
         below && long.measured_speedup > short.measured_speedup && share(long) < share(short),
         format!(
-            "The clock shows a smaller saving than the count at every context, and falls further behind as the \
-             context grows: the measured speed-up rises from {}× at {} tokens to {}× at {}, but that is {:.0}% of \
+            "The clock shows a smaller saving than the count at every context, and is further behind at the \
+             longest context than at the shortest: the measured speed-up rises from {}× at {} tokens to {}× at {}, but that is {:.0}% of \
              the predicted {}× at the shortest context and only {:.0}% of the predicted {}× at the longest",
             short.measured_speedup,
             short.context,
