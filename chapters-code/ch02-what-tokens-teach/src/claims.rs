@@ -8,6 +8,11 @@ use crate::Report;
 
 pub fn claims(r: &Report) -> Claims {
     let mut c = Claims::new();
+    c.add(
+        "every_document_round_trips",
+        r.corpus.round_trip_exact,
+        "every document of the corpus decodes back to itself exactly",
+    );
     let t = &r.training;
     let s = &t.seeds;
     let k = s.seeds.len();
