@@ -147,7 +147,13 @@ pub fn families(layers: usize) -> anyhow::Result<String> {
         arrow(&root, (e.x + 40, bottom + 20), (e.x + 40, e.y + h))?;
         text(&root, "input", (e.x + 40, bottom + 32), 12, true)?;
         arrow(&root, (e.x + 40, e.y), (d.x, d.y + h / 2))?;
-        text(&root, "cross-attention", (e.x - 2, e.y - 22), 11, false)?;
+        text(
+            &root,
+            "cross-attention (every block)",
+            (e.x - 2, e.y - 22),
+            11,
+            false,
+        )?;
         arrow(&root, (d.x + 40, bottom + 20), (d.x + 40, d.y + h))?;
         text(&root, "output so far", (d.x + 40, bottom + 32), 12, true)?;
         arrow(&root, (d.x + 40, d.y), (d.x + 40, top - 20))?;

@@ -4,9 +4,9 @@ use transformer::chapter::{Claims, Outputs, Table, round_dp};
 
 use crate::example::{Mat, Worked};
 
-/// A matrix as a table with the tokens as row labels.
-fn matrix(tokens: &[String], cols: &[&str], m: &Mat) -> String {
-    let mut header = vec![""];
+/// A matrix as a table with labelled rows (`corner` names what the rows are).
+fn matrix(corner: &str, tokens: &[String], cols: &[&str], m: &Mat) -> String {
+    let mut header = vec![corner];
     header.extend_from_slice(cols);
     let mut t = Table::new(&header).right_from(1);
     for (tok, row) in tokens.iter().zip(m) {
@@ -43,27 +43,27 @@ pub fn outputs(w: &Worked) -> anyhow::Result<Outputs> {
     let keys: Vec<&str> = keys.iter().map(String::as_str).collect();
     out.file(
         "x.md",
-        matrix(toks, &["feature 1", "feature 2", "feature 3"], &ex.x),
+        matrix("token", toks, &["feature 1", "feature 2", "feature 3"], &ex.x),
     )?;
     let rows3 = ["feature 1", "feature 2", "feature 3"].map(String::from).to_vec();
     for (name, m) in [("w_q.md", &ex.w_q), ("w_k.md", &ex.w_k), ("w_v.md", &ex.w_v)]
     {
-        out.file(name, matrix(&rows3, &["column 1", "column 2"], m))?;
+        out.file(name, matrix("", &rows3, &["column 1", "column 2"], m))?;
     }
-    out.file("q.md", matrix(toks, &["q₁", "q₂"], &w.q))?;
-    out.file("k.md", matrix(toks, &["k₁", "k₂"], &w.k))?;
-    out.file("v.md", matrix(toks, &["v₁", "v₂"], &w.v))?;
-    out.file("scores.md", matrix(toks, &keys, &w.scores))?;
+    out.file("q.md", matrix("token", toks, &["q₁", "q₂"], &w.q))?;
+    out.file("k.md", matrix("token", toks, &["k₁", "k₂"], &w.k))?;
+    out.file("v.md", matrix("token", toks, &["v₁", "v₂"], &w.v))?;
+    out.file("scores.md", matrix("query", toks, &keys, &w.scores))?;
     for (mask, pass) in [("bidirectional", &w.bidirectional), ("causal", &w.causal)]
     {
         out.file(&format!("{mask}_masked.md"), masked(toks, &pass.masked))?;
         out.file(
             &format!("{mask}_weights.md"),
-            matrix(toks, &keys, &pass.weights),
+            matrix("query", toks, &keys, &pass.weights),
         )?;
         out.file(
             &format!("{mask}_output.md"),
-            matrix(toks, &["out₁", "out₂"], &pass.output),
+            matrix("token", toks, &["out₁", "out₂"], &pass.output),
         )?;
     }
     out.file("families.svg", crate::diagrams::families(FAMILY_LAYERS)?)?;
