@@ -62,6 +62,30 @@ fn arrow(area: &Area, from: (i32, i32), to: (i32, i32)) -> anyhow::Result<()> {
         .map_err(err)
 }
 
+/// An arrow into a stack from below, labelled with what flows in.
+fn feed(
+    area: &Area,
+    x: i32,
+    bottom: i32,
+    to_y: i32,
+    label: &str,
+) -> anyhow::Result<()> {
+    arrow(area, (x, bottom + 20), (x, to_y))?;
+    text(area, label, (x, bottom + 32), 12, true)
+}
+
+/// An arrow out of a stack to the top, labelled with what comes out.
+fn emit(
+    area: &Area,
+    x: i32,
+    from_y: i32,
+    top: i32,
+    label: &str,
+) -> anyhow::Result<()> {
+    arrow(area, (x, from_y), (x, top))?;
+    text(area, label, (x, top - 12), 12, true)
+}
+
 fn stack(area: &Area, s: &Stack, layers: usize) -> anyhow::Result<()> {
     let split = s.x + (s.w as f64 * s.bidirectional).round() as i32;
     if split > s.x {
@@ -121,10 +145,8 @@ pub fn families(layers: usize) -> anyhow::Result<String> {
             bidirectional: 1.0,
         };
         stack(&root, &enc, layers)?;
-        arrow(&root, (95, bottom + 20), (95, enc.y + h))?;
-        text(&root, "all tokens", (95, bottom + 32), 12, true)?;
-        arrow(&root, (95, enc.y), (95, top))?;
-        text(&root, "a vector per token", (95, top - 12), 12, true)?;
+        feed(&root, 95, bottom, enc.y + h, "all tokens")?;
+        emit(&root, 95, enc.y, top, "a vector per token")?;
         // Encoder-decoder: input into the encoder, its final states into every decoder block.
         let e = Stack {
             x: col + 10,
@@ -144,20 +166,12 @@ pub fn families(layers: usize) -> anyhow::Result<String> {
         };
         stack(&root, &e, layers)?;
         stack(&root, &d, layers)?;
-        arrow(&root, (e.x + 40, bottom + 20), (e.x + 40, e.y + h))?;
-        text(&root, "input", (e.x + 40, bottom + 32), 12, true)?;
+        feed(&root, e.x + 40, bottom, e.y + h, "input")?;
         arrow(&root, (e.x + 40, e.y), (d.x, d.y + h / 2))?;
-        text(
-            &root,
-            "cross-attention (every block)",
-            (e.x - 2, e.y - 22),
-            11,
-            false,
-        )?;
-        arrow(&root, (d.x + 40, bottom + 20), (d.x + 40, d.y + h))?;
-        text(&root, "output so far", (d.x + 40, bottom + 32), 12, true)?;
-        arrow(&root, (d.x + 40, d.y), (d.x + 40, top - 20))?;
-        text(&root, "next token", (d.x + 40, top - 30), 12, true)?;
+        text(&root, "cross-attention", (e.x - 10, e.y - 50), 11, false)?;
+        text(&root, "(every block)", (e.x - 10, e.y - 37), 11, false)?;
+        feed(&root, d.x + 40, bottom, d.y + h, "output so far")?;
+        emit(&root, d.x + 40, d.y, top - 20, "next token")?;
         // Decoder-only: one causal stack over everything.
         let dec = Stack {
             x: 2 * col + 25,
@@ -168,16 +182,8 @@ pub fn families(layers: usize) -> anyhow::Result<String> {
             bidirectional: 0.0,
         };
         stack(&root, &dec, layers)?;
-        arrow(&root, (dec.x + 70, bottom + 20), (dec.x + 70, dec.y + h))?;
-        text(
-            &root,
-            "input, then output so far",
-            (dec.x + 70, bottom + 32),
-            12,
-            true,
-        )?;
-        arrow(&root, (dec.x + 70, dec.y), (dec.x + 70, top))?;
-        text(&root, "next token", (dec.x + 70, top - 12), 12, true)?;
+        feed(&root, dec.x + 70, bottom, dec.y + h, "input, then output so far")?;
+        emit(&root, dec.x + 70, dec.y, top, "next token")?;
         // Prefix LM: the same stack, bidirectional over the prefix, causal after it.
         let p = Stack {
             x: 3 * col + 25,
@@ -188,12 +194,9 @@ pub fn families(layers: usize) -> anyhow::Result<String> {
             bidirectional: 0.45,
         };
         stack(&root, &p, layers)?;
-        arrow(&root, (p.x + 30, bottom + 20), (p.x + 30, p.y + h))?;
-        text(&root, "prefix", (p.x + 30, bottom + 32), 12, true)?;
-        arrow(&root, (p.x + 105, bottom + 20), (p.x + 105, p.y + h))?;
-        text(&root, "output so far", (p.x + 105, bottom + 32), 12, true)?;
-        arrow(&root, (p.x + 105, p.y), (p.x + 105, top))?;
-        text(&root, "next token", (p.x + 105, top - 12), 12, true)?;
+        feed(&root, p.x + 30, bottom, p.y + h, "prefix")?;
+        feed(&root, p.x + 105, bottom, p.y + h, "output so far")?;
+        emit(&root, p.x + 105, p.y, top, "next token")?;
         // Legend: what the two fills mean.
         for (k, (c, label)) in [
             (BIDIRECTIONAL, "bidirectional: every token reads every token"),
