@@ -82,9 +82,9 @@ impl Values {
     /// With `| check` the directive renders nothing: it only asserts that the claim holds, for a
     /// sentence whose wording is the page's own but whose truth the chapter computes.
     pub fn claim(&self, spec: &str) -> Result<String> {
-        let (key, check) = match spec.split_once('|') {
-            Some((k, "check")) | Some((k, " check")) | Some((k, " check ")) => (k.trim(), true),
-            Some((_, f)) => bail!("claim `{spec}`: unknown filter `{}` (only `check`)", f.trim()),
+        let (key, check) = match spec.split_once('|').map(|(k, f)| (k.trim(), f.trim())) {
+            Some((k, "check")) => (k, true),
+            Some((_, f)) => bail!("claim `{spec}`: unknown filter `{f}` (only `check`)"),
             None => (spec.trim(), false),
         };
         let (id, name) = key.split_once('.').ok_or_else(|| anyhow!("`{key}`: expected <chapter>.<claim>"))?;

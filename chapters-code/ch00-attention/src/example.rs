@@ -53,6 +53,10 @@ pub struct Pass {
 #[derive(Debug, Clone, Serialize)]
 pub struct Worked {
     pub example: Example,
+    /// Tokens, input features and the head's width, for the prose.
+    pub n: usize,
+    pub d_model: usize,
+    pub d: usize,
     pub q: Mat,
     pub k: Mat,
     pub v: Mat,
@@ -133,7 +137,19 @@ pub fn work(ex: &Example) -> anyhow::Result<Worked> {
     let (scores, bidirectional) =
         attend(&q, &k, &v, |i, j| bidirectional_mask[i][j]);
     let (_, causal) = attend(&q, &k, &v, |i, j| causal_mask[i][j]);
-    Ok(Worked { example: ex.clone(), q, k, v, scores, bidirectional, causal })
+    let (d_model, d) = (ex.x[0].len(), q[0].len());
+    Ok(Worked {
+        example: ex.clone(),
+        n,
+        d_model,
+        d,
+        q,
+        k,
+        v,
+        scores,
+        bidirectional,
+        causal,
+    })
 }
 
 /// The library's own attention (the one every chapter's models run) on the same Q, K and V,

@@ -84,7 +84,7 @@ impl Outputs {
     /// display. Nothing in it may depend on the machine or the clock; timings go to
     /// [`Outputs::timings`].
     pub fn new(results: &impl Serialize) -> anyhow::Result<Self> {
-        let results_text = serde_json::to_string_pretty(results).context("serialising the results")? + "\n";
+        let results_text = crate::io::json_text(results).context("serialising the results")?;
         let results = serde_json::to_value(results).context("serialising the results")?;
         if !results.is_object() {
             bail!("results must serialise to a JSON object");
@@ -172,10 +172,10 @@ impl Outputs {
             .with_context(|| format!("creating a temporary folder in {}", parent.display()))?;
         let mut all: Vec<(&str, Vec<u8>)> = vec![("results.json", self.results_text.clone().into_bytes())];
         if let Some(t) = &self.timings {
-            all.push(("timings.json", pretty(t)?));
+            all.push(("timings.json", crate::io::json_text(t)?.into_bytes()));
         }
         if let Some(c) = &self.claims {
-            all.push(("claims.json", pretty(&serde_json::to_value(c)?)?));
+            all.push(("claims.json", crate::io::json_text(c)?.into_bytes()));
         }
         for (file, bytes) in &self.files {
             all.push((file, bytes.clone()));
@@ -253,12 +253,6 @@ impl Outputs {
         }
         s
     }
-}
-
-fn pretty(v: &serde_json::Value) -> anyhow::Result<Vec<u8>> {
-    let mut s = serde_json::to_string_pretty(v)?;
-    s.push('\n');
-    Ok(s.into_bytes())
 }
 
 /// The workspace root (this library lives in `chapters-code/transformer`).

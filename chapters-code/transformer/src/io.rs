@@ -22,11 +22,14 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// A value as the book's JSON files hold it: pretty-printed, with a trailing newline.
+pub fn json_text<T: Serialize + ?Sized>(value: &T) -> serde_json::Result<String> {
+    Ok(serde_json::to_string_pretty(value)? + "\n")
+}
+
 /// Write a value as pretty JSON (with a trailing newline), atomically.
 pub fn write_json<T: Serialize>(path: &Path, value: &T) -> anyhow::Result<()> {
-    let mut s = serde_json::to_string_pretty(value)?;
-    s.push('\n');
-    write_atomic(path, s.as_bytes())
+    write_atomic(path, json_text(value)?.as_bytes())
 }
 
 /// Write text, atomically.
