@@ -15,5 +15,6 @@ pub const CHAPTERS: &[Chapter] = &[
     Chapter { id: "ch01", package: "ch01-four-masks" },
     Chapter { id: "ch02", package: "ch02-what-tokens-teach" },
     Chapter { id: "ch03", package: "ch03-low-rank" },
+    Chapter { id: "ch04", package: "ch04-zero-shot" },
     Chapter { id: "ch06", package: "ch06-kv-cache" },
 ];

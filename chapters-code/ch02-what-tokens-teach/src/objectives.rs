@@ -80,6 +80,7 @@ fn mask_name(m: &MaskKind) -> String {
         MaskKind::Bidirectional => "bidirectional".into(),
         MaskKind::Causal => "causal".into(),
         MaskKind::Prefix(k) => format!("prefix, bidirectional over the first {} tokens", k[0]),
+        MaskKind::Padded(n) => format!("bidirectional over the first {} tokens, padding unread", n[0]),
     }
 }
 

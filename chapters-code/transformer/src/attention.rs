@@ -16,6 +16,9 @@ use crate::params::Scope;
 pub struct KvCache {
     pub k: Option<Tensor>,
     pub v: Option<Tensor>,
+    /// For cross-attention over a padded batch of sources: each row's real length. Keys at
+    /// or past it are padding and are never read. `None`: every cached key is real.
+    pub lens: Option<Vec<usize>>,
 }
 
 impl KvCache {
@@ -202,7 +205,11 @@ impl CrossAttention {
         let (b, s, d) = enc.dims3()?;
         let (g, hd) = (self.n_kv_heads, d / self.n_heads);
         let kv = self.kv.forward(enc)?.reshape((b, s, 2 * g, hd))?.transpose(1, 2)?;
-        Ok(KvCache { k: Some(kv.narrow(1, 0, g)?.contiguous()?), v: Some(kv.narrow(1, g, g)?.contiguous()?) })
+        Ok(KvCache {
+            k: Some(kv.narrow(1, 0, g)?.contiguous()?),
+            v: Some(kv.narrow(1, g, g)?.contiguous()?),
+            lens: None,
+        })
     }
 
     /// Decoder states `x` (`[b, t, d]`) attend to every encoder position.
@@ -213,7 +220,11 @@ impl CrossAttention {
         let (Some(k), Some(v)) = (&enc_kv.k, &enc_kv.v) else {
             candle_core::bail!("cross-attention needs the encoder's keys and values")
         };
-        let (out, probs) = attend(&q, k, v, None)?;
+        let mask = match &enc_kv.lens {
+            Some(lens) => MaskKind::Padded(lens.clone()).additive(b, t, k.dim(2)?, 0)?,
+            None => None,
+        };
+        let (out, probs) = attend(&q, k, v, mask.as_ref())?;
         Ok((self.out.forward(&merge_heads(&out)?)?, trace.then_some(probs)))
     }
 }

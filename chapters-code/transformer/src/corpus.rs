@@ -717,6 +717,15 @@ pub enum PromptTemplate {
 impl PromptTemplate {
     pub const ALL: [PromptTemplate; 3] =
         [PromptTemplate::QuestionAnswer, PromptTemplate::Short, PromptTemplate::WithOptions];
+
+    /// The words every prompt of this template ends with, just before the answer: the
+    /// "domain premise" against which an answer's prior likelihood is measured.
+    pub fn cue(self) -> &'static str {
+        match self {
+            PromptTemplate::QuestionAnswer | PromptTemplate::WithOptions => "Answer:",
+            PromptTemplate::Short => "A:",
+        }
+    }
 }
 
 /// One prompted task: read the context, answer the question.
@@ -765,6 +774,83 @@ fn options_with(answer: String, mut others: Vec<String>, n: usize, rng: &mut Rng
     others.push(answer);
     others.shuffle(rng);
     others
+}
+
+/// The kind of answer a question asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AnswerKind {
+    Colour,
+    Place,
+    Name,
+    Number,
+    Thing,
+    YesNo,
+    Step,
+}
+
+impl AnswerKind {
+    pub const ALL: [AnswerKind; 7] = [
+        AnswerKind::Colour,
+        AnswerKind::Place,
+        AnswerKind::Name,
+        AnswerKind::Number,
+        AnswerKind::Thing,
+        AnswerKind::YesNo,
+        AnswerKind::Step,
+    ];
+
+    /// A random answer of this kind, written as a task's answers are ("seven", "wash the cup").
+    pub fn sample(self, rng: &mut Rng) -> String {
+        match self {
+            AnswerKind::Colour => pick(rng, &COLOURS).to_string(),
+            AnswerKind::Place => pick(rng, &PLACES).to_string(),
+            AnswerKind::Name => pick(rng, &PEOPLE).to_string(),
+            AnswerKind::Number => NUMBERS[rng.random_range(2..NUMBERS.len())].to_string(),
+            AnswerKind::Thing => pick(rng, &THINGS).to_string(),
+            AnswerKind::YesNo => pick(rng, &["yes", "no"]).to_string(),
+            AnswerKind::Step => format!("{} the {}", pick(rng, &ACTIONS).0, pick(rng, &THINGS)),
+        }
+    }
+}
+
+impl TaskFamily {
+    /// The kinds of answer a group of families asks for, without repeats.
+    pub fn answer_kinds(families: &[TaskFamily]) -> Vec<AnswerKind> {
+        let mut k: Vec<AnswerKind> = families.iter().map(|f| f.answer_kind()).collect();
+        k.sort();
+        k.dedup();
+        k
+    }
+
+    /// The kind of answer the family's question asks for.
+    pub fn answer_kind(self) -> AnswerKind {
+        match self {
+            TaskFamily::Colour => AnswerKind::Colour,
+            TaskFamily::Place => AnswerKind::Place,
+            TaskFamily::Owner | TaskFamily::Older => AnswerKind::Name,
+            TaskFamily::Count => AnswerKind::Number,
+            TaskFamily::Bigger => AnswerKind::Thing,
+            TaskFamily::YesNo => AnswerKind::YesNo,
+            TaskFamily::NextStep => AnswerKind::Step,
+        }
+    }
+}
+
+impl TaskInstance {
+    /// The same question with options of different kinds: the correct answer and one random
+    /// answer of every other kind in `kinds`, in a random order. Choosing well needs no reading
+    /// of the scene, only an understanding of what the question asks for.
+    pub fn with_kind_options(&self, kinds: &[AnswerKind], rng: &mut Rng) -> TaskInstance {
+        let own = self.family.answer_kind();
+        let mut others: Vec<AnswerKind> = kinds.iter().copied().filter(|&k| k != own).collect();
+        others.sort();
+        others.dedup();
+        let mut options: Vec<String> = others.iter().map(|k| k.sample(rng)).collect();
+        options.push(self.answer.clone());
+        options.shuffle(rng);
+        TaskInstance { options, ..self.clone() }
+    }
 }
 
 /// Draw one instance of `family` from `rng`: a fresh scene, its description as context.

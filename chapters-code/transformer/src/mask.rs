@@ -17,6 +17,10 @@ pub enum MaskKind {
     /// sequence-to-sequence mask; Wang et al.'s "non-causal decoder").
     /// One prefix length per batch row; a single value applies to every row.
     Prefix(Vec<usize>),
+    /// Bidirectional over the first `len` positions of each row, which are the row's real
+    /// tokens; the padding after them is never read (an encoder over a batch of sources of
+    /// different lengths). One length per batch row; a single value applies to every row.
+    Padded(Vec<usize>),
 }
 
 // ANCHOR: allows
@@ -35,6 +39,7 @@ impl MaskKind {
                 let k = if ks.len() == 1 { ks[0] } else { ks[row] };
                 j <= i || j < k
             }
+            MaskKind::Padded(lens) => j < if lens.len() == 1 { lens[0] } else { lens[row] },
         }
     }
 }
@@ -44,8 +49,8 @@ impl MaskKind {
     /// Number of distinct mask rows: 1 unless prefix lengths differ per row.
     fn rows(&self, batch: usize) -> usize {
         match self {
-            MaskKind::Prefix(ks) if ks.len() > 1 => {
-                assert_eq!(ks.len(), batch, "one prefix length per batch row");
+            MaskKind::Prefix(ks) | MaskKind::Padded(ks) if ks.len() > 1 => {
+                assert_eq!(ks.len(), batch, "one length per batch row");
                 batch
             }
             _ => 1,
@@ -118,6 +123,18 @@ mod tests {
         assert_eq!(MaskKind::prefix(0).matrix(0, n, n, 0), causal);
         assert_eq!(MaskKind::prefix(1).matrix(0, n, n, 0), causal);
         assert_eq!(MaskKind::prefix(n).matrix(0, n, n, 0), MaskKind::Bidirectional.matrix(0, n, n, 0));
+    }
+
+    #[test]
+    fn padded_rows_read_only_their_real_tokens() {
+        let kind = MaskKind::Padded(vec![3, 5]);
+        for i in 0..5 {
+            for j in 0..5 {
+                assert_eq!(kind.allows(0, i, j), j < 3);
+                assert!(kind.allows(1, i, j));
+            }
+        }
+        assert_eq!(MaskKind::Padded(vec![4]).matrix(0, 4, 4, 0), MaskKind::Bidirectional.matrix(0, 4, 4, 0));
     }
 
     #[test]

@@ -228,10 +228,21 @@ impl EncoderDecoder {
 
     /// Encode `src` (`[b, s]`) bidirectionally; optionally keep each layer's trace.
     pub fn encode(&self, src: &Tensor, trace: bool) -> Result<(Tensor, Vec<LayerTrace>)> {
+        self.encode_with(src, &MaskKind::Bidirectional, trace)
+    }
+
+    /// Encode `src` under `mask`: [`MaskKind::Bidirectional`], or [`MaskKind::Padded`] for a
+    /// batch of sources of different lengths padded at the end.
+    pub fn encode_with(
+        &self,
+        src: &Tensor,
+        mask: &MaskKind,
+        trace: bool,
+    ) -> Result<(Tensor, Vec<LayerTrace>)> {
         let mut x = self.emb.forward(src, 0)?;
         let mut layers = Vec::new();
         for block in &self.encoder {
-            let (y, t) = block.forward(&x, &MaskKind::Bidirectional, None, trace)?;
+            let (y, t) = block.forward(&x, mask, None, trace)?;
             if let Some(attn) = t {
                 layers.push(LayerTrace { input: x.clone(), attn, cross_probs: None });
             }
@@ -243,6 +254,23 @@ impl EncoderDecoder {
     /// Cross-attention keys and values of every decoder layer, from the encoder output.
     pub fn cross_kv(&self, enc: &Tensor) -> Result<Vec<KvCache>> {
         self.decoder.iter().map(|b| b.cross.project_kv(enc)).collect()
+    }
+
+    /// The same for a padded batch of sources: row `r`'s keys past `lens[r]` are never read.
+    pub fn cross_kv_padded(&self, enc: &Tensor, lens: &[usize]) -> Result<Vec<KvCache>> {
+        let mut kv = self.cross_kv(enc)?;
+        for c in &mut kv {
+            c.lens = Some(lens.to_vec());
+        }
+        Ok(kv)
+    }
+
+    /// Logits for a padded batch: sources of real lengths `src_lens`, targets padded at the end
+    /// (harmless under the decoder's causal mask).
+    pub fn forward_padded(&self, src: &Tensor, src_lens: &[usize], tgt: &Tensor) -> Result<Tensor> {
+        let (enc, _) = self.encode_with(src, &MaskKind::Padded(src_lens.to_vec()), false)?;
+        let kv = self.cross_kv_padded(&enc, src_lens)?;
+        Ok(self.decode(tgt, &kv, Forward::default())?.logits)
     }
 
     // ANCHOR: decode

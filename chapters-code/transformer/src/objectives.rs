@@ -124,6 +124,11 @@ impl Seq2SeqBatch {
     pub fn tokens_supervised(&self) -> usize {
         count_weighted(&self.decoder_weight)
     }
+
+    /// Each source's real length (its tokens before the padding).
+    pub fn source_lens(&self, pad: u32) -> Vec<usize> {
+        self.encoder_input.iter().map(|r| r.iter().rposition(|&x| x != pad).map_or(1, |i| i + 1)).collect()
+    }
 }
 
 /// Pad every row at the end to the longest length with `pad`.
@@ -423,6 +428,93 @@ pub fn span_corruption(
     Ok(Seq2SeqBatch { encoder_input: enc, decoder_input: dec_in, decoder_target: dec_tgt, decoder_weight })
 }
 // ANCHOR_END: span_corruption
+
+// ANCHOR: decoder_span_corruption
+/// T5's span corruption for a decoder-only model (Wang et al.'s CD:MLM and ND:MLM): the
+/// corrupted input and the target are concatenated into one sequence, and only the target part
+/// receives a loss. `non_causal` makes the input part a bidirectional prefix (the non-causal
+/// decoder); otherwise the whole sequence is read causally. Rows of equal length give
+/// sequences of equal length, so packed rows never pad.
+pub fn decoder_span_corruption(
+    rows: &[Vec<u32>],
+    rng: &mut Rng,
+    sp: &Specials,
+    cfg: &SpanConfig,
+    non_causal: bool,
+) -> Result<LmBatch, SpanError> {
+    let (mut seqs, mut ks) = (Vec::with_capacity(rows.len()), Vec::with_capacity(rows.len()));
+    for row in rows {
+        let (mut input, target) = corrupt_spans(row, &noise_mask(row.len(), cfg, rng), sp)?;
+        ks.push(input.len());
+        input.extend(target);
+        seqs.push(input);
+    }
+    let (input, target, mut weight) = shifted(&seqs, sp);
+    for (w, &k) in weight.iter_mut().zip(&ks) {
+        // Position i predicts token i + 1: the first target token is predicted at k − 1.
+        for x in &mut w[..k - 1] {
+            *x = 0.0;
+        }
+    }
+    let mask = if non_causal { MaskKind::Prefix(ks) } else { MaskKind::Causal };
+    Ok(LmBatch { input, target, weight, mask })
+}
+// ANCHOR_END: decoder_span_corruption
+
+// ANCHOR: seq2seq_prefix_lm
+/// Prefix language modelling for the encoder-decoder (Wang et al.'s ED:PLM): rows of `t`
+/// tokens are split at one point `k` drawn uniformly from `1..t` for the whole batch; the
+/// encoder reads `x[0..k]`, the decoder reads `[BOS]` and `x[k..t−1]` and predicts `x[k..t]`.
+/// One split per batch keeps every source and target the same length, so nothing is padded
+/// (a split per row would pad both stacks to nearly the full row); over many batches the
+/// splits have the same distribution as per-row ones.
+pub fn seq2seq_prefix_lm(rows: &[Vec<u32>], rng: &mut Rng, sp: &Specials) -> Seq2SeqBatch {
+    let t = rows.iter().map(Vec::len).min().unwrap_or(0);
+    let k = rng.random_range(1..t.max(2));
+    let pairs: Vec<(Vec<u32>, Vec<u32>)> = rows.iter().map(|r| (r[..k].to_vec(), r[k..].to_vec())).collect();
+    seq2seq_pairs(&pairs, sp)
+}
+// ANCHOR_END: seq2seq_prefix_lm
+
+/// Source–target pairs for the encoder-decoder: the encoder reads each source, the decoder
+/// reads `[BOS]` and the target shifted right and predicts the target. Both sides are padded
+/// at the end; padding gets no loss.
+pub fn seq2seq_pairs(pairs: &[(Vec<u32>, Vec<u32>)], sp: &Specials) -> Seq2SeqBatch {
+    let mut enc: Vec<Vec<u32>> = pairs.iter().map(|(s, _)| s.clone()).collect();
+    let mut dec_in: Vec<Vec<u32>> = pairs
+        .iter()
+        .map(|(_, t)| std::iter::once(sp.bos).chain(t[..t.len().saturating_sub(1)].iter().copied()).collect())
+        .collect();
+    let mut dec_tgt: Vec<Vec<u32>> = pairs.iter().map(|(_, t)| t.clone()).collect();
+    pad_rows(&mut enc, sp.pad);
+    pad_rows(&mut dec_in, sp.pad);
+    pad_rows(&mut dec_tgt, sp.pad);
+    let decoder_weight =
+        dec_tgt.iter().map(|r| r.iter().map(|&x| f32::from(u8::from(x != sp.pad))).collect()).collect();
+    Seq2SeqBatch { encoder_input: enc, decoder_input: dec_in, decoder_target: dec_tgt, decoder_weight }
+}
+
+// ANCHOR: prompted_lm
+/// Prompt–answer pairs for a decoder-only model (multitask finetuning): each row is the prompt
+/// followed by the answer, and only the answer's tokens receive a loss. `non_causal` reads each
+/// prompt as a bidirectional prefix (the non-causal decoder). Rows are padded at the end, which
+/// no real position can see under either mask.
+pub fn prompted_lm(pairs: &[(Vec<u32>, Vec<u32>)], sp: &Specials, non_causal: bool) -> LmBatch {
+    let seqs: Vec<Vec<u32>> = pairs.iter().map(|(p, a)| [p.as_slice(), a.as_slice()].concat()).collect();
+    let (input, target, mut weight) = shifted(&seqs, sp);
+    for (w, (p, _)) in weight.iter_mut().zip(pairs) {
+        for x in &mut w[..p.len().saturating_sub(1)] {
+            *x = 0.0;
+        }
+    }
+    let mask = if non_causal {
+        MaskKind::Prefix(pairs.iter().map(|(p, _)| p.len()).collect())
+    } else {
+        MaskKind::Causal
+    };
+    LmBatch { input, target, weight, mask }
+}
+// ANCHOR_END: prompted_lm
 
 #[cfg(test)]
 mod tests {

@@ -1,4 +1,4 @@
-//! SVG figures through plotters: line charts and heat maps, written atomically.
+//! SVG figures through plotters: line charts, heat maps and interval charts, written atomically.
 //!
 //! Text is emitted as SVG `<text>` (no font files are needed), so figures build anywhere.
 
@@ -214,6 +214,124 @@ impl Heatmap<'_> {
     }
 }
 
+/// One group of an [`IntervalChart`]: a value with an interval for every category.
+pub struct Group {
+    pub label: String,
+    /// `(mean, low, high)` per category.
+    pub values: Vec<(f64, f64, f64)>,
+}
+
+/// Grouped means with error bars over named categories (for example accuracy per task, one
+/// group per model), with an optional reference value per category drawn as a dashed mark
+/// (for example chance). The legend sits below the plot, never on the data.
+pub struct IntervalChart<'a> {
+    pub title: &'a str,
+    pub categories: &'a [String],
+    pub groups: &'a [Group],
+    pub y_label: &'a str,
+    /// A reference per category, drawn across the category's width, and its legend label.
+    pub reference: Option<(&'a [f64], &'a str)>,
+    pub y_range: (f64, f64),
+}
+
+impl IntervalChart<'_> {
+    pub fn to_svg(&self) -> anyhow::Result<String> {
+        let (nc, ng) = (self.categories.len(), self.groups.len());
+        if nc == 0 || ng == 0 || self.groups.iter().any(|g| g.values.len() != nc) {
+            anyhow::bail!("an interval chart needs one value per category in every group");
+        }
+        if self.reference.is_some_and(|(r, _)| r.len() != nc) {
+            anyhow::bail!("an interval chart's reference needs one value per category");
+        }
+        let legend_rows = ng.div_ceil(3) + usize::from(self.reference.is_some());
+        let (w, h) = (720u32, 400 + 22 * legend_rows as u32);
+        let mut svg = String::new();
+        {
+            let root = SVGBackend::with_string(&mut svg, (w, h)).into_drawing_area();
+            root.fill(&WHITE).map_err(err)?;
+            let (plot, legend) = root.split_vertically(400);
+            let mut chart = ChartBuilder::on(&plot)
+                .caption(self.title, ("sans-serif", 18))
+                .margin(12)
+                .x_label_area_size(36)
+                .y_label_area_size(56)
+                .build_cartesian_2d(0f64..nc as f64, self.y_range.0..self.y_range.1)
+                .map_err(err)?;
+            let cats = self.categories.to_vec();
+            chart
+                .configure_mesh()
+                .disable_x_mesh()
+                .disable_y_mesh()
+                .x_labels(nc * 2 + 1)
+                .x_label_formatter(&|x| {
+                    let i = (x - 0.5).round();
+                    if (x - 0.5 - i).abs() < 1e-6 && i >= 0.0 && (i as usize) < cats.len() {
+                        cats[i as usize].clone()
+                    } else {
+                        String::new()
+                    }
+                })
+                .y_label_formatter(&|y| format!("{y:.0}"))
+                .y_desc(self.y_label)
+                .draw()
+                .map_err(err)?;
+            let width = 0.8 / ng as f64;
+            for (c, _) in self.categories.iter().enumerate() {
+                if let Some((r, _)) = self.reference {
+                    let (x0, x1) = (c as f64 + 0.06, c as f64 + 0.94);
+                    chart
+                        .draw_series(DashedLineSeries::new(
+                            vec![(x0, r[c]), (x1, r[c])],
+                            6,
+                            4,
+                            BLACK.stroke_width(1),
+                        ))
+                        .map_err(err)?;
+                }
+                for (g, group) in self.groups.iter().enumerate() {
+                    let colour = PALETTE[g % PALETTE.len()];
+                    let x = c as f64 + 0.1 + width * (g as f64 + 0.5);
+                    let (m, lo, hi) = group.values[c];
+                    chart
+                        .draw_series(std::iter::once(PathElement::new(
+                            vec![(x, lo), (x, hi)],
+                            colour.stroke_width(2),
+                        )))
+                        .map_err(err)?;
+                    for y in [lo, hi] {
+                        chart
+                            .draw_series(std::iter::once(PathElement::new(
+                                vec![(x - width * 0.25, y), (x + width * 0.25, y)],
+                                colour.stroke_width(2),
+                            )))
+                            .map_err(err)?;
+                    }
+                    chart
+                        .draw_series(std::iter::once(Circle::new((x, m), 4, colour.filled())))
+                        .map_err(err)?;
+                }
+            }
+            let font = ("sans-serif", 14).into_font();
+            for (g, group) in self.groups.iter().enumerate() {
+                let (col, row) = ((g % 3) as i32, (g / 3) as i32);
+                let (x, y) = (70 + 210 * col, 6 + 22 * row);
+                let colour = PALETTE[g % PALETTE.len()];
+                legend.draw(&Circle::new((x, y + 7), 4, colour.filled())).map_err(err)?;
+                legend.draw(&Text::new(group.label.as_str(), (x + 12, y), font.clone())).map_err(err)?;
+            }
+            if let Some((_, label)) = self.reference {
+                let y = 6 + 22 * ng.div_ceil(3) as i32;
+                legend
+                    .draw(&PathElement::new(vec![(62, y + 7), (78, y + 7)], BLACK.stroke_width(1)))
+                    .map_err(err)?;
+                legend.draw(&Text::new(label, (82, y), font)).map_err(err)?;
+            }
+            root.present().map_err(err)?;
+        }
+        Ok(svg)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -232,5 +350,18 @@ mod tests {
         assert!(hm.to_svg().unwrap().contains("query"));
         let bad = vec![vec![Some(1.0)]];
         assert!(Heatmap { values: &bad, ..hm }.to_svg().is_err());
+        let cats = vec!["yes_no".to_string(), "bigger".to_string()];
+        let groups = [Group { label: "CD:FLM".into(), values: vec![(50.0, 45.0, 55.0), (60.0, 58.0, 62.0)] }];
+        let chart = IntervalChart {
+            title: "t",
+            categories: &cats,
+            groups: &groups,
+            y_label: "accuracy (%)",
+            reference: Some((&[50.0, 50.0], "chance")),
+            y_range: (0.0, 100.0),
+        };
+        let svg = chart.to_svg().unwrap();
+        assert!(svg.contains("yes_no") && svg.contains("CD:FLM") && svg.contains("chance"), "{svg}");
+        assert!(IntervalChart { reference: Some((&[50.0], "chance")), ..chart }.to_svg().is_err());
     }
 }

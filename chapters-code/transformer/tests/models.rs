@@ -222,3 +222,27 @@ fn checkpoints_round_trip_and_reject_mismatches() {
     std::fs::write(dir.path().join("junk"), b"not a checkpoint").unwrap();
     assert!(other.load(&dir.path().join("junk")).is_err());
 }
+
+#[test]
+fn a_padded_source_batch_gives_each_row_its_unpadded_logits() {
+    // Two sources of lengths 7 and 4, padded to 7: with the padded mask, the second row's
+    // logits equal those of running it alone, unpadded; without it, they would not.
+    let cfg = small(PositionKind::Learned, false, 2);
+    let s = ParamStore::new(5);
+    let ed = EncoderDecoder::new(&s, "ed", &cfg).unwrap();
+    let src = random_ids(&mut rng::seeded(6), 2, 7, cfg.vocab_size);
+    let tgt = random_ids(&mut rng::seeded(7), 2, 3, cfg.vocab_size);
+    let padded = ed.forward_padded(&src, &[7, 4], &tgt).unwrap();
+    for (row, len) in [(0usize, 7usize), (1, 4)] {
+        let alone =
+            ed.forward(&src.i((row..row + 1, 0..len)).unwrap(), &tgt.i(row..row + 1).unwrap()).unwrap();
+        let d = max_abs_diff(&padded.i(row..row + 1).unwrap(), &alone);
+        assert!(d < 1e-5, "row {row}: {d}");
+    }
+    let unmasked = ed.forward(&src, &tgt).unwrap();
+    let alone = ed.forward(&src.i((1..2, 0..4)).unwrap(), &tgt.i(1..2).unwrap()).unwrap();
+    assert!(
+        max_abs_diff(&unmasked.i(1..2).unwrap(), &alone) > 1e-4,
+        "the padding should matter without the mask"
+    );
+}
