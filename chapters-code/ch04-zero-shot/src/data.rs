@@ -72,6 +72,9 @@ pub struct DataStats {
     pub eval_questions: usize,
     pub mean_prompt_tokens: f64,
     pub max_prompt_tokens: usize,
+    /// Share (%) of the yes/no questions whose answer is "yes": uniform chance is 50%, but a
+    /// model that always answers the majority answer scores the larger of this and its complement.
+    pub yes_share: f64,
 }
 
 /// The rows of `steps` batches, plus the adaptation steps, from the document stream.
@@ -186,6 +189,17 @@ impl Data {
                 1,
             ),
             max_prompt_tokens: lens.iter().copied().max().unwrap_or(0),
+            yes_share: {
+                let yn: Vec<&EvalItem> = self
+                    .eval
+                    .scene
+                    .iter()
+                    .filter(|e| e.family == TaskFamily::YesNo && e.template == 0)
+                    .collect();
+                let yes = self.tok.encode(" yes").unwrap_or_default();
+                let n_yes = yn.iter().filter(|e| e.options[e.answer] == yes).count();
+                transformer::chapter::round_dp(100.0 * n_yes as f64 / yn.len().max(1) as f64, 1)
+            },
         }
     }
 }

@@ -196,40 +196,62 @@ fn family_chart(
         groups: &groups,
         y_label: "accuracy (%), mean and range over seeds",
         reference: Some((&levels, "chance (a uniformly random pick)")),
+        y_range: (0.0, 105.0),
+    }
+    .to_svg()
+}
+
+/// Held-out accuracy on the scene suite at each evaluation of pretraining: mean and range over
+/// seeds, one group per cell, chance dashed.
+fn curve_chart(r: &Report) -> anyhow::Result<String> {
+    let points = &r.cells[0].seeds[0].pretraining;
+    let categories: Vec<String> =
+        points.iter().map(|p| format!("{}k tokens", (p.tokens_seen as f64 / 1000.0).round())).collect();
+    let groups: Vec<Group> = r
+        .cells
+        .iter()
+        .map(|c| {
+            let values = (0..points.len())
+                .map(|i| {
+                    let s = Spread::of(
+                        &c.seeds.iter().map(|s| s.pretraining[i].summary.scene.held_out).collect::<Vec<_>>(),
+                    );
+                    (s.mean, s.min, s.max)
+                })
+                .collect();
+            Group { label: c.cell.clone(), values }
+        })
+        .collect();
+    let chance = vec![r.chance_scene.held_out; points.len()];
+    IntervalChart {
+        title: "",
+        categories: &categories,
+        groups: &groups,
+        y_label: "held-out accuracy (%), mean and range over seeds",
+        reference: Some((&chance, "chance (a uniformly random pick)")),
         y_range: (0.0, 100.0),
     }
     .to_svg()
 }
 
-fn curve_chart(r: &Report) -> anyhow::Result<String> {
-    let mut series: Vec<Series> = r
-        .cells
-        .iter()
-        .map(|c| {
-            let n = c.seeds[0].pretraining.len();
-            let points = (0..n)
-                .map(|i| {
-                    let x = c.seeds[0].pretraining[i].tokens_seen as f64;
-                    let y = c.seeds.iter().map(|s| s.pretraining[i].summary.scene.held_out).sum::<f64>()
-                        / c.seeds.len() as f64;
-                    (x, y)
-                })
-                .collect();
-            Series { label: c.cell.clone(), points }
-        })
-        .collect();
-    let xs: Vec<f64> = series[0].points.iter().map(|p| p.0).collect();
-    series.push(Series {
-        label: "chance".to_string(),
-        points: vec![
-            (xs[0], r.chance_scene.held_out),
-            (*xs.last().expect("points"), r.chance_scene.held_out),
-        ],
-    });
+/// Span-corruption training loss of non-causal MLM adaptation and of ND:MLM from scratch, step
+/// by step, mean over seeds.
+fn adaptation_chart(r: &Report) -> anyhow::Result<String> {
+    let a = &r.adaptation;
+    let series = [
+        Series {
+            label: "CD:FLM + ND:MLM adaptation (steps after pretraining)".to_string(),
+            points: a.adapted_curve.iter().enumerate().map(|(i, &y)| ((i + 1) as f64, y)).collect(),
+        },
+        Series {
+            label: "ND:MLM from scratch".to_string(),
+            points: a.scratch_curve.iter().enumerate().map(|(i, &y)| ((i + 1) as f64, y)).collect(),
+        },
+    ];
     LineChart {
         title: "",
-        x_label: "tokens of pretraining text seen",
-        y_label: "scene suite, held-out accuracy (%), mean over seeds",
+        x_label: "training step with span corruption",
+        y_label: "training loss (nats), mean over seeds",
         log_x: false,
         log_y: false,
         series: &series,
@@ -265,6 +287,7 @@ pub fn outputs(r: &Report) -> anyhow::Result<Outputs> {
         family_chart(r, &own, |c| &c.kind.per_family_finetuned, &r.chance_kind)?,
     )?;
     out.file("accuracy_vs_tokens.svg", curve_chart(r)?)?;
+    out.file("adaptation_loss.svg", adaptation_chart(r)?)?;
     for c in &r.cells {
         out.headline(format!(
             "{}: held-out {} after pretraining, {} after finetuning (chance {:.1})",

@@ -74,6 +74,13 @@ pub struct Adaptation {
     /// reaches the adapted model's final loss; `None` if it never does.
     pub scratch_steps_to_match: Option<usize>,
     pub adapt_steps: usize,
+    /// Per seed: the adapted model's final loss and the from-scratch model's final loss.
+    pub adapted_mlm_loss_per_seed: Vec<f64>,
+    pub scratch_mlm_loss_per_seed: Vec<f64>,
+    /// Mean over seeds of each step's training loss (span corruption), for the figure: the
+    /// adaptation run and ND:MLM from scratch.
+    pub adapted_curve: Vec<f64>,
+    pub scratch_curve: Vec<f64>,
 }
 
 /// One cell against chance on the held-out families.
@@ -140,10 +147,15 @@ fn mean_tail(xs: &[f64], frac: f64) -> f64 {
     xs[xs.len() - k..].iter().sum::<f64>() / k as f64
 }
 
+/// The mean of the families' chance levels, unrounded (for the comparisons).
+fn chance_of(items: &[EvalItem], fs: &[TaskFamily]) -> f64 {
+    let per_family = random_baselines(items);
+    fs.iter().map(|f| per_family[f]).sum::<f64>() / fs.len() as f64
+}
+
 fn chance(items: &[EvalItem]) -> Chance {
     let per_family = random_baselines(items);
-    let mean =
-        |fs: &[TaskFamily]| round_dp(fs.iter().map(|f| per_family[f]).sum::<f64>() / fs.len() as f64, 2);
+    let mean = |fs: &[TaskFamily]| round_dp(chance_of(items, fs), 2);
     Chance {
         held_out: mean(&TaskFamily::held_out()),
         training_families: mean(&TaskFamily::training()),
@@ -303,6 +315,12 @@ pub fn compute(s: &Settings, checkpoints: &std::path::Path) -> anyhow::Result<Re
         scratch_mlm_loss: round_dp(mean_of_tails(&scratch_losses), 3),
         scratch_steps_to_match,
         adapt_steps: s.adapt_steps,
+        adapted_mlm_loss_per_seed: adapt_losses.iter().map(|l| round_dp(mean_tail(l, 0.1), 3)).collect(),
+        scratch_mlm_loss_per_seed: scratch_losses.iter().map(|l| round_dp(mean_tail(l, 0.1), 3)).collect(),
+        adapted_curve: (0..s.adapt_steps)
+            .map(|i| round_dp(adapt_losses.iter().map(|l| l[i]).sum::<f64>() / adapt_losses.len() as f64, 3))
+            .collect(),
+        scratch_curve: scratch_mean.iter().map(|&x| round_dp(x, 3)).collect(),
     };
 
     // Paired comparisons on the held-out families, under each score.
@@ -340,16 +358,27 @@ pub fn compute(s: &Settings, checkpoints: &std::path::Path) -> anyhow::Result<Re
         |skip: Cell| -> Vec<String> { Cell::ALL.iter().filter(|&&c| c != skip).map(|c| c.name()).collect() };
     let pretrained_comparisons = lead_against("pretrained", &cd_flm.name(), &names(cd_flm));
     let finetuned_comparisons = lead_against("finetuned", &ed_mlm.name(), &names(ed_mlm));
-    let adaptation_comparisons = lead_against(
+    let mut adaptation_comparisons = lead_against(
         "finetuned",
         "nc_adaptation",
         &["flm_control".to_string(), nd_mlm.name(), cd_flm.name()],
     );
+    // Shown with the recipes' names, as in the adaptation table.
+    let label = |key: &str| match key {
+        "nc_adaptation" => "CD:FLM + ND:MLM".to_string(),
+        "flm_control" => "CD:FLM + CD:FLM".to_string(),
+        other => other.to_string(),
+    };
+    for c in &mut adaptation_comparisons {
+        c.a = label(&c.a);
+        c.b = label(&c.b);
+    }
     let mut chance_comparisons = Vec::new();
     for (phase, scene) in
         [("pretrained", false), ("finetuned", false), ("pretrained", true), ("finetuned", true)]
     {
-        let level = if scene { chance_scene.held_out } else { chance_kind.held_out };
+        let items = if scene { &data.eval.scene } else { &data.eval.kind };
+        let level = chance_of(items, &held);
         for cell in Cell::ALL {
             for score in Score::ALL {
                 let h = hits(phase, &cell.name(), scene, score);

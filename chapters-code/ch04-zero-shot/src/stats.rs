@@ -95,6 +95,9 @@ pub struct Comparison {
     pub within_noise: bool,
 }
 
+/// Percentage points below which a difference is zero, up to floating-point rounding.
+pub const TOLERANCE: f64 = 1e-6;
+
 /// What a cell is compared with: another cell's evaluations, seed for seed, or chance.
 pub enum Against<'a> {
     Cell(&'a str, &'a [Hits]),
@@ -131,7 +134,8 @@ pub fn compare(a_name: &str, a: &[Hits], b: Against, score: &str, reps: usize, s
         mean: round_dp(mean, 2),
         ci_low: round_dp(lo, 2),
         ci_high: round_dp(hi, 2),
-        within_noise: lo <= 0.0 && 0.0 <= hi,
+        // A tolerance, so that a difference that is zero up to rounding counts as zero.
+        within_noise: lo <= TOLERANCE && -TOLERANCE <= hi,
     }
 }
 // ANCHOR_END: bootstrap

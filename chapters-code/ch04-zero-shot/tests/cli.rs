@@ -23,6 +23,7 @@ fn the_command_line_keeps_the_harness_contract() {
             "per_family_finetuned.svg",
             "accuracy_vs_tokens.svg",
             "finetuning_families.svg",
+            "adaptation_loss.svg",
         ],
         &[
             (&["--steps", "3"], "--steps"),

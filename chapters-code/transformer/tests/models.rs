@@ -246,3 +246,24 @@ fn a_padded_source_batch_gives_each_row_its_unpadded_logits() {
         "the padding should matter without the mask"
     );
 }
+
+#[test]
+fn a_checkpoint_loads_into_candle_nns_var_builder() {
+    // Chapter 4 saves its pretrained models this way; any candle user can read them back by name.
+    let cfg = small(PositionKind::Learned, false, 2);
+    let s = ParamStore::new(8);
+    DecoderOnly::new(&s, "model", &cfg).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("model.safetensors");
+    s.save(&path).unwrap();
+    let vb = candle_nn::VarBuilder::from_buffered_safetensors(
+        std::fs::read(&path).unwrap(),
+        candle_core::DType::F32,
+        &transformer::DEVICE,
+    )
+    .unwrap();
+    for (name, var) in s.vars() {
+        let loaded = vb.get(var.dims(), &name).unwrap();
+        assert_eq!(max_abs_diff(&loaded, var.as_tensor()), 0.0, "{name}");
+    }
+}
