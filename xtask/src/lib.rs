@@ -5,6 +5,7 @@ pub mod chapters;
 pub mod fresh;
 pub mod math;
 pub mod references;
+pub mod serve;
 pub mod values;
 
 use std::path::PathBuf;

@@ -5,6 +5,8 @@
 //!   strictly into `target/book/`.
 //! - `cargo xtask test`: every check CI runs: formatting, clippy, all tests (insta in CI mode),
 //!   the exercise check, result freshness, and the strict book build.
+//! - `cargo xtask serve`: a live preview: build the book, serve it on localhost, rebuild on
+//!   every change to its sources.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -46,6 +48,13 @@ enum Cmd {
     },
     /// Build the book strictly from the committed results (no chapter is run).
     CheckBook,
+    /// Preview the book: build it from the committed results, serve it on localhost, and
+    /// rebuild whenever a page, a generated result or an included source file changes.
+    Serve {
+        /// Port on 127.0.0.1.
+        #[arg(long, default_value_t = 3000)]
+        port: u16,
+    },
     /// List the chapters whose committed outputs are stale.
     Fresh,
 }
@@ -81,6 +90,7 @@ fn run(cli: Cli) -> Result<()> {
             println!("book OK: {} pages in {}", built.pages.len(), built.out_dir.display());
             Ok(())
         }
+        Cmd::Serve { port } => serve(&root, port),
         Cmd::Fresh => {
             let stale = fresh::stale(&root, CHAPTERS)?;
             if stale.is_empty() {
@@ -89,6 +99,45 @@ fn run(cli: Cli) -> Result<()> {
             } else {
                 bail!("stale outputs (run `cargo xtask book`):\n  {}", describe(&stale))
             }
+        }
+    }
+}
+
+/// Build, serve, and rebuild on change until interrupted. A failed rebuild is reported and the
+/// last good build stays on the page.
+fn serve(root: &Path, port: u16) -> Result<()> {
+    use xtask::serve::{fingerprint, serve_forever, watched};
+    let stale = fresh::stale(root, CHAPTERS)?;
+    if !stale.is_empty() {
+        println!(
+            "note: these chapters' results are stale; the preview shows the committed ones:\n  {}",
+            describe(&stale)
+        );
+    }
+    let built = step("book", || bookcheck::build(root))?;
+    let listener = std::net::TcpListener::bind(("127.0.0.1", port)).with_context(|| {
+        format!("port {port} is taken; try `cargo xtask serve --port {}`", port.wrapping_add(1))
+    })?;
+    let dir = built.out_dir.clone();
+    std::thread::spawn(move || serve_forever(dir, listener));
+    println!("Serving the book at http://127.0.0.1:{port}/ (Ctrl-C stops); rebuilding on every change.");
+    let paths = watched(root);
+    let mut last = fingerprint(&paths)?;
+    loop {
+        std::thread::sleep(std::time::Duration::from_millis(500));
+        let now = fingerprint(&paths)?;
+        if now == last {
+            continue;
+        }
+        last = now;
+        let start = Instant::now();
+        match bookcheck::build(root) {
+            Ok(b) => println!(
+                "rebuilt {} pages in {:.1} s; reload the page",
+                b.pages.len(),
+                start.elapsed().as_secs_f64()
+            ),
+            Err(e) => eprintln!("the rebuild failed (the last good build is still served):\n{e:#}"),
         }
     }
 }
