@@ -55,9 +55,9 @@ pub struct Trained {
 }
 
 pub fn summarise_suite(e: &Evaluation, items: &[EvalItem]) -> SuiteSummary {
-    let sum = family_accuracy(e, items, Score::Summed, None);
-    let norm = family_accuracy(e, items, Score::PerByte, None);
-    let cal = family_accuracy(e, items, Score::Calibrated, None);
+    let sum = family_accuracy(e, items, Score::Summed);
+    let norm = family_accuracy(e, items, Score::PerByte);
+    let cal = family_accuracy(e, items, Score::Calibrated);
     let (held, trained) = (TaskFamily::held_out(), TaskFamily::training());
     SuiteSummary {
         held_out: round_dp(mean_over(&sum, &held), 2),

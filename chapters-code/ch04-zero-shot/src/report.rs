@@ -173,7 +173,7 @@ fn suite_spread(
     let last = |r: &SeedResult| pick(&r.pretraining.last().expect("evaluated").summary).clone();
     let per_family = |es: &[Evaluation]| -> BTreeMap<TaskFamily, Spread> {
         let accs: Vec<BTreeMap<TaskFamily, f64>> =
-            es.iter().map(|e| family_accuracy(e, items, Score::Summed, None)).collect();
+            es.iter().map(|e| family_accuracy(e, items, Score::Summed)).collect();
         TaskFamily::ALL.iter().map(|&f| (f, spread(accs.iter().map(|a| a[&f])))).collect()
     };
     SuiteSpread {

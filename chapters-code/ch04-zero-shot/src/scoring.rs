@@ -6,7 +6,6 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use candle_core::Tensor;
-use serde::Serialize;
 use transformer::corpus::TaskFamily;
 use transformer::layers::log_softmax_last;
 use transformer::tokenizer::Specials;
@@ -202,40 +201,19 @@ impl Score {
     }
 }
 
-// ANCHOR: median_over_templates
-/// Accuracy (%) of each family: the accuracy of every template over the family's instances
-/// (restricted to `instances` if given, with repeats, for the bootstrap), then the median over
-/// templates, as T0-Eval reports.
-pub fn family_accuracy(
-    e: &Evaluation,
-    items: &[EvalItem],
-    score: Score,
-    instances: Option<&[usize]>,
-) -> BTreeMap<TaskFamily, f64> {
-    let mut hit: BTreeMap<(TaskFamily, usize, usize), bool> = BTreeMap::new();
-    for (it, p) in items.iter().zip(&e.picks) {
-        hit.insert((it.family, it.template, it.instance), score.of(p));
-    }
-    let n = items.iter().map(|i| i.instance + 1).max().unwrap_or(0);
-    let all: Vec<usize> = (0..n).collect();
-    let chosen = instances.unwrap_or(&all);
+/// Accuracy (%) of each family, as T0-Eval reports it: the median over templates of each
+/// template's accuracy ([`Hits::accuracy`], one family at a time).
+pub fn family_accuracy(e: &Evaluation, items: &[EvalItem], score: Score) -> BTreeMap<TaskFamily, f64> {
     let families: BTreeSet<TaskFamily> = items.iter().map(|i| i.family).collect();
-    let templates: BTreeSet<usize> = items.iter().map(|i| i.template).collect();
     families
         .into_iter()
         .map(|f| {
-            let mut accs: Vec<f64> = templates
-                .iter()
-                .map(|&tpl| {
-                    let k = chosen.iter().filter(|&&i| hit.get(&(f, tpl, i)) == Some(&true)).count();
-                    100.0 * k as f64 / chosen.len().max(1) as f64
-                })
-                .collect();
-            (f, median(&mut accs))
+            let hits = Hits::new(e, items, &[f], score);
+            let all: Vec<usize> = (0..hits.instances()).collect();
+            (f, hits.accuracy(&all))
         })
         .collect()
 }
-// ANCHOR_END: median_over_templates
 
 /// The median of a list (the mean of the middle two for an even count).
 pub fn median(xs: &mut [f64]) -> f64 {
@@ -253,13 +231,6 @@ pub fn mean_over(acc: &BTreeMap<TaskFamily, f64>, families: &[TaskFamily]) -> f6
 }
 
 /// The expected accuracy (%) of picking an option uniformly at random, per family.
-#[derive(Debug, Clone, Serialize)]
-pub struct Baseline {
-    pub family: TaskFamily,
-    pub options: String,
-    pub random_accuracy: f64,
-}
-
 pub fn random_baselines(items: &[EvalItem]) -> BTreeMap<TaskFamily, f64> {
     let mut sum: BTreeMap<TaskFamily, (f64, usize)> = BTreeMap::new();
     for it in items {

@@ -53,7 +53,9 @@ impl Hits {
         Hits(h)
     }
 
-    /// Mean over families of the median over templates of the accuracy (%) on `instances`.
+    // ANCHOR: median_over_templates
+    /// Mean over families of the median over templates of the accuracy (%) on `instances` (all
+    /// of them for a plain score; a resample, with repeats, for the bootstrap).
     pub fn accuracy(&self, instances: &[usize]) -> f64 {
         let per_family: Vec<f64> = self
             .0
@@ -70,6 +72,7 @@ impl Hits {
             .collect();
         per_family.iter().sum::<f64>() / per_family.len() as f64
     }
+    // ANCHOR_END: median_over_templates
 
     pub fn instances(&self) -> usize {
         self.0.first().and_then(|t| t.first()).map_or(0, Vec::len)
