@@ -81,6 +81,9 @@ fn mask_name(m: &MaskKind) -> String {
         MaskKind::Causal => "causal".into(),
         MaskKind::Prefix(k) => format!("prefix, bidirectional over the first {} tokens", k[0]),
         MaskKind::Padded(n) => format!("bidirectional over the first {} tokens, padding unread", n[0]),
+        MaskKind::ForwardBackward { heads, forward } => {
+            format!("{forward} of {heads} heads forward-causal, the others backward-causal")
+        }
     }
 }
 

@@ -147,6 +147,12 @@ impl Config {
             + self.n_layers * self.cross_block_params()
             + self.layer_norm_params()
     }
+
+    /// Every parameter of T5's shared encoder-decoder: the decoder reuses the encoder's blocks
+    /// and adds only its cross-attention, their LayerNorms and a final LayerNorm.
+    pub fn shared_encoder_decoder_params(&self) -> usize {
+        self.encoder_decoder_params() - self.n_layers * self.block_params()
+    }
     // ANCHOR_END: param_formula
 
     /// Forward FLOPs of the weight matrix multiplications in one block, per token

@@ -466,7 +466,8 @@ pub fn layer_norm(x: &Tensor, gain: &Tensor, bias: &Tensor, eps: f64) -> Result<
 }
 
 /// `softmax(scale · x + mask)` over the last dimension of `x` (`[.., t_q, t_k]`). The additive
-/// mask (0 or −∞) has shape `[rows, 1, t_q, t_k]` with `rows` 1 or the batch size.
+/// mask (0 or −∞) has shape `[rows, n, t_q, t_k]` with `rows` 1 or the batch size and `n` 1
+/// or the number of heads.
 struct SoftmaxOp {
     scale: f32,
     mask: Option<Tensor>,
@@ -477,16 +478,19 @@ struct SoftmaxOp {
 struct SoftmaxRows {
     t_q: usize,
     t_k: usize,
-    /// Rows of scores per batch row (heads · `t_q`), which share one mask matrix.
+    /// Rows of scores per batch row (heads · `t_q`).
     per_batch: usize,
-    /// Mask matrices: 1 (shared by every batch row) or the batch size.
+    /// Mask matrices per batch: 1 (shared by every batch row) or the batch size.
     mask_rows: usize,
+    /// Mask matrices per batch row: 1 (shared by every head) or the number of heads.
+    mask_heads: usize,
 }
 
 impl SoftmaxRows {
     /// The layout of scores `x` (`[t_k]`, `[t_q, t_k]`, `[n, t_q, t_k]` or `[.., h, t_q, t_k]`)
-    /// and, if given, of the mask: `[t_q, t_k]` or `[m, 1, t_q, t_k]` with `m` 1 or the batch
-    /// size (the product of the dimensions before the heads; 1 below rank 4).
+    /// and, if given, of the mask: `[t_q, t_k]` or `[m, n, t_q, t_k]` with `m` 1 or the batch
+    /// size (the product of the dimensions before the heads; 1 below rank 4) and `n` 1 or the
+    /// number of heads.
     fn new(x: &[usize], mask: Option<&[usize]>) -> Result<Self> {
         let (t_q, t_k) = match *x {
             [] => bail!("fused softmax: a scalar has no last dimension"),
@@ -496,23 +500,28 @@ impl SoftmaxRows {
         if t_k == 0 {
             bail!("fused softmax: no keys (input {x:?}); a softmax over nothing is undefined");
         }
-        let (batch, per_batch) = match x.len() {
-            4.. => (x[..x.len() - 3].iter().product(), x[x.len() - 3] * t_q),
-            _ => (1, x.iter().product::<usize>() / t_k),
+        let (batch, heads, per_batch) = match x.len() {
+            4.. => (x[..x.len() - 3].iter().product(), x[x.len() - 3], x[x.len() - 3] * t_q),
+            _ => (1, 1, x.iter().product::<usize>() / t_k),
         };
-        let mask_rows = match mask {
-            None => 1,
-            Some(&[q, k]) if (q, k) == (t_q, t_k) => 1,
-            Some(&[m, 1, q, k]) if (q, k) == (t_q, t_k) && (m == 1 || m == batch) => m,
+        let (mask_rows, mask_heads) = match mask {
+            None => (1, 1),
+            Some(&[q, k]) if (q, k) == (t_q, t_k) => (1, 1),
+            Some(&[m, n, q, k])
+                if (q, k) == (t_q, t_k) && (m == 1 || m == batch) && (n == 1 || n == heads) =>
+            {
+                (m, n)
+            }
             Some(m) => bail!("fused softmax: mask {m:?} does not fit scores {x:?}"),
         };
-        Ok(SoftmaxRows { t_q, t_k, per_batch, mask_rows })
+        Ok(SoftmaxRows { t_q, t_k, per_batch, mask_rows, mask_heads })
     }
 
     /// The mask row of score row `row` (rows ordered `[batch, head, query]`).
     fn mask_row<'a>(&self, mask: &'a [f32], row: usize) -> &'a [f32] {
         let b = if self.mask_rows == 1 { 0 } else { row / self.per_batch };
-        &mask[(b * self.t_q + row % self.t_q) * self.t_k..][..self.t_k]
+        let h = if self.mask_heads == 1 { 0 } else { row % self.per_batch / self.t_q };
+        &mask[((b * self.mask_heads + h) * self.t_q + row % self.t_q) * self.t_k..][..self.t_k]
     }
 }
 
@@ -570,9 +579,9 @@ impl CustomOp1 for SoftmaxOp {
 }
 
 /// Fused `softmax(scale · x + mask)` over the last dimension, with a hand-written backward.
-/// `x` is `[.., t_q, t_k]` with `t_k > 0`; the mask, if any, `[t_q, t_k]` or `[m, 1, t_q, t_k]`
+/// `x` is `[.., t_q, t_k]` with `t_k > 0`; the mask, if any, `[t_q, t_k]` or `[m, n, t_q, t_k]`
 /// with `m` 1 or the batch size (for `x` of rank 4 or more, the product of the dimensions
-/// before the heads). Fully masked rows give zeros, where the plain path gives NaN.
+/// before the heads) and `n` 1 or the number of heads. Fully masked rows give zeros, where the plain path gives NaN.
 pub fn softmax(x: &Tensor, scale: f64, mask: Option<&Tensor>) -> Result<Tensor> {
     SoftmaxRows::new(x.dims(), mask.map(|m| m.dims()))?;
     check_f32("the scores", x)?;
@@ -1113,8 +1122,9 @@ unsafe fn small_matmul(
     unsafe { gemm_into(dims, dst, accumulate, lhs, rhs, gemm::Parallelism::None) }
 }
 
-/// Head layout of fused attention: `(b, t, hd, mask_rows)` for `qkv` of shape
-/// `[b, t, (h + 2g) · hd]` and a mask of shape `[t, t]` or `[m, 1, t, t]` with `m` 1 or `b`.
+/// Head layout of fused attention: `(b, t, hd, (mask_rows, mask_heads))` for `qkv` of shape
+/// `[b, t, (h + 2g) · hd]` and a mask of shape `[t, t]` or `[m, n, t, t]` with `m` 1 or `b`
+/// and `n` 1 or `h`.
 /// An error unless `h` and `g` are positive, `g` divides `h` (each key/value head serves
 /// `h / g` query heads) and `hd > 0`.
 fn attention_dims(
@@ -1122,7 +1132,7 @@ fn attention_dims(
     h: usize,
     g: usize,
     mask: Option<&[usize]>,
-) -> Result<(usize, usize, usize, usize)> {
+) -> Result<(usize, usize, usize, (usize, usize))> {
     let &[b, t, w] = qkv else { bail!("fused attention: qkv {qkv:?} is not [b, t, (h + 2g)·hd]") };
     if h == 0 || g == 0 || !h.is_multiple_of(g) {
         bail!("fused attention: {h} query heads cannot share {g} key/value heads evenly");
@@ -1130,18 +1140,19 @@ fn attention_dims(
     if w == 0 || !w.is_multiple_of(h + 2 * g) {
         bail!("fused attention: last dimension {w} is not (h + 2g)·hd with h = {h}, g = {g}, hd > 0");
     }
-    let mask_rows = match mask {
-        None => 1,
-        Some(&[q, k]) if (q, k) == (t, t) => 1,
-        Some(&[m, 1, q, k]) if (q, k) == (t, t) && (m == 1 || m == b) => m,
+    let layout = match mask {
+        None => (1, 1),
+        Some(&[q, k]) if (q, k) == (t, t) => (1, 1),
+        Some(&[m, n, q, k]) if (q, k) == (t, t) && (m == 1 || m == b) && (n == 1 || n == h) => (m, n),
         Some(m) => bail!("fused attention: mask {m:?} does not fit qkv {qkv:?}"),
     };
-    Ok((b, t, w / (h + 2 * g), mask_rows))
+    Ok((b, t, w / (h + 2 * g), layout))
 }
 
 /// Scaled dot-product attention computed straight from the fused projection `qkv`
 /// (`[b, t, (h + 2g) · hd]`: `h` query heads, then `g` key heads, then `g` value heads), with an
-/// additive mask `[rows, 1, t, t]`. Returns the heads already merged, `[b, t, h · hd]`.
+/// additive mask `[rows, n, t, t]` (`n`: 1, or one mask per head). Returns the heads already
+/// merged, `[b, t, h · hd]`.
 /// One task per (batch row, key/value head); query heads sharing that key/value head (GQA)
 /// are handled in turn by the same task, so every sum has a fixed order.
 struct AttentionOp {
@@ -1152,6 +1163,8 @@ struct AttentionOp {
     mask: Option<Tensor>,
     /// Mask matrices: 1 (shared by every batch row) or the batch size.
     mask_rows: usize,
+    /// Mask matrices per batch row: 1 (shared by every head) or `h`.
+    mask_heads: usize,
     /// The probabilities of the forward pass, `[b, h, t, t]`, kept for the first backward
     /// pass (a second one recomputes them).
     saved: Mutex<Vec<f32>>,
@@ -1169,7 +1182,8 @@ impl AttentionOp {
         matmul((t, t, hd), p, false, q, kt, false);
         let m = mask.map(|m| {
             let b = if self.mask_rows == 1 { 0 } else { bi };
-            &m[b * t * t..][..t * t]
+            let head = if self.mask_heads == 1 { 0 } else { qh };
+            &m[(b * self.mask_heads + head) * t * t..][..t * t]
         });
         for i in 0..t {
             scale_mask_softmax(&mut p[i * t..(i + 1) * t], self.scale, m.map(|m| &m[i * t..(i + 1) * t]));
@@ -1297,16 +1311,26 @@ impl CustomOp1 for AttentionOp {
 }
 
 /// Fused attention from the output of the fused QKV projection (`[b, t, (h + 2g) · hd]`, with
-/// `g` dividing `h`) under an additive mask (`[t, t]` or `[m, 1, t, t]`, `m` 1 or `b`); returns
+/// `g` dividing `h`) under an additive mask (`[t, t]` or `[m, n, t, t]`, `m` 1 or `b`, `n` 1 or
+/// `h`); returns
 /// `[b, t, h · hd]`, ready for the output projection. Other shapes are errors.
 pub fn attention(qkv: &Tensor, h: usize, g: usize, scale: f64, mask: Option<&Tensor>) -> Result<Tensor> {
-    let (_, _, hd, mask_rows) = attention_dims(qkv.dims(), h, g, mask.map(|m| m.dims()))?;
+    let (_, _, hd, (mask_rows, mask_heads)) = attention_dims(qkv.dims(), h, g, mask.map(|m| m.dims()))?;
     check_f32("qkv", qkv)?;
     if let Some(m) = mask {
         check_f32("the mask", m)?;
     }
     let mask = mask.map(|m| m.contiguous()).transpose()?;
-    let op = AttentionOp { h, g, hd, scale: scale as f32, mask, mask_rows, saved: Mutex::new(Vec::new()) };
+    let op = AttentionOp {
+        h,
+        g,
+        hd,
+        scale: scale as f32,
+        mask,
+        mask_rows,
+        mask_heads,
+        saved: Mutex::new(Vec::new()),
+    };
     qkv.contiguous()?.apply_op1(op)
 }
 

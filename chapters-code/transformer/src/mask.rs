@@ -21,6 +21,11 @@ pub enum MaskKind {
     /// tokens; the padding after them is never read (an encoder over a batch of sources of
     /// different lengths). One length per batch row; a single value applies to every row.
     Padded(Vec<usize>),
+    /// A different direction per head (Su's second experiment): of `heads` heads, the first
+    /// `forward` see positions `0..=i` (forward-causal) and the rest positions `i..` (backward-
+    /// causal). Each head is triangular; together they cover the whole row, so the layer as a
+    /// whole reads in both directions.
+    ForwardBackward { heads: usize, forward: usize },
 }
 
 // ANCHOR: allows
@@ -30,8 +35,14 @@ impl MaskKind {
         MaskKind::Prefix(vec![k])
     }
 
-    /// May query position `i` attend to key position `j` in batch row `row`?
+    /// May query position `i` attend to key position `j` in batch row `row`? For a mask that
+    /// differs per head this answers for head 0; see [`MaskKind::allows_head`].
     pub fn allows(&self, row: usize, i: usize, j: usize) -> bool {
+        self.allows_head(row, 0, i, j)
+    }
+
+    /// The same question for one head.
+    pub fn allows_head(&self, row: usize, head: usize, i: usize, j: usize) -> bool {
         match self {
             MaskKind::Bidirectional => true,
             MaskKind::Causal => j <= i,
@@ -40,6 +51,13 @@ impl MaskKind {
                 j <= i || j < k
             }
             MaskKind::Padded(lens) => j < if lens.len() == 1 { lens[0] } else { lens[row] },
+            MaskKind::ForwardBackward { forward, .. } => {
+                if head < *forward {
+                    j <= i
+                } else {
+                    j >= i
+                }
+            }
         }
     }
 }
@@ -63,23 +81,34 @@ impl MaskKind {
         (0..t_q).map(|i| (0..t_k).map(|j| self.allows(row, offset + i, j)).collect()).collect()
     }
 
-    /// An additive mask of shape `[rows, 1, t_q, t_k]`: 0 where allowed, −∞ where blocked.
-    /// Returns `None` for a bidirectional mask (nothing to add).
+    /// Number of distinct per-head masks: 1 unless the mask differs per head.
+    pub fn heads(&self) -> usize {
+        match self {
+            MaskKind::ForwardBackward { heads, .. } => *heads,
+            _ => 1,
+        }
+    }
+
+    /// An additive mask of shape `[rows, heads, t_q, t_k]` (`heads` from [`MaskKind::heads`]):
+    /// 0 where allowed, −∞ where blocked. Returns `None` for a bidirectional mask (nothing to
+    /// add).
     pub fn additive(&self, batch: usize, t_q: usize, t_k: usize, offset: usize) -> Result<Option<Tensor>> {
         if *self == MaskKind::Bidirectional {
             return Ok(None);
         }
-        let rows = self.rows(batch);
-        let mut data = Vec::with_capacity(rows * t_q * t_k);
+        let (rows, heads) = (self.rows(batch), self.heads());
+        let mut data = Vec::with_capacity(rows * heads * t_q * t_k);
         for row in 0..rows {
-            for i in 0..t_q {
-                for j in 0..t_k {
-                    let ok = self.allows(row, offset + i, j);
-                    data.push(if ok { 0f32 } else { f32::NEG_INFINITY });
+            for head in 0..heads {
+                for i in 0..t_q {
+                    for j in 0..t_k {
+                        let ok = self.allows_head(row, head, offset + i, j);
+                        data.push(if ok { 0f32 } else { f32::NEG_INFINITY });
+                    }
                 }
             }
         }
-        Tensor::from_vec(data, (rows, 1, t_q, t_k), &crate::DEVICE).map(Some)
+        Tensor::from_vec(data, (rows, heads, t_q, t_k), &crate::DEVICE).map(Some)
     }
 }
 
@@ -135,6 +164,22 @@ mod tests {
             }
         }
         assert_eq!(MaskKind::Padded(vec![4]).matrix(0, 4, 4, 0), MaskKind::Bidirectional.matrix(0, 4, 4, 0));
+    }
+
+    #[test]
+    fn forward_backward_heads_are_lower_and_upper_triangular() {
+        let kind = MaskKind::ForwardBackward { heads: 4, forward: 2 };
+        let t = kind.additive(3, 6, 6, 0).unwrap().unwrap();
+        assert_eq!(t.dims(), &[1, 4, 6, 6]);
+        let flat: Vec<f32> = t.flatten_all().unwrap().to_vec1().unwrap();
+        for head in 0..4 {
+            for i in 0..6 {
+                for j in 0..6 {
+                    let open = flat[(head * 6 + i) * 6 + j] == 0.0;
+                    assert_eq!(open, if head < 2 { j <= i } else { j >= i }, "head {head}, {i} -> {j}");
+                }
+            }
+        }
     }
 
     #[test]

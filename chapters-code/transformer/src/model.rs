@@ -226,6 +226,39 @@ impl EncoderDecoder {
         Ok(EncoderDecoder { cfg: cfg.clone(), emb, encoder, ln_encoder, decoder, ln_decoder, head })
     }
 
+    // ANCHOR: shared
+    /// T5's "encoder-decoder, shared" (Raffel et al. 2020, Table 2): decoder layer `i` runs the
+    /// same self-attention, MLP and LayerNorm weights as encoder layer `i`; only its
+    /// cross-attention (and the final LayerNorm) are its own. The parameters of a decoder of
+    /// `n_layers`, plus cross-attention, for the compute of an encoder-decoder: a weight used
+    /// on both sides receives the gradients of both.
+    pub fn shared(store: &ParamStore, name: &str, cfg: &Config) -> anyhow::Result<Self> {
+        cfg.validate()?;
+        let s = store.scope(name);
+        let out_std = residual_std(2 * cfg.n_layers);
+        let emb = Embeddings::new(&s.scope("emb"), cfg)?;
+        let encoder = (0..cfg.n_layers)
+            .map(|i| Block::new(&s.scope(format!("encoder.{i}")), cfg, out_std))
+            .collect::<Result<Vec<_>>>()?;
+        let ln_encoder = LayerNorm::new(&s.scope("ln_encoder"), cfg.d_model)?;
+        let decoder = encoder
+            .iter()
+            .enumerate()
+            .map(|(i, block)| {
+                let s = s.scope(format!("decoder.{i}"));
+                Ok(CrossBlock {
+                    block: block.clone(), // the same tensors, not a copy of their values
+                    ln_cross: LayerNorm::new(&s.scope("ln_cross"), cfg.d_model)?,
+                    cross: CrossAttention::new(&s.scope("cross"), cfg, out_std)?,
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let ln_decoder = LayerNorm::new(&s.scope("ln_decoder"), cfg.d_model)?;
+        let head = make_head(&s.scope("head"), cfg)?;
+        Ok(EncoderDecoder { cfg: cfg.clone(), emb, encoder, ln_encoder, decoder, ln_decoder, head })
+    }
+    // ANCHOR_END: shared
+
     /// Encode `src` (`[b, s]`) bidirectionally; optionally keep each layer's trace.
     pub fn encode(&self, src: &Tensor, trace: bool) -> Result<(Tensor, Vec<LayerTrace>)> {
         self.encode_with(src, &MaskKind::Bidirectional, trace)

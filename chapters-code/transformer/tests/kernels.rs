@@ -168,7 +168,8 @@ fn softmax_case(mask: &MaskKind, (b, h, t_q, t_k): (usize, usize, usize, usize),
             for i in 0..t_q {
                 for j in 0..t_k {
                     let p = y[((bi * h + hi) * t_q + i) * t_k + j];
-                    assert_eq!(p > 0.0, mask.allows(bi, offset + i, j), "{mask:?} row {bi} ({i}, {j})");
+                    let open = mask.allows_head(bi, hi, offset + i, j);
+                    assert_eq!(p > 0.0, open, "{mask:?} row {bi} head {hi} ({i}, {j})");
                 }
             }
         }
@@ -186,6 +187,9 @@ fn fused_masked_softmax_equals_the_plain_one_and_finite_differences() {
         softmax_case(&mask, (2, 3, 60, 70), 10, false);
     }
     softmax_case(&MaskKind::Prefix(vec![3, 50]), (2, 3, 60, 70), 10, false);
+    // One mask per head: forward-causal and backward-causal heads.
+    softmax_case(&MaskKind::ForwardBackward { heads: 3, forward: 1 }, (2, 3, 7, 7), 0, true);
+    softmax_case(&MaskKind::ForwardBackward { heads: 3, forward: 2 }, (2, 3, 60, 60), 0, false);
     // Rows of 2,500 keys: sums over three blocks of 1,024, the last one partial.
     softmax_case(&MaskKind::Causal, (1, 2, 3, 2_500), 2_490, false);
     softmax_case(&MaskKind::Bidirectional, (1, 2, 3, 2_500), 0, false);
@@ -386,6 +390,10 @@ fn fused_attention_equals_the_plain_one_and_finite_differences() {
         attention_case(&mask, (3, 40), (6, 3, 16), false);
     }
     attention_case(&MaskKind::Prefix(vec![3, 40, 17]), (3, 40), (6, 2, 16), false);
+    // One mask per head, with and without grouped keys and values.
+    attention_case(&MaskKind::ForwardBackward { heads: 4, forward: 2 }, (2, 7), (4, 4, 4), true);
+    attention_case(&MaskKind::ForwardBackward { heads: 6, forward: 3 }, (2, 9), (6, 3, 16), true);
+    attention_case(&MaskKind::ForwardBackward { heads: 6, forward: 3 }, (3, 40), (6, 2, 16), false);
 }
 
 proptest! {

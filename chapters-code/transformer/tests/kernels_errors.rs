@@ -134,6 +134,15 @@ fn attention_and_softmax_refuse_masks_that_do_not_fit() {
         assert!(kernels::attention(&qkv, 8, 2, 0.5, Some(&m)).is_ok());
         assert!(kernels::softmax(&scores, 0.5, Some(&m)).is_ok());
     }
+    // One mask per head: as many as the query heads, per batch row or for all of them.
+    for m in [zeros(&[1, 8, 5, 5]), zeros(&[2, 8, 5, 5])] {
+        assert!(kernels::attention(&qkv, 8, 2, 0.5, Some(&m)).is_ok());
+        assert!(err(kernels::softmax(&scores, 0.5, Some(&m))).contains("does not fit"));
+    }
+    for m in [zeros(&[1, 3, 5, 5]), zeros(&[2, 3, 5, 5])] {
+        assert!(kernels::softmax(&scores, 0.5, Some(&m)).is_ok());
+        assert!(err(kernels::attention(&qkv, 8, 2, 0.5, Some(&m))).contains("does not fit"));
+    }
     let m64 = zeros(&[5, 5]).to_dtype(DType::F64).unwrap();
     assert!(err(kernels::softmax(&scores, 0.5, Some(&m64))).contains("f32"));
     assert!(err(kernels::attention(&qkv, 8, 2, 0.5, Some(&m64))).contains("f32"));

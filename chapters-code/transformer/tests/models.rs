@@ -31,7 +31,101 @@ fn parameter_formulas_equal_the_real_variables() {
         let s = ParamStore::new(0);
         EncoderDecoder::new(&s, "ed", &cfg).unwrap();
         assert_eq!(s.num_params(), cfg.encoder_decoder_params(), "{cfg:?}");
+        let s = ParamStore::new(0);
+        EncoderDecoder::shared(&s, "ed", &cfg).unwrap();
+        assert_eq!(s.num_params(), cfg.shared_encoder_decoder_params(), "{cfg:?}");
     }
+}
+
+/// The loss of `ed` on a fixed batch, and its gradient for every variable of `store`, by name.
+fn ed_gradients(ed: &EncoderDecoder, store: &ParamStore) -> std::collections::HashMap<String, Vec<f32>> {
+    let cfg = &ed.cfg;
+    let src = random_ids(&mut rng::seeded(2), 2, 6, cfg.vocab_size);
+    let tgt = random_ids(&mut rng::seeded(3), 2, 5, cfg.vocab_size);
+    let loss = ed.forward(&src, &tgt).unwrap().sqr().unwrap().mean_all().unwrap();
+    let grads = loss.backward().unwrap();
+    store
+        .vars()
+        .into_iter()
+        .map(|(n, v)| {
+            let g = grads.get(v.as_tensor()).expect("every variable gets a gradient");
+            (n, g.flatten_all().unwrap().to_vec1::<f32>().unwrap())
+        })
+        .collect()
+}
+
+#[test]
+fn the_shared_encoder_decoder_has_one_set_of_block_weights_trained_from_both_sides() {
+    let cfg = small(PositionKind::Learned, false, 2);
+    let shared_store = ParamStore::new(7);
+    let shared = EncoderDecoder::shared(&shared_store, "ed", &cfg).unwrap();
+    // One set of variables: the decoder owns only its cross-attention and LayerNorms.
+    let names: Vec<String> = shared_store.vars().into_iter().map(|(n, _)| n).collect();
+    for n in names.iter().filter(|n| n.starts_with("ed.decoder.")) {
+        let rest = n.splitn(4, '.').nth(3).unwrap();
+        assert!(rest.starts_with("cross.") || rest.starts_with("ln_cross."), "{n} is not shared");
+    }
+    // The same weights, unshared: decoder blocks hold copies of the encoder's values.
+    let plain_store = ParamStore::new(0);
+    let plain = EncoderDecoder::new(&plain_store, "ed", &cfg).unwrap();
+    let values = shared_store.tensors();
+    let source = |n: &str| -> String {
+        match n.splitn(4, '.').collect::<Vec<_>>()[..] {
+            ["ed", "decoder", i, rest] if !rest.starts_with("cross.") && !rest.starts_with("ln_cross.") => {
+                format!("ed.encoder.{i}.{rest}")
+            }
+            _ => n.into(),
+        }
+    };
+    for (n, v) in plain_store.vars() {
+        v.set(&values[&source(&n)]).unwrap();
+    }
+    let src = random_ids(&mut rng::seeded(2), 2, 6, cfg.vocab_size);
+    let tgt = random_ids(&mut rng::seeded(3), 2, 5, cfg.vocab_size);
+    let diff = max_abs_diff(&shared.forward(&src, &tgt).unwrap(), &plain.forward(&src, &tgt).unwrap());
+    assert_eq!(diff, 0.0, "the same function");
+    // A shared weight's gradient is the sum of its encoder and decoder uses.
+    let (gs, gp) = (ed_gradients(&shared, &shared_store), ed_gradients(&plain, &plain_store));
+    let weight = "ed.encoder.1.attn.qkv.weight";
+    let both: Vec<f32> =
+        gp[weight].iter().zip(&gp["ed.decoder.1.attn.qkv.weight"]).map(|(a, b)| a + b).collect();
+    let worst = gs[weight].iter().zip(&both).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
+    let scale = both.iter().map(|x| x.abs()).fold(0f32, f32::max);
+    assert!(scale > 0.0 && worst <= 1e-5 * scale, "{worst} vs {scale}");
+    let enc_only = gp[weight].iter().zip(&gs[weight]).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
+    assert!(enc_only > 1e-3 * scale, "the decoder's use contributes");
+}
+
+#[test]
+fn forward_and_backward_heads_never_read_the_future_or_the_past() {
+    let cfg = small(PositionKind::Learned, false, 4);
+    let s = ParamStore::new(5);
+    let model = DecoderOnly::new(&s, "dec", &cfg).unwrap();
+    let (h, t) = (cfg.n_heads, 8);
+    let mask = MaskKind::ForwardBackward { heads: h, forward: h / 2 };
+    let ids = random_ids(&mut rng::seeded(1), 2, t, cfg.vocab_size);
+    let out = model.run(&ids, &mask, Forward { cache: None, trace: true }).unwrap();
+    for layer in &out.layers {
+        let probs: Vec<f32> = layer.attn.probs.flatten_all().unwrap().to_vec1().unwrap();
+        for b in 0..2 {
+            for head in 0..h {
+                for i in 0..t {
+                    let row = &probs[((b * h + head) * t + i) * t..][..t];
+                    for (j, &p) in row.iter().enumerate() {
+                        let open = if head < h / 2 { j <= i } else { j >= i };
+                        assert_eq!(p > 0.0, open, "head {head}: {i} -> {j} = {p}");
+                    }
+                }
+            }
+        }
+    }
+    // The layer as a whole reads both ways: changing the last token changes the first output.
+    let v: Vec<u32> = ids.flatten_all().unwrap().to_vec1().unwrap();
+    let mut w = v.clone();
+    w[t - 1] = (w[t - 1] + 1) % cfg.vocab_size as u32;
+    let ids2 = Tensor::from_vec(w, (2, t), &transformer::DEVICE).unwrap();
+    let (a, b) = (model.forward(&ids, &mask).unwrap(), model.forward(&ids2, &mask).unwrap());
+    assert!(max_abs_diff(&a.i((0, 0)).unwrap(), &b.i((0, 0)).unwrap()) > 0.0);
 }
 
 #[test]
@@ -50,6 +144,10 @@ fn flop_formulas_equal_the_counted_matmuls() {
         let tgt = random_ids(&mut rng::seeded(3), b, 5, cfg.vocab_size);
         let (_, counted) = flops::count(|| ed.forward(&src, &tgt).unwrap());
         assert_eq!(counted, b as u64 * cfg.encoder_decoder_flops(7, 5), "{cfg:?}");
+        let s = ParamStore::new(0);
+        let shared = EncoderDecoder::shared(&s, "ed", &cfg).unwrap();
+        let (_, counted) = flops::count(|| shared.forward(&src, &tgt).unwrap());
+        assert_eq!(counted, b as u64 * cfg.encoder_decoder_flops(7, 5), "shared weights, same compute");
     }
 }
 
