@@ -29,13 +29,44 @@ fn files_under(dir: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
     Ok(())
 }
 
+/// The crates under `chapters-code/` that `package` depends on, directly or through another of
+/// them (a chapter that reuses an earlier chapter's code), `package` and `transformer` included.
+pub fn local_crates(root: &Path, package: &str) -> Result<Vec<String>> {
+    let mut found = vec![package.to_string(), "transformer".to_string()];
+    let mut i = 0;
+    while i < found.len() {
+        let manifest = root.join("chapters-code").join(&found[i]).join("Cargo.toml");
+        let text =
+            std::fs::read_to_string(&manifest).with_context(|| format!("reading {}", manifest.display()))?;
+        let mut section = "";
+        for line in text.lines().map(str::trim) {
+            if line.starts_with('[') {
+                section = line;
+                continue;
+            }
+            if section != "[dependencies]" {
+                continue;
+            }
+            let name = line.split(['=', '.', ' ']).next().unwrap_or("").trim();
+            let is_local =
+                !name.is_empty() && root.join("chapters-code").join(name).join("Cargo.toml").is_file();
+            if is_local && !found.iter().any(|f| f == name) {
+                found.push(name.to_string());
+            }
+        }
+        i += 1;
+    }
+    Ok(found)
+}
+
 /// The hash of everything that determines a chapter's outputs: its crate's `Cargo.toml` and
-/// `src/`, the shared library's `Cargo.toml` and `src/`, and the workspace's `Cargo.toml`
-/// (dependency versions, features, release profile) and `Cargo.lock` (the exact versions).
+/// `src/`, those of the shared library and of any earlier chapter whose code it reuses, and
+/// the workspace's `Cargo.toml` (dependency versions, features, release profile) and
+/// `Cargo.lock` (the exact versions).
 pub fn source_hash(root: &Path, ch: &Chapter) -> Result<String> {
     let mut files = vec![root.join("Cargo.toml"), root.join("Cargo.lock")];
-    for krate in [ch.package, "transformer"] {
-        let dir = root.join("chapters-code").join(krate);
+    for krate in local_crates(root, ch.package)? {
+        let dir = root.join("chapters-code").join(&krate);
         files.push(dir.join("Cargo.toml"));
         files_under(&dir.join("src"), &mut files)?;
     }

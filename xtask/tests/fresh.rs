@@ -60,3 +60,26 @@ fn line_endings_do_not_change_the_hash() {
     fs::write(root.join("chapters-code/ch09-demo/src/lib.rs"), "pub fn f() {}\r\n").unwrap();
     assert!(stale(root, CHAPTERS).unwrap().is_empty());
 }
+
+#[test]
+fn a_chapter_that_reuses_an_earlier_chapters_code_goes_stale_when_that_code_changes() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    workspace(root);
+    let earlier = root.join("chapters-code/ch08-earlier");
+    fs::create_dir_all(earlier.join("src")).unwrap();
+    fs::write(earlier.join("Cargo.toml"), "[package]\nname = \"ch08-earlier\"\n").unwrap();
+    fs::write(earlier.join("src/lib.rs"), "pub fn e() {}\n").unwrap();
+    let manifest = "[package]\nname = \"ch09-demo\"\n\n[dependencies]\ntransformer.workspace = true\n\
+                    ch08-earlier = { path = \"../ch08-earlier\" }\n\n[dev-dependencies]\n";
+    fs::write(root.join("chapters-code/ch09-demo/Cargo.toml"), manifest).unwrap();
+    assert_eq!(
+        xtask::fresh::local_crates(root, "ch09-demo").unwrap(),
+        ["ch09-demo", "transformer", "ch08-earlier"]
+    );
+    write_manifest(root, &CHAPTERS[0]).unwrap();
+    assert!(stale(root, CHAPTERS).unwrap().is_empty());
+    fs::write(earlier.join("src/lib.rs"), "pub fn e() { let _ = 2; }\n").unwrap();
+    let s = stale(root, CHAPTERS).unwrap();
+    assert_eq!(s.len(), 1, "the earlier chapter's code is part of this chapter's sources");
+}
