@@ -197,6 +197,7 @@ fn family_chart(
         y_label: "accuracy (%), mean and range over seeds",
         reference: Some((&levels, "chance (a uniformly random pick)")),
         y_range: (0.0, 105.0),
+        y_decimals: 0,
     }
     .to_svg()
 }
@@ -230,6 +231,7 @@ fn curve_chart(r: &Report) -> anyhow::Result<String> {
         y_label: "held-out accuracy (%), mean and range over seeds",
         reference: Some((&chance, "chance (a uniformly random pick)")),
         y_range: (0.0, 100.0),
+        y_decimals: 0,
     }
     .to_svg()
 }

@@ -232,6 +232,8 @@ pub struct IntervalChart<'a> {
     /// A reference per category, drawn across the category's width, and its legend label.
     pub reference: Option<(&'a [f64], &'a str)>,
     pub y_range: (f64, f64),
+    /// Decimals of the y-axis labels.
+    pub y_decimals: usize,
 }
 
 impl IntervalChart<'_> {
@@ -271,7 +273,7 @@ impl IntervalChart<'_> {
                         String::new()
                     }
                 })
-                .y_label_formatter(&|y| format!("{y:.0}"))
+                .y_label_formatter(&|y| format!("{y:.*}", self.y_decimals))
                 .y_desc(self.y_label)
                 .draw()
                 .map_err(err)?;
@@ -359,9 +361,13 @@ mod tests {
             y_label: "accuracy (%)",
             reference: Some((&[50.0, 50.0], "chance")),
             y_range: (0.0, 100.0),
+            y_decimals: 0,
         };
         let svg = chart.to_svg().unwrap();
         assert!(svg.contains("yes_no") && svg.contains("CD:FLM") && svg.contains("chance"), "{svg}");
+        // The y labels carry the decimals asked for.
+        let fine = IntervalChart { y_range: (-0.5, 0.5), y_decimals: 2, ..chart }.to_svg().unwrap();
+        assert!(fine.contains("0.00\n") || fine.contains(">0.00<") || fine.contains("-0.50"), "{fine}");
         assert!(IntervalChart { reference: Some((&[50.0], "chance")), ..chart }.to_svg().is_err());
     }
 }
