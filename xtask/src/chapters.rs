@@ -16,5 +16,6 @@ pub const CHAPTERS: &[Chapter] = &[
     Chapter { id: "ch02", package: "ch02-what-tokens-teach" },
     Chapter { id: "ch03", package: "ch03-low-rank" },
     Chapter { id: "ch04", package: "ch04-zero-shot" },
+    Chapter { id: "ch05", package: "ch05-twice-the-parameters" },
     Chapter { id: "ch06", package: "ch06-kv-cache" },
 ];
