@@ -257,17 +257,40 @@ fn record_time(root: &Path, run: Option<(&Chapter, f64)>) -> Result<()> {
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
     v["threads"] = threads.into();
     if let Some((ch, seconds)) = run {
-        v["chapters"][ch.id] =
-            serde_json::json!({ "package": ch.package, "seconds": (seconds * 10.0).round() / 10.0 });
+        v["chapters"][ch.id] = serde_json::json!({
+            "package": ch.package,
+            "seconds": (seconds * 10.0).round() / 10.0,
+            "cpu": cpu_name(),
+            "threads": threads,
+        });
     }
-    let mut table = String::from("| Chapter | Crate | Default run (s) |\n|---|---|---:|\n");
+    let mut table = String::from("| Chapter | Crate | Default run (s) | Machine |\n|---|---|---:|---|\n");
     for c in CHAPTERS {
-        if let Some(s) = v["chapters"][c.id]["seconds"].as_f64() {
-            table.push_str(&format!("| {} | `{}` | {s:.1} |\n", c.id, c.package));
+        let entry = &v["chapters"][c.id];
+        if let Some(s) = entry["seconds"].as_f64() {
+            let machine = match (entry["cpu"].as_str(), entry["threads"].as_u64()) {
+                (Some(cpu), Some(t)) => format!("{cpu}, {t} threads"),
+                _ => "not recorded".to_string(),
+            };
+            table.push_str(&format!("| {} | `{}` | {s:.1} | {machine} |\n", c.id, c.package));
         }
     }
     write_replace(&path, &(serde_json::to_string_pretty(&v)? + "\n"))?;
     write_replace(&dir.join("times.md"), &table)
+}
+
+/// The processor's name as the operating system reports it (Linux's `/proc/cpuinfo`), or
+/// "unknown CPU".
+fn cpu_name() -> String {
+    std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|t| {
+            t.lines()
+                .find(|l| l.starts_with("model name"))
+                .and_then(|l| l.split_once(':'))
+                .map(|(_, name)| name.trim().to_string())
+        })
+        .unwrap_or_else(|| "unknown CPU".to_string())
 }
 
 fn write_replace(path: &Path, text: &str) -> Result<()> {

@@ -10,6 +10,12 @@
 //! chapter generated in `claims.json`, and fails the build when the chapter computed that the
 //! claim does not hold on its data. Every characterising sentence ("higher at every size",
 //! "within noise") goes through one, so a regeneration cannot silently make the page wrong.
+//!
+//! `{{#verdict ch05-twice-the-parameters.md | overstated | twice the parameters}}` is a verdict
+//! quoted from a chapter: it renders the verdict ("Overstated") and fails the build unless the
+//! chapter's `## Verdict` section gives the same one, in a bold sentence that starts with it (or
+//! with `"the claim": ` and then it) and contains the optional key. The verdict page's table is
+//! built from these, so it cannot drift from the chapters.
 
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -29,6 +35,18 @@ pub struct Values {
 impl Values {
     pub fn new(generated: PathBuf) -> Self {
         Values { generated, cache: RefCell::new(HashMap::new()) }
+    }
+
+    /// The source of a page of the book (`generated` sits in the book's source folder).
+    fn page(&self, file: &str) -> Result<String> {
+        if file.contains("..") || file.contains('/') {
+            bail!("verdict: `{file}` must be a page in the book's folder");
+        }
+        let src = self
+            .generated
+            .parent()
+            .ok_or_else(|| anyhow!("no book folder above {}", self.generated.display()))?;
+        std::fs::read_to_string(src.join(file)).with_context(|| format!("verdict: cannot read {file}"))
     }
 
     fn results(&self, id: &str) -> Result<Value> {
@@ -137,6 +155,65 @@ fn group_thousands(digits: &str, negative: bool) -> String {
     if negative { format!("-{out}") } else { out }
 }
 
+/// The verdicts of the book's four-way scale, and "untested" for a claim no chapter tries.
+pub const VERDICTS: [&str; 5] = ["holds in a regime", "holds", "overstated", "wrong", "untested"];
+
+/// The verdict a bold sentence states: its text (after a leading quoted claim and `: `), starting
+/// with one of [`VERDICTS`], the longest that fits.
+pub fn stated_verdict(bold: &str) -> Option<&'static str> {
+    let text = bold.trim();
+    let text = match text.strip_prefix('"').and_then(|t| t.split_once("\": ")) {
+        Some((_, rest)) => rest,
+        None => text,
+    };
+    let lower = text.split_whitespace().collect::<Vec<_>>().join(" ").to_lowercase();
+    VERDICTS.iter().filter(|v| lower.starts_with(*v)).max_by_key(|v| v.len()).copied()
+}
+
+/// The bold spans (`**…**`) of the `## Verdict` section of a page.
+pub fn verdict_spans(page: &str) -> Vec<String> {
+    let Some(start) = page.find("\n## Verdict") else { return Vec::new() };
+    let section = &page[start + 1..];
+    let section = &section[..section[3..].find("\n## ").map_or(section.len(), |i| i + 3)];
+    section.split("**").skip(1).step_by(2).map(str::to_string).collect()
+}
+
+/// Check a `{{#verdict …}}` against the chapter page `page` (its text) and render it.
+pub fn check_verdict(spec: &str, page: impl Fn(&str) -> Result<String>) -> Result<String> {
+    let parts: Vec<&str> = spec.split('|').map(str::trim).collect();
+    let (file, label, key) = match parts[..] {
+        [f, l] => (f, l, None),
+        [f, l, k] => (f, l, Some(k)),
+        _ => bail!("verdict `{spec}`: expected `page.md | verdict` or `page.md | verdict | key`"),
+    };
+    if !VERDICTS.contains(&label) {
+        bail!("verdict `{spec}`: `{label}` is not one of {VERDICTS:?}");
+    }
+    let shown = format!("{}{}", label[..1].to_uppercase(), &label[1..]);
+    if file == "-" {
+        return if label == "untested" {
+            Ok(shown)
+        } else {
+            bail!("verdict `{spec}`: only `untested` needs no chapter")
+        };
+    }
+    let text = page(file)?;
+    let spans = verdict_spans(&text);
+    let stated: Vec<(&str, &'static str)> = spans
+        .iter()
+        .filter(|s| key.is_none_or(|k| s.contains(k)))
+        .filter_map(|s| stated_verdict(s).map(|v| (s.as_str(), v)))
+        .collect();
+    match stated.first() {
+        None => bail!(
+            "verdict `{spec}`: {file} has no bold verdict sentence{} in its `## Verdict` section",
+            key.map_or(String::new(), |k| format!(" containing `{k}`"))
+        ),
+        Some((_, v)) if *v == label => Ok(shown),
+        Some((s, v)) => bail!("verdict `{spec}`: the table says `{label}`, but {file} says `{v}` (\"{s}\")"),
+    }
+}
+
 /// Replace every `{{#value …}}` in `text`; collect every failure rather than stopping at the first.
 pub fn expand(
     text: &str,
@@ -182,7 +259,10 @@ impl Preprocessor for Values {
         book.for_each_mut(|item| {
             if let BookItem::Chapter(ch) = item {
                 let expanded = expand(&ch.content, |s| self.lookup(s))
-                    .and_then(|t| expand_directive(&t, "{{#claim ", |s| self.claim(s)));
+                    .and_then(|t| expand_directive(&t, "{{#claim ", |s| self.claim(s)))
+                    .and_then(|t| {
+                        expand_directive(&t, "{{#verdict ", |s| check_verdict(s, |f| self.page(f)))
+                    });
                 match expanded {
                     Ok(s) => ch.content = s,
                     Err(es) => errors.extend(es.into_iter().map(|e| format!("{}: {e}", ch.name))),
@@ -211,6 +291,32 @@ mod tests {
         .unwrap();
         let v = Values::new(dir.path().to_path_buf());
         (dir, v)
+    }
+
+    #[test]
+    fn verdicts_are_read_from_the_chapters_bold_verdict_sentences() {
+        let page = |_: &str| -> Result<String> {
+            Ok("# Ch\n\n## Verdict\n\n**Holds in a regime: true as arithmetic.** More.\n\n\
+                **\"Only because of twice the parameters\": overstated.** Why.\n\n## Exercises\n\n**Wrong.**\n"
+                .to_string())
+        };
+        assert_eq!(check_verdict("ch.md | holds in a regime", page).unwrap(), "Holds in a regime");
+        assert_eq!(check_verdict("ch.md | overstated | twice the parameters", page).unwrap(), "Overstated");
+        // The table disagrees with the chapter: the build fails and says why.
+        let e = check_verdict("ch.md | holds", page).unwrap_err().to_string();
+        assert!(e.contains("says `holds in a regime`"), "{e}");
+        let e = check_verdict("ch.md | wrong | twice the parameters", page).unwrap_err().to_string();
+        assert!(e.contains("says `overstated`"), "{e}");
+        // Bold text outside the verdict section does not count; unknown labels and keys fail.
+        assert!(check_verdict("ch.md | wrong | Wrong", page).is_err());
+        assert!(check_verdict("ch.md | fine", page).is_err());
+        assert!(check_verdict("ch.md | holds | no such key", page).is_err());
+        assert_eq!(check_verdict("- | untested", page).unwrap(), "Untested");
+        assert!(check_verdict("- | holds", page).is_err());
+        assert_eq!(stated_verdict("Overstated, and right only in a regime."), Some("overstated"));
+        assert_eq!(stated_verdict("Holds."), Some("holds"));
+        assert_eq!(stated_verdict("\"A claim\": holds in a\nregime."), Some("holds in a regime"));
+        assert_eq!(stated_verdict("Su's first experiment: consistent"), None);
     }
 
     #[test]
