@@ -2,7 +2,7 @@
 
 use anyhow::{Context, bail};
 use serde::Serialize;
-use transformer::chapter::{Table, round_dp};
+use transformer::chapter::{Spread, Table, round_dp};
 use transformer::corpus::{self};
 use transformer::rng;
 use transformer::tokenizer::BpeTokenizer;
@@ -40,51 +40,27 @@ pub struct TrainingReport {
     pub unigram_baseline_masked_lm: f64,
 }
 
-/// Mean and sample standard deviation over seeds.
-#[derive(Debug, Clone, Copy, Serialize)]
-pub struct MeanStd {
-    pub mean: f64,
-    pub std: f64,
-    pub min: f64,
-    pub max: f64,
-}
-
-impl MeanStd {
-    pub fn of(xs: &[f64]) -> MeanStd {
-        let n = xs.len() as f64;
-        let mean = xs.iter().sum::<f64>() / n;
-        let var =
-            if xs.len() > 1 { xs.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (n - 1.0) } else { 0.0 };
-        MeanStd {
-            mean: round_dp(mean, 3),
-            std: round_dp(var.sqrt(), 3),
-            min: round_dp(xs.iter().copied().fold(f64::INFINITY, f64::min), 3),
-            max: round_dp(xs.iter().copied().fold(f64::NEG_INFINITY, f64::max), 3),
-        }
-    }
-}
-
 /// Every objective trained from every seed: final losses with their spread, and the two
 /// decoders compared at equal tokens seen and at equal supervised positions, seed by seed.
 #[derive(Debug, Clone, Serialize)]
 pub struct SeedsReport {
     pub seeds: Vec<u64>,
     /// Objective → held-out loss on its own objective at the end.
-    pub final_loss: std::collections::BTreeMap<&'static str, MeanStd>,
+    pub final_loss: std::collections::BTreeMap<&'static str, Spread>,
     /// Decoder → held-out next-token loss on the second half at the end.
-    pub second_half: std::collections::BTreeMap<&'static str, MeanStd>,
+    pub second_half: std::collections::BTreeMap<&'static str, Spread>,
     /// Prefix LM minus full LM on the second half at the end (equal tokens seen), per seed.
     pub gap_equal_seen: Vec<f64>,
-    pub gap_equal_seen_stats: MeanStd,
+    pub gap_equal_seen_stats: Spread,
     /// Positions the prefix LM received a loss on in its whole run.
     pub prefix_supervised: usize,
     /// The full LM's second-half loss when it had received that many losses, per seed (`None`
     /// when its evaluations do not reach back that far, as in very short runs).
-    pub full_at_prefix_supervision: Option<MeanStd>,
+    pub full_at_prefix_supervision: Option<Spread>,
     /// Full LM (at equal supervision) minus prefix LM (at the end), per seed: positive means
     /// the prefix LM is ahead at an equal number of supervised positions.
     pub gap_equal_supervised: Vec<f64>,
-    pub gap_equal_supervised_stats: Option<MeanStd>,
+    pub gap_equal_supervised_stats: Option<Spread>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -203,15 +179,17 @@ pub fn compute(s: &Settings) -> anyhow::Result<Computed> {
 fn seeds_report(seeds: &[u64], runs: &[[Run; 3]]) -> anyhow::Result<SeedsReport> {
     let mut final_loss = std::collections::BTreeMap::new();
     for (i, objective) in Objective::ALL.iter().enumerate() {
-        final_loss
-            .insert(objective.key(), MeanStd::of(&runs.iter().map(|r| r[i].final_loss).collect::<Vec<_>>()));
+        final_loss.insert(
+            objective.key(),
+            Spread::of(&runs.iter().map(|r| r[i].final_loss).collect::<Vec<_>>(), 3),
+        );
     }
     let half = |r: &Run| r.final_second_half_loss.context("a decoder run has a second-half loss");
     let full: Vec<f64> = runs.iter().map(|r| half(&r[0])).collect::<anyhow::Result<_>>()?;
     let prefix: Vec<f64> = runs.iter().map(|r| half(&r[1])).collect::<anyhow::Result<_>>()?;
     let mut second_half = std::collections::BTreeMap::new();
-    second_half.insert(Objective::FullLm.key(), MeanStd::of(&full));
-    second_half.insert(Objective::PrefixLm.key(), MeanStd::of(&prefix));
+    second_half.insert(Objective::FullLm.key(), Spread::of(&full, 3));
+    second_half.insert(Objective::PrefixLm.key(), Spread::of(&prefix, 3));
     let gap_equal_seen: Vec<f64> = prefix.iter().zip(&full).map(|(p, f)| round_dp(p - f, 3)).collect();
     let prefix_supervised = runs[0][1].tokens_supervised;
     let at: Option<Vec<f64>> =
@@ -222,11 +200,11 @@ fn seeds_report(seeds: &[u64], runs: &[[Run; 3]]) -> anyhow::Result<SeedsReport>
         seeds: seeds.to_vec(),
         final_loss,
         second_half,
-        gap_equal_seen_stats: MeanStd::of(&gap_equal_seen),
+        gap_equal_seen_stats: Spread::of(&gap_equal_seen, 3),
         gap_equal_seen,
         prefix_supervised,
-        full_at_prefix_supervision: at.as_deref().map(MeanStd::of),
-        gap_equal_supervised_stats: at.is_some().then(|| MeanStd::of(&gap_equal_supervised)),
+        full_at_prefix_supervision: at.as_deref().map(|xs| Spread::of(xs, 3)),
+        gap_equal_supervised_stats: at.is_some().then(|| Spread::of(&gap_equal_supervised, 3)),
         gap_equal_supervised,
     })
 }

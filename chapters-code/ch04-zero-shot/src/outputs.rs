@@ -216,6 +216,7 @@ fn curve_chart(r: &Report) -> anyhow::Result<String> {
                 .map(|i| {
                     let s = Spread::of(
                         &c.seeds.iter().map(|s| s.pretraining[i].summary.scene.held_out).collect::<Vec<_>>(),
+                        2,
                     );
                     (s.mean, s.min, s.max)
                 })

@@ -139,7 +139,7 @@ pub struct Report {
 type Kept = BTreeMap<(&'static str, String), Vec<Evaluations>>;
 
 fn spread(xs: impl Iterator<Item = f64>) -> Spread {
-    Spread::of(&xs.collect::<Vec<_>>())
+    Spread::of(&xs.collect::<Vec<_>>(), 2)
 }
 
 fn mean_tail(xs: &[f64], frac: f64) -> f64 {

@@ -1,4 +1,5 @@
-//! Spread over seeds and a paired bootstrap: how sure a difference between two cells is.
+//! Spread over seeds (the harness's [`Spread`]) and a paired bootstrap: how sure a difference
+//! between two cells is.
 
 use rand::Rng as _;
 use serde::Serialize;
@@ -8,34 +9,7 @@ use transformer::rng;
 
 use crate::*;
 
-/// Mean, sample standard deviation and range over seeds.
-#[derive(Debug, Clone, Copy, Serialize, PartialEq)]
-pub struct Spread {
-    pub mean: f64,
-    pub std: f64,
-    pub min: f64,
-    pub max: f64,
-}
-
-impl Spread {
-    pub fn of(xs: &[f64]) -> Spread {
-        let n = xs.len() as f64;
-        let mean = xs.iter().sum::<f64>() / n;
-        let var =
-            if xs.len() > 1 { xs.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (n - 1.0) } else { 0.0 };
-        Spread {
-            mean: round_dp(mean, 2),
-            std: round_dp(var.sqrt(), 2),
-            min: round_dp(xs.iter().copied().fold(f64::INFINITY, f64::min), 2),
-            max: round_dp(xs.iter().copied().fold(f64::NEG_INFINITY, f64::max), 2),
-        }
-    }
-
-    /// "41.2 ± 1.3".
-    pub fn show(&self) -> String {
-        format!("{:.1} ± {:.1}", self.mean, self.std)
-    }
-}
+pub use transformer::chapter::Spread;
 
 /// One evaluation's hits on some families, `[family][template][instance]`.
 pub struct Hits(Vec<Vec<Vec<bool>>>);

@@ -101,8 +101,9 @@ pub fn claims(r: &Report) -> Claims {
         "twice_the_weights_buys_nothing_on_heldout_loss",
         depth.within_noise && sharing.within_noise,
         format!(
-            "Twice the weights buys no measurable held-out loss in either architecture: the 2L-layer decoder against \
-             the L-layer one {}, the L + L encoder-decoder against its shared-weight twin {}",
+            "A second set of weights brings no measurable gain in held-out loss in either architecture: the \
+             2L-layer decoder against the L-layer one {}, the L + L encoder-decoder against its shared-weight \
+             twin {}",
             shown(depth, 3),
             shown(sharing, 3)
         ),

@@ -1,10 +1,8 @@
 //! Outputs: results.json, the tables and the figures.
 
-use transformer::chapter::{Outputs, Table};
+use transformer::chapter::{Outputs, Spread, Table};
 use transformer::io::thousands;
 use transformer::plot::{Group, IntervalChart, LineChart, Series};
-
-use ch04_zero_shot::Spread;
 
 use crate::*;
 
@@ -41,7 +39,7 @@ fn result<'a>(r: &'a Report, name: &str) -> &'a ContenderResult {
 
 /// "2.301 ± 0.130" for a loss, "41.2 ± 1.3" for a percentage.
 fn show(s: &Spread, loss: bool) -> String {
-    if loss { format!("{:.3} ± {:.3}", s.mean, s.std) } else { s.show() }
+    if loss { s.show_dp(3) } else { s.show() }
 }
 
 fn ratio(x: f64, base: f64) -> String {
@@ -213,14 +211,16 @@ fn su_table(r: &Report) -> String {
     t.markdown()
 }
 
-fn curves_chart(r: &Report, by_flops: bool) -> anyhow::Result<String> {
-    let series: Vec<Series> = r
-        .contenders
-        .iter()
-        .map(|c| Series {
-            label: c.contender.name.to_string(),
-            points: c
-                .curve
+/// Held-out loss curves, mean over seeds, against tokens seen or (log axis) FLOPs spent.
+fn loss_chart<'a>(
+    curves: impl Iterator<Item = (&'a str, &'a [Point])>,
+    by_flops: bool,
+    y_label: &str,
+) -> anyhow::Result<String> {
+    let series: Vec<Series> = curves
+        .map(|(label, curve)| Series {
+            label: label.to_string(),
+            points: curve
                 .iter()
                 .map(|p| {
                     (
@@ -238,12 +238,17 @@ fn curves_chart(r: &Report, by_flops: bool) -> anyhow::Result<String> {
         } else {
             "tokens of text seen (thousands)"
         },
-        y_label: "held-out loss (nats per token), mean over seeds",
+        y_label,
         log_x: by_flops,
         log_y: false,
         series: &series,
     }
     .to_svg()
+}
+
+fn curves_chart(r: &Report, by_flops: bool) -> anyhow::Result<String> {
+    let curves = r.contenders.iter().map(|c| (c.contender.name, c.curve.as_slice()));
+    loss_chart(curves, by_flops, "held-out loss (nats per token), mean over seeds")
 }
 
 /// Each matched comparison's held-out loss difference with its interval; zero dashed.
@@ -271,23 +276,8 @@ fn matchup_chart(r: &Report) -> anyhow::Result<String> {
 }
 
 fn su_chart(r: &Report) -> anyhow::Result<String> {
-    let series: Vec<Series> =
-        r.su.encoders
-            .iter()
-            .map(|e| Series {
-                label: e.name.to_string(),
-                points: e.curve.iter().map(|p| (p.tokens_seen as f64 / 1e3, p.heldout_loss)).collect(),
-            })
-            .collect();
-    LineChart {
-        title: "",
-        x_label: "tokens of text seen (thousands)",
-        y_label: "held-out MLM loss (nats per masked token), mean over seeds",
-        log_x: false,
-        log_y: false,
-        series: &series,
-    }
-    .to_svg()
+    let curves = r.su.encoders.iter().map(|e| (e.name, e.curve.as_slice()));
+    loss_chart(curves, false, "held-out MLM loss (nats per masked token), mean over seeds")
 }
 
 pub fn outputs(r: &Report) -> anyhow::Result<Outputs> {

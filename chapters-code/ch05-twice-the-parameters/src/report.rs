@@ -8,7 +8,8 @@ use serde::Serialize;
 use transformer::chapter::round_dp;
 use transformer::corpus::TaskFamily;
 
-use ch04_zero_shot::{Spread, mean_over, random_baselines};
+use ch04_zero_shot::{mean_over, random_baselines};
+use transformer::chapter::Spread;
 
 use crate::*;
 
@@ -219,11 +220,11 @@ fn su_experiment(data: &Data, s: &Settings) -> anyhow::Result<(SuResult, f64)> {
             heads,
             name: heads.name(),
             curve: mean_curve(&curves),
-            heldout_loss: spread4(&losses),
-            effective_rank: Spread::of(&er),
-            effective_rank_init: Spread::of(&er_init),
-            rank_1e3: Spread::of(&r3),
-            effective_rank_by_direction: by_dir.into_iter().map(|(d, v)| (d, Spread::of(&v))).collect(),
+            heldout_loss: Spread::of(&losses, 4),
+            effective_rank: Spread::of(&er, 2),
+            effective_rank_init: Spread::of(&er_init, 2),
+            rank_1e3: Spread::of(&r3, 2),
+            effective_rank_by_direction: by_dir.into_iter().map(|(d, v)| (d, Spread::of(&v, 2))).collect(),
         });
     }
     let loss_difference =
@@ -236,12 +237,6 @@ fn su_experiment(data: &Data, s: &Settings) -> anyhow::Result<(SuResult, f64)> {
         uniform_causal_effective_rank: uniform_causal_effective_rank(s.world.row_len)?,
     };
     Ok((su, seconds))
-}
-
-/// A spread of losses, kept to four decimals (differences between contenders are small).
-fn spread4(xs: &[f64]) -> Spread {
-    let s = Spread::of(&xs.iter().map(|x| x * 100.0).collect::<Vec<_>>());
-    Spread { mean: s.mean / 100.0, std: s.std / 100.0, min: s.min / 100.0, max: s.max / 100.0 }
 }
 
 /// Run the experiment.
@@ -298,7 +293,7 @@ pub fn compute(s: &Settings) -> anyhow::Result<Report> {
         let mut metrics = BTreeMap::new();
         for metric in Metric::ALL {
             let per_seed: Vec<f64> = kept[&(c.name, metric)].iter().map(|x| mean(x)).collect();
-            let spread = if metric.lower_is_better() { spread4(&per_seed) } else { Spread::of(&per_seed) };
+            let spread = Spread::of(&per_seed, if metric.lower_is_better() { 4 } else { 2 });
             metrics.insert(metric.key(), spread);
         }
         let zero_shot = &kept[&(c.name, Metric::ZeroShot)];

@@ -161,13 +161,8 @@ pub fn train_encoder(data: &Data, s: &Settings, heads: Heads, seed: u64) -> anyh
         },
         |step| {
             last = heldout_losses(&m, &heldout)?;
-            let mean = last.iter().sum::<f64>() / last.len() as f64;
-            points.push(Point {
-                step,
-                tokens_seen: step * batch * s.world.row_len,
-                forward_flops: flops.get(),
-                heldout_loss: round_dp(mean, 4),
-            });
+            let (point, mean) = Point::at(step, batch, s.world.row_len, flops.get(), &last);
+            points.push(point);
             Ok(mean)
         },
     )?;

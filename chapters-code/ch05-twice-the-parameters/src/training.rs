@@ -22,6 +22,21 @@ pub struct Point {
     pub heldout_loss: f64,
 }
 
+impl Point {
+    /// The evaluation after `step` steps of `batch` rows of `row_len` tokens, from the held-out
+    /// losses of every row and the FLOPs counted so far; returns the point and the mean loss.
+    pub fn at(step: usize, batch: usize, row_len: usize, forward_flops: u64, losses: &[f64]) -> (Point, f64) {
+        let mean = losses.iter().sum::<f64>() / losses.len() as f64;
+        let p = Point {
+            step,
+            tokens_seen: step * batch * row_len,
+            forward_flops,
+            heldout_loss: round_dp(mean, 4),
+        };
+        (p, mean)
+    }
+}
+
 /// One pretrained contender.
 pub struct Pretrained {
     pub store: ParamStore,
@@ -71,13 +86,8 @@ pub fn pretrain(data: &Data, s: &Settings, c: &Contender, seed: u64) -> anyhow::
         },
         |step| {
             last = pair_losses(&net, c.arch, &heldout, sp)?;
-            let mean = last.iter().sum::<f64>() / last.len() as f64;
-            points.push(Point {
-                step,
-                tokens_seen: step * batch * s.world.row_len,
-                forward_flops: flops.get(),
-                heldout_loss: round_dp(mean, 4),
-            });
+            let (point, mean) = Point::at(step, batch, s.world.row_len, flops.get(), &last);
+            points.push(point);
             Ok(mean)
         },
     )?;

@@ -467,6 +467,42 @@ impl Table {
     }
 }
 
+/// Mean, sample standard deviation and range of a metric over seeds, each rounded to the
+/// decimals it was summarised with (so results and snapshots hold across machines).
+#[derive(Debug, Clone, Copy, Serialize, PartialEq)]
+pub struct Spread {
+    pub mean: f64,
+    pub std: f64,
+    pub min: f64,
+    pub max: f64,
+}
+
+impl Spread {
+    /// The spread of `xs`, rounded to `dp` decimal places. One value has a spread of 0.
+    pub fn of(xs: &[f64], dp: i32) -> Spread {
+        let n = xs.len() as f64;
+        let mean = xs.iter().sum::<f64>() / n;
+        let var =
+            if xs.len() > 1 { xs.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (n - 1.0) } else { 0.0 };
+        Spread {
+            mean: round_dp(mean, dp),
+            std: round_dp(var.sqrt(), dp),
+            min: round_dp(xs.iter().copied().fold(f64::INFINITY, f64::min), dp),
+            max: round_dp(xs.iter().copied().fold(f64::NEG_INFINITY, f64::max), dp),
+        }
+    }
+
+    /// "41.2 ± 1.3".
+    pub fn show(&self) -> String {
+        self.show_dp(1)
+    }
+
+    /// "2.301 ± 0.130" for `show_dp(3)`.
+    pub fn show_dp(&self, dp: usize) -> String {
+        format!("{:.dp$} ± {:.dp$}", self.mean, self.std)
+    }
+}
+
 /// Round to `dp` decimal places (`round_dp(1.23456, 2) == 1.23`).
 pub fn round_dp(x: f64, dp: i32) -> f64 {
     if !x.is_finite() || x == 0.0 {

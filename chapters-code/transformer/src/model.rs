@@ -203,6 +203,23 @@ pub struct EncoderDecoder {
 
 impl EncoderDecoder {
     pub fn new(store: &ParamStore, name: &str, cfg: &Config) -> anyhow::Result<Self> {
+        Self::build(store, name, cfg, false)
+    }
+
+    /// T5's "encoder-decoder, shared" (Raffel et al. 2020, Table 2): decoder layer `i` runs the
+    /// same self-attention, MLP and LayerNorm weights as encoder layer `i`; only its
+    /// cross-attention (and the final LayerNorm) are its own. The parameters of a decoder of
+    /// `n_layers`, plus cross-attention, for the compute of an encoder-decoder: a weight used
+    /// on both sides receives the gradients of both.
+    pub fn shared(store: &ParamStore, name: &str, cfg: &Config) -> anyhow::Result<Self> {
+        Self::build(store, name, cfg, true)
+    }
+
+    // ANCHOR: shared
+    /// Create the variables in a fixed order: embeddings, encoder blocks, their final
+    /// LayerNorm, then per decoder layer its block (unless `shared`: then encoder block `i`
+    /// itself, the same tensors, not a copy of their values), LayerNorm and cross-attention.
+    fn build(store: &ParamStore, name: &str, cfg: &Config, shared: bool) -> anyhow::Result<Self> {
         cfg.validate()?;
         let s = store.scope(name);
         let out_std = residual_std(2 * cfg.n_layers);
@@ -214,40 +231,9 @@ impl EncoderDecoder {
         let decoder = (0..cfg.n_layers)
             .map(|i| {
                 let s = s.scope(format!("decoder.{i}"));
+                let block = if shared { encoder[i].clone() } else { Block::new(&s, cfg, out_std)? };
                 Ok(CrossBlock {
-                    block: Block::new(&s, cfg, out_std)?,
-                    ln_cross: LayerNorm::new(&s.scope("ln_cross"), cfg.d_model)?,
-                    cross: CrossAttention::new(&s.scope("cross"), cfg, out_std)?,
-                })
-            })
-            .collect::<Result<Vec<_>>>()?;
-        let ln_decoder = LayerNorm::new(&s.scope("ln_decoder"), cfg.d_model)?;
-        let head = make_head(&s.scope("head"), cfg)?;
-        Ok(EncoderDecoder { cfg: cfg.clone(), emb, encoder, ln_encoder, decoder, ln_decoder, head })
-    }
-
-    // ANCHOR: shared
-    /// T5's "encoder-decoder, shared" (Raffel et al. 2020, Table 2): decoder layer `i` runs the
-    /// same self-attention, MLP and LayerNorm weights as encoder layer `i`; only its
-    /// cross-attention (and the final LayerNorm) are its own. The parameters of a decoder of
-    /// `n_layers`, plus cross-attention, for the compute of an encoder-decoder: a weight used
-    /// on both sides receives the gradients of both.
-    pub fn shared(store: &ParamStore, name: &str, cfg: &Config) -> anyhow::Result<Self> {
-        cfg.validate()?;
-        let s = store.scope(name);
-        let out_std = residual_std(2 * cfg.n_layers);
-        let emb = Embeddings::new(&s.scope("emb"), cfg)?;
-        let encoder = (0..cfg.n_layers)
-            .map(|i| Block::new(&s.scope(format!("encoder.{i}")), cfg, out_std))
-            .collect::<Result<Vec<_>>>()?;
-        let ln_encoder = LayerNorm::new(&s.scope("ln_encoder"), cfg.d_model)?;
-        let decoder = encoder
-            .iter()
-            .enumerate()
-            .map(|(i, block)| {
-                let s = s.scope(format!("decoder.{i}"));
-                Ok(CrossBlock {
-                    block: block.clone(), // the same tensors, not a copy of their values
+                    block,
                     ln_cross: LayerNorm::new(&s.scope("ln_cross"), cfg.d_model)?,
                     cross: CrossAttention::new(&s.scope("cross"), cfg, out_std)?,
                 })
