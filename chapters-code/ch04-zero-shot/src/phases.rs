@@ -73,7 +73,9 @@ pub fn summarise(e: &Evaluations, suites: &Suites) -> Summary {
     Summary { kind: summarise_suite(&e.kind, &suites.kind), scene: summarise_suite(&e.scene, &suites.scene) }
 }
 
-fn config(steps: usize, lr: f64, eval_every: usize, seed: u64) -> TrainConfig {
+/// The training schedule of every phase: warm-up over the first tenth of the steps, then the
+/// library's cosine decay; no progress bar (the chapter prints its own lines).
+pub fn train_config(steps: usize, lr: f64, eval_every: usize, seed: u64) -> TrainConfig {
     TrainConfig {
         steps,
         lr,
@@ -151,7 +153,7 @@ fn rows_batch<'a>(
 pub fn pretrain(data: &Data, s: &Settings, cell: Cell, seed: u64) -> anyhow::Result<Trained> {
     let store = ParamStore::new(seed);
     let net = Net::new(&store, cell.arch, &s.model_config(data.tok.vocab_size()))?;
-    let cfg = config(s.pretrain_steps, s.lr, s.eval_every(), seed);
+    let cfg = train_config(s.pretrain_steps, s.lr, s.eval_every(), seed);
     run(data, store, net, cell.arch, &cfg, rows_batch(data, s, cell, 0))
 }
 // ANCHOR_END: pretrain
@@ -160,7 +162,7 @@ pub fn pretrain(data: &Data, s: &Settings, cell: Cell, seed: u64) -> anyhow::Res
 /// Phase 2: multitask finetuning of a trained model on prompted examples of the training
 /// families, read the way `arch` reads prompts; a loss on the answer only.
 pub fn finetune(data: &Data, s: &Settings, from: Trained, arch: Arch, seed: u64) -> anyhow::Result<Trained> {
-    let cfg = config(s.mtf_steps, s.mtf_lr, 0, seed);
+    let cfg = train_config(s.mtf_steps, s.mtf_lr, 0, seed);
     let batch = |net: &Net, step: usize, _: &mut Rng| -> anyhow::Result<StepLoss> {
         let examples = mtf_batch(&data.tok, s, data.mtf_seed, step)?;
         let pairs: Vec<(Vec<u32>, Vec<u32>)> = examples.into_iter().map(|e| (e.prompt, e.answer)).collect();
@@ -179,7 +181,7 @@ pub fn adapt(data: &Data, s: &Settings, from: &Path, cell: Cell, seed: u64) -> a
     let store = ParamStore::new(seed);
     let net = Net::new(&store, cell.arch, &s.model_config(data.tok.vocab_size()))?;
     store.load(from)?;
-    let cfg = config(s.adapt_steps, s.lr, 0, seed);
+    let cfg = train_config(s.adapt_steps, s.lr, 0, seed);
     run(data, store, net, cell.arch, &cfg, rows_batch(data, s, cell, s.pretrain_steps * s.batch))
 }
 // ANCHOR_END: adapt

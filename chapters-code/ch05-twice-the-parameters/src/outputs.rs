@@ -63,7 +63,8 @@ fn costs_table(r: &Report) -> String {
     t.markdown()
 }
 
-/// Our contenders in the rows of T5's Table 2, with T5's own numbers beside them.
+/// Our contenders in the rows of T5's Table 2, with T5's own numbers beside them; the deeper
+/// decoder, which T5 does not have, last.
 fn t5_table(r: &Report) -> String {
     let base = result(r, "LM, L");
     let mut t = Table::new(&[
@@ -76,39 +77,45 @@ fn t5_table(r: &Report) -> String {
         "T5 GLUE / SQuAD, denoising",
     ])
     .right_from(1);
+    let ours = |c: &ContenderResult| {
+        [
+            format!(
+                "{} / {}",
+                ratio(c.parameters as f64, base.parameters as f64),
+                ratio(c.forward_flops_per_token as f64, base.forward_flops_per_token as f64)
+            ),
+            show(&c.metrics["heldout_loss"], true),
+            show(&c.metrics["listing_steps"], false),
+        ]
+    };
     for row in &T5 {
         let c = r
             .contenders
             .iter()
             .find(|c| c.contender.t5_row == Some(row.row))
             .expect("a contender per T5 row");
+        let [shape, loss, steps] = ours(c);
         t.row([
             format!("{} ({})", row.row, c.contender.name),
             format!("{} / {}", row.params, row.cost),
-            format!(
-                "{} / {}",
-                ratio(c.parameters as f64, base.parameters as f64),
-                ratio(c.forward_flops_per_token as f64, base.forward_flops_per_token as f64)
-            ),
-            show(&c.metrics["heldout_loss"], true),
-            show(&c.metrics["listing_steps"], false),
+            shape,
+            loss,
+            steps,
             format!("{:.2} / {:.2}", row.lm.0, row.lm.1),
             format!("{:.2} / {:.2}", row.denoising.0, row.denoising.1),
         ]);
     }
     for c in r.contenders.iter().filter(|c| c.contender.t5_row.is_none()) {
+        let [shape, loss, steps] = ours(c);
+        let not = "not in T5".to_string();
         t.row([
-            format!("not in T5 ({})", c.contender.name),
-            "(about 2P / 2M)".to_string(),
-            format!(
-                "{} / {}",
-                ratio(c.parameters as f64, base.parameters as f64),
-                ratio(c.forward_flops_per_token as f64, base.forward_flops_per_token as f64)
-            ),
-            show(&c.metrics["heldout_loss"], true),
-            show(&c.metrics["listing_steps"], false),
-            "not in T5".into(),
-            "not in T5".into(),
+            format!("{not} ({})", c.contender.name),
+            "(about 2P / 2M)".into(),
+            shape,
+            loss,
+            steps,
+            not.clone(),
+            not,
         ]);
     }
     t.markdown()

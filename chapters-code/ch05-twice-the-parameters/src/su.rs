@@ -147,7 +147,7 @@ pub fn train_encoder(data: &Data, s: &Settings, heads: Heads, seed: u64) -> anyh
     let (mut points, mut last, flops) = (Vec::new(), Vec::new(), std::cell::Cell::new(0u64));
     let log = train::train(
         &store,
-        &train_config(s.pretrain_steps, s.lr, s.eval_every(), seed),
+        &ch04_zero_shot::train_config(s.pretrain_steps, s.lr, s.eval_every(), seed),
         |step, _| {
             let rows = &data.world.rows[step * batch..(step + 1) * batch];
             let b = corrupted(rows, &mut rng::stream(SEED, &format!("ch05.su.{step}")), data, heads, s);

@@ -5,9 +5,9 @@
 use serde::Serialize;
 use transformer::ParamStore;
 use transformer::chapter::round_dp;
-use transformer::train::{self, StepLoss, TrainConfig};
+use transformer::train::{self, StepLoss};
 
-use ch04_zero_shot::Net;
+use ch04_zero_shot::{Net, train_config};
 
 use crate::*;
 
@@ -45,18 +45,6 @@ pub struct Pretrained {
     /// The held-out loss of every held-out row after the last step.
     pub row_losses: Vec<f64>,
     pub seconds: f64,
-}
-
-pub fn train_config(steps: usize, lr: f64, eval_every: usize, seed: u64) -> TrainConfig {
-    TrainConfig {
-        steps,
-        lr,
-        warmup: (steps / 10).max(1),
-        eval_every,
-        seed,
-        progress: false,
-        ..TrainConfig::default()
-    }
 }
 
 // ANCHOR: pretrain
