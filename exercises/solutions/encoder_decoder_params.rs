@@ -1,8 +1,10 @@
-// Chapter 1, exercise 3: count an encoder-decoder's parameters by hand (reference solution).
+// Chapter 1, exercise 4: count an encoder-decoder's parameters by hand (reference
+// solution).
 
 use transformer::{Config, PositionKind};
 
-/// The exact number of parameters of `transformer::EncoderDecoder::new(store, name, cfg)`.
+/// The exact number of parameters of `transformer::EncoderDecoder::new(store, name,
+/// cfg)`.
 pub fn encoder_decoder_params(cfg: &Config) -> usize {
     let d = cfg.d_model;
     let kv = cfg.n_kv_heads * (d / cfg.n_heads);

@@ -1,8 +1,9 @@
-// Chapter 6, exercise 1: a KV cache for one attention head, and a decoding step that uses it
-// (reference solution).
+// Chapter 6, exercise 1: a KV cache for one attention head, and a decoding step
+// that uses it (reference solution).
 
-/// The keys and values of every position seen so far, for one attention head. Position `j`'s
-/// key is `keys[j * head_dim..(j + 1) * head_dim]`, and likewise for its value.
+/// The keys and values of every position seen so far, for one attention head.
+/// Position `j`'s key is `keys[j * head_dim..(j + 1) * head_dim]`, and likewise for
+/// its value.
 pub struct HeadCache {
     pub head_dim: usize,
     pub keys: Vec<f32>,
@@ -28,7 +29,8 @@ impl HeadCache {
         (self.keys.len() + self.values.len()) * std::mem::size_of::<f32>()
     }
 
-    /// Append one position's key and value (each `head_dim` long) at the end of the cache.
+    /// Append one position's key and value (each `head_dim` long) at the end of the
+    /// cache.
     pub fn append(&mut self, k: &[f32], v: &[f32]) {
         assert_eq!(k.len(), self.head_dim, "a key has head_dim entries");
         assert_eq!(v.len(), self.head_dim, "a value has head_dim entries");
@@ -37,12 +39,16 @@ impl HeadCache {
     }
 
     /// Attention of the query `q` over every cached position: the weights are
-    /// softmax over j of q·k_j / √head_dim, and the output is the weighted sum of the v_j.
+    /// softmax over j of q·k_j / √head_dim, and the output is the weighted sum of
+    /// the v_j.
     pub fn attend(&self, q: &[f32]) -> Vec<f32> {
         let d = self.head_dim;
         let scale = 1.0 / (d as f32).sqrt();
-        let scores: Vec<f32> =
-            self.keys.chunks(d).map(|k| k.iter().zip(q).map(|(a, b)| a * b).sum::<f32>() * scale).collect();
+        let scores: Vec<f32> = self
+            .keys
+            .chunks(d)
+            .map(|k| k.iter().zip(q).map(|(a, b)| a * b).sum::<f32>() * scale)
+            .collect();
         // Subtract the largest score before exponentiating, so nothing overflows.
         let max = scores.iter().copied().fold(f32::NEG_INFINITY, f32::max);
         let weights: Vec<f32> = scores.iter().map(|s| (s - max).exp()).collect();
@@ -56,8 +62,9 @@ impl HeadCache {
         out
     }
 
-    /// One decoding step: cache the newest position's key and value, then let its query
-    /// attend over everything cached (itself included). Nothing earlier is recomputed.
+    /// One decoding step: cache the newest position's key and value, then let its
+    /// query attend over everything cached (itself included). Nothing earlier is
+    /// recomputed.
     pub fn step(&mut self, q: &[f32], k: &[f32], v: &[f32]) -> Vec<f32> {
         self.append(k, v);
         self.attend(q)

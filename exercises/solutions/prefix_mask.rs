@@ -1,4 +1,4 @@
-// Chapter 1, exercise 1: the prefix-LM mask (reference solution).
+// Chapter 1, exercise 2: the prefix-LM mask (reference solution).
 
 /// `mask[i][j]` is `true` when query position `i` may attend to key position `j`,
 /// for a sequence of `n` positions whose first `k` form the prefix.

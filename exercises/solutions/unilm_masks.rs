@@ -1,4 +1,4 @@
-// Chapter 1, exercise 2: UniLM's four self-attention masks (reference solution).
+// Chapter 1, exercise 3: UniLM's four self-attention masks (reference solution).
 
 /// The objective a training example was drawn for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -9,12 +9,13 @@ pub enum Objective {
     LeftToRight,
     /// Each token sees itself and the tokens on its right.
     RightToLeft,
-    /// The source is read in both directions; a target token sees the whole source and the
-    /// target tokens up to itself. The source never sees the target.
+    /// The source is read in both directions; a target token sees the whole source
+    /// and the target tokens up to itself. The source never sees the target.
     SeqToSeq { source: usize },
 }
 
-/// `mask[i][j]` is `true` when position `i` may attend to position `j`, for `n` positions.
+/// `mask[i][j]` is `true` when position `i` may attend to position `j`, for `n`
+/// positions.
 pub fn unilm_mask(objective: Objective, n: usize) -> Vec<Vec<bool>> {
     let allowed = |i: usize, j: usize| match objective {
         Objective::Bidirectional => true,

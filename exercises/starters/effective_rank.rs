@@ -1,18 +1,19 @@
 // Chapter 3, exercise 1: effective rank and stable rank from singular values.
 //
-// Numerical rank counts singular values above a threshold and jumps by whole numbers. Two
-// smoother measures read the whole spectrum instead.
+// Numerical rank counts singular values above a threshold and jumps by whole
+// numbers. Two smoother measures read the whole spectrum instead.
 
-/// Entropy effective rank (Roy & Vetterli 2007): with `p_i = s_i / sum_j s_j`, return
-/// `exp(-sum_i p_i ln p_i)`. Zero singular values contribute nothing; an all-zero spectrum
-/// has effective rank 0.
+/// Entropy effective rank (Roy & Vetterli 2007): with `p_i = s_i / sum_j s_j`,
+/// return `exp(-sum_i p_i ln p_i)`. Zero singular values contribute nothing; an
+/// all-zero spectrum has effective rank 0.
 pub fn effective_rank(singular_values: &[f64]) -> f64 {
-    // TODO: normalise the singular values into a distribution and exponentiate its entropy.
+    // TODO: normalise the singular values into a distribution and exponentiate its
+    // entropy.
     todo!("effective rank of {singular_values:?}")
 }
 
-/// Stable rank: `sum_i s_i^2 / s_max^2` (the squared Frobenius norm over the squared spectral
-/// norm). An all-zero spectrum has stable rank 0.
+/// Stable rank: `sum_i s_i^2 / s_max^2` (the squared Frobenius norm over the
+/// squared spectral norm). An all-zero spectrum has stable rank 0.
 pub fn stable_rank(singular_values: &[f64]) -> f64 {
     // TODO: divide the sum of squares by the largest square.
     todo!("stable rank of {singular_values:?}")

@@ -1,4 +1,5 @@
-// Compiles exercises/starters/bert_masking.rs into this test (the solution with --features solutions).
+// Compiles exercises/starters/bert_masking.rs into this test (the solution with
+// --features solutions).
 exercises::exercise!(bert_masking);
 
 const MASK: u32 = 4;
@@ -36,7 +37,8 @@ fn the_boundaries_belong_to_the_upper_branch() {
     let mut coins = vec![0.8, 0.9].into_iter();
     let mut coin = || coins.next().unwrap();
     let mut random = || 77;
-    let (input, _) = bert_mask(&[1, 2], &[true, true], MASK, &mut coin, &mut random);
+    let (input, _) =
+        bert_mask(&[1, 2], &[true, true], MASK, &mut coin, &mut random);
     assert_eq!(input, vec![77, 2]);
 }
 
@@ -48,7 +50,8 @@ fn a_random_token_is_drawn_only_when_needed() {
         calls += 1;
         0
     };
-    let _ = bert_mask(&[1, 2, 3], &[true, true, true], MASK, &mut coin, &mut random);
+    let _ =
+        bert_mask(&[1, 2, 3], &[true, true, true], MASK, &mut coin, &mut random);
     assert_eq!(calls, 0);
 }
 
@@ -60,13 +63,16 @@ fn rates_over_many_draws_are_80_10_10() {
     let chosen = vec![true; n];
     let mut coin_rng = Draws(7);
     let mut coin = || coin_rng.uniform();
-    // Random replacements come from 1000..2000, so they never equal an original token.
+    // Random replacements come from 1000..2000, so they never equal an original
+    // token.
     let mut random = || 1000 + (rng.next() % 1000) as u32;
     let (input, weight) = bert_mask(&tokens, &chosen, MASK, &mut coin, &mut random);
     assert!(weight.iter().all(|&w| w == 1.0));
     let masked = input.iter().filter(|&&x| x == MASK).count() as f64 / n as f64;
-    let kept = input.iter().zip(&tokens).filter(|(a, b)| a == b).count() as f64 / n as f64;
-    let random_share = input.iter().filter(|&&x| x >= 1000).count() as f64 / n as f64;
+    let kept =
+        input.iter().zip(&tokens).filter(|(a, b)| a == b).count() as f64 / n as f64;
+    let random_share =
+        input.iter().filter(|&&x| x >= 1000).count() as f64 / n as f64;
     assert!((masked - 0.8).abs() < 0.01, "masked {masked}");
     assert!((kept - 0.1).abs() < 0.01, "kept {kept}");
     assert!((random_share - 0.1).abs() < 0.01, "random {random_share}");

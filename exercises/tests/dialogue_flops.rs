@@ -4,7 +4,9 @@ exercises::exercise!(dialogue_flops);
 
 use candle_core::Tensor;
 use transformer::model::Forward;
-use transformer::{Config, DecoderOnly, EncoderDecoder, MaskKind, ParamStore, PositionKind, flops};
+use transformer::{
+    Config, DecoderOnly, EncoderDecoder, MaskKind, ParamStore, PositionKind, flops,
+};
 
 fn ids(n: usize, start: usize, vocab: usize) -> Tensor {
     let v: Vec<u32> = (start..start + n).map(|i| (i % vocab) as u32).collect();
@@ -12,7 +14,13 @@ fn ids(n: usize, start: usize, vocab: usize) -> Tensor {
 }
 
 /// Replay the dialogue with the library's models and count the FLOPs of every turn.
-fn counted(cfg: &Config, serving: Serving, turns: usize, user: usize, reply: usize) -> Vec<u64> {
+fn counted(
+    cfg: &Config,
+    serving: Serving,
+    turns: usize,
+    user: usize,
+    reply: usize,
+) -> Vec<u64> {
     let store = ParamStore::new(0);
     let v = cfg.vocab_size;
     let mut out = Vec::new();
@@ -30,7 +38,12 @@ fn counted(cfg: &Config, serving: Serving, turns: usize, user: usize, reply: usi
                         (history + user, 0, MaskKind::prefix(history + user))
                     };
                     let run = |x: Tensor, cache: &mut Vec<_>| {
-                        dec.run(&x, &mask, Forward { cache: Some(cache), trace: false }).unwrap()
+                        dec.run(
+                            &x,
+                            &mask,
+                            Forward { cache: Some(cache), trace: false },
+                        )
+                        .unwrap()
                     };
                     run(ids(first, start, v), &mut cache);
                     for k in 0..reply {
@@ -49,8 +62,12 @@ fn counted(cfg: &Config, serving: Serving, turns: usize, user: usize, reply: usi
                     let cross = ed.cross_kv(&enc).unwrap();
                     let mut cache = Vec::new();
                     for k in 0..reply {
-                        ed.decode(&ids(1, k, v), &cross, Forward { cache: Some(&mut cache), trace: false })
-                            .unwrap();
+                        ed.decode(
+                            &ids(1, k, v),
+                            &cross,
+                            Forward { cache: Some(&mut cache), trace: false },
+                        )
+                        .unwrap();
                     }
                 });
                 out.push(f);
@@ -76,9 +93,13 @@ fn config(n_kv_heads: usize, n_layers: usize) -> Config {
 
 #[test]
 fn the_model_matches_the_counted_flops_of_a_replayed_dialogue() {
-    for (kv, layers, turns, user, reply) in [(4, 2, 3, 5, 4), (2, 1, 5, 3, 2), (1, 3, 2, 7, 9)] {
+    for (kv, layers, turns, user, reply) in
+        [(4, 2, 3, 5, 4), (2, 1, 5, 3, 2), (1, 3, 2, 7, 9)]
+    {
         let cfg = config(kv, layers);
-        for serving in [Serving::CacheReuse, Serving::Reencode, Serving::EncoderDecoder] {
+        for serving in
+            [Serving::CacheReuse, Serving::Reencode, Serving::EncoderDecoder]
+        {
             assert_eq!(
                 turn_flops(&cfg, serving, turns, user, reply),
                 counted(&cfg, serving, turns, user, reply),
@@ -101,8 +122,8 @@ fn reencoding_grows_with_the_history_and_reuse_does_not() {
     let (turns, user, reply) = (8, 4, 4);
     let reuse = turn_flops(&cfg, Serving::CacheReuse, turns, user, reply);
     let again = turn_flops(&cfg, Serving::Reencode, turns, user, reply);
-    // Later turns cost more with reuse too (their queries read longer caches), but far more
-    // when the history is run again.
+    // Later turns cost more with reuse too (their queries read longer caches), but
+    // far more when the history is run again.
     let growth = |v: &[u64]| v[turns - 1] as f64 / v[0] as f64;
     assert!(growth(&again) > 3.0 * growth(&reuse), "{reuse:?} {again:?}");
     assert!(again.iter().sum::<u64>() > 2 * reuse.iter().sum::<u64>());

@@ -1,4 +1,5 @@
-// Compiles exercises/starters/effective_rank.rs into this test (the solution with --features solutions).
+// Compiles exercises/starters/effective_rank.rs into this test (the solution with
+// --features solutions).
 exercises::exercise!(effective_rank);
 
 fn close(a: f64, b: f64) -> bool {

@@ -1,5 +1,5 @@
-// Compiles exercises/starters/encoder_decoder_params.rs into this test (the solution with
-// --features solutions).
+// Compiles exercises/starters/encoder_decoder_params.rs into this test (the
+// solution with --features solutions).
 exercises::exercise!(encoder_decoder_params);
 
 use transformer::{Config, EncoderDecoder, ParamStore, PositionKind};
@@ -33,11 +33,17 @@ fn a_small_model_with_multi_head_attention() {
 
 #[test]
 fn tied_embeddings_and_sinusoidal_positions_remove_parameters() {
-    for (tie, positions) in
-        [(true, PositionKind::Learned), (false, PositionKind::Sinusoidal), (true, PositionKind::Sinusoidal)]
-    {
+    for (tie, positions) in [
+        (true, PositionKind::Learned),
+        (false, PositionKind::Sinusoidal),
+        (true, PositionKind::Sinusoidal),
+    ] {
         let cfg = Config { tie_embeddings: tie, positions, ..small() };
-        assert_eq!(encoder_decoder_params(&cfg), instantiated(&cfg), "tied: {tie}, {positions:?}");
+        assert_eq!(
+            encoder_decoder_params(&cfg),
+            instantiated(&cfg),
+            "tied: {tie}, {positions:?}"
+        );
     }
 }
 
@@ -45,14 +51,25 @@ fn tied_embeddings_and_sinusoidal_positions_remove_parameters() {
 fn grouped_and_multi_query_attention_shrink_keys_and_values() {
     for n_kv_heads in [1, 2] {
         let cfg = Config { n_kv_heads, ..small() };
-        assert_eq!(encoder_decoder_params(&cfg), instantiated(&cfg), "n_kv_heads = {n_kv_heads}");
+        assert_eq!(
+            encoder_decoder_params(&cfg),
+            instantiated(&cfg),
+            "n_kv_heads = {n_kv_heads}"
+        );
     }
 }
 
 #[test]
 fn depth_and_width() {
     for (n_layers, d_model, d_ff) in [(1, 8, 8), (3, 24, 96), (4, 32, 64)] {
-        let cfg = Config { n_layers, d_model, d_ff, n_heads: 2, n_kv_heads: 2, ..small() };
+        let cfg = Config {
+            n_layers,
+            d_model,
+            d_ff,
+            n_heads: 2,
+            n_kv_heads: 2,
+            ..small()
+        };
         assert_eq!(encoder_decoder_params(&cfg), instantiated(&cfg), "{cfg:?}");
     }
 }

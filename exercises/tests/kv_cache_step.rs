@@ -16,7 +16,8 @@ fn appending_grows_the_cache_by_one_key_and_one_value() {
     assert_eq!(c.len(), 2);
     assert_eq!(c.keys, [1.0, 2.0, 3.0, 7.0, 8.0, 9.0]);
     assert_eq!(c.values, [4.0, 5.0, 6.0, 10.0, 11.0, 12.0]);
-    // The chapter's formula for one layer and one head: 2 × head_dim × 4 bytes per position.
+    // The chapter's formula for one layer and one head: 2 × head_dim × 4 bytes per
+    // position.
     assert_eq!(c.bytes(), 2 * 2 * 3 * 4);
 }
 
@@ -39,8 +40,9 @@ fn one_position_returns_its_value_and_equal_keys_average_their_values() {
 
 #[test]
 fn scores_are_divided_by_the_square_root_of_the_head_dimension() {
-    // Head dimension 4, so √d = 2. The query scores 2 against the first key and 0 against the
-    // second; divided by 2 that is 1 and 0, so the weights are softmax(1, 0) = (0.731, 0.269).
+    // Head dimension 4, so √d = 2. The query scores 2 against the first key and 0
+    // against the second; divided by 2 that is 1 and 0, so the weights are
+    // softmax(1, 0) = (0.731, 0.269).
     let mut c = HeadCache::new(4);
     c.append(&[0.5, 0.5, 0.5, 0.5], &[1.0, 0.0, 0.0, 0.0]);
     c.append(&[0.0, 0.0, 0.0, 0.0], &[0.0, 1.0, 0.0, 0.0]);
@@ -69,15 +71,21 @@ fn large_scores_do_not_overflow() {
     assert!(out[0].is_finite() && (out[0] - 1.0).abs() < 1e-3, "{out:?}");
 }
 
-/// Full causal attention over a whole sequence, as the chapter's models compute it: every
-/// score, the library's causal mask, the library's softmax, then the values.
+/// Full causal attention over a whole sequence, as the chapter's models compute it:
+/// every score, the library's causal mask, the library's softmax, then the values.
 fn full_causal(q: &[f32], k: &[f32], v: &[f32], t: usize, d: usize) -> Vec<f32> {
     let dev = &transformer::DEVICE;
     let q = Tensor::from_slice(q, (t, d), dev).unwrap();
     let k = Tensor::from_slice(k, (t, d), dev).unwrap();
     let v = Tensor::from_slice(v, (t, d), dev).unwrap();
-    let scores = (q.matmul(&k.t().unwrap()).unwrap() * (1.0 / (d as f64).sqrt())).unwrap();
-    let mask = MaskKind::Causal.additive(1, t, t, 0).unwrap().unwrap().reshape((t, t)).unwrap();
+    let scores =
+        (q.matmul(&k.t().unwrap()).unwrap() * (1.0 / (d as f64).sqrt())).unwrap();
+    let mask = MaskKind::Causal
+        .additive(1, t, t, 0)
+        .unwrap()
+        .unwrap()
+        .reshape((t, t))
+        .unwrap();
     let probs = softmax_last(&scores.broadcast_add(&mask).unwrap()).unwrap();
     probs.matmul(&v).unwrap().flatten_all().unwrap().to_vec1().unwrap()
 }
@@ -95,7 +103,10 @@ fn decoding_step_by_step_equals_full_causal_attention() {
             let row = i * d..(i + 1) * d;
             let out = cache.step(&q[row.clone()], &k[row.clone()], &v[row.clone()]);
             for (a, b) in out.iter().zip(&full[row]) {
-                assert!((a - b).abs() < 1e-5, "seed {seed}, position {i}: {a} vs {b}");
+                assert!(
+                    (a - b).abs() < 1e-5,
+                    "seed {seed}, position {i}: {a} vs {b}"
+                );
             }
         }
         assert_eq!(cache.len(), t);

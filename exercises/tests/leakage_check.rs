@@ -2,7 +2,9 @@
 // --features solutions).
 exercises::exercise!(leakage_check);
 
-use transformer::corpus::PromptTemplate::{self, QuestionAnswer, Short, WithOptions};
+use transformer::corpus::PromptTemplate::{
+    self, QuestionAnswer, Short, WithOptions,
+};
 use transformer::corpus::{self, PROMPT_MARKERS, TaskFamily, TaskInstance};
 
 /// `n` seeded instances of every family, interleaved so that the held-out ones are

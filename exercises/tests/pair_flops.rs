@@ -3,7 +3,9 @@
 exercises::exercise!(pair_flops);
 
 use candle_core::Tensor;
-use transformer::{Config, DecoderOnly, EncoderDecoder, MaskKind, ParamStore, PositionKind, flops};
+use transformer::{
+    Config, DecoderOnly, EncoderDecoder, MaskKind, ParamStore, PositionKind, flops,
+};
 
 fn ids(n: usize, vocab: usize) -> Tensor {
     let v: Vec<u32> = (0..n).map(|i| ((7 * i + 3) % vocab) as u32).collect();
@@ -28,10 +30,14 @@ fn config(n_layers: usize, n_kv_heads: usize) -> Config {
 fn counted(cfg: &Config, n: usize, m: usize) -> (u64, u64) {
     let s = ParamStore::new(0);
     let dec = DecoderOnly::new(&s, "dec", cfg).unwrap();
-    let (_, d) = flops::count(|| dec.forward(&ids(n + m - 1, cfg.vocab_size), &MaskKind::prefix(n)).unwrap());
+    let (_, d) = flops::count(|| {
+        dec.forward(&ids(n + m - 1, cfg.vocab_size), &MaskKind::prefix(n)).unwrap()
+    });
     let s = ParamStore::new(0);
     let ed = EncoderDecoder::new(&s, "ed", cfg).unwrap();
-    let (_, e) = flops::count(|| ed.forward(&ids(n, cfg.vocab_size), &ids(m, cfg.vocab_size)).unwrap());
+    let (_, e) = flops::count(|| {
+        ed.forward(&ids(n, cfg.vocab_size), &ids(m, cfg.vocab_size)).unwrap()
+    });
     (d, e)
 }
 
@@ -39,7 +45,11 @@ fn counted(cfg: &Config, n: usize, m: usize) -> (u64, u64) {
 fn the_decoder_on_one_pair() {
     for (n, m) in [(5, 3), (1, 1), (12, 20)] {
         let cfg = config(2, 4);
-        assert_eq!(decoder_pair_flops(&cfg, n, m), counted(&cfg, n, m).0, "n = {n}, m = {m}");
+        assert_eq!(
+            decoder_pair_flops(&cfg, n, m),
+            counted(&cfg, n, m).0,
+            "n = {n}, m = {m}"
+        );
     }
 }
 
@@ -47,7 +57,11 @@ fn the_decoder_on_one_pair() {
 fn the_encoder_decoder_on_one_pair() {
     for (n, m) in [(5, 3), (1, 1), (12, 20)] {
         let cfg = config(2, 4);
-        assert_eq!(encoder_decoder_pair_flops(&cfg, n, m), counted(&cfg, n, m).1, "n = {n}, m = {m}");
+        assert_eq!(
+            encoder_decoder_pair_flops(&cfg, n, m),
+            counted(&cfg, n, m).1,
+            "n = {n}, m = {m}"
+        );
     }
 }
 
@@ -56,15 +70,30 @@ fn grouped_keys_and_values_and_other_depths() {
     for (layers, kv) in [(1, 2), (3, 1), (4, 4)] {
         let cfg = config(layers, kv);
         let (d, e) = counted(&cfg, 9, 6);
-        assert_eq!(decoder_pair_flops(&cfg, 9, 6), d, "{layers} layers, {kv} key/value heads");
-        assert_eq!(encoder_decoder_pair_flops(&cfg, 9, 6), e, "{layers} layers, {kv} key/value heads");
+        assert_eq!(
+            decoder_pair_flops(&cfg, 9, 6),
+            d,
+            "{layers} layers, {kv} key/value heads"
+        );
+        assert_eq!(
+            encoder_decoder_pair_flops(&cfg, 9, 6),
+            e,
+            "{layers} layers, {kv} key/value heads"
+        );
     }
 }
 
 #[test]
 fn l_plus_l_costs_about_what_a_decoder_of_l_costs_and_half_a_decoder_of_2l() {
-    // Long pairs, a wide model: the head and attention matter less, the blocks dominate.
-    let cfg = Config { vocab_size: 60, d_model: 128, d_ff: 512, max_len: 256, ..config(2, 4) };
+    // Long pairs, a wide model: the head and attention matter less, the blocks
+    // dominate.
+    let cfg = Config {
+        vocab_size: 60,
+        d_model: 128,
+        d_ff: 512,
+        max_len: 256,
+        ..config(2, 4)
+    };
     let deep = Config { n_layers: 4, ..cfg.clone() };
     let ed = encoder_decoder_pair_flops(&cfg, 64, 64) as f64;
     let ratio_l = ed / decoder_pair_flops(&cfg, 64, 64) as f64;

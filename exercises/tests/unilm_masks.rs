@@ -1,4 +1,5 @@
-// Compiles exercises/starters/unilm_masks.rs into this test (the solution with --features solutions).
+// Compiles exercises/starters/unilm_masks.rs into this test (the solution with
+// --features solutions).
 exercises::exercise!(unilm_masks);
 
 use transformer::MaskKind;
@@ -11,7 +12,11 @@ fn the_paper_example_source_of_four_target_of_four() {
         for j in 0..8 {
             let source_key = j < 4;
             let target_key_not_in_future = j >= 4 && j <= i;
-            assert_eq!(m[i][j], source_key || target_key_not_in_future, "({i}, {j})");
+            assert_eq!(
+                m[i][j],
+                source_key || target_key_not_in_future,
+                "({i}, {j})"
+            );
         }
     }
     // The source block never reads the target; the top-left block is full.
@@ -25,7 +30,11 @@ fn the_three_language_model_masks() {
         let lr = unilm_mask(Objective::LeftToRight, n);
         let rl = unilm_mask(Objective::RightToLeft, n);
         let bi = unilm_mask(Objective::Bidirectional, n);
-        exercises::assert_mask(&lr, &MaskKind::Causal.matrix(0, n, n, 0), &format!("left to right, n = {n}"));
+        exercises::assert_mask(
+            &lr,
+            &MaskKind::Causal.matrix(0, n, n, 0),
+            &format!("left to right, n = {n}"),
+        );
         exercises::assert_mask(
             &bi,
             &MaskKind::Bidirectional.matrix(0, n, n, 0),
@@ -33,7 +42,10 @@ fn the_three_language_model_masks() {
         );
         for i in 0..n {
             for j in 0..n {
-                assert_eq!(rl[i][j], lr[j][i], "right to left is left to right transposed, n = {n}");
+                assert_eq!(
+                    rl[i][j], lr[j][i],
+                    "right to left is left to right transposed, n = {n}"
+                );
             }
         }
     }
