@@ -42,19 +42,65 @@ const browser = await chromium.launch({
     '--no-first-run', '--disable-sync', '--disable-quic'],
   // playwright-core gives every launch a fresh, empty user-data directory of its own.
 });
-const context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
 const problems = [];
 const external = new Set();
 const idsByPage = new Map();
 const linksToCheck = [];
 
-// Only the local server may be reached; anything else is blocked and counted as a problem.
-await context.route('**/*', (route) => {
-  const u = route.request().url();
-  if (u.startsWith(origin) || u.startsWith('data:')) return route.continue();
-  problems.push(`blocked network request to ${u}`);
-  return route.abort();
-});
+// Nothing may be wider than the text column: every table (measured itself, not mdBook's scrolling
+// .table-wrapper around it) and every display formula (one that scrolls or clips has
+// scrollWidth > clientWidth). Closed <details> are opened first so that their contents have a size.
+// Measured in each of these windows; the first is the one every other check runs in.
+const layouts = [
+  { width: 1280, height: 900, theme: 'light' }, // a laptop: sidebar open, the 750-px column
+  { width: 1024, height: 768, theme: 'navy' }, // sidebar folded away, the dark theme
+];
+function measureWidths() {
+  const main = document.querySelector('main');
+  for (const d of main.querySelectorAll('details')) d.open = true;
+  const cs = getComputedStyle(main);
+  const column = main.clientWidth - parseFloat(cs.paddingLeft) - parseFloat(cs.paddingRight);
+  const wide = [];
+  for (const t of main.querySelectorAll('table')) {
+    const width = Math.max(t.scrollWidth, t.getBoundingClientRect().width);
+    const box = t.closest('.table-wrapper') || t.parentElement;
+    const room = Math.min(column, box.clientWidth);
+    if (width > room + 1) {
+      const heads = [...t.querySelectorAll('th')].slice(0, 3).map((c) => c.textContent.trim().slice(0, 30));
+      wide.push(`table [${heads.join(' | ')}] is ${Math.round(width)} px wide, the column ${Math.round(room)} px`);
+    }
+  }
+  for (const m of main.querySelectorAll('math[display="block"]')) {
+    const width = Math.max(m.scrollWidth, m.getBoundingClientRect().width);
+    if (m.scrollWidth > m.clientWidth + 1 || width > column + 1) {
+      const tex = m.querySelector('annotation[encoding="application/x-tex"]');
+      const what = (tex ? tex.textContent : m.textContent).trim().replace(/\s+/g, ' ').slice(0, 60);
+      wide.push(`display formula "${what}" needs ${Math.round(m.scrollWidth)} px, has ${Math.round(Math.min(m.clientWidth, column))} px`);
+    }
+  }
+  return wide;
+}
+async function checkWidths(tab, where, layout) {
+  await tab.evaluate(() => document.fonts.ready);
+  for (const w of await tab.evaluate(measureWidths)) {
+    problems.push(`${where} (${layout.width}-px window, ${layout.theme}): ${w}`);
+  }
+}
+// mdBook keeps the reader's theme in localStorage; every tab starts in the layout's theme.
+async function newContext(layout) {
+  const ctx = await browser.newContext({ viewport: { width: layout.width, height: layout.height } });
+  await ctx.addInitScript((theme) => localStorage.setItem('mdbook-theme', theme), layout.theme);
+  // Only the local server may be reached; anything else is blocked and counted as a problem.
+  await ctx.route('**/*', (route) => {
+    const u = route.request().url();
+    if (u.startsWith(origin) || u.startsWith('data:')) return route.continue();
+    problems.push(`blocked network request to ${u}`);
+    return route.abort();
+  });
+  return ctx;
+}
+
+const context = await newContext(layouts[0]);
 
 for (const page of pages) {
   const tab = await context.newPage();
@@ -67,7 +113,7 @@ for (const page of pages) {
   if (!resp || resp.status() !== 200) { problems.push(`${where}: did not load`); continue; }
   const report = await tab.evaluate(() => {
     const main = document.querySelector('main');
-    const out = { images: [], emptyCode: 0, rawDirective: false, rawTex: [], maths: 0, flatMaths: 0, ids: [], links: [] };
+    const out = { images: [], emptyCode: 0, rawDirective: false, rawTex: [], maths: 0, flatMaths: 0, entityMaths: [], ids: [], links: [] };
     for (const img of main.querySelectorAll('img')) {
       out.images.push({ src: img.getAttribute('src'), ok: img.complete && img.naturalWidth > 0 && img.naturalHeight > 0 });
     }
@@ -80,6 +126,9 @@ for (const page of pages) {
     out.rawTex = (text.match(/\$\$|\\(frac|sum|prod|operatorname|mathrm|left|right|binom|le|ge|top)\b/g) || []).slice(0, 5);
     for (const m of main.querySelectorAll('math')) {
       out.maths++;
+      // An entity the TeX conversion escaped twice shows as its own text (`\ ` became `&nbsp;`).
+      const shown = [...m.querySelectorAll('mtext, mi, mo, mn')].map((e) => e.textContent).join('');
+      if (/&[a-z]+;|&#\d+;/.test(shown)) out.entityMaths.push(shown.slice(0, 40));
       const r = m.getBoundingClientRect();
       if (r.width === 0 || r.height === 0) out.flatMaths++;
     }
@@ -91,7 +140,9 @@ for (const page of pages) {
   if (report.emptyCode) problems.push(`${where}: ${report.emptyCode} empty code block(s)`);
   if (report.rawDirective) problems.push(`${where}: raw {{# directive text`);
   if (report.rawTex.length) problems.push(`${where}: raw TeX in the text: ${report.rawTex.join(' ')}`);
+  for (const t of report.entityMaths) problems.push(`${where}: a formula shows entity text: ${t}`);
   if (report.flatMaths) problems.push(`${where}: ${report.flatMaths} of ${report.maths} formulas have no size`);
+  await checkWidths(tab, where, layouts[0]);
   idsByPage.set(page, new Set(report.ids));
   for (const href of report.links) {
     if (/^[a-z]+:/i.test(href)) { if (!href.startsWith(origin)) external.add(href); continue; }
@@ -103,6 +154,18 @@ for (const page of pages) {
     await first.screenshot({ path: path.join(shotsDir, page.replace(/[\/]/g, '_').replace(/\.html$/, '.png')) });
   }
   await tab.close();
+}
+
+// The other windows: only the widths.
+for (const layout of layouts.slice(1)) {
+  const ctx = await newContext(layout);
+  for (const page of pages) {
+    const tab = await ctx.newPage();
+    const resp = await tab.goto(`${origin}/${page}`, { waitUntil: 'load' });
+    if (resp && resp.status() === 200) await checkWidths(tab, page, layout);
+    await tab.close();
+  }
+  await ctx.close();
 }
 
 // Internal links: the target must exist, and a #fragment must name an element on that page.
@@ -143,7 +206,8 @@ server.close();
 fs.writeFileSync(path.join(outDir, 'external-links.txt'), [...external].sort().join('\n') + '\n');
 const shots = fs.readdirSync(shotsDir).length;
 if (problems.length) {
-  console.error(`browser check: ${problems.length} problem(s):\n  ` + [...new Set(problems)].join('\n  '));
+  const unique = [...new Set(problems)];
+  console.error(`browser check: ${unique.length} problem(s):\n  ` + unique.join('\n  '));
   process.exit(1);
 }
 console.log(`browser check: ${pages.length} pages OK, ${linksToCheck.length} internal links OK, ` +

@@ -1,10 +1,11 @@
 //! Build the book through the mdBook library, strictly.
 //!
-//! mdBook 0.5 exits successfully when an include file is missing (the raw `{{#include}}` text
-//! stays in the page), renders an empty block when an anchor is missing, and falls back to
-//! defaults on an unknown `[output.html]` key. Here each of these fails the build:
-//! the configuration is validated, every include is resolved before the build, every warning
-//! or error mdBook logs is fatal, and the rendered pages are checked afterwards.
+//! mdBook 0.5 exits successfully when an include file is missing (the raw
+//! `{{#include}}` text stays in the page), renders an empty block when an anchor is
+//! missing, and falls back to defaults on an unknown `[output.html]` key. Here each
+//! of these fails the build: the configuration is validated, every include is
+//! resolved before the build, every warning or error mdBook logs is fatal, and the
+//! rendered pages are checked afterwards.
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -83,43 +84,85 @@ pub fn includes(text: &str) -> Vec<Include> {
     found
 }
 
-/// Check that an include resolves to a file and a non-empty, existing anchor or line range.
-fn check_include(base: &Path, inc: &Include) -> Result<()> {
+/// The widest line a listing may have: mdBook's text column holds about 86
+/// characters of its code font, so a listing at most this wide never scrolls
+/// sideways.
+pub const LISTING_WIDTH: usize = 84;
+
+/// Check that an include resolves to a file and a non-empty, existing anchor or
+/// line range, and return the lines it shows (anchor markers left out, as mdBook
+/// does).
+fn check_include(base: &Path, inc: &Include) -> Result<Vec<String>> {
     let path = base.join(&inc.file);
-    let text = std::fs::read_to_string(&path).with_context(|| format!("cannot read {}", path.display()))?;
-    let Some(anchor) = &inc.anchor else { return Ok(()) };
+    let text = std::fs::read_to_string(&path)
+        .with_context(|| format!("cannot read {}", path.display()))?;
     let lines: Vec<&str> = text.lines().collect();
+    let shown = |ls: &[&str]| {
+        ls.iter().filter(|l| !l.contains("ANCHOR")).map(|l| l.to_string()).collect()
+    };
+    let Some(anchor) = &inc.anchor else { return Ok(shown(&lines)) };
     if anchor.chars().all(|c| c.is_ascii_digit() || c == ':') {
         // A line or a range `a:b`, `a:`, `:b`, 1-based.
         let parts: Vec<&str> = anchor.split(':').collect();
-        for p in parts.iter().filter(|p| !p.is_empty()) {
+        let mut bounds = Vec::new();
+        for p in &parts {
+            if p.is_empty() {
+                bounds.push(None);
+                continue;
+            }
             let n: usize = p.parse()?;
             if n == 0 || n > lines.len() {
-                bail!("{}: line {n} is outside the file ({} lines)", inc.file, lines.len());
+                bail!(
+                    "{}: line {n} is outside the file ({} lines)",
+                    inc.file,
+                    lines.len()
+                );
             }
+            bounds.push(Some(n));
         }
-        return Ok(());
+        let (from, to) = match bounds.as_slice() {
+            [Some(n)] => (*n, *n),
+            [a, b] => (a.unwrap_or(1), b.unwrap_or(lines.len())),
+            _ => bail!("{}: `{anchor}` is not a line or a range", inc.file),
+        };
+        return Ok(shown(lines.get(from - 1..to.max(from - 1)).unwrap_or(&[])));
     }
     let start = lines.iter().position(|l| is_exact(l, "ANCHOR: ", anchor));
     let end = lines.iter().position(|l| is_exact(l, "ANCHOR_END: ", anchor));
     match (start, end) {
         (Some(s), Some(e)) if e > s + 1 => {
-            let body = lines[s + 1..e].iter().filter(|l| !l.contains("ANCHOR")).any(|l| !l.trim().is_empty());
-            if !body {
+            let body: Vec<String> = shown(&lines[s + 1..e]);
+            if !body.iter().any(|l| !l.trim().is_empty()) {
                 bail!("{}: anchor `{anchor}` is empty", inc.file);
             }
-            Ok(())
+            Ok(body)
         }
         (Some(_), Some(_)) => bail!("{}: anchor `{anchor}` is empty", inc.file),
         _ => {
-            bail!("{}: no anchor `{anchor}` (needs `ANCHOR: {anchor}` and `ANCHOR_END: {anchor}`)", inc.file)
+            bail!(
+                "{}: no anchor `{anchor}` (needs `ANCHOR: {anchor}` and `ANCHOR_END: {anchor}`)",
+                inc.file
+            )
         }
     }
 }
 
+/// The lines of a listing wider than [`LISTING_WIDTH`], as (1-based line in the
+/// listing, width).
+fn too_wide(lines: &[String]) -> Vec<(usize, usize)> {
+    lines
+        .iter()
+        .enumerate()
+        .map(|(i, l)| (i + 1, l.chars().count()))
+        .filter(|&(_, w)| w > LISTING_WIDTH)
+        .collect()
+}
+
 /// Does `line` contain `marker` followed by exactly `name` (not a longer name)?
 fn is_exact(line: &str, marker: &str, name: &str) -> bool {
-    line.split(marker).skip(1).any(|rest| rest.split_whitespace().next() == Some(name))
+    line.split(marker)
+        .skip(1)
+        .any(|rest| rest.split_whitespace().next() == Some(name))
 }
 
 /// Check the rendered HTML of one page.
@@ -147,7 +190,8 @@ fn check_page(html: &str, page: &Path, out_dir: &Path) -> Vec<String> {
     // Every local image must exist.
     let dir = page.parent().unwrap_or(out_dir);
     for part in html.split("<img ").skip(1) {
-        if let Some(src) = part.split("src=\"").nth(1).and_then(|s| s.split('"').next())
+        if let Some(src) =
+            part.split("src=\"").nth(1).and_then(|s| s.split('"').next())
             && !src.contains("://")
             && !src.starts_with("data:")
             && !dir.join(src).is_file()
@@ -160,12 +204,14 @@ fn check_page(html: &str, page: &Path, out_dir: &Path) -> Vec<String> {
 
 include!(concat!(env!("OUT_DIR"), "/math_assets.rs"));
 
-/// Write the MathML stylesheet and fonts (embedded at compile time, see `build.rs`).
+/// Write the MathML stylesheet and fonts (embedded at compile time, see
+/// `build.rs`).
 fn copy_math_assets(out_dir: &Path) -> Result<()> {
     for (name, bytes) in MATH_ASSETS {
         let path = out_dir.join("mathml").join(name);
         std::fs::create_dir_all(path.parent().context("asset path has a folder")?)?;
-        std::fs::write(&path, bytes).with_context(|| format!("writing {}", path.display()))?;
+        std::fs::write(&path, bytes)
+            .with_context(|| format!("writing {}", path.display()))?;
     }
     Ok(())
 }
@@ -177,7 +223,9 @@ fn unused_anchors(
     included: &std::collections::HashSet<(PathBuf, String)>,
 ) -> Result<Vec<String>> {
     fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
-        for entry in std::fs::read_dir(dir).with_context(|| format!("reading {}", dir.display()))? {
+        for entry in std::fs::read_dir(dir)
+            .with_context(|| format!("reading {}", dir.display()))?
+        {
             let path = entry?.path();
             if path.is_dir() && path.file_name().is_some_and(|n| n != "target") {
                 rust_files(&path, out)?;
@@ -196,7 +244,8 @@ fn unused_anchors(
     files.sort();
     let mut unused = Vec::new();
     for file in files {
-        let text = std::fs::read_to_string(&file).with_context(|| format!("reading {}", file.display()))?;
+        let text = std::fs::read_to_string(&file)
+            .with_context(|| format!("reading {}", file.display()))?;
         let canonical = file.canonicalize()?;
         for (i, line) in text.lines().enumerate() {
             if !line.trim_start().starts_with("//") {
@@ -217,29 +266,39 @@ fn unused_anchors(
 pub fn build(root: &Path) -> Result<Built> {
     let collector = Collector::default();
     let subscriber = tracing_subscriber::registry().with(collector.clone());
-    let result = tracing::subscriber::with_default(subscriber, || build_inner(root));
+    let result =
+        tracing::subscriber::with_default(subscriber, || build_inner(root));
     let logged = collector.0.lock().expect("collector lock").clone();
     match (result, logged.is_empty()) {
         (Ok(built), true) => Ok(built),
-        (Ok(_), false) => bail!("the book build logged problems:\n  {}", logged.join("\n  ")),
+        (Ok(_), false) => {
+            bail!("the book build logged problems:\n  {}", logged.join("\n  "))
+        }
         (Err(e), _) => {
-            let extra =
-                if logged.is_empty() { String::new() } else { format!("\n  {}", logged.join("\n  ")) };
+            let extra = if logged.is_empty() {
+                String::new()
+            } else {
+                format!("\n  {}", logged.join("\n  "))
+            };
             Err(e.context(format!("the book failed to build{extra}")))
         }
     }
 }
 
 fn build_inner(root: &Path) -> Result<Built> {
-    // Checked before loading, because loading is what would create the missing pages.
+    // Checked before loading, because loading is what would create the missing
+    // pages.
     let config = mdbook_driver::config::Config::from_disk(root.join("book.toml"))?;
     if config.build.create_missing {
         bail!(
             "book.toml must set `create-missing = false` under [build]: a page listed in SUMMARY.md but missing on disk must fail the build, not be created empty"
         );
     }
-    let mut book = MDBook::load(root).with_context(|| format!("loading the book at {}", root.display()))?;
-    book.config.get::<HtmlConfig>("output.html").context("invalid [output.html] in book.toml")?;
+    let mut book = MDBook::load(root)
+        .with_context(|| format!("loading the book at {}", root.display()))?;
+    book.config
+        .get::<HtmlConfig>("output.html")
+        .context("invalid [output.html] in book.toml")?;
     let src = book.source_dir();
     let mut problems = Vec::new();
     let mut chapters = Vec::new();
@@ -249,12 +308,30 @@ fn build_inner(root: &Path) -> Result<Built> {
             && let Some(path) = &ch.path
         {
             chapters.push(path.clone());
-            let base = src.join(path).parent().map(Path::to_path_buf).unwrap_or(src.clone());
+            let base = src
+                .join(path)
+                .parent()
+                .map(Path::to_path_buf)
+                .unwrap_or(src.clone());
             for inc in includes(&ch.content) {
-                if let Err(e) = check_include(&base, &inc) {
-                    problems.push(format!("{}: {e:#}", path.display()));
+                match check_include(&base, &inc) {
+                    Err(e) => problems.push(format!("{}: {e:#}", path.display())),
+                    Ok(lines) if inc.file.ends_with(".rs") => {
+                        problems.extend(too_wide(&lines).into_iter().map(|(n, w)| {
+                            let what = inc.anchor.as_deref().map_or(String::new(), |a| format!(":{a}"));
+                            format!(
+                                "{}: listing {}{what}: its line {n} is {w} characters wide, more than the \
+                                 {LISTING_WIDTH} that fit mdBook's column (wrap the line or comment)",
+                                path.display(),
+                                inc.file
+                            )
+                        }));
+                    }
+                    Ok(_) => {}
                 }
-                if let (Some(anchor), Ok(file)) = (&inc.anchor, base.join(&inc.file).canonicalize()) {
+                if let (Some(anchor), Ok(file)) =
+                    (&inc.anchor, base.join(&inc.file).canonicalize())
+                {
                     included.insert((file, anchor.clone()));
                 }
             }
@@ -271,15 +348,21 @@ fn build_inner(root: &Path) -> Result<Built> {
         );
     }
     crate::references::check_book(&book)?;
+    crate::glossary::check_book(&book)?;
+    if src.join("generated").is_dir() {
+        crate::figures::check_dirs(&[src.join("generated")])?;
+    }
     book.with_preprocessor(Values::new(src.join("generated")));
     book.with_preprocessor(Math);
+    book.with_preprocessor(crate::tables::Tables);
     book.build()?;
     let out_dir = book.build_dir_for("html");
     copy_math_assets(&out_dir)?;
     let mut pages = Vec::new();
     for ch in chapters {
         let page = out_dir.join(ch.with_extension("html"));
-        let html = std::fs::read_to_string(&page).with_context(|| format!("reading {}", page.display()))?;
+        let html = std::fs::read_to_string(&page)
+            .with_context(|| format!("reading {}", page.display()))?;
         problems.extend(check_page(&html, &page, &out_dir));
         pages.push(page);
     }
@@ -305,8 +388,13 @@ mod tests {
             if font.contains("://") {
                 continue; // the MathML namespace, not a file
             }
-            let font = font.trim_matches(|c| c == '"' || c == '\'' || c == ' ').trim_start_matches("./");
-            assert!(names.contains(&font), "styles.css needs {font}, not embedded: {names:?}");
+            let font = font
+                .trim_matches(|c| c == '"' || c == '\'' || c == ' ')
+                .trim_start_matches("./");
+            assert!(
+                names.contains(&font),
+                "styles.css needs {font}, not embedded: {names:?}"
+            );
         }
         assert!(MATH_ASSETS.iter().all(|(_, b)| !b.is_empty()));
     }
@@ -338,6 +426,29 @@ mod tests {
         assert!(check_include(dir.path(), &inc("empty")).is_err());
         assert!(check_include(dir.path(), &inc("2:3")).is_ok());
         assert!(check_include(dir.path(), &inc("9")).is_err());
-        assert!(check_include(dir.path(), &Include { file: "nope.rs".into(), anchor: None }).is_err());
+        assert!(
+            check_include(
+                dir.path(),
+                &Include { file: "nope.rs".into(), anchor: None }
+            )
+            .is_err()
+        );
+        assert_eq!(
+            check_include(dir.path(), &inc("one_two")).unwrap(),
+            ["fn f() {}"]
+        );
+        assert_eq!(check_include(dir.path(), &inc("2:2")).unwrap(), ["fn f() {}"]);
+    }
+
+    #[test]
+    fn listings_wider_than_the_column_are_found() {
+        let ok = "x".repeat(LISTING_WIDTH);
+        let wide = format!("    // {}", "é".repeat(LISTING_WIDTH));
+        let lines = vec![ok.clone(), wide.clone(), ok];
+        assert_eq!(too_wide(&lines), [(2, wide.chars().count())]);
+        assert!(
+            too_wide(&["é".repeat(LISTING_WIDTH)]).is_empty(),
+            "characters, not bytes"
+        );
     }
 }

@@ -1,8 +1,10 @@
-//! The chapter crates whose outputs the book includes. `cargo xtask book` runs each one in
-//! release with its default configuration and writes into `book/generated/<id>/`.
+//! The chapter crates whose outputs the book includes. `cargo xtask book` runs each
+//! one in release with its default configuration and writes into
+//! `book/generated/<id>/`.
 
 pub struct Chapter {
-    /// Results id used by `{{#value <id>.key}}` and the folder `book/generated/<id>/`.
+    /// Results id used by `{{#value <id>.key}}` and the folder
+    /// `book/generated/<id>/`.
     pub id: &'static str,
     /// The Cargo package (and binary) under `chapters-code/`.
     pub package: &'static str,

@@ -1,5 +1,6 @@
-//! Freshness: each chapter's committed outputs record a hash of the sources that produced them,
-//! and the test command fails when the sources changed without regenerating the outputs.
+//! Freshness: each chapter's committed outputs record a hash of the sources that
+//! produced them, and the test command fails when the sources changed without
+//! regenerating the outputs.
 
 use std::path::{Path, PathBuf};
 
@@ -12,13 +13,15 @@ use crate::chapters::Chapter;
 #[derive(Debug, Serialize, Deserialize, PartialEq)]
 pub struct Manifest {
     pub package: String,
-    /// SHA-256 over the chapter crate's and the shared library's sources, the workspace
-    /// manifest and the lock file.
+    /// SHA-256 over the chapter crate's and the shared library's sources, the
+    /// workspace manifest and the lock file.
     pub source_hash: String,
 }
 
 fn files_under(dir: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
-    for entry in std::fs::read_dir(dir).with_context(|| format!("reading {}", dir.display()))? {
+    for entry in std::fs::read_dir(dir)
+        .with_context(|| format!("reading {}", dir.display()))?
+    {
         let path = entry?.path();
         if path.is_dir() {
             files_under(&path, out)?;
@@ -29,15 +32,17 @@ fn files_under(dir: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
     Ok(())
 }
 
-/// The crates under `chapters-code/` that `package` depends on, directly or through another of
-/// them (a chapter that reuses an earlier chapter's code), `package` and `transformer` included.
+/// The crates under `chapters-code/` that `package` depends on, directly or through
+/// another of them (a chapter that reuses an earlier chapter's code), `package` and
+/// `transformer` included.
 pub fn local_crates(root: &Path, package: &str) -> Result<Vec<String>> {
     let mut found = vec![package.to_string(), "transformer".to_string()];
     let mut i = 0;
     while i < found.len() {
-        let manifest = root.join("chapters-code").join(&found[i]).join("Cargo.toml");
-        let text =
-            std::fs::read_to_string(&manifest).with_context(|| format!("reading {}", manifest.display()))?;
+        let manifest =
+            root.join("chapters-code").join(&found[i]).join("Cargo.toml");
+        let text = std::fs::read_to_string(&manifest)
+            .with_context(|| format!("reading {}", manifest.display()))?;
         let mut section = "";
         for line in text.lines().map(str::trim) {
             if line.starts_with('[') {
@@ -48,8 +53,12 @@ pub fn local_crates(root: &Path, package: &str) -> Result<Vec<String>> {
                 continue;
             }
             let name = line.split(['=', '.', ' ']).next().unwrap_or("").trim();
-            let is_local =
-                !name.is_empty() && root.join("chapters-code").join(name).join("Cargo.toml").is_file();
+            let is_local = !name.is_empty()
+                && root
+                    .join("chapters-code")
+                    .join(name)
+                    .join("Cargo.toml")
+                    .is_file();
             if is_local && !found.iter().any(|f| f == name) {
                 found.push(name.to_string());
             }
@@ -59,10 +68,10 @@ pub fn local_crates(root: &Path, package: &str) -> Result<Vec<String>> {
     Ok(found)
 }
 
-/// The hash of everything that determines a chapter's outputs: its crate's `Cargo.toml` and
-/// `src/`, those of the shared library and of any earlier chapter whose code it reuses, and
-/// the workspace's `Cargo.toml` (dependency versions, features, release profile) and
-/// `Cargo.lock` (the exact versions).
+/// The hash of everything that determines a chapter's outputs: its crate's
+/// `Cargo.toml` and `src/`, those of the shared library and of any earlier chapter
+/// whose code it reuses, and the workspace's `Cargo.toml` (dependency versions,
+/// features, release profile) and `Cargo.lock` (the exact versions).
 pub fn source_hash(root: &Path, ch: &Chapter) -> Result<String> {
     let mut files = vec![root.join("Cargo.toml"), root.join("Cargo.lock")];
     for krate in local_crates(root, ch.package)? {
@@ -73,11 +82,13 @@ pub fn source_hash(root: &Path, ch: &Chapter) -> Result<String> {
     files.sort();
     let mut h = Sha256::new();
     for f in files {
-        let rel = f.strip_prefix(root).unwrap_or(&f).to_string_lossy().replace('\\', "/");
+        let rel =
+            f.strip_prefix(root).unwrap_or(&f).to_string_lossy().replace('\\', "/");
         h.update(rel.as_bytes());
         h.update([0]);
         // Normalise line endings so a checkout with CRLF hashes the same.
-        let text = std::fs::read(&f).with_context(|| format!("reading {}", f.display()))?;
+        let text = std::fs::read(&f)
+            .with_context(|| format!("reading {}", f.display()))?;
         let text: Vec<u8> = text.into_iter().filter(|&b| b != b'\r').collect();
         h.update(&text);
         h.update([0]);
@@ -91,7 +102,10 @@ pub fn manifest_path(root: &Path, ch: &Chapter) -> PathBuf {
 
 /// Record that the outputs of `ch` are fresh.
 pub fn write_manifest(root: &Path, ch: &Chapter) -> Result<()> {
-    let m = Manifest { package: ch.package.to_string(), source_hash: source_hash(root, ch)? };
+    let m = Manifest {
+        package: ch.package.to_string(),
+        source_hash: source_hash(root, ch)?,
+    };
     let path = manifest_path(root, ch);
     let tmp = path.with_extension("json.tmp");
     std::fs::write(&tmp, serde_json::to_string_pretty(&m)? + "\n")?;
@@ -106,13 +120,16 @@ pub struct Stale {
     pub reason: String,
 }
 
-/// The chapters whose committed outputs are missing or were generated from other sources.
+/// The chapters whose committed outputs are missing or were generated from other
+/// sources.
 pub fn stale(root: &Path, chapters: &'static [Chapter]) -> Result<Vec<Stale>> {
     let mut problems = Vec::new();
     for ch in chapters {
         let path = manifest_path(root, ch);
         let reason = match std::fs::read_to_string(&path) {
-            Err(_) => Some(format!("no generated outputs: {} is missing", path.display())),
+            Err(_) => {
+                Some(format!("no generated outputs: {} is missing", path.display()))
+            }
             Ok(text) => {
                 let m: Manifest = serde_json::from_str(&text)
                     .with_context(|| format!("{} is not valid", path.display()))?;

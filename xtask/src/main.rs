@@ -1,11 +1,18 @@
 //! `cargo xtask <command>`: the project's developer commands.
 //!
-//! - `cargo xtask book`: regenerate the chapters whose results are stale (release, default
+//! - `cargo xtask book`: regenerate the chapters whose results are stale (release,
+//!   default
 //!   configuration; `--all` for every chapter, `--only chNN` for one), then build the book
 //!   strictly into `target/book/`.
-//! - `cargo xtask test`: every check CI runs: formatting, clippy, all tests (insta in CI mode),
+//! - `cargo xtask test`: every check CI runs: formatting, clippy, all tests (insta
+//!   in CI mode),
 //!   the exercise check, result freshness, and the strict book build.
-//! - `cargo xtask serve`: a live preview: build the book, serve it on localhost, rebuild on
+//! - `cargo xtask check-figures [DIR...]`: the figure check (tick labels, text on
+//!   the canvas,
+//!   legends off the data) over every SVG under the folders (default `book/generated/`; the
+//!   strict book build runs it there too).
+//! - `cargo xtask serve`: a live preview: build the book, serve it on localhost,
+//!   rebuild on
 //!   every change to its sources.
 
 use std::path::{Path, PathBuf};
@@ -26,14 +33,15 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Cmd {
-    /// Build the book into target/book/, first regenerating every chapter whose committed
-    /// outputs are stale (not produced by exactly this code and lock file); fresh ones are reused.
+    /// Build the book into target/book/, first regenerating every chapter whose
+    /// committed outputs are stale (not produced by exactly this code and lock
+    /// file); fresh ones are reused.
     Book {
         /// Regenerate every chapter, fresh or not.
         #[arg(long, conflicts_with_all = ["only", "no_generate"])]
         all: bool,
-        /// Regenerate only these chapters (by id, e.g. ch03), fresh or not; the others keep their
-        /// outputs.
+        /// Regenerate only these chapters (by id, e.g. ch03), fresh or not; the
+        /// others keep their outputs.
         #[arg(long = "only", value_name = "ID", conflicts_with = "no_generate")]
         only: Vec<String>,
         /// Build the book from the committed results without running any chapter.
@@ -42,14 +50,20 @@ enum Cmd {
     },
     /// Run every check: fmt, clippy, tests, exercises, freshness, book, browser.
     Test {
-        /// Skip the browser check (it needs Debian's Chromium, installed when run as root).
+        /// Skip the browser check (it needs Debian's Chromium, installed when run
+        /// as root).
         #[arg(long)]
         skip_browser: bool,
     },
     /// Build the book strictly from the committed results (no chapter is run).
     CheckBook,
-    /// Preview the book: build it from the committed results, serve it on localhost, and
-    /// rebuild whenever a page, a generated result or an included source file changes.
+    /// Run the figure check (tick labels, text on the canvas, legends off the data)
+    /// over every SVG under the given folders (default: book/generated), e.g.
+    /// target/chapters/ch03-quick.
+    CheckFigures { dirs: Vec<PathBuf> },
+    /// Preview the book: build it from the committed results, serve it on
+    /// localhost, and rebuild whenever a page, a generated result or an included
+    /// source file changes.
     Serve {
         /// Port on 127.0.0.1.
         #[arg(long, default_value_t = 3000)]
@@ -87,7 +101,21 @@ fn run(cli: Cli) -> Result<()> {
         Cmd::Test { skip_browser } => test(&root, skip_browser),
         Cmd::CheckBook => {
             let built = step("book", || bookcheck::build(&root))?;
-            println!("book OK: {} pages in {}", built.pages.len(), built.out_dir.display());
+            println!(
+                "book OK: {} pages in {}",
+                built.pages.len(),
+                built.out_dir.display()
+            );
+            Ok(())
+        }
+        Cmd::CheckFigures { dirs } => {
+            let dirs = if dirs.is_empty() {
+                vec![root.join("book/generated")]
+            } else {
+                dirs
+            };
+            let n = xtask::figures::check_dirs(&dirs)?;
+            println!("figures OK: {n} SVG files");
             Ok(())
         }
         Cmd::Serve { port } => serve(&root, port),
@@ -97,14 +125,17 @@ fn run(cli: Cli) -> Result<()> {
                 println!("every chapter's outputs are fresh");
                 Ok(())
             } else {
-                bail!("stale outputs (run `cargo xtask book`):\n  {}", describe(&stale))
+                bail!(
+                    "stale outputs (run `cargo xtask book`):\n  {}",
+                    describe(&stale)
+                )
             }
         }
     }
 }
 
-/// Build, serve, and rebuild on change until interrupted. A failed rebuild is reported and the
-/// last good build stays on the page.
+/// Build, serve, and rebuild on change until interrupted. A failed rebuild is
+/// reported and the last good build stays on the page.
 fn serve(root: &Path, port: u16) -> Result<()> {
     use xtask::serve::{fingerprint, serve_forever, watched};
     let stale = fresh::stale(root, CHAPTERS)?;
@@ -115,12 +146,18 @@ fn serve(root: &Path, port: u16) -> Result<()> {
         );
     }
     let built = step("book", || bookcheck::build(root))?;
-    let listener = std::net::TcpListener::bind(("127.0.0.1", port)).with_context(|| {
-        format!("port {port} is taken; try `cargo xtask serve --port {}`", port.wrapping_add(1))
-    })?;
+    let listener =
+        std::net::TcpListener::bind(("127.0.0.1", port)).with_context(|| {
+            format!(
+                "port {port} is taken; try `cargo xtask serve --port {}`",
+                port.wrapping_add(1)
+            )
+        })?;
     let dir = built.out_dir.clone();
     std::thread::spawn(move || serve_forever(dir, listener));
-    println!("Serving the book at http://127.0.0.1:{port}/ (Ctrl-C stops); rebuilding on every change.");
+    println!(
+        "Serving the book at http://127.0.0.1:{port}/ (Ctrl-C stops); rebuilding on every change."
+    );
     let paths = watched(root);
     let mut last = fingerprint(&paths)?;
     loop {
@@ -137,14 +174,21 @@ fn serve(root: &Path, port: u16) -> Result<()> {
                 b.pages.len(),
                 start.elapsed().as_secs_f64()
             ),
-            Err(e) => eprintln!("the rebuild failed (the last good build is still served):\n{e:#}"),
+            Err(e) => eprintln!(
+                "the rebuild failed (the last good build is still served):\n{e:#}"
+            ),
         }
     }
 }
 
-/// The chapters to regenerate: those named with `--only`, every chapter with `--all`, or else
-/// the stale ones. Says which it reuses and which it regenerates, and why.
-fn select(root: &Path, all: bool, only: &[String]) -> Result<Vec<&'static Chapter>> {
+/// The chapters to regenerate: those named with `--only`, every chapter with
+/// `--all`, or else the stale ones. Says which it reuses and which it regenerates,
+/// and why.
+fn select(
+    root: &Path,
+    all: bool,
+    only: &[String],
+) -> Result<Vec<&'static Chapter>> {
     for id in only {
         if !CHAPTERS.iter().any(|c| c.id == id) {
             let known: Vec<_> = CHAPTERS.iter().map(|c| c.id).collect();
@@ -165,9 +209,14 @@ fn select(root: &Path, all: bool, only: &[String]) -> Result<Vec<&'static Chapte
         let note = match (run, why) {
             (true, Some(why)) => format!("regenerate ({why})"),
             (true, None) => {
-                format!("regenerate (fresh, but {} asked for it)", if all { "--all" } else { "--only" })
+                format!(
+                    "regenerate (fresh, but {} asked for it)",
+                    if all { "--all" } else { "--only" }
+                )
             }
-            (false, Some(why)) => format!("keep as committed, although stale ({why})"),
+            (false, Some(why)) => {
+                format!("keep as committed, although stale ({why})")
+            }
             (false, None) => "fresh, reused".to_string(),
         };
         eprintln!("    {}: {note}", ch.id);
@@ -180,7 +229,11 @@ fn select(root: &Path, all: bool, only: &[String]) -> Result<Vec<&'static Chapte
 
 /// One line per stale chapter.
 fn describe(stale: &[fresh::Stale]) -> String {
-    stale.iter().map(|s| format!("{}: {}", s.id, s.reason)).collect::<Vec<_>>().join("\n  ")
+    stale
+        .iter()
+        .map(|s| format!("{}: {}", s.id, s.reason))
+        .collect::<Vec<_>>()
+        .join("\n  ")
 }
 
 /// Run `f` as a named step, printing its duration.
@@ -212,12 +265,14 @@ fn status(mut cmd: Command) -> Result<()> {
 }
 
 fn target_dir(root: &Path) -> PathBuf {
-    std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| root.join("target"))
+    std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root.join("target"))
 }
 
-/// Run each chapter with its default configuration into its folder of the book (the chapter
-/// harness replaces the folder as a whole, so a failed run leaves the old outputs), then record
-/// the manifest that makes those outputs fresh.
+/// Run each chapter with its default configuration into its folder of the book (the
+/// chapter harness replaces the folder as a whole, so a failed run leaves the old
+/// outputs), then record the manifest that makes those outputs fresh.
 fn generate(root: &Path, chapters: &[&Chapter]) -> Result<()> {
     if chapters.is_empty() {
         return record_time(root, None);
@@ -234,7 +289,8 @@ fn generate(root: &Path, chapters: &[&Chapter]) -> Result<()> {
         step(&format!("{} ({})", ch.id, ch.package), || {
             let started = Instant::now();
             let dest = root.join("book/generated").join(ch.id);
-            let mut c = Command::new(target_dir(root).join("release").join(ch.package));
+            let mut c =
+                Command::new(target_dir(root).join("release").join(ch.package));
             c.current_dir(root).args(["--config", "default", "--out"]).arg(&dest);
             status(c)?;
             fresh::write_manifest(root, ch)?;
@@ -244,8 +300,8 @@ fn generate(root: &Path, chapters: &[&Chapter]) -> Result<()> {
     Ok(())
 }
 
-/// Keep the wall time of each chapter's last default run, for the reproduction appendix:
-/// `book/generated/run/results.json` and a Markdown table beside it.
+/// Keep the wall time of each chapter's last default run, for the reproduction
+/// appendix: `book/generated/run/results.json` and a Markdown table beside it.
 fn record_time(root: &Path, run: Option<(&Chapter, f64)>) -> Result<()> {
     let dir = root.join("book/generated/run");
     std::fs::create_dir_all(&dir)?;
@@ -264,7 +320,9 @@ fn record_time(root: &Path, run: Option<(&Chapter, f64)>) -> Result<()> {
             "threads": threads,
         });
     }
-    let mut table = String::from("| Chapter | Crate | Default run (s) | Machine |\n|---|---|---:|---|\n");
+    let mut table = String::from(
+        "| Chapter | Crate | Default run (s) | Machine |\n|---|---|---:|---|\n",
+    );
     for c in CHAPTERS {
         let entry = &v["chapters"][c.id];
         if let Some(s) = entry["seconds"].as_f64() {
@@ -272,15 +330,18 @@ fn record_time(root: &Path, run: Option<(&Chapter, f64)>) -> Result<()> {
                 (Some(cpu), Some(t)) => format!("{cpu}, {t} threads"),
                 _ => "not recorded".to_string(),
             };
-            table.push_str(&format!("| {} | `{}` | {s:.1} | {machine} |\n", c.id, c.package));
+            table.push_str(&format!(
+                "| {} | `{}` | {s:.1} | {machine} |\n",
+                c.id, c.package
+            ));
         }
     }
     write_replace(&path, &(serde_json::to_string_pretty(&v)? + "\n"))?;
     write_replace(&dir.join("times.md"), &table)
 }
 
-/// The processor's name as the operating system reports it (Linux's `/proc/cpuinfo`), or
-/// "unknown CPU".
+/// The processor's name as the operating system reports it (Linux's
+/// `/proc/cpuinfo`), or "unknown CPU".
 fn cpu_name() -> String {
     std::fs::read_to_string("/proc/cpuinfo")
         .ok()
@@ -296,7 +357,8 @@ fn cpu_name() -> String {
 fn write_replace(path: &Path, text: &str) -> Result<()> {
     let tmp = path.with_extension("tmp");
     std::fs::write(&tmp, text)?;
-    std::fs::rename(&tmp, path).with_context(|| format!("writing {}", path.display()))
+    std::fs::rename(&tmp, path)
+        .with_context(|| format!("writing {}", path.display()))
 }
 
 fn has_exercises(root: &Path) -> bool {
@@ -308,6 +370,32 @@ fn test(root: &Path, skip_browser: bool) -> Result<()> {
     step("cargo fmt --check", || {
         let mut c = cargo(root);
         c.args(["fmt", "--all", "--", "--check"]);
+        status(c)?;
+        // The exercises' starters and solutions are compiled into their tests by a
+        // macro, which cargo fmt does not follow; they are shown in the book, so
+        // they are checked directly.
+        let mut files = Vec::new();
+        for dir in ["exercises/starters", "exercises/solutions"] {
+            for e in
+                std::fs::read_dir(root.join(dir)).into_iter().flatten().flatten()
+            {
+                if e.path().extension().is_some_and(|x| x == "rs") {
+                    files.push(e.path());
+                }
+            }
+        }
+        if files.is_empty() {
+            return Ok(());
+        }
+        files.sort();
+        // The rustfmt of the toolchain that runs cargo, which sits beside it.
+        let sibling = Path::new(env!("CARGO")).with_file_name("rustfmt");
+        let mut c = Command::new(if sibling.is_file() {
+            sibling
+        } else {
+            "rustfmt".into()
+        });
+        c.current_dir(root).args(["--edition", "2024", "--check"]).args(&files);
         status(c)
     })?;
     step("cargo clippy", || {
@@ -319,7 +407,8 @@ fn test(root: &Path, skip_browser: bool) -> Result<()> {
         c.args(["--", "-D", "warnings"]);
         status(c)?;
         if has_exercises(root) {
-            // The reference solutions are linted; the starters hold `todo!()` by design.
+            // The reference solutions are linted; the starters hold `todo!()` by
+            // design.
             let mut c = cargo(root);
             c.args([
                 "clippy",
@@ -348,7 +437,15 @@ fn test(root: &Path, skip_browser: bool) -> Result<()> {
     if has_exercises(root) {
         step("exercises check", || {
             let mut c = cargo(root);
-            c.args(["run", "--release", "--quiet", "-p", "exercises", "--", "check"]);
+            c.args([
+                "run",
+                "--release",
+                "--quiet",
+                "-p",
+                "exercises",
+                "--",
+                "check",
+            ]);
             status(c)
         })?;
     }

@@ -1,13 +1,16 @@
-//! The math preprocessor: `$…$` (inline) and `$$…$$` (display) become MathML at build time, so
-//! formulas render in any current browser with no network and no JavaScript.
+//! The math preprocessor: `$…$` (inline) and `$$…$$` (display) become MathML at
+//! build time, so formulas render in any current browser with no network and no
+//! JavaScript.
 //!
-//! Code blocks and inline code are left alone; `\$` is a literal dollar sign. Invalid LaTeX fails
-//! the build.
+//! Code blocks and inline code are left alone; `\$` is a literal dollar sign.
+//! Invalid LaTeX fails the build.
 
 use anyhow::{Result, bail};
 use mdbook_driver::book::{Book, BookItem};
 use mdbook_preprocessor::{Preprocessor, PreprocessorContext};
-use pulldown_latex::{Parser, RenderConfig, Storage, config::DisplayMode, push_mathml};
+use pulldown_latex::{
+    Parser, RenderConfig, Storage, config::DisplayMode, push_mathml,
+};
 
 pub struct Math;
 
@@ -19,21 +22,32 @@ pub fn render(latex: &str, display: bool) -> Result<String> {
         bail!("invalid LaTeX `{latex}`: {e}");
     }
     let config = RenderConfig {
-        display_mode: if display { DisplayMode::Block } else { DisplayMode::Inline },
+        display_mode: if display {
+            DisplayMode::Block
+        } else {
+            DisplayMode::Inline
+        },
         annotation: Some(latex),
         ..RenderConfig::default()
     };
     let mut out = String::new();
     push_mathml(&mut out, events.into_iter(), config)?;
+    // pulldown-latex writes a control space (`\ `, `~`, `\nobreakspace`) as an
+    // escaped entity, `<mtext>&amp;nbsp;</mtext>`, which a browser shows as the
+    // literal text `&nbsp;`.
+    let out = out.replace("<mtext>&amp;nbsp;</mtext>", "<mtext>&nbsp;</mtext>");
     Ok(sanitize(&out.replace('\n', " ")))
 }
 
 /// Make the renderer's MathML safe to embed in Markdown and HTML, in one pass:
 ///
-/// - pulldown-latex writes the operators `<` and `>` unescaped (`<mo><</mo>`), and `&` too; in
+/// - pulldown-latex writes the operators `<` and `>` unescaped (`<mo><</mo>`), and
+///   `&` too; in
 ///   text they become `&lt;`, `&gt;` and `&amp;` (a `<` opens a tag only before a letter or `/`);
-/// - it sometimes omits the space between two attributes (`stretchy="true"minsize=`);
-/// - Markdown would read `*`, `_`, `\` and friends in the text as formatting, so they become
+/// - it sometimes omits the space between two attributes
+///   (`stretchy="true"minsize=`);
+/// - Markdown would read `*`, `_`, `\` and friends in the text as formatting, so
+///   they become
 ///   character references.
 fn sanitize(html: &str) -> String {
     let chars: Vec<char> = html.chars().collect();
@@ -63,10 +77,13 @@ fn sanitize(html: &str) -> String {
             }
             '<' => out.push_str("&lt;"),
             '>' => out.push_str("&gt;"),
-            // An entity the renderer wrote itself (`&nbsp;`, `&#8203;`) stays; a bare `&` is escaped.
+            // An entity the renderer wrote itself (`&nbsp;`, `&#8203;`) stays; a
+            // bare `&` is escaped.
             '&' if is_entity(&chars[i + 1..]) => out.push(c),
             '&' => out.push_str("&amp;"),
-            '*' | '_' | '\\' | '`' | '[' | ']' | '~' | '$' | '|' => out.push_str(&format!("&#{};", c as u32)),
+            '*' | '_' | '\\' | '`' | '[' | ']' | '~' | '$' | '|' => {
+                out.push_str(&format!("&#{};", c as u32))
+            }
             _ => out.push(c),
         }
     }
@@ -75,8 +92,12 @@ fn sanitize(html: &str) -> String {
 
 /// Does the text after an `&` spell an entity name or number followed by `;`?
 fn is_entity(rest: &[char]) -> bool {
-    let body: Vec<char> =
-        rest.iter().copied().take_while(|c| c.is_ascii_alphanumeric() || *c == '#').take(12).collect();
+    let body: Vec<char> = rest
+        .iter()
+        .copied()
+        .take_while(|c| c.is_ascii_alphanumeric() || *c == '#')
+        .take(12)
+        .collect();
     !body.is_empty() && rest.get(body.len()) == Some(&';')
 }
 
@@ -111,7 +132,9 @@ pub fn process(text: &str) -> Result<String> {
             let mut body = trimmed.trim_end().trim_start_matches("$$").to_string();
             let mut closed = body.ends_with("$$");
             while !closed {
-                let Some(next) = lines.next() else { bail!("unterminated $$ display math") };
+                let Some(next) = lines.next() else {
+                    bail!("unterminated $$ display math")
+                };
                 body.push('\n');
                 body.push_str(next.trim_end());
                 closed = body.ends_with("$$");
@@ -146,7 +169,8 @@ fn inline(line: &str) -> Result<String> {
                 let mut end = None;
                 while j < chars.len() {
                     if chars[j] == '`' {
-                        let r = chars[j..].iter().take_while(|&&c| c == '`').count();
+                        let r =
+                            chars[j..].iter().take_while(|&&c| c == '`').count();
                         if r == run {
                             end = Some(j + r);
                             break;
@@ -164,11 +188,21 @@ fn inline(line: &str) -> Result<String> {
                 out.push_str("&#36;");
                 i += 2;
             }
-            '$' if chars.get(i + 1).is_some_and(|c| !c.is_whitespace() && *c != '$') => {
-                let close = (i + 1..chars.len())
-                    .find(|&j| chars[j] == '$' && chars[j - 1] != '\\' && !chars[j - 1].is_whitespace());
+            '$' if chars
+                .get(i + 1)
+                .is_some_and(|c| !c.is_whitespace() && *c != '$') =>
+            {
+                let close = (i + 1..chars.len()).find(|&j| {
+                    chars[j] == '$'
+                        && chars[j - 1] != '\\'
+                        && !chars[j - 1].is_whitespace()
+                });
                 match close {
-                    Some(j) if !chars.get(j + 1).is_some_and(|c| c.is_ascii_digit()) => {
+                    Some(j)
+                        if !chars
+                            .get(j + 1)
+                            .is_some_and(|c| c.is_ascii_digit()) =>
+                    {
                         let latex: String = chars[i + 1..j].iter().collect();
                         out.push_str(&render(&latex, false)?);
                         i = j + 1;
@@ -216,30 +250,58 @@ mod tests {
 
     #[test]
     fn inline_and_display_math_become_mathml() {
-        let page =
-            "Rank $r \\le d$ holds.\n\n$$\n\\det A = \\prod_i A_{ii}\n$$\n\nCost: \\$5 and $ 3 apples.\n";
+        let page = "Rank $r \\le d$ holds.\n\n$$\n\\det A = \\prod_i A_{ii}\n$$\n\nCost: \\$5 and $ 3 apples.\n";
         let out = process(page).unwrap();
         assert!(out.contains("<math"), "{out}");
         assert!(out.contains("display=\"block\""), "{out}");
         assert!(!out.contains("\\le d") || out.contains("annotation"), "{out}");
         assert!(out.contains("&#36;5 and $ 3 apples"), "{out}");
-        // The subscript underscore must not be left for Markdown to read as emphasis.
+        // The subscript underscore must not be left for Markdown to read as
+        // emphasis.
         let block = out.lines().find(|l| l.contains("display=\"block\"")).unwrap();
-        let text_only: String = block.split('<').map(|s| s.split_once('>').map_or(s, |x| x.1)).collect();
+        let text_only: String = block
+            .split('<')
+            .map(|s| s.split_once('>').map_or(s, |x| x.1))
+            .collect();
         assert!(!text_only.contains('_'), "{text_only}");
     }
 
     #[test]
     fn operators_and_attributes_come_out_as_valid_html() {
         let lt = render("a < b > c", false).unwrap();
-        assert!(lt.contains("<mo>&lt;</mo>") && lt.contains("<mo>&gt;</mo>"), "{lt}");
+        assert!(
+            lt.contains("<mo>&lt;</mo>") && lt.contains("<mo>&gt;</mo>"),
+            "{lt}"
+        );
         let big = render("\\big( x \\big)", false).unwrap();
         assert!(!big.contains("\"minsize"), "{big}");
-        let cases = render("f = \\begin{cases} 0 & x < 0 \\\\ 1 & x \\ge 0 \\end{cases}", true).unwrap();
+        let cases = render(
+            "f = \\begin{cases} 0 & x < 0 \\\\ 1 & x \\ge 0 \\end{cases}",
+            true,
+        )
+        .unwrap();
         assert!(cases.contains("<mtable") || cases.contains("<mtd"), "{cases}");
         assert!(!cases.contains(" & "), "{cases}");
         let text = render("\\text{if query } i", false).unwrap();
         assert!(!text.contains("&amp;nbsp;"), "{text}");
+    }
+
+    #[test]
+    fn control_spaces_are_spaces_not_the_text_nbsp() {
+        // `\ ` (chapter 1's prefix rule), `~` and `\nobreakspace` are spaces in
+        // TeX.
+        for latex in
+            ["j \\le i \\ \\text{ or } \\ j < k", "a~b", "a\\nobreakspace b"]
+        {
+            for display in [false, true] {
+                let out = render(latex, display).unwrap();
+                assert!(!out.contains("&amp;nbsp;"), "{latex}: {out}");
+                assert!(out.contains("<mtext>&nbsp;</mtext>"), "{latex}: {out}");
+            }
+        }
+        // Through the whole page, too: the space reaches the HTML as a space.
+        let page = process("$$\nj \\le i \\ \\text{or} \\ j < k\n$$\n").unwrap();
+        assert!(!page.contains("&amp;nbsp;"), "{page}");
     }
 
     #[test]

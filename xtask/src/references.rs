@@ -1,23 +1,26 @@
-//! Citations: every work a page cites is on the references page, and every entry of the
-//! references page is cited by at least one other page.
+//! Citations: every work a page cites is on the references page, and every entry of
+//! the references page is cited by at least one other page.
 //!
 //! A citation is recognised by a key, in the forms the pages use:
 //!
-//! - an arXiv identifier after the word arXiv, `arXiv 2204.05832` or `arXiv:2204.05832` (a line
+//! - an arXiv identifier after the word arXiv, `arXiv 2204.05832` or
+//!   `arXiv:2204.05832` (a line
 //!   break may separate the two), or an `arxiv.org/abs/…` address;
 //! - a GitHub issue or pull request, `#1371`; on the references page the address
 //!   `github.com/owner/repo/issues/1371` (or `/pull/1371`) gives the same key;
-//! - any other web address with a path, `host.tld/path`, such as `kexue.fm/archives/9529` (a
+//! - any other web address with a path, `host.tld/path`, such as
+//!   `kexue.fm/archives/9529` (a
 //!   `https://` prefix, a `www.` and trailing punctuation are ignored).
 //!
 //! Fenced code blocks and `{{#…}}` directives are not read.
 //!
-//! The references page is a Markdown list: each top-level `- ` item, with its indented
-//! continuation lines, is one entry. An entry without any of the keys above (a paper with no
-//! arXiv identifier) is cited by its first author's surname followed, within a few words, by
-//! its year, as in "Roy & Vetterli (2007)". Entries under a `## Tools` heading name software the
-//! book is built with, not cited works, and are not checked. A citation on a page in any other
-//! form (a name and a year alone) is not detected; the pages' convention is author, year and
+//! The references page is a Markdown list: each top-level `- ` item, with its
+//! indented continuation lines, is one entry. An entry without any of the keys
+//! above (a paper with no arXiv identifier) is cited by its first author's surname
+//! followed, within a few words, by its year, as in "Roy & Vetterli (2007)".
+//! Entries under a `## Tools` heading name software the book is built with, not
+//! cited works, and are not checked. A citation on a page in any other form (a name
+//! and a year alone) is not detected; the pages' convention is author, year and
 //! arXiv identifier.
 
 use std::collections::BTreeSet;
@@ -81,7 +84,8 @@ fn readable(text: &str) -> String {
 /// `dddd.dddd` or `dddd.ddddd` at the start of `s`, without a version suffix.
 fn arxiv_id(s: &str) -> Option<String> {
     let b = s.as_bytes();
-    let digits = |from: usize| b[from..].iter().take_while(|c| c.is_ascii_digit()).count();
+    let digits =
+        |from: usize| b[from..].iter().take_while(|c| c.is_ascii_digit()).count();
     if digits(0) != 4 || b.get(4) != Some(&b'.') {
         return None;
     }
@@ -89,17 +93,29 @@ fn arxiv_id(s: &str) -> Option<String> {
     (tail == 4 || tail == 5).then(|| s[..5 + tail].to_string())
 }
 
-/// A web address token as a key, or `None` when the token is not an address with a path.
+/// A web address token as a key, or `None` when the token is not an address with a
+/// path.
 fn web_key(token: &str) -> Option<Key> {
     let t = token.trim_end_matches(['.', ',', ';', ':', '!', '?']);
-    let t = t.strip_prefix("https://").or_else(|| t.strip_prefix("http://")).unwrap_or(t);
+    let t = t
+        .strip_prefix("https://")
+        .or_else(|| t.strip_prefix("http://"))
+        .unwrap_or(t);
     let t = t.strip_prefix("www.").unwrap_or(t);
     let (host, path) = t.split_once('/')?;
     let path = path.trim_end_matches('/');
     let labels: Vec<&str> = host.split('.').collect();
-    let label_ok = |l: &&str| !l.is_empty() && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-');
-    let tld_ok = labels.last().is_some_and(|l| l.len() >= 2 && l.chars().all(|c| c.is_ascii_alphabetic()));
-    if labels.len() < 2 || !labels.iter().all(label_ok) || !tld_ok || path.is_empty() {
+    let label_ok = |l: &&str| {
+        !l.is_empty() && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+    };
+    let tld_ok = labels.last().is_some_and(|l| {
+        l.len() >= 2 && l.chars().all(|c| c.is_ascii_alphabetic())
+    });
+    if labels.len() < 2
+        || !labels.iter().all(label_ok)
+        || !tld_ok
+        || path.is_empty()
+    {
         return None;
     }
     let host = host.to_ascii_lowercase();
@@ -129,7 +145,10 @@ pub fn keys(text: &str) -> BTreeSet<Key> {
     while let Some(i) = lower[from..].find("arxiv") {
         let after = from + i + "arxiv".len();
         let rest = &text[after..];
-        let skipped = rest.len() - rest.trim_start_matches(|c: char| c.is_whitespace() || c == ':').len();
+        let skipped = rest.len()
+            - rest
+                .trim_start_matches(|c: char| c.is_whitespace() || c == ':')
+                .len();
         if let Some(id) = arxiv_id(&rest[skipped..]) {
             found.insert(Key::Arxiv(id));
         }
@@ -138,7 +157,8 @@ pub fn keys(text: &str) -> BTreeSet<Key> {
     // Issue and pull-request numbers.
     let b = text.as_bytes();
     for (i, _) in text.match_indices('#') {
-        let before_ok = i == 0 || !(b[i - 1].is_ascii_alphanumeric() || b[i - 1] == b'&');
+        let before_ok =
+            i == 0 || !(b[i - 1].is_ascii_alphanumeric() || b[i - 1] == b'&');
         let n = b[i + 1..].iter().take_while(|c| c.is_ascii_digit()).count();
         let after_ok = b.get(i + 1 + n).is_none_or(|c| !c.is_ascii_alphanumeric());
         if before_ok
@@ -178,10 +198,9 @@ impl Entry {
         let end = self.text.find([',', '.', '"']).unwrap_or(self.text.len());
         let first_author = self.text[..end].trim().trim_end_matches(" et al");
         let surname = first_author.split_whitespace().last()?.to_string();
-        let year = self
-            .text
-            .split(|c: char| !c.is_ascii_digit())
-            .find(|w| w.len() == 4 && (w.starts_with("19") || w.starts_with("20")))?;
+        let year = self.text.split(|c: char| !c.is_ascii_digit()).find(|w| {
+            w.len() == 4 && (w.starts_with("19") || w.starts_with("20"))
+        })?;
         Some((surname, year.to_string()))
     }
 }
@@ -200,7 +219,10 @@ pub fn entries(references: &str) -> Vec<Entry> {
     for line in readable(references).lines() {
         if let Some(heading) = line.strip_prefix('#') {
             flush(&mut current, &mut out);
-            tools = heading.trim_start_matches('#').trim().eq_ignore_ascii_case("tools");
+            tools = heading
+                .trim_start_matches('#')
+                .trim()
+                .eq_ignore_ascii_case("tools");
         } else if let Some(item) = line.strip_prefix("- ") {
             flush(&mut current, &mut out);
             if !tools {
@@ -219,17 +241,20 @@ pub fn entries(references: &str) -> Vec<Entry> {
     out
 }
 
-/// Whether `surname` is followed, within a few words, by `year` somewhere in `text`.
+/// Whether `surname` is followed, within a few words, by `year` somewhere in
+/// `text`.
 fn cites_by_name(text: &str, surname: &str, year: &str) -> bool {
     text.match_indices(surname).any(|(i, _)| {
-        let boundary = text[..i].chars().next_back().is_none_or(|c| !c.is_alphanumeric());
+        let boundary =
+            text[..i].chars().next_back().is_none_or(|c| !c.is_alphanumeric());
         let window: String = text[i + surname.len()..].chars().take(40).collect();
         boundary && window.split(|c: char| !c.is_ascii_digit()).any(|w| w == year)
     })
 }
 
-/// The problems with a book's citations: `pages` are (name, Markdown) of every page but the
-/// references page, `references` the references page's Markdown (empty when there is none).
+/// The problems with a book's citations: `pages` are (name, Markdown) of every page
+/// but the references page, `references` the references page's Markdown (empty when
+/// there is none).
 pub fn problems(pages: &[(String, String)], references: &str) -> Vec<String> {
     let entries = entries(references);
     let listed: BTreeSet<&Key> = entries.iter().flat_map(|e| &e.keys).collect();
@@ -238,12 +263,15 @@ pub fn problems(pages: &[(String, String)], references: &str) -> Vec<String> {
     for (name, text) in pages {
         for key in keys(text) {
             if !listed.contains(&key) {
-                out.push(format!("{name} cites {key}, which is not on the references page"));
+                out.push(format!(
+                    "{name} cites {key}, which is not on the references page"
+                ));
             }
             cited.insert(key);
         }
     }
-    let readable_pages: Vec<String> = pages.iter().map(|(_, t)| readable(t)).collect();
+    let readable_pages: Vec<String> =
+        pages.iter().map(|(_, t)| readable(t)).collect();
     for entry in &entries {
         if entry.keys.is_empty() {
             match entry.author_year() {
@@ -289,7 +317,10 @@ pub fn check_book(book: &MDBook) -> Result<()> {
     }
     let problems = problems(&pages, &references);
     if !problems.is_empty() {
-        bail!("citations and the references page disagree:\n  {}", problems.join("\n  "));
+        bail!(
+            "citations and the references page disagree:\n  {}",
+            problems.join("\n  ")
+        );
     }
     Ok(())
 }
@@ -350,10 +381,15 @@ mod tests {
 
     #[test]
     fn a_citation_missing_from_the_references_fails() {
-        let page = format!("{PAGE}\nAlso Shazeer (2019, arXiv 1911.02150) and vLLM PR #3158.\n");
+        let page = format!(
+            "{PAGE}\nAlso Shazeer (2019, arXiv 1911.02150) and vLLM PR #3158.\n"
+        );
         let p = problems(&pages(&page), REFS);
         assert_eq!(p.len(), 2, "{p:?}");
-        assert!(p[0].contains("arXiv 1911.02150") && p[0].contains("page.md"), "{p:?}");
+        assert!(
+            p[0].contains("arXiv 1911.02150") && p[0].contains("page.md"),
+            "{p:?}"
+        );
         assert!(p[1].contains("#3158"), "{p:?}");
     }
 
@@ -365,7 +401,10 @@ mod tests {
         );
         let p = problems(&pages(PAGE), &refs);
         assert_eq!(p.len(), 1, "{p:?}");
-        assert!(p[0].contains("Nie et al.") && p[0].contains("arXiv 2502.09992"), "{p:?}");
+        assert!(
+            p[0].contains("Nie et al.") && p[0].contains("arXiv 2502.09992"),
+            "{p:?}"
+        );
     }
 
     #[test]

@@ -1,10 +1,11 @@
 //! `cargo xtask serve`: a live preview of the book. It builds the book exactly as
-//! `cargo xtask book --no-generate` does (our preprocessors included, so numbers, claims and
-//! formulas render), serves `target/book/` on localhost, and rebuilds whenever a source the book
-//! reads changes: its pages, the generated results, and the code and exercises it includes.
+//! `cargo xtask book --no-generate` does (our preprocessors included, so numbers,
+//! claims and formulas render), serves `target/book/` on localhost, and rebuilds
+//! whenever a source the book reads changes: its pages, the generated results, and
+//! the code and exercises it includes.
 //!
-//! The server is deliberately small (std only, one request per connection, GET and HEAD) and
-//! listens on 127.0.0.1, never on a public interface.
+//! The server is deliberately small (std only, one request per connection, GET and
+//! HEAD) and listens on 127.0.0.1, never on a public interface.
 
 use std::io::{BufRead, BufReader, Write};
 use std::net::{TcpListener, TcpStream};
@@ -33,8 +34,9 @@ pub fn content_type(path: &Path) -> &'static str {
     }
 }
 
-/// The file under `root` that a request path names, or `None` when it names nothing there
-/// (including any attempt to climb out of `root`). `/` and folders mean their `index.html`.
+/// The file under `root` that a request path names, or `None` when it names nothing
+/// there (including any attempt to climb out of `root`). `/` and folders mean their
+/// `index.html`.
 pub fn resolve(root: &Path, request_path: &str) -> Option<PathBuf> {
     let path = request_path.split(['?', '#']).next().unwrap_or("");
     let mut file = root.to_path_buf();
@@ -58,9 +60,17 @@ pub fn handle(root: &Path, mut stream: TcpStream) -> Result<()> {
     let mut words = line.split_whitespace();
     let (method, path) = (words.next().unwrap_or(""), words.next().unwrap_or("/"));
     let (status, kind, body) = match (method, resolve(root, path)) {
-        ("GET" | "HEAD", Some(file)) => ("200 OK", content_type(&file), std::fs::read(&file)?),
-        ("GET" | "HEAD", None) => ("404 Not Found", "text/plain; charset=utf-8", b"not found\n".to_vec()),
-        _ => ("405 Method Not Allowed", "text/plain; charset=utf-8", b"only GET and HEAD\n".to_vec()),
+        ("GET" | "HEAD", Some(file)) => {
+            ("200 OK", content_type(&file), std::fs::read(&file)?)
+        }
+        ("GET" | "HEAD", None) => {
+            ("404 Not Found", "text/plain; charset=utf-8", b"not found\n".to_vec())
+        }
+        _ => (
+            "405 Method Not Allowed",
+            "text/plain; charset=utf-8",
+            b"only GET and HEAD\n".to_vec(),
+        ),
     };
     write!(
         stream,
@@ -83,21 +93,25 @@ pub fn serve_forever(root: PathBuf, listener: TcpListener) {
     }
 }
 
-/// The folders whose files the book reads: a change in any of them triggers a rebuild.
+/// The folders whose files the book reads: a change in any of them triggers a
+/// rebuild.
 pub fn watched(root: &Path) -> Vec<PathBuf> {
     let mut dirs = vec![root.join("book"), root.join("exercises")];
     if let Ok(entries) = std::fs::read_dir(root.join("chapters-code")) {
-        dirs.extend(entries.flatten().map(|e| e.path().join("src")).filter(|p| p.is_dir()));
+        dirs.extend(
+            entries.flatten().map(|e| e.path().join("src")).filter(|p| p.is_dir()),
+        );
     }
     dirs.push(root.join("book.toml"));
     dirs
 }
 
-/// A fingerprint of the watched files: their number and newest modification time. Any edit,
-/// new file or deletion changes it.
+/// A fingerprint of the watched files: their number and newest modification time.
+/// Any edit, new file or deletion changes it.
 pub fn fingerprint(paths: &[PathBuf]) -> Result<(usize, SystemTime)> {
     fn walk(p: &Path, acc: &mut (usize, SystemTime)) -> Result<()> {
-        let meta = std::fs::metadata(p).with_context(|| format!("reading {}", p.display()))?;
+        let meta = std::fs::metadata(p)
+            .with_context(|| format!("reading {}", p.display()))?;
         if meta.is_dir() {
             for e in std::fs::read_dir(p)? {
                 walk(&e?.path(), acc)?;

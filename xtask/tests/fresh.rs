@@ -1,5 +1,5 @@
-//! Freshness: a chapter's outputs are reused only when they come from exactly this code and
-//! lock file.
+//! Freshness: a chapter's outputs are reused only when they come from exactly this
+//! code and lock file.
 
 use std::fs;
 use std::path::Path;
@@ -15,7 +15,11 @@ fn workspace(root: &Path) {
     for krate in ["ch09-demo", "transformer"] {
         let dir = root.join("chapters-code").join(krate);
         fs::create_dir_all(dir.join("src")).unwrap();
-        fs::write(dir.join("Cargo.toml"), format!("[package]\nname = \"{krate}\"\n")).unwrap();
+        fs::write(
+            dir.join("Cargo.toml"),
+            format!("[package]\nname = \"{krate}\"\n"),
+        )
+        .unwrap();
         fs::write(dir.join("src/lib.rs"), "pub fn f() {}\n").unwrap();
     }
     fs::create_dir_all(root.join("book/generated/ch09")).unwrap();
@@ -43,7 +47,10 @@ fn a_manifest_makes_outputs_fresh_until_code_or_lock_file_change() {
     ];
     for (file, text) in edits {
         write_manifest(root, &CHAPTERS[0]).unwrap();
-        assert!(stale(root, CHAPTERS).unwrap().is_empty(), "fresh right after writing the manifest");
+        assert!(
+            stale(root, CHAPTERS).unwrap().is_empty(),
+            "fresh right after writing the manifest"
+        );
         fs::write(root.join(file), text).unwrap();
         let s = stale(root, CHAPTERS).unwrap();
         assert_eq!(s.len(), 1, "editing {file} must make the outputs stale");
@@ -57,18 +64,21 @@ fn line_endings_do_not_change_the_hash() {
     let root = dir.path();
     workspace(root);
     write_manifest(root, &CHAPTERS[0]).unwrap();
-    fs::write(root.join("chapters-code/ch09-demo/src/lib.rs"), "pub fn f() {}\r\n").unwrap();
+    fs::write(root.join("chapters-code/ch09-demo/src/lib.rs"), "pub fn f() {}\r\n")
+        .unwrap();
     assert!(stale(root, CHAPTERS).unwrap().is_empty());
 }
 
 #[test]
-fn a_chapter_that_reuses_an_earlier_chapters_code_goes_stale_when_that_code_changes() {
+fn a_chapter_that_reuses_an_earlier_chapters_code_goes_stale_when_that_code_changes()
+ {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path();
     workspace(root);
     let earlier = root.join("chapters-code/ch08-earlier");
     fs::create_dir_all(earlier.join("src")).unwrap();
-    fs::write(earlier.join("Cargo.toml"), "[package]\nname = \"ch08-earlier\"\n").unwrap();
+    fs::write(earlier.join("Cargo.toml"), "[package]\nname = \"ch08-earlier\"\n")
+        .unwrap();
     fs::write(earlier.join("src/lib.rs"), "pub fn e() {}\n").unwrap();
     let manifest = "[package]\nname = \"ch09-demo\"\n\n[dependencies]\ntransformer.workspace = true\n\
                     ch08-earlier = { path = \"../ch08-earlier\" }\n\n[dev-dependencies]\n";
@@ -81,5 +91,9 @@ fn a_chapter_that_reuses_an_earlier_chapters_code_goes_stale_when_that_code_chan
     assert!(stale(root, CHAPTERS).unwrap().is_empty());
     fs::write(earlier.join("src/lib.rs"), "pub fn e() { let _ = 2; }\n").unwrap();
     let s = stale(root, CHAPTERS).unwrap();
-    assert_eq!(s.len(), 1, "the earlier chapter's code is part of this chapter's sources");
+    assert_eq!(
+        s.len(),
+        1,
+        "the earlier chapter's code is part of this chapter's sources"
+    );
 }

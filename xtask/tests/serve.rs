@@ -1,4 +1,5 @@
-//! The preview server serves the built book's files with the right types, and nothing outside it.
+//! The preview server serves the built book's files with the right types, and
+//! nothing outside it.
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -28,7 +29,9 @@ fn files_are_served_with_their_types_and_nothing_outside_the_book_is() {
 
     let index = get(port, "/");
     assert!(
-        index.starts_with("HTTP/1.1 200") && index.contains("text/html") && index.ends_with("<h1>hello</h1>"),
+        index.starts_with("HTTP/1.1 200")
+            && index.contains("text/html")
+            && index.ends_with("<h1>hello</h1>"),
         "{index}"
     );
     let svg = get(port, "/generated/a.svg?v=1");
@@ -47,5 +50,9 @@ fn the_fingerprint_changes_when_a_watched_file_changes() {
     let before = fingerprint(&paths).unwrap();
     assert_eq!(before, fingerprint(&paths).unwrap());
     std::fs::write(dir.path().join("b.md"), "two").unwrap();
-    assert_ne!(before, fingerprint(&paths).unwrap(), "a new file changes the fingerprint");
+    assert_ne!(
+        before,
+        fingerprint(&paths).unwrap(),
+        "a new file changes the fingerprint"
+    );
 }

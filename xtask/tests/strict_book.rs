@@ -1,26 +1,29 @@
 //! The strict book build fails on each way mdBook would otherwise fail silently.
-//! Each test builds a small fixture book in a temporary folder, breaks one thing, and requires
-//! the build to fail with a message that names the problem.
+//! Each test builds a small fixture book in a temporary folder, breaks one thing,
+//! and requires the build to fail with a message that names the problem.
 
 use std::fs;
 use std::path::Path;
 
 use xtask::bookcheck;
 
-/// A small valid book: one page with an anchored include, a generated value, math and a figure.
+/// A small valid book: one page with an anchored include, a generated value, math
+/// and a figure.
 fn fixture() -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path();
     fs::write(root.join("book.toml"), "[book]\ntitle = \"Fixture\"\nsrc = \"src\"\n\n[build]\ncreate-missing = false\n\n[output.html]\ndefault-theme = \"light\"\n").unwrap();
     fs::create_dir_all(root.join("src/generated/ch09")).unwrap();
     fs::create_dir_all(root.join("code")).unwrap();
-    fs::write(root.join("src/SUMMARY.md"), "# Summary\n\n- [Page](page.md)\n").unwrap();
+    fs::write(root.join("src/SUMMARY.md"), "# Summary\n\n- [Page](page.md)\n")
+        .unwrap();
     fs::write(
         root.join("code/lib.rs"),
         "// ANCHOR: shown\npub fn shown() -> u32 { 7 }\n// ANCHOR_END: shown\n",
     )
     .unwrap();
-    fs::write(root.join("src/generated/ch09/results.json"), "{\"answer\": 42}\n").unwrap();
+    fs::write(root.join("src/generated/ch09/results.json"), "{\"answer\": 42}\n")
+        .unwrap();
     fs::write(
         root.join("src/generated/ch09/fig.svg"),
         "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"4\" height=\"4\"></svg>\n",
@@ -63,7 +66,12 @@ fn the_valid_fixture_builds_with_values_math_and_code() {
 #[test]
 fn a_missing_include_file_fails() {
     let dir = fixture();
-    edit(dir.path(), "src/page.md", "../code/lib.rs:shown", "../code/missing.rs:shown");
+    edit(
+        dir.path(),
+        "src/page.md",
+        "../code/lib.rs:shown",
+        "../code/missing.rs:shown",
+    );
     assert!(error_of(dir.path()).contains("missing.rs"));
 }
 
@@ -117,7 +125,12 @@ fn a_missing_figure_fails() {
 #[test]
 fn a_page_missing_from_disk_fails() {
     let dir = fixture();
-    edit(dir.path(), "src/SUMMARY.md", "- [Page](page.md)", "- [Page](page.md)\n- [Gone](gone.md)");
+    edit(
+        dir.path(),
+        "src/SUMMARY.md",
+        "- [Page](page.md)",
+        "- [Page](page.md)\n- [Gone](gone.md)",
+    );
     let e = error_of(dir.path());
     assert!(e.contains("gone"), "{e}");
 }
@@ -125,14 +138,24 @@ fn a_page_missing_from_disk_fails() {
 #[test]
 fn a_book_that_would_create_missing_pages_is_refused() {
     let dir = fixture();
-    edit(dir.path(), "book.toml", "create-missing = false", "create-missing = true");
+    edit(
+        dir.path(),
+        "book.toml",
+        "create-missing = false",
+        "create-missing = true",
+    );
     assert!(error_of(dir.path()).contains("create-missing"));
 }
 
 #[test]
 fn a_citation_missing_from_the_references_page_fails_and_a_listed_one_builds() {
     let dir = fixture();
-    edit(dir.path(), "src/page.md", "is math.", "is math (Shazeer 2019, arXiv 1911.02150).");
+    edit(
+        dir.path(),
+        "src/page.md",
+        "is math.",
+        "is math (Shazeer 2019, arXiv 1911.02150).",
+    );
     let e = error_of(dir.path());
     assert!(e.contains("page.md cites arXiv 1911.02150"), "{e}");
     edit(
@@ -190,11 +213,80 @@ fn a_claim_that_does_not_hold_fails() {
         "{\"grows\": {\"holds\": false, \"text\": \"grows at every size\"}}\n",
     )
     .unwrap();
-    edit(root, "src/page.md", "and $x^2$ is math.", "and it {{#claim ch09.grows}}; $x^2$ is math.");
+    edit(
+        root,
+        "src/page.md",
+        "and $x^2$ is math.",
+        "and it {{#claim ch09.grows}}; $x^2$ is math.",
+    );
     let err = error_of(root);
-    assert!(err.contains("does not hold") && err.contains("grows at every size"), "{err}");
+    assert!(
+        err.contains("does not hold") && err.contains("grows at every size"),
+        "{err}"
+    );
     edit(root, "src/generated/ch09/claims.json", "false", "true");
     let built = bookcheck::build(root).unwrap();
     let html = fs::read_to_string(built.out_dir.join("page.html")).unwrap();
     assert!(html.contains("it grows at every size"), "claim text not rendered");
+}
+
+#[test]
+fn a_glossary_term_used_before_its_link_fails_and_a_linked_first_use_builds() {
+    let dir = fixture();
+    let root = dir.path();
+    edit(
+        root,
+        "src/SUMMARY.md",
+        "- [Page](page.md)",
+        "- [Page](page.md)\n- [Glossary](glossary.md)",
+    );
+    fs::write(
+        root.join("src/glossary.md"),
+        "# Glossary\n\n<a id=\"token\"></a>**Token.** A piece of text that a model reads.\n",
+    )
+    .unwrap();
+    edit(
+        root,
+        "src/page.md",
+        "and $x^2$ is math.",
+        "and $x^2$ is math.\nEach token counts, and a token is read.",
+    );
+    let err = error_of(root);
+    assert!(
+        err.contains(
+            "page.md:4: \"token\" is used before it is linked to the glossary (link its first use: [token](glossary.md#token))"
+        ),
+        "{err}"
+    );
+    edit(
+        root,
+        "src/page.md",
+        "Each token counts",
+        "Each [token](glossary.md#token) counts",
+    );
+    let built = bookcheck::build(root).unwrap();
+    let html = fs::read_to_string(built.out_dir.join("glossary.html")).unwrap();
+    assert!(
+        html.contains("id=\"token\""),
+        "the glossary entry has no anchor in the HTML"
+    );
+    edit(root, "src/page.md", "glossary.md#token", "glossary.md#tokens");
+    assert!(error_of(root).contains("points to no glossary entry"));
+}
+
+#[test]
+fn a_figure_not_fit_to_print_fails() {
+    let dir = fixture();
+    fs::write(
+        dir.path().join("src/generated/ch09/fig.svg"),
+        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"100\" height=\"50\">\n\
+         <text x=\"10\" y=\"40\" text-anchor=\"middle\" font-size=\"10\">\n0.30000000000000004\n</text>\n</svg>\n",
+    )
+    .unwrap();
+    let err = error_of(dir.path());
+    assert!(
+        err.contains("fig.svg: label \"0.30000000000000004\"")
+            && err.contains("float printed raw"),
+        "{err}"
+    );
 }
