@@ -1,6 +1,7 @@
-//! How fast the shared library trains and decodes: tokens per second on the reference model
-//! (`Config::tiny()`: vocab 512, d_model 128, 4 heads, 2 layers, seq 64, batch 16), for the
-//! side-by-side comparison with PyTorch in `ci/torch-reference/compare.sh`.
+//! How fast the shared library trains and decodes: tokens per second on the
+//! reference model (`Config::tiny()`: vocab 512, d_model 128, 4 heads, 2 layers,
+//! seq 64, batch 16), for the side-by-side comparison with PyTorch in
+//! `ci/torch-reference/compare.sh`.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -27,11 +28,13 @@ enum Mode {
     Decode,
     /// Both.
     All,
-    /// Training speed with the fast kernels switched on one after another, then both.
+    /// Training speed with the fast kernels switched on one after another, then
+    /// both.
     Levers,
     /// Nothing: only `--save-weights`.
     Save,
-    /// Nothing measured: write the book's outputs from `--ours-json` and `--torch-json`.
+    /// Nothing measured: write the book's outputs from `--ours-json` and
+    /// `--torch-json`.
     Report,
 }
 
@@ -48,8 +51,8 @@ struct Cli {
     /// What to measure.
     #[arg(value_enum, default_value_t = Mode::All)]
     mode: Mode,
-    /// The model. Chapter 4's configuration is not fixed yet: pass its shape with the
-    /// `--d-model`, `--layers`, `--heads`, `--seq` and `--batch` overrides.
+    /// The model. Chapter 4's configuration is not fixed yet: pass its shape with
+    /// the `--d-model`, `--layers`, `--heads`, `--seq` and `--batch` overrides.
     #[arg(long, value_enum, default_value_t = Preset::Tiny)]
     config: Preset,
     /// Timed training steps (after the warm-up steps).
@@ -94,17 +97,19 @@ struct Cli {
     /// PyTorch's measurements (written by `ci/torch-reference/torch_reference.py`).
     #[arg(long)]
     torch_json: Option<PathBuf>,
-    /// Our measurements, written earlier with `--json` (mode `report`; repeat the flag to keep
-    /// the best of several runs).
+    /// Our measurements, written earlier with `--json` (mode `report`; repeat the
+    /// flag to keep the best of several runs).
     #[arg(long)]
     ours_json: Vec<PathBuf>,
-    /// The logits check written by `torch_reference.py check --out` (mode `report`).
+    /// The logits check written by `torch_reference.py check --out` (mode
+    /// `report`).
     #[arg(long)]
     check_json: Option<PathBuf>,
     /// Rounds of the levers measurement (each configuration keeps its best round).
     #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u32).range(1..))]
     lever_rounds: u32,
-    /// Which levers to switch on (comma-separated names, `all` or `none`); default all.
+    /// Which levers to switch on (comma-separated names, `all` or `none`); default
+    /// all.
     #[arg(long, default_value = "all")]
     levers: String,
     /// Write `results.json` and `speed.md` for the book into this folder.
@@ -186,23 +191,46 @@ fn settings(cli: &Cli) -> anyhow::Result<Settings> {
     }
     cfg.validate()?;
     if cli.prompt as usize >= cfg.max_len {
-        anyhow::bail!("--prompt ({}) must be shorter than the sequence ({})", cli.prompt, cfg.max_len);
+        anyhow::bail!(
+            "--prompt ({}) must be shorter than the sequence ({})",
+            cli.prompt,
+            cfg.max_len
+        );
     }
     Ok(Settings { seq: cfg.max_len, batch: cli.batch as usize, cfg })
 }
 
-/// `batch` random sequences of `seq + 1` tokens: inputs are the first `seq`, targets the last.
-fn random_batch(r: &mut Rng, batch: usize, seq: usize, vocab: usize) -> anyhow::Result<(Tensor, Tensor)> {
-    let all: Vec<u32> = (0..batch * (seq + 1)).map(|_| r.random_range(0..vocab as u32)).collect();
+/// `batch` random sequences of `seq + 1` tokens: inputs are the first `seq`,
+/// targets the last.
+fn random_batch(
+    r: &mut Rng,
+    batch: usize,
+    seq: usize,
+    vocab: usize,
+) -> anyhow::Result<(Tensor, Tensor)> {
+    let all: Vec<u32> =
+        (0..batch * (seq + 1)).map(|_| r.random_range(0..vocab as u32)).collect();
     let t = Tensor::from_vec(all, (batch, seq + 1), &DEVICE)?;
     Ok((t.narrow(1, 0, seq)?.contiguous()?, t.narrow(1, 1, seq)?.contiguous()?))
 }
 
 fn train_config(steps: usize, seed: u64) -> TrainConfig {
-    TrainConfig { steps, lr: 1e-3, warmup: 2, seed, progress: false, ..TrainConfig::default() }
+    TrainConfig {
+        steps,
+        lr: 1e-3,
+        warmup: 2,
+        seed,
+        progress: false,
+        ..TrainConfig::default()
+    }
 }
 
-fn bench_train(s: &Settings, steps: usize, warmup: usize, seed: u64) -> anyhow::Result<TrainResult> {
+fn bench_train(
+    s: &Settings,
+    steps: usize,
+    warmup: usize,
+    seed: u64,
+) -> anyhow::Result<TrainResult> {
     let store = ParamStore::new(seed);
     let model = DecoderOnly::new(&store, "gpt", &s.cfg)?;
     let ones = Tensor::ones((s.batch, s.seq), DType::F32, &DEVICE)?;
@@ -213,8 +241,16 @@ fn bench_train(s: &Settings, steps: usize, warmup: usize, seed: u64) -> anyhow::
         |_, r| {
             starts.push(Instant::now());
             let (x, y) = random_batch(r, s.batch, s.seq, s.cfg.vocab_size)?;
-            let loss = masked_cross_entropy(&model.forward(&x, &MaskKind::Causal)?, &y, &ones)?;
-            Ok(StepLoss { loss, tokens_seen: s.batch * s.seq, tokens_supervised: s.batch * s.seq })
+            let loss = masked_cross_entropy(
+                &model.forward(&x, &MaskKind::Causal)?,
+                &y,
+                &ones,
+            )?;
+            Ok(StepLoss {
+                loss,
+                tokens_seen: s.batch * s.seq,
+                tokens_supervised: s.batch * s.seq,
+            })
         },
         |_| Ok(0.0),
     )?;
@@ -228,8 +264,9 @@ fn bench_train(s: &Settings, steps: usize, warmup: usize, seed: u64) -> anyhow::
     })
 }
 
-/// Greedy decoding with the KV cache: a random prompt, then one token at a time up to the
-/// model's maximum length. The prompt's forward pass is part of the timed work.
+/// Greedy decoding with the KV cache: a random prompt, then one token at a time up
+/// to the model's maximum length. The prompt's forward pass is part of the timed
+/// work.
 fn bench_decode(
     s: &Settings,
     batch: usize,
@@ -247,7 +284,11 @@ fn bench_decode(
         let mut out = Vec::with_capacity(new_tokens * batch);
         for _ in 0..new_tokens {
             let logits = model
-                .run(&input, &MaskKind::Causal, Forward { cache: Some(&mut cache), trace: false })?
+                .run(
+                    &input,
+                    &MaskKind::Causal,
+                    Forward { cache: Some(&mut cache), trace: false },
+                )?
                 .logits;
             let t = logits.dim(1)?;
             let next = logits.i((.., t - 1, ..))?.argmax(D::Minus1)?;
@@ -257,7 +298,9 @@ fn bench_decode(
         Ok(out)
     };
     let prompts: Vec<Tensor> = (0..reps + 1)
-        .map(|_| random_batch(&mut r, batch, prompt, s.cfg.vocab_size).map(|(x, _)| x))
+        .map(|_| {
+            random_batch(&mut r, batch, prompt, s.cfg.vocab_size).map(|(x, _)| x)
+        })
         .collect::<anyhow::Result<_>>()?;
     generate(&prompts[0])?;
     let start = Instant::now();
@@ -274,8 +317,9 @@ fn bench_decode(
     })
 }
 
-/// Train three steps (so no parameter keeps its initial value), save the weights, and save
-/// input ids with the logits we compute for them, for the PyTorch equality check.
+/// Train three steps (so no parameter keeps its initial value), save the weights,
+/// and save input ids with the logits we compute for them, for the PyTorch equality
+/// check.
 fn save_weights(s: &Settings, path: &Path, seed: u64) -> anyhow::Result<()> {
     let store = ParamStore::new(seed);
     let model = DecoderOnly::new(&store, "gpt", &s.cfg)?;
@@ -285,15 +329,28 @@ fn save_weights(s: &Settings, path: &Path, seed: u64) -> anyhow::Result<()> {
         &TrainConfig { lr: 1e-2, ..train_config(3, seed) },
         |_, r| {
             let (x, y) = random_batch(r, s.batch, s.seq, s.cfg.vocab_size)?;
-            let loss = masked_cross_entropy(&model.forward(&x, &MaskKind::Causal)?, &y, &ones)?;
+            let loss = masked_cross_entropy(
+                &model.forward(&x, &MaskKind::Causal)?,
+                &y,
+                &ones,
+            )?;
             Ok(StepLoss { loss, tokens_seen: 0, tokens_supervised: 0 })
         },
         |_| Ok(0.0),
     )?;
     store.save(path)?;
-    let (x, y) = random_batch(&mut transformer::rng::stream(seed, "check"), 4, s.seq, s.cfg.vocab_size)?;
+    let (x, y) = random_batch(
+        &mut transformer::rng::stream(seed, "check"),
+        4,
+        s.seq,
+        s.cfg.vocab_size,
+    )?;
     let logits = model.forward(&x, &MaskKind::Causal)?;
-    let loss = masked_cross_entropy(&logits, &y, &Tensor::ones((4, s.seq), DType::F32, &DEVICE)?)?;
+    let loss = masked_cross_entropy(
+        &logits,
+        &y,
+        &Tensor::ones((4, s.seq), DType::F32, &DEVICE)?,
+    )?;
     let check: HashMap<String, Tensor> = [
         ("ids".to_string(), x.to_dtype(DType::I64)?),
         ("targets".to_string(), y.to_dtype(DType::I64)?),
@@ -313,22 +370,35 @@ fn save_weights(s: &Settings, path: &Path, seed: u64) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Training speed with the levers switched on cumulatively, in [`Lever::ALL`]'s order. Some
-/// levers act once per process, so each configuration runs in a fresh child process.
+/// Training speed with the levers switched on cumulatively, in [`Lever::ALL`]'s
+/// order. Some levers act once per process, so each configuration runs in a fresh
+/// child process.
 fn bench_levers(cli: &Cli) -> anyhow::Result<Vec<LeverResult>> {
     let exe = std::env::current_exe()?;
     let mut out: Vec<LeverResult> = Vec::new();
     for round in 0..cli.lever_rounds as usize {
         for k in 0..=Lever::ALL.len() {
             let on: Vec<&str> = Lever::ALL[..k].iter().map(|l| l.name()).collect();
-            let json = std::env::temp_dir().join(format!("bench-levers-{}-{k}.json", std::process::id()));
+            let json = std::env::temp_dir()
+                .join(format!("bench-levers-{}-{k}.json", std::process::id()));
             let mut cmd = std::process::Command::new(&exe);
-            cmd.args(["train", "--steps", &cli.steps.to_string(), "--warmup", &cli.warmup.to_string()])
-                .args(["--batch", &cli.batch.to_string(), "--seed", &cli.seed.to_string()])
-                .arg("--levers")
-                .arg(if on.is_empty() { "none".to_string() } else { on.join(",") })
-                .arg("--json")
-                .arg(&json);
+            cmd.args([
+                "train",
+                "--steps",
+                &cli.steps.to_string(),
+                "--warmup",
+                &cli.warmup.to_string(),
+            ])
+            .args([
+                "--batch",
+                &cli.batch.to_string(),
+                "--seed",
+                &cli.seed.to_string(),
+            ])
+            .arg("--levers")
+            .arg(if on.is_empty() { "none".to_string() } else { on.join(",") })
+            .arg("--json")
+            .arg(&json);
             for (flag, v) in [
                 ("--d-model", cli.d_model),
                 ("--layers", cli.layers),
@@ -341,16 +411,22 @@ fn bench_levers(cli: &Cli) -> anyhow::Result<Vec<LeverResult>> {
                 }
             }
             let status = cmd.stdout(std::process::Stdio::null()).status()?;
-            anyhow::ensure!(status.success(), "the child run with levers {on:?} failed");
-            let m: Measured = serde_json::from_str(&std::fs::read_to_string(&json)?)?;
+            anyhow::ensure!(
+                status.success(),
+                "the child run with levers {on:?} failed"
+            );
+            let m: Measured =
+                serde_json::from_str(&std::fs::read_to_string(&json)?)?;
             std::fs::remove_file(&json).ok();
-            let tps = m.train.context("child wrote no training result")?.tokens_per_s;
+            let tps =
+                m.train.context("child wrote no training result")?.tokens_per_s;
             let name = match k {
                 0 => "no levers".to_string(),
                 _ => format!("+ {}", Lever::ALL[k - 1].name()),
             };
             println!("  {name:<18} {tps:>9.0} tokens/s");
-            // Other processes only slow a run down: keep each configuration's best round.
+            // Other processes only slow a run down: keep each configuration's best
+            // round.
             match out.get_mut(k) {
                 Some(best) => best.tokens_per_s = best.tokens_per_s.max(tps),
                 None => out.push(LeverResult { name, tokens_per_s: tps }),
@@ -364,20 +440,28 @@ fn bench_levers(cli: &Cli) -> anyhow::Result<Vec<LeverResult>> {
 }
 
 fn read_json<T: serde::de::DeserializeOwned>(p: &Path) -> anyhow::Result<T> {
-    let text = std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))?;
-    serde_json::from_str(&text).with_context(|| format!("{} is not what was expected", p.display()))
+    let text = std::fs::read_to_string(p)
+        .with_context(|| format!("reading {}", p.display()))?;
+    serde_json::from_str(&text)
+        .with_context(|| format!("{} is not what was expected", p.display()))
 }
 
-/// Several runs of ours in one: other processes only slow a run down, so keep the best
-/// training and the best decoding measurement; the levers come from the run that has them.
+/// Several runs of ours in one: other processes only slow a run down, so keep the
+/// best training and the best decoding measurement; the levers come from the run
+/// that has them.
 fn merge_best(paths: &[PathBuf]) -> anyhow::Result<Measured> {
-    let runs: Vec<Measured> = paths.iter().map(|p| read_json(p)).collect::<anyhow::Result<_>>()?;
+    let runs: Vec<Measured> =
+        paths.iter().map(|p| read_json(p)).collect::<anyhow::Result<_>>()?;
     let mut best = runs[0].clone();
     for r in &runs {
-        if r.train.as_ref().map(|t| t.tokens_per_s) > best.train.as_ref().map(|t| t.tokens_per_s) {
+        if r.train.as_ref().map(|t| t.tokens_per_s)
+            > best.train.as_ref().map(|t| t.tokens_per_s)
+        {
             best.train = r.train.clone();
         }
-        if r.decode.as_ref().map(|t| t.tokens_per_s) > best.decode.as_ref().map(|t| t.tokens_per_s) {
+        if r.decode.as_ref().map(|t| t.tokens_per_s)
+            > best.decode.as_ref().map(|t| t.tokens_per_s)
+        {
             best.decode = r.decode.clone();
         }
         if best.levers.is_empty() {
@@ -387,11 +471,13 @@ fn merge_best(paths: &[PathBuf]) -> anyhow::Result<Measured> {
     Ok(best)
 }
 
-/// The levers run as JSON: each configuration's tokens/s, its gain over the previous one and
-/// over no levers, and (by name) the overall gain.
+/// The levers run as JSON: each configuration's tokens/s, its gain over the
+/// previous one and over no levers, and (by name) the overall gain.
 fn lever_summary(levers: &[LeverResult]) -> serde_json::Value {
     use transformer::chapter::round_dp;
-    let Some(first) = levers.first().map(|l| l.tokens_per_s) else { return serde_json::Value::Null };
+    let Some(first) = levers.first().map(|l| l.tokens_per_s) else {
+        return serde_json::Value::Null;
+    };
     let last = levers.last().map_or(first, |l| l.tokens_per_s);
     let mut prev = first;
     let rows: Vec<_> = levers
@@ -428,8 +514,14 @@ fn write_book_outputs(
     use transformer::chapter::round_dp;
     let tt = torch.and_then(|t| t.train.as_ref()).map(|t| t.tokens_per_s);
     let td = torch.and_then(|t| t.decode.as_ref()).map(|t| t.tokens_per_s);
-    let train = m.train.as_ref().context("the book's outputs need the training measurement (mode all)")?;
-    let decode = m.decode.as_ref().context("the book's outputs need the decoding measurement (mode all)")?;
+    let train = m
+        .train
+        .as_ref()
+        .context("the book's outputs need the training measurement (mode all)")?;
+    let decode = m
+        .decode
+        .as_ref()
+        .context("the book's outputs need the decoding measurement (mode all)")?;
     let results = serde_json::json!({
         "threads": m.threads,
         "params": m.params,
@@ -457,8 +549,10 @@ fn write_book_outputs(
         "levers": lever_summary(&m.levers),
     });
     transformer::io::write_json(&dir.join("results.json"), &results)?;
-    let fmt_ratio = |r: Option<f64>| r.map_or("–".to_string(), |r| format!("{r:.2}×"));
-    let fmt_tps = |r: Option<f64>| r.map_or("–".to_string(), |r| format!("{r:.0}"));
+    let fmt_ratio =
+        |r: Option<f64>| r.map_or("–".to_string(), |r| format!("{r:.2}×"));
+    let fmt_tps =
+        |r: Option<f64>| r.map_or("–".to_string(), |r| format!("{r:.0}"));
     let mut md = String::from(
         "| what | this library (tokens/s) | PyTorch (tokens/s) | ratio |\n|---|---:|---:|---:|\n",
     );
@@ -507,8 +601,9 @@ fn set_levers(list: &str) -> anyhow::Result<()> {
             kernels::set_all(false);
             for name in list.split(',') {
                 let known = Lever::ALL.map(|l| l.name()).join(", ");
-                let l = Lever::from_name(name.trim())
-                    .with_context(|| format!("unknown lever {name:?}; known: {known}, all, none"))?;
+                let l = Lever::from_name(name.trim()).with_context(|| {
+                    format!("unknown lever {name:?}; known: {known}, all, none")
+                })?;
                 kernels::set(l, true);
             }
         }
@@ -524,7 +619,12 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     let threads = candle_core::utils::get_num_threads();
     println!(
         "model: vocab {}, d_model {}, {} heads, {} layers, seq {}, batch {}; {params} parameters; {threads} threads",
-        s.cfg.vocab_size, s.cfg.d_model, s.cfg.n_heads, s.cfg.n_layers, s.seq, s.batch
+        s.cfg.vocab_size,
+        s.cfg.d_model,
+        s.cfg.n_heads,
+        s.cfg.n_layers,
+        s.seq,
+        s.batch
     );
     if let Some(path) = &cli.save_weights {
         save_weights(&s, path, cli.seed)?;
@@ -532,7 +632,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     let torch: Option<TorchResults> = match &cli.torch_json {
         Some(p) => Some(
             serde_json::from_str(
-                &std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))?,
+                &std::fs::read_to_string(p)
+                    .with_context(|| format!("reading {}", p.display()))?,
             )
             .with_context(|| format!("{} is not PyTorch's results", p.display()))?,
         ),
@@ -553,12 +654,18 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             (
                 "train",
                 m.train.as_ref().map(|t| t.tokens_per_s),
-                torch.as_ref().and_then(|t| t.train.as_ref()).map(|t| t.tokens_per_s),
+                torch
+                    .as_ref()
+                    .and_then(|t| t.train.as_ref())
+                    .map(|t| t.tokens_per_s),
             ),
             (
                 "decode",
                 m.decode.as_ref().map(|t| t.tokens_per_s),
-                torch.as_ref().and_then(|t| t.decode.as_ref()).map(|t| t.tokens_per_s),
+                torch
+                    .as_ref()
+                    .and_then(|t| t.decode.as_ref())
+                    .map(|t| t.tokens_per_s),
             ),
         ] {
             if let (Some(o), Some(t)) = (ours, theirs) {
@@ -612,7 +719,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         transformer::io::write_json(p, &m)?;
     }
     if let Some(dir) = &cli.out {
-        let check: Option<serde_json::Value> = cli.check_json.as_deref().map(read_json).transpose()?;
+        let check: Option<serde_json::Value> =
+            cli.check_json.as_deref().map(read_json).transpose()?;
         write_book_outputs(&m, torch.as_ref(), check.as_ref(), dir)?;
         println!("wrote {}/results.json and speed.md", dir.display());
     }

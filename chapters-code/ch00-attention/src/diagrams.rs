@@ -1,5 +1,6 @@
-//! The four families as block diagrams, drawn from chapter 1's model shape: which stack reads
-//! what, under which mask, and where the encoder-decoder's cross-attention connects.
+//! The four families as block diagrams, drawn from chapter 1's model shape: which
+//! stack reads what, under which mask, and where the encoder-decoder's
+//! cross-attention connects.
 
 use anyhow::anyhow;
 use plotters::prelude::*;
@@ -14,15 +15,16 @@ fn err<E: std::fmt::Debug>(e: E) -> anyhow::Error {
     anyhow!("drawing failed: {e:?}")
 }
 
-/// A stack of `layers` blocks: its box, its label and the mask it runs with, in pixels.
+/// A stack of `layers` blocks: its box, its label and the mask it runs with, in
+/// pixels.
 struct Stack<'a> {
     x: i32,
     y: i32,
     w: i32,
     h: i32,
     label: &'a str,
-    /// Fraction of the width drawn bidirectional (the rest causal): 1 for an encoder, 0 for a
-    /// decoder, in between for a prefix LM.
+    /// Fraction of the width drawn bidirectional (the rest causal): 1 for an
+    /// encoder, 0 for a decoder, in between for a prefix LM.
     bidirectional: f64,
 }
 
@@ -147,7 +149,8 @@ pub fn families(layers: usize) -> anyhow::Result<String> {
         stack(&root, &enc, layers)?;
         feed(&root, 95, bottom, enc.y + h, "all tokens")?;
         emit(&root, 95, enc.y, top, "a vector per token")?;
-        // Encoder-decoder: input into the encoder, its final states into every decoder block.
+        // Encoder-decoder: input into the encoder, its final states into every
+        // decoder block.
         let e = Stack {
             x: col + 10,
             y: top + 90,
@@ -184,7 +187,8 @@ pub fn families(layers: usize) -> anyhow::Result<String> {
         stack(&root, &dec, layers)?;
         feed(&root, dec.x + 70, bottom, dec.y + h, "input, then output so far")?;
         emit(&root, dec.x + 70, dec.y, top, "next token")?;
-        // Prefix LM: the same stack, bidirectional over the prefix, causal after it.
+        // Prefix LM: the same stack, bidirectional over the prefix, causal after
+        // it.
         let p = Stack {
             x: 3 * col + 25,
             y: top + 40,

@@ -20,8 +20,8 @@ pub struct Example {
 }
 
 impl Example {
-    /// The page's example. In a trained model these numbers are learned; here they are small
-    /// and round so that every step can be checked by hand.
+    /// The page's example. In a trained model these numbers are learned; here they
+    /// are small and round so that every step can be checked by hand.
     pub fn book() -> Self {
         Example {
             tokens: ["the", "cat", "sat", "down"].map(String::from).to_vec(),
@@ -41,7 +41,8 @@ impl Example {
 /// One mask's pass through the head.
 #[derive(Debug, Clone, Serialize)]
 pub struct Pass {
-    /// Scores after the mask: `None` where the mask blocks the pair (−∞ before the softmax).
+    /// Scores after the mask: `None` where the mask blocks the pair (−∞ before the
+    /// softmax).
     pub masked: Vec<Vec<Option<f64>>>,
     /// Attention weights: each row sums to 1; blocked pairs are exactly 0.
     pub weights: Mat,
@@ -111,8 +112,8 @@ pub fn attend(
     (scores, Pass { masked, weights, output })
 }
 
-/// `exp(s) / Σ exp(s)` over the allowed entries; blocked entries get 0. Subtracting the
-/// largest score first keeps every `exp` in range and changes nothing else.
+/// `exp(s) / Σ exp(s)` over the allowed entries; blocked entries get 0. Subtracting
+/// the largest score first keeps every `exp` in range and changes nothing else.
 fn softmax(row: &[Option<f64>]) -> Vec<f64> {
     let top = row.iter().flatten().copied().fold(f64::NEG_INFINITY, f64::max);
     let e: Vec<f64> =
@@ -152,8 +153,8 @@ pub fn work(ex: &Example) -> anyhow::Result<Worked> {
     })
 }
 
-/// The library's own attention (the one every chapter's models run) on the same Q, K and V,
-/// for the tests: `[n][d]` output.
+/// The library's own attention (the one every chapter's models run) on the same Q,
+/// K and V, for the tests: `[n][d]` output.
 pub fn library_attention(w: &Worked, mask: &MaskKind) -> anyhow::Result<Mat> {
     let n = w.q.len();
     let d = w.q[0].len();

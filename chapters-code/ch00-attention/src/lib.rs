@@ -1,11 +1,11 @@
 //! The on-ramp: attention from scratch.
 //!
-//! A reader who has never seen attention follows one small example through every step: the
-//! input vectors, the learned projections to queries, keys and values, the scores, the mask,
-//! the softmax and the output, once with a bidirectional and once with a causal mask. Then the
-//! four architecture families of chapter 1 as block diagrams, drawn from chapter 1's model
-//! shape. The modules follow the page: [`example`] (the worked example), [`diagrams`], then
-//! [`outputs`].
+//! A reader who has never seen attention follows one small example through every
+//! step: the input vectors, the learned projections to queries, keys and values,
+//! the scores, the mask, the softmax and the output, once with a bidirectional and
+//! once with a causal mask. Then the four architecture families of chapter 1 as
+//! block diagrams, drawn from chapter 1's model shape. The modules follow the page:
+//! [`example`] (the worked example), [`diagrams`], then [`outputs`].
 
 pub mod diagrams;
 pub mod example;

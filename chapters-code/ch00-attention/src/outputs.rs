@@ -1,4 +1,5 @@
-//! Outputs: the example's matrices as tables, the diagrams, and the claims the page makes.
+//! Outputs: the example's matrices as tables, the diagrams, and the claims the page
+//! makes.
 
 use transformer::chapter::{Claims, Outputs, Table, round_dp};
 

@@ -1,5 +1,6 @@
-//! The worked example: every number the page shows, snapshotted; and the hand-written head
-//! agrees with the library's attention, the one every chapter's models run.
+//! The worked example: every number the page shows, snapshotted; and the
+//! hand-written head agrees with the library's attention, the one every chapter's
+//! models run.
 
 use ch00_attention::example::library_attention;
 use ch00_attention::{Attention, Example, work};

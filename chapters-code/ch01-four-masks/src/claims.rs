@@ -1,18 +1,22 @@
-//! What the page says about the models' outputs and counts, computed from them. Each claim's
-//! wording is generated from the numbers it summarises, and `holds` says whether the data bear
-//! it out; the book's build fails on a claim that does not hold.
+//! What the page says about the models' outputs and counts, computed from them.
+//! Each claim's wording is generated from the numbers it summarises, and `holds`
+//! says whether the data bear it out; the book's build fails on a claim that does
+//! not hold.
 
 use transformer::chapter::Claims;
 
 use crate::maps::AttentionMap;
 use crate::report::Report;
 
-/// Every claim of the page about the attention maps, the costs and the shared weights.
+/// Every claim of the page about the attention maps, the costs and the shared
+/// weights.
 pub fn claims(r: &Report, maps: &[AttentionMap]) -> Claims {
     let mut c = Claims::new();
     let (n, k) = (r.settings.seq_len, r.settings.prefix_len);
     let m = n - k;
-    let pairs = |name: &str| r.allowed_pairs.iter().find(|(f, _)| f == name).map(|(_, x)| *x);
+    let pairs = |name: &str| {
+        r.allowed_pairs.iter().find(|(f, _)| f == name).map(|(_, x)| *x)
+    };
     let causal = n * (n + 1) / 2;
 
     // The non-zero cells of the maps are exactly the pairs each mask allows.
@@ -65,9 +69,14 @@ pub fn claims(r: &Report, maps: &[AttentionMap]) -> Claims {
 
     // Three of the four families are one model.
     let f = &r.families;
-    let same =
-        |a: usize, b: usize| f[a].cost.params == f[b].cost.params && f[a].cost.flops == f[b].cost.flops;
-    c.add("three_rows_are_one_model", same(0, 2) && same(2, 3), "same parameters and FLOPs");
+    let same = |a: usize, b: usize| {
+        f[a].cost.params == f[b].cost.params && f[a].cost.flops == f[b].cost.flops
+    };
+    c.add(
+        "three_rows_are_one_model",
+        same(0, 2) && same(2, 3),
+        "same parameters and FLOPs",
+    );
     c.add(
         "every_family_matches_its_formulas",
         f.iter().all(|x| x.cost.matches_formulas),
@@ -76,8 +85,8 @@ pub fn claims(r: &Report, maps: &[AttentionMap]) -> Claims {
 
     // Attention scores are a small part of the compute at this length.
     let cfg = &r.settings.config;
-    let attention_share =
-        (cfg.n_layers as u64 * cfg.attention_flops(n)) as f64 / cfg.decoder_only_flops_per_token(n) as f64;
+    let attention_share = (cfg.n_layers as u64 * cfg.attention_flops(n)) as f64
+        / cfg.decoder_only_flops_per_token(n) as f64;
     c.add(
         "attention_scores_small_share",
         attention_share < 0.05,
@@ -90,7 +99,8 @@ pub fn claims(r: &Report, maps: &[AttentionMap]) -> Claims {
 
     // T5's accounting: twice the parameters of an L decoder, about its compute.
     let t5 = &r.t5;
-    let params_ratio = t5.params_encoder_decoder as f64 / t5.params_decoder_l as f64;
+    let params_ratio =
+        t5.params_encoder_decoder as f64 / t5.params_decoder_l as f64;
     let flops_ratio = t5.flops_encoder_decoder as f64 / t5.flops_decoder_l as f64;
     c.add(
         "t5_rule_holds",
@@ -105,15 +115,23 @@ pub fn claims(r: &Report, maps: &[AttentionMap]) -> Claims {
         t5.cross_attention_percent > 10.0,
         "a larger cross-attention share than T5's",
     );
-    // Where the extra compute goes: cross-attention, less the logits the encoder-decoder does
-    // not compute for its input tokens and the shorter self-attentions.
-    let (l, d, hd, g) =
-        (cfg.n_layers as u64, cfg.d_model as u64, cfg.head_dim() as u64, cfg.n_kv_heads as u64);
+    // Where the extra compute goes: cross-attention, less the logits the
+    // encoder-decoder does not compute for its input tokens and the shorter
+    // self-attentions.
+    let (l, d, hd, g) = (
+        cfg.n_layers as u64,
+        cfg.d_model as u64,
+        cfg.head_dim() as u64,
+        cfg.n_kv_heads as u64,
+    );
     let (k64, m64) = (k as u64, m as u64);
-    let cross = l * (k64 * 2 * d * 2 * g * hd + m64 * (4 * d * d + cfg.attention_flops(k)));
+    let cross =
+        l * (k64 * 2 * d * 2 * g * hd + m64 * (4 * d * d + cfg.attention_flops(k)));
     let head_saved = k64 * cfg.head_flops();
-    let attention_saved =
-        l * (n as u64 * cfg.attention_flops(n) - k64 * cfg.attention_flops(k) - m64 * cfg.attention_flops(m));
+    let attention_saved = l
+        * (n as u64 * cfg.attention_flops(n)
+            - k64 * cfg.attention_flops(k)
+            - m64 * cfg.attention_flops(m));
     let extra = t5.flops_encoder_decoder as i64 - t5.flops_decoder_l as i64;
     let pct = |x: f64| 100.0 * x / t5.flops_decoder_l as f64;
     c.add(
@@ -132,8 +150,13 @@ pub fn claims(r: &Report, maps: &[AttentionMap]) -> Claims {
 
     // One set of weights, two masks.
     let sh = &r.sharing;
-    let differing: Vec<usize> =
-        sh.rows.iter().enumerate().filter(|(_, x)| x.mask_row_differs).map(|(i, _)| i).collect();
+    let differing: Vec<usize> = sh
+        .rows
+        .iter()
+        .enumerate()
+        .filter(|(_, x)| x.mask_row_differs)
+        .map(|(i, _)| i)
+        .collect();
     c.add(
         "layer1_moves_exactly_the_differing_rows",
         sh.changed_after_layer.first() == Some(&differing),

@@ -1,4 +1,5 @@
-//! The experiment, part 2: what each family costs, and T5's accounting with our models.
+//! The experiment, part 2: what each family costs, and T5's accounting with our
+//! models.
 
 use serde::Serialize;
 use transformer::chapter::round_dp;
@@ -22,7 +23,8 @@ pub struct Cost {
 }
 
 // ANCHOR: measure
-/// Count the parameters the model really holds and the FLOPs its matmuls really perform.
+/// Count the parameters the model really holds and the FLOPs its matmuls really
+/// perform.
 fn measure_stack(
     store: &ParamStore,
     model: &DecoderOnly,
@@ -43,8 +45,14 @@ fn measure_stack(
     })
 }
 
-fn measure_ed(store: &ParamStore, model: &EncoderDecoder, src: &[u32], tgt: &[u32]) -> anyhow::Result<Cost> {
-    let (out, flops) = flops::count(|| model.forward(&ids_tensor(src)?, &ids_tensor(tgt)?));
+fn measure_ed(
+    store: &ParamStore,
+    model: &EncoderDecoder,
+    src: &[u32],
+    tgt: &[u32],
+) -> anyhow::Result<Cost> {
+    let (out, flops) =
+        flops::count(|| model.forward(&ids_tensor(src)?, &ids_tensor(tgt)?));
     out?;
     let n = src.len() + tgt.len();
     let cfg = &model.cfg;
@@ -82,10 +90,12 @@ pub struct T5Accounting {
     pub flops_decoder_l: u64,
     pub flops_decoder_2l: u64,
     pub flops_encoder_decoder: u64,
-    /// Encoder-decoder FLOPs over those of the L decoder on the same tokens (T5: about 1).
+    /// Encoder-decoder FLOPs over those of the L decoder on the same tokens (T5:
+    /// about 1).
     pub flops_ratio_ed_to_l: f64,
     pub flops_ratio_ed_to_2l: f64,
-    /// Share of the encoder-decoder's parameters in cross-attention (T5: about 10%).
+    /// Share of the encoder-decoder's parameters in cross-attention (T5: about
+    /// 10%).
     pub cross_attention_share: f64,
     /// The same share in percent, for the prose.
     pub cross_attention_percent: f64,
@@ -93,10 +103,14 @@ pub struct T5Accounting {
 
 // ANCHOR: families
 /// Measure the four families (and the 2L decoder) on the example.
-pub fn families(models: &Models, s: &Settings) -> anyhow::Result<(Vec<Family>, T5Accounting)> {
+pub fn families(
+    models: &Models,
+    s: &Settings,
+) -> anyhow::Result<(Vec<Family>, T5Accounting)> {
     let (ids, _) = example(s);
     let (src, tgt) = ids.split_at(s.prefix_len);
-    let stack = |mask| measure_stack(&models.stack_store, &models.stack, &ids, &mask);
+    let stack =
+        |mask| measure_stack(&models.stack_store, &models.stack, &ids, &mask);
     let families = vec![
         Family {
             name: "Encoder-only",
@@ -109,7 +123,8 @@ pub fn families(models: &Models, s: &Settings) -> anyhow::Result<(Vec<Family>, T
         Family {
             name: "Encoder-decoder",
             examples: "T5, BART",
-            attention: "bidirectional encoder; causal decoder; decoder reads the encoder (cross)",
+            attention: "bidirectional encoder; causal decoder; \
+                        decoder reads the encoder (cross)",
             objective: "denoising: span corruption (T5), text infilling (BART)",
             generates_left_to_right: "yes, the decoder, given the input",
             cost: measure_ed(&models.ed_store, &models.ed, src, tgt)?,
@@ -131,10 +146,12 @@ pub fn families(models: &Models, s: &Settings) -> anyhow::Result<(Vec<Family>, T
             cost: stack(MaskKind::prefix(s.prefix_len))?,
         },
     ];
-    let deep = measure_stack(&models.deep_store, &models.deep, &ids, &MaskKind::Causal)?;
+    let deep =
+        measure_stack(&models.deep_store, &models.deep, &ids, &MaskKind::Causal)?;
     let (causal, ed) = (&families[2].cost, &families[1].cost);
     let cfg = &s.config;
-    let cross = cfg.n_layers * (cfg.cross_attention_params() + cfg.layer_norm_params());
+    let cross =
+        cfg.n_layers * (cfg.cross_attention_params() + cfg.layer_norm_params());
     let t5 = T5Accounting {
         layers: cfg.n_layers,
         params_decoder_l: causal.params,
@@ -147,7 +164,10 @@ pub fn families(models: &Models, s: &Settings) -> anyhow::Result<(Vec<Family>, T
         flops_ratio_ed_to_l: round_dp(ed.flops as f64 / causal.flops as f64, 3),
         flops_ratio_ed_to_2l: round_dp(ed.flops as f64 / deep.flops as f64, 3),
         cross_attention_share: round_dp(cross as f64 / ed.params as f64, 3),
-        cross_attention_percent: round_dp(100.0 * cross as f64 / ed.params as f64, 1),
+        cross_attention_percent: round_dp(
+            100.0 * cross as f64 / ed.params as f64,
+            1,
+        ),
     };
     Ok((families, t5))
 }

@@ -12,7 +12,8 @@ use crate::settings::Settings;
 use crate::sharing::{Sharing, sharing};
 use serde::Serialize;
 
-/// Everything the page quotes, rounded for display; written to `results.json` and snapshotted.
+/// Everything the page quotes, rounded for display; written to `results.json` and
+/// snapshotted.
 #[derive(Debug, Clone, Serialize)]
 pub struct Report {
     pub settings: Settings,
@@ -20,7 +21,8 @@ pub struct Report {
     pub families: Vec<Family>,
     pub t5: T5Accounting,
     pub sharing: Sharing,
-    /// Allowed (query, key) pairs per attention map, read from the models' probabilities.
+    /// Allowed (query, key) pairs per attention map, read from the models'
+    /// probabilities.
     pub allowed_pairs: Vec<(String, usize)>,
 }
 
@@ -75,9 +77,15 @@ pub fn t5_table(t5: &T5Accounting, s: &Settings) -> String {
     let l = t5.layers;
     let (src, tgt) = (s.prefix_len, s.seq_len - s.prefix_len);
     let flops = format!("Forward FLOPs on {src} input + {tgt} output tokens");
-    let mut t = Table::new(&["Model", "Layers", "Parameters", &flops]).right_from(2);
+    let mut t =
+        Table::new(&["Model", "Layers", "Parameters", &flops]).right_from(2);
     let rows = [
-        (format!("Decoder-only, {l} layers"), format!("{l}"), t5.params_decoder_l, t5.flops_decoder_l),
+        (
+            format!("Decoder-only, {l} layers"),
+            format!("{l}"),
+            t5.params_decoder_l,
+            t5.flops_decoder_l,
+        ),
         (
             format!("Decoder-only, {} layers", 2 * l),
             format!("{}", 2 * l),
@@ -97,7 +105,8 @@ pub fn t5_table(t5: &T5Accounting, s: &Settings) -> String {
     t.markdown()
 }
 
-/// The sharing table: per position, whether its mask row differs and how far its outputs moved.
+/// The sharing table: per position, whether its mask row differs and how far its
+/// outputs moved.
 pub fn sharing_table(sh: &Sharing) -> String {
     let layers = sh.rows.first().map_or(0, |r| r.diff_per_layer.len());
     let mut header = vec!["Position".to_string(), "Mask row differs?".to_string()];
@@ -105,7 +114,10 @@ pub fn sharing_table(sh: &Sharing) -> String {
     header.push("Max change in the logits".to_string());
     let mut t = Table::new(&header).right_from(2);
     for r in &sh.rows {
-        let mut cells = vec![r.label.clone(), if r.mask_row_differs { "yes" } else { "no" }.to_string()];
+        let mut cells = vec![
+            r.label.clone(),
+            if r.mask_row_differs { "yes" } else { "no" }.to_string(),
+        ];
         cells.extend(r.diff_per_layer.iter().map(|&d| {
             if d == 0.0 {
                 "0 (identical)".to_string()
@@ -126,7 +138,8 @@ pub fn compute(s: &Settings) -> anyhow::Result<Computed> {
     let maps = attention_maps(&models, s)?;
     let (families, t5) = families(&models, s)?;
     let mut sharing = sharing(&models, s)?;
-    sharing.same_rows_max_diff_layer1 = round_dp(sharing.same_rows_max_diff_layer1, 6);
+    sharing.same_rows_max_diff_layer1 =
+        round_dp(sharing.same_rows_max_diff_layer1, 6);
     sharing.max_logit_diff = round_dp(sharing.max_logit_diff, 4);
     let mut families = families;
     for f in &mut families {
@@ -139,7 +152,12 @@ pub fn compute(s: &Settings) -> anyhow::Result<Computed> {
     ];
     let allowed_pairs = maps
         .iter()
-        .map(|m| (m.file.trim_end_matches(".svg").to_string(), m.probs.iter().flatten().flatten().count()))
+        .map(|m| {
+            (
+                m.file.trim_end_matches(".svg").to_string(),
+                m.probs.iter().flatten().flatten().count(),
+            )
+        })
         .collect();
     let cfg = &s.config;
     let model = ModelShape {
@@ -151,11 +169,13 @@ pub fn compute(s: &Settings) -> anyhow::Result<Computed> {
         source_len: s.prefix_len,
         target_len: s.seq_len - s.prefix_len,
     };
-    let report = Report { settings: s.clone(), model, families, t5, sharing, allowed_pairs };
+    let report =
+        Report { settings: s.clone(), model, families, t5, sharing, allowed_pairs };
     Ok(Computed { report, maps, tables })
 }
 
-/// The outputs: `results.json`, the attention maps and dependence maps as figures, the tables.
+/// The outputs: `results.json`, the attention maps and dependence maps as figures,
+/// the tables.
 pub fn outputs(c: &Computed) -> anyhow::Result<Outputs> {
     let mut out = Outputs::new(&results_json(&c.report))?;
     for m in &c.maps {
@@ -203,17 +223,23 @@ pub fn outputs(c: &Computed) -> anyhow::Result<Outputs> {
     Ok(out)
 }
 
-/// The report as the JSON the book's `{{#value ch01.…}}` reads: lists of pairs become maps.
+/// The report as the JSON the book's `{{#value ch01.…}}` reads: lists of pairs
+/// become maps.
 pub fn results_json(report: &Report) -> serde_json::Value {
     let mut v = serde_json::to_value(report).expect("the report serialises");
-    let allowed: serde_json::Map<String, serde_json::Value> =
-        report.allowed_pairs.iter().map(|(k, n)| (k.clone(), (*n).into())).collect();
+    let allowed: serde_json::Map<String, serde_json::Value> = report
+        .allowed_pairs
+        .iter()
+        .map(|(k, n)| (k.clone(), (*n).into()))
+        .collect();
     v["allowed_pairs"] = allowed.into();
     let families: serde_json::Map<String, serde_json::Value> = report
         .families
         .iter()
         .zip(["encoder_only", "encoder_decoder", "causal", "prefix_lm"])
-        .map(|(f, key)| (key.to_string(), serde_json::to_value(&f.cost).expect("serialises")))
+        .map(|(f, key)| {
+            (key.to_string(), serde_json::to_value(&f.cost).expect("serialises"))
+        })
         .collect();
     v["families"] = families.into();
     v

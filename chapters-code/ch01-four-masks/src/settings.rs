@@ -1,4 +1,5 @@
-//! The settings of one run: the model shape shared by every family and the example's lengths.
+//! The settings of one run: the model shape shared by every family and the
+//! example's lengths.
 
 use serde::Serialize;
 use transformer::PositionKind;
@@ -14,8 +15,8 @@ pub struct Args {
     /// Tokens in the example sequence (default: 6 quick, 10 default).
     #[arg(long)]
     pub seq_len: Option<usize>,
-    /// Tokens in the prefix: the prefix LM's bidirectional part and the encoder-decoder's input
-    /// (default: 3 quick, 7 default).
+    /// Tokens in the prefix: the prefix LM's bidirectional part and the
+    /// encoder-decoder's input (default: 3 quick, 7 default).
     #[arg(long)]
     pub prefix_len: Option<usize>,
 }
@@ -65,14 +66,17 @@ pub struct Settings {
     pub config: Config,
     /// Tokens in the example sequence.
     pub seq_len: usize,
-    /// Tokens in the prefix (the prefix LM's bidirectional part, the encoder-decoder's input).
+    /// Tokens in the prefix (the prefix LM's bidirectional part, the
+    /// encoder-decoder's input).
     pub prefix_len: usize,
 }
 
 /// Settings that cannot describe the experiment.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum SettingsError {
-    #[error("--seq-len must be at least 2 (a prefix and at least one token after it), got {0}")]
+    #[error(
+        "--seq-len must be at least 2 (a prefix and at least one token after it), got {0}"
+    )]
     TooShort(usize),
     #[error("--seq-len {seq_len} is longer than the model's max_len {max_len}")]
     TooLong { seq_len: usize, max_len: usize },
@@ -98,7 +102,10 @@ impl Settings {
             return Err(SettingsError::TooShort(seq_len));
         }
         if seq_len > config.max_len {
-            return Err(SettingsError::TooLong { seq_len, max_len: config.max_len });
+            return Err(SettingsError::TooLong {
+                seq_len,
+                max_len: config.max_len,
+            });
         }
         let prefix_len = prefix_len.unwrap_or(default_prefix.min(seq_len - 1));
         if prefix_len == 0 || prefix_len >= seq_len {

@@ -1,4 +1,5 @@
-//! The command line keeps the harness's contract: help, a quick run, clear errors for bad values.
+//! The command line keeps the harness's contract: help, a quick run, clear errors
+//! for bad values.
 
 #[test]
 fn the_command_line_keeps_the_harness_contract() {
@@ -37,5 +38,7 @@ fn there_is_no_large_configuration() {
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("no large configuration"));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("no large configuration")
+    );
 }

@@ -1,5 +1,6 @@
-//! The masks the book draws are the masks the models use: every attention probability the
-//! models compute is exactly zero where `MaskKind::allows` says no, and positive elsewhere.
+//! The masks the book draws are the masks the models use: every attention
+//! probability the models compute is exactly zero where `MaskKind::allows` says no,
+//! and positive elsewhere.
 
 use candle_core::Tensor;
 use ch01_four_masks::models::{Models, example, run_ed, run_stack};
@@ -18,9 +19,16 @@ fn assert_follows(t: &Tensor, allows: impl Fn(usize, usize) -> bool, what: &str)
     for (h, head) in probs(t).iter().enumerate() {
         for (i, row) in head.iter().enumerate() {
             let sum: f32 = row.iter().sum();
-            assert!((sum - 1.0).abs() < 1e-5, "{what}: head {h} row {i} sums to {sum}");
+            assert!(
+                (sum - 1.0).abs() < 1e-5,
+                "{what}: head {h} row {i} sums to {sum}"
+            );
             for (j, &p) in row.iter().enumerate() {
-                assert_eq!(p > 0.0, allows(i, j), "{what}: head {h}, query {i}, key {j}: p = {p}");
+                assert_eq!(
+                    p > 0.0,
+                    allows(i, j),
+                    "{what}: head {h}, query {i}, key {j}: p = {p}"
+                );
                 assert!(p >= 0.0);
             }
         }
@@ -57,7 +65,8 @@ proptest! {
 
     #[test]
     fn a_token_reaches_exactly_the_outputs_the_mask_allows(n in 2usize..10, k_frac in 0.0f64..1.0) {
-        // Through every layer: changing token j moves output i if and only if i may attend to j.
+        // Through every layer: changing token j moves output i if and only if i may
+        // attend to j.
         let k = 1 + ((n - 1) as f64 * k_frac) as usize % (n - 1);
         let s = Settings::new(Preset::Quick, &Args { seq_len: Some(n), prefix_len: Some(k) }).unwrap();
         let models = Models::new(&s.config).unwrap();
@@ -109,5 +118,9 @@ fn causal_and_prefix_runs_share_every_weight() {
     run_stack(&models.stack, &ids, &MaskKind::Causal).unwrap();
     run_stack(&models.stack, &ids, &MaskKind::prefix(s.prefix_len)).unwrap();
     assert_eq!(models.stack_store.num_params(), s.config.decoder_only_params());
-    assert_eq!(models.stack_store.tensors().len(), before.len(), "no variable is added for a mask");
+    assert_eq!(
+        models.stack_store.tensors().len(),
+        before.len(),
+        "no variable is added for a mask"
+    );
 }

@@ -1,4 +1,5 @@
-//! The quick configuration's report, snapshotted (numbers rounded in the report itself).
+//! The quick configuration's report, snapshotted (numbers rounded in the report
+//! itself).
 
 use ch01_four_masks::{Args, FourMasks, Settings, compute};
 use transformer::chapter::{Preset, quick};
@@ -8,7 +9,10 @@ fn quick_report_matches_the_snapshot() {
     let out = quick::<FourMasks>().unwrap();
     insta::assert_json_snapshot!("quick_report", out.results());
     for file in ["families.md", "t5_accounting.md"] {
-        insta::assert_snapshot!(format!("quick_{}", file.trim_end_matches(".md")), out.text(file).unwrap());
+        insta::assert_snapshot!(
+            format!("quick_{}", file.trim_end_matches(".md")),
+            out.text(file).unwrap()
+        );
     }
 }
 
@@ -23,7 +27,8 @@ fn every_count_matches_the_closed_form_formulas() {
         let sharing = &chapter.report.sharing;
         assert!(sharing.reach_equals_mask);
         assert_eq!(sharing.same_rows_max_diff_layer1, 0.0);
-        // The first k − 1 rows differ between the masks; exactly those move in layer 1.
+        // The first k − 1 rows differ between the masks; exactly those move in
+        // layer 1.
         assert_eq!(sharing.changed_after_layer1, settings.prefix_len - 1);
         assert_eq!(sharing.changed_in_logits, settings.seq_len);
     }
@@ -31,7 +36,9 @@ fn every_count_matches_the_closed_form_formulas() {
 
 #[test]
 fn t5_accounting_holds_with_our_numbers() {
-    let chapter = compute(&Settings::new(Preset::Default, &Args::default()).unwrap()).unwrap();
+    let chapter =
+        compute(&Settings::new(Preset::Default, &Args::default()).unwrap())
+            .unwrap();
     let t5 = &chapter.report.t5;
     assert!((1.0..1.25).contains(&t5.params_ratio_ed_to_2l), "{t5:?}");
     assert!((0.9..1.2).contains(&t5.flops_ratio_ed_to_l), "{t5:?}");

@@ -1,5 +1,5 @@
-//! What the page says about the training runs, computed from them; the book's build fails on a
-//! claim that does not hold.
+//! What the page says about the training runs, computed from them; the book's build
+//! fails on a claim that does not hold.
 
 use transformer::chapter::Claims;
 use transformer::io::thousands;

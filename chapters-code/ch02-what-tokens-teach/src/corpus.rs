@@ -29,7 +29,10 @@ pub struct CorpusStats {
 }
 
 /// Count the corpus, and check that every document decodes back to itself.
-pub fn corpus_stats(docs: &[String], tok: &BpeTokenizer) -> anyhow::Result<CorpusStats> {
+pub fn corpus_stats(
+    docs: &[String],
+    tok: &BpeTokenizer,
+) -> anyhow::Result<CorpusStats> {
     let (mut words, mut characters, mut tokens, mut exact) = (0, 0, 0, true);
     let mut vocabulary = std::collections::BTreeSet::new();
     for d in docs {
@@ -75,12 +78,18 @@ pub(crate) fn shown(tok: &BpeTokenizer, id: u32) -> String {
 }
 
 /// A table of example encodings: text, its tokens, and the counts.
-pub fn encodings_table(tok: &BpeTokenizer, texts: &[&str]) -> anyhow::Result<String> {
-    let mut t = String::from("| Text | Tokens | Words | Tokens |\n|---|---|---:|---:|\n");
+pub fn encodings_table(
+    tok: &BpeTokenizer,
+    texts: &[&str],
+) -> anyhow::Result<String> {
+    let mut t =
+        String::from("| Text | Tokens | Words | Tokens |\n|---|---|---:|---:|\n");
     for text in texts {
         let ids = tok.encode(text)?;
-        let pieces: Vec<String> =
-            ids.iter().map(|&i| format!("`{}`", tok.token_text(i).replace(' ', "␣"))).collect();
+        let pieces: Vec<String> = ids
+            .iter()
+            .map(|&i| format!("`{}`", tok.token_text(i).replace(' ', "␣")))
+            .collect();
         writeln!(
             t,
             "| {} | {} | {} | {} |",
@@ -95,7 +104,9 @@ pub fn encodings_table(tok: &BpeTokenizer, texts: &[&str]) -> anyhow::Result<Str
 
 /// A short description of the tasks chapter 4 draws from the same world.
 pub fn tasks_table() -> String {
-    let mut t = String::from("| Task family | Held out | Example question | Answer |\n|---|---|---|---|\n");
+    let mut t = String::from(
+        "| Task family | Held out | Example question | Answer |\n|---|---|---|---|\n",
+    );
     for f in TaskFamily::ALL {
         let x = corpus::tasks(f, SEED, 1).remove(0);
         let _ = writeln!(

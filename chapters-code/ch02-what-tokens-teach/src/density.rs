@@ -1,4 +1,5 @@
-//! Signal density over the whole corpus: the fraction of positions that receive a loss.
+//! Signal density over the whole corpus: the fraction of positions that receive a
+//! loss.
 
 use std::fmt::Write as _;
 
@@ -11,7 +12,8 @@ use transformer::tokenizer::BpeTokenizer;
 
 use crate::*;
 
-/// Measured and expected fraction of positions that receive a loss, for one objective.
+/// Measured and expected fraction of positions that receive a loss, for one
+/// objective.
 #[derive(Debug, Clone, Serialize)]
 pub struct Density {
     pub rows: usize,
@@ -30,8 +32,9 @@ pub struct SpanLengths {
     pub spans: usize,
     pub encoder_len: usize,
     pub target_len: usize,
-    /// Per original token: dropped tokens that are targets, sentinels in the target, the whole
-    /// target (with `[EOS]`) and the whole encoder input (with `[EOS]`).
+    /// Per original token: dropped tokens that are targets, sentinels in the
+    /// target, the whole target (with `[EOS]`) and the whole encoder input (with
+    /// `[EOS]`).
     pub noise_fraction: f64,
     pub sentinel_fraction: f64,
     pub target_fraction: f64,
@@ -65,11 +68,16 @@ fn density(batches: &[LmBatch], pad: u32, theory: f64) -> Density {
 
 // ANCHOR: measure_density
 /// Apply every objective to every packed row of the corpus and count.
-pub fn measure_density(tok: &BpeTokenizer, docs: &[String], seq_len: usize) -> anyhow::Result<DensityReport> {
+pub fn measure_density(
+    tok: &BpeTokenizer,
+    docs: &[String],
+    seq_len: usize,
+) -> anyhow::Result<DensityReport> {
     let sp = &tok.specials;
     let vocab = tok.vocab_size() as u32;
     let mut r = rng::stream(SEED, "ch02.density");
-    // Rows of t + 1 tokens: the LM objectives read t and predict the next; MLM reads the first t.
+    // Rows of t + 1 tokens: the LM objectives read t and predict the next; MLM
+    // reads the first t.
     let rows = tok.pack(docs, seq_len + 1)?;
     let short: Vec<Vec<u32>> = rows.iter().map(|x| x[..seq_len].to_vec()).collect();
     let mlm = MlmConfig::default();
@@ -107,8 +115,12 @@ fn span_lengths(
     let n = (rows.len() * len) as f64;
     let enc: usize = b.encoder_input.iter().map(Vec::len).sum();
     let tgt: usize = b.decoder_target.iter().map(Vec::len).sum();
-    let sentinels =
-        b.decoder_target.iter().flatten().filter(|&&x| tok.specials.sentinel_index(x).is_some()).count();
+    let sentinels = b
+        .decoder_target
+        .iter()
+        .flatten()
+        .filter(|&&x| tok.specials.sentinel_index(x).is_some())
+        .count();
     let noise = tgt - sentinels - rows.len();
     let (one_noise, one_spans) = objectives::span_counts(len, &cfg);
     let rate = cfg.rate;
@@ -124,8 +136,14 @@ fn span_lengths(
         sentinel_fraction: round_dp(sentinels as f64 / n, 4),
         target_fraction: round_dp(tgt as f64 / n, 4),
         encoder_fraction: round_dp(enc as f64 / n, 4),
-        theory_target_fraction: round_dp(rate + spans_per_token + 1.0 / len as f64, 4),
-        theory_encoder_fraction: round_dp(1.0 - rate + spans_per_token + 1.0 / len as f64, 4),
+        theory_target_fraction: round_dp(
+            rate + spans_per_token + 1.0 / len as f64,
+            4,
+        ),
+        theory_encoder_fraction: round_dp(
+            1.0 - rate + spans_per_token + 1.0 / len as f64,
+            4,
+        ),
     })
 }
 
@@ -136,12 +154,21 @@ pub fn density_table(d: &DensityReport, seq_len: usize) -> String {
     );
     let rows = [
         ("Full LM (causal)", &d.full_lm, "every position predicts the next token"),
-        ("Prefix LM", &d.prefix_lm, "only the suffix; split point uniform, so (t + 1) / 2t"),
+        (
+            "Prefix LM",
+            &d.prefix_lm,
+            "only the suffix; split point uniform, so (t + 1) / 2t",
+        ),
         ("Masked LM (BERT)", &d.masked_lm, "15% of the positions chosen"),
-        ("Seq-to-seq cloze (UniLM)", &d.unilm, "15% of the positions chosen, under a prefix mask"),
+        (
+            "Seq-to-seq cloze (UniLM)",
+            &d.unilm,
+            "15% of the positions chosen, under a prefix mask",
+        ),
     ];
     for (name, x, why) in rows {
-        let _ = writeln!(t, "| {name} | {:.3} | {:.3} | {why} |", x.measured, x.theory);
+        let _ =
+            writeln!(t, "| {name} | {:.3} | {:.3} | {why} |", x.measured, x.theory);
     }
     for s in [&d.span, &d.span_long] {
         let _ = writeln!(

@@ -1,5 +1,5 @@
-//! `ch02-what-tokens-teach`: regenerate chapter 2's corpus statistics, tokenizer, figures,
-//! tables and numbers.
+//! `ch02-what-tokens-teach`: regenerate chapter 2's corpus statistics, tokenizer,
+//! figures, tables and numbers.
 
 fn main() -> std::process::ExitCode {
     transformer::chapter::main::<ch02_what_tokens_teach::WhatTokensTeach>()

@@ -10,7 +10,8 @@ use transformer::tokenizer::BpeTokenizer;
 
 use crate::*;
 
-/// One objective applied to the example sentence: what the model reads, what it must predict.
+/// One objective applied to the example sentence: what the model reads, what it
+/// must predict.
 #[derive(Debug, Clone, Serialize)]
 pub struct ObjectiveView {
     pub name: &'static str,
@@ -23,7 +24,8 @@ pub struct ObjectiveView {
 }
 
 /// Example sentence used for the figure of every objective.
-pub const EXAMPLE: &str = "Ada keeps a small red cup in the kitchen, and Ben owns the big box.";
+pub const EXAMPLE: &str =
+    "Ada keeps a small red cup in the kitchen, and Ben owns the big box.";
 
 /// The example under every objective, each with its own seeded draw.
 pub fn objective_views(tok: &BpeTokenizer) -> anyhow::Result<Vec<ObjectiveView>> {
@@ -55,7 +57,13 @@ pub fn objective_views(tok: &BpeTokenizer) -> anyhow::Result<Vec<ObjectiveView>>
             "Masked language modelling (BERT)",
         ),
         lm(
-            &objectives::unilm_seq2seq(&rows, &mut r, sp, vocab, &MlmConfig::default()),
+            &objectives::unilm_seq2seq(
+                &rows,
+                &mut r,
+                sp,
+                vocab,
+                &MlmConfig::default(),
+            ),
             "Sequence-to-sequence cloze (UniLM)",
         ),
     ];
@@ -67,7 +75,11 @@ pub fn objective_views(tok: &BpeTokenizer) -> anyhow::Result<Vec<ObjectiveView>>
         read: s.encoder_input[0].len() + s.decoder_input[0].len(),
         supervised: n,
         rows: vec![
-            ("encoder reads", s.encoder_input[0].clone(), vec![false; s.encoder_input[0].len()]),
+            (
+                "encoder reads",
+                s.encoder_input[0].clone(),
+                vec![false; s.encoder_input[0].len()],
+            ),
             ("decoder reads", s.decoder_input[0].clone(), vec![false; n]),
             ("decoder predicts", s.decoder_target[0].clone(), vec![true; n]),
         ],
@@ -79,15 +91,23 @@ fn mask_name(m: &MaskKind) -> String {
     match m {
         MaskKind::Bidirectional => "bidirectional".into(),
         MaskKind::Causal => "causal".into(),
-        MaskKind::Prefix(k) => format!("prefix, bidirectional over the first {} tokens", k[0]),
-        MaskKind::Padded(n) => format!("bidirectional over the first {} tokens, padding unread", n[0]),
+        MaskKind::Prefix(k) => {
+            format!("prefix, bidirectional over the first {} tokens", k[0])
+        }
+        MaskKind::Padded(n) => {
+            format!("bidirectional over the first {} tokens, padding unread", n[0])
+        }
         MaskKind::ForwardBackward { heads, forward } => {
-            format!("{forward} of {heads} heads forward-causal, the others backward-causal")
+            format!(
+                "{forward} of {heads} heads forward-causal, the others backward-causal"
+            )
         }
     }
 }
 
-/// The views as a coloured HTML table: supervised targets orange, everything else grey.
+/// The views as coloured HTML tables: supervised targets orange, everything else
+/// grey. An encoder-decoder's encoder row gets a table of its own: its positions do
+/// not line up with the decoder's, and sharing columns would only widen both.
 pub fn objectives_html(tok: &BpeTokenizer, views: &[ObjectiveView]) -> String {
     let mut h = String::from("<div class=\"ch02-objectives\">\n\n");
     for v in views {
@@ -99,9 +119,18 @@ pub fn objectives_html(tok: &BpeTokenizer, views: &[ObjectiveView]) -> String {
             v.read,
             v.supervised
         );
-        h.push_str("<table style=\"border-collapse:collapse;font-size:0.8em\">\n");
-        for (label, ids, sup) in &v.rows {
-            let _ = write!(h, "<tr><th style=\"text-align:left;padding:2px 6px\">{label}</th>");
+        let table = "<table style=\"border-collapse:collapse;font-size:0.8em\">\n";
+        h.push_str(table);
+        for (row, (label, ids, sup)) in v.rows.iter().enumerate() {
+            let stack = |l: &str| l.split(' ').next().map(str::to_string);
+            if row > 0 && stack(label) != stack(v.rows[row - 1].0) {
+                h.push_str("</table>\n\n");
+                h.push_str(table);
+            }
+            let _ = write!(
+                h,
+                "<tr><th style=\"text-align:left;padding:2px 6px\">{label}</th>"
+            );
             for (i, &id) in ids.iter().enumerate() {
                 let predicts = label.ends_with("predicts");
                 let style = if predicts && sup[i] {
@@ -113,7 +142,11 @@ pub fn objectives_html(tok: &BpeTokenizer, views: &[ObjectiveView]) -> String {
                 } else {
                     "background:#ffffff;color:#000"
                 };
-                let text = if predicts && !sup[i] { "·".to_string() } else { shown(tok, id) };
+                let text = if predicts && !sup[i] {
+                    "·".to_string()
+                } else {
+                    shown(tok, id)
+                };
                 let _ = write!(
                     h,
                     "<td style=\"{style};border:1px solid #bbb;padding:2px 4px;font-family:monospace\">{text}</td>"

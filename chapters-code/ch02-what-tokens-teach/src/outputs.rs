@@ -6,10 +6,18 @@ use transformer::plot::{LineChart, Series};
 
 use crate::*;
 
-fn series(run: &Run, x: impl Fn(&EvalPoint) -> usize, y: impl Fn(&EvalPoint) -> Option<f64>) -> Series {
+fn series(
+    run: &Run,
+    x: impl Fn(&EvalPoint) -> usize,
+    y: impl Fn(&EvalPoint) -> Option<f64>,
+) -> Series {
     Series {
         label: run.objective.label().to_string(),
-        points: run.evals.iter().filter_map(|e| y(e).map(|v| (x(e) as f64, v))).collect(),
+        points: run
+            .evals
+            .iter()
+            .filter_map(|e| y(e).map(|v| (x(e) as f64, v)))
+            .collect(),
     }
 }
 
@@ -18,12 +26,20 @@ pub fn outputs(chapter: &Computed) -> anyhow::Result<Outputs> {
     let mut out = Outputs::new(&chapter.report)?;
     let t = &chapter.report.training;
     let runs = [&t.full_lm, &t.prefix_lm, &t.masked_lm];
-    let mut own: Vec<Series> = runs.iter().map(|r| series(r, |e| e.tokens_seen, |e| Some(e.loss))).collect();
+    let mut own: Vec<Series> = runs
+        .iter()
+        .map(|r| series(r, |e| e.tokens_seen, |e| Some(e.loss)))
+        .collect();
     let span = t.masked_lm.evals.iter().map(|e| e.tokens_seen as f64);
-    let (x0, x1) = (span.clone().fold(f64::INFINITY, f64::min), span.fold(0.0, f64::max));
+    let (x0, x1) =
+        (span.clone().fold(f64::INFINITY, f64::min), span.fold(0.0, f64::max));
     own.push(Series {
-        label: "unigram baseline for the masked LM (token frequencies only)".to_string(),
-        points: vec![(x0, t.unigram_baseline_masked_lm), (x1, t.unigram_baseline_masked_lm)],
+        label: "unigram baseline for the masked LM (token frequencies only)"
+            .to_string(),
+        points: vec![
+            (x0, t.unigram_baseline_masked_lm),
+            (x1, t.unigram_baseline_masked_lm),
+        ],
     });
     let svg = LineChart {
         title: "Held-out loss (each on its own objective) against tokens seen",
@@ -35,8 +51,10 @@ pub fn outputs(chapter: &Computed) -> anyhow::Result<Outputs> {
     }
     .to_svg()?;
     out.file("loss_vs_seen.svg", svg)?;
-    let sup: Vec<Series> =
-        runs.iter().map(|r| series(r, |e| e.tokens_supervised, |e| Some(e.loss))).collect();
+    let sup: Vec<Series> = runs
+        .iter()
+        .map(|r| series(r, |e| e.tokens_supervised, |e| Some(e.loss)))
+        .collect();
     let svg = LineChart {
         title: "The same curves against tokens that received a loss",
         x_label: "tokens supervised",
@@ -47,8 +65,10 @@ pub fn outputs(chapter: &Computed) -> anyhow::Result<Outputs> {
     }
     .to_svg()?;
     out.file("loss_vs_supervised.svg", svg)?;
-    let half: Vec<Series> =
-        runs[..2].iter().map(|r| series(r, |e| e.tokens_seen, |e| e.second_half_loss)).collect();
+    let half: Vec<Series> = runs[..2]
+        .iter()
+        .map(|r| series(r, |e| e.tokens_seen, |e| e.second_half_loss))
+        .collect();
     let svg = LineChart {
         title: "One yardstick for both decoders: loss on the second half of held-out rows",
         x_label: "tokens seen",

@@ -6,9 +6,11 @@ use transformer::chapter::Preset;
 use transformer::config::Config;
 use transformer::tokenizer::Specials;
 
-/// The seed of the corpus, the tokenizer's training text, the models and the masking.
+/// The seed of the corpus, the tokenizer's training text, the models and the
+/// masking.
 pub const SEED: u64 = 2;
-/// Sentinels in the tokenizer: enough for T5's rate and span length on rows of up to 600 tokens.
+/// Sentinels in the tokenizer: enough for T5's rate and span length on rows of up
+/// to 600 tokens.
 pub const SENTINELS: u32 = 32;
 
 /// The chapter's own flags: overrides of the preset.
@@ -33,7 +35,8 @@ pub struct Args {
 #[derive(Debug, Clone, Serialize)]
 pub struct Settings {
     pub preset: Preset,
-    /// Pretraining documents (the tokenizer's training text and the training stream).
+    /// Pretraining documents (the tokenizer's training text and the training
+    /// stream).
     pub documents: usize,
     /// Held-out documents, drawn from another seed.
     pub held_out_documents: usize,
@@ -46,8 +49,9 @@ pub struct Settings {
     pub d_model: usize,
     pub n_layers: usize,
     pub lr: f64,
-    /// Training seeds per objective (initial weights and masking); every objective sees the
-    /// same seeds and the same rows in the same order, so the comparisons are paired.
+    /// Training seeds per objective (initial weights and masking); every objective
+    /// sees the same seeds and the same rows in the same order, so the comparisons
+    /// are paired.
     pub seeds: usize,
 }
 
@@ -64,7 +68,9 @@ pub enum SettingsError {
     NoSeeds,
     #[error("--documents must be at least 50, got {0}")]
     TooFewDocuments(usize),
-    #[error("chapter 2 has no large configuration yet: use --steps and --documents for a longer run")]
+    #[error(
+        "chapter 2 has no large configuration yet: use --steps and --documents for a longer run"
+    )]
     NoLarge,
 }
 
@@ -111,9 +117,15 @@ impl Settings {
             s.eval_every = s.eval_every.min(n);
         }
         if let Some(v) = vocab_size {
-            let min = 256 + Specials::with_sentinels(SENTINELS).first_regular() as usize + 1;
+            let min = 256
+                + Specials::with_sentinels(SENTINELS).first_regular() as usize
+                + 1;
             if !(min..=8192).contains(&v) {
-                return Err(SettingsError::Vocab { got: v, min, specials: min as u32 - 257 });
+                return Err(SettingsError::Vocab {
+                    got: v,
+                    min,
+                    specials: min as u32 - 257,
+                });
             }
             s.vocab_size = v;
         }

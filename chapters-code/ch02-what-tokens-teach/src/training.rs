@@ -25,7 +25,8 @@ pub enum Objective {
 }
 
 impl Objective {
-    pub const ALL: [Objective; 3] = [Objective::FullLm, Objective::PrefixLm, Objective::MaskedLm];
+    pub const ALL: [Objective; 3] =
+        [Objective::FullLm, Objective::PrefixLm, Objective::MaskedLm];
 
     pub fn key(self) -> &'static str {
         match self {
@@ -43,15 +44,28 @@ impl Objective {
         }
     }
 
-    /// The batch this objective builds from rows of `t + 1` tokens (MLM reads the first `t`).
-    pub fn batch(self, rows: &[Vec<u32>], r: &mut rng::Rng, tok: &BpeTokenizer) -> LmBatch {
+    /// The batch this objective builds from rows of `t + 1` tokens (MLM reads the
+    /// first `t`).
+    pub fn batch(
+        self,
+        rows: &[Vec<u32>],
+        r: &mut rng::Rng,
+        tok: &BpeTokenizer,
+    ) -> LmBatch {
         let sp = &tok.specials;
         match self {
             Objective::FullLm => objectives::full_lm(rows, sp),
             Objective::PrefixLm => objectives::prefix_lm(rows, r, sp),
             Objective::MaskedLm => {
-                let short: Vec<Vec<u32>> = rows.iter().map(|x| x[..x.len() - 1].to_vec()).collect();
-                objectives::masked_lm(&short, r, sp, tok.vocab_size() as u32, &MlmConfig::default())
+                let short: Vec<Vec<u32>> =
+                    rows.iter().map(|x| x[..x.len() - 1].to_vec()).collect();
+                objectives::masked_lm(
+                    &short,
+                    r,
+                    sp,
+                    tok.vocab_size() as u32,
+                    &MlmConfig::default(),
+                )
             }
         }
     }
@@ -65,9 +79,9 @@ pub struct EvalPoint {
     pub tokens_supervised: usize,
     /// Held-out loss under the run's own objective.
     pub loss: f64,
-    /// Held-out next-token loss on the second half of each row, the first half given as the
-    /// prefix (a causal model reads it causally, a prefix model bidirectionally). `None` for
-    /// the masked LM, which cannot be scored this way.
+    /// Held-out next-token loss on the second half of each row, the first half
+    /// given as the prefix (a causal model reads it causally, a prefix model
+    /// bidirectionally). `None` for the masked LM, which cannot be scored this way.
     pub second_half_loss: Option<f64>,
 }
 
@@ -91,9 +105,13 @@ fn loss_of(model: &DecoderOnly, b: &LmBatch) -> anyhow::Result<Tensor> {
     Ok(masked_cross_entropy(&logits, &y, &w)?)
 }
 
-/// The fixed second-half evaluation batch: prefix of `t / 2` tokens, loss from position
-/// `t/2 − 1` on (exactly the positions a prefix model may be scored on).
-fn second_half(rows: &[Vec<u32>], tok: &BpeTokenizer, objective: Objective) -> LmBatch {
+/// The fixed second-half evaluation batch: prefix of `t / 2` tokens, loss from
+/// position `t/2 − 1` on (exactly the positions a prefix model may be scored on).
+fn second_half(
+    rows: &[Vec<u32>],
+    tok: &BpeTokenizer,
+    objective: Objective,
+) -> LmBatch {
     let mut b = objectives::full_lm(rows, &tok.specials);
     let t = b.input[0].len();
     let k = t / 2;
@@ -109,9 +127,9 @@ fn second_half(rows: &[Vec<u32>], tok: &BpeTokenizer, objective: Objective) -> L
 }
 
 // ANCHOR: train_run
-/// Train the shared model shape under one objective: for a given `seed`, the same initial
-/// weights, the same rows in the same order and the same number of tokens seen for every
-/// objective.
+/// Train the shared model shape under one objective: for a given `seed`, the same
+/// initial weights, the same rows in the same order and the same number of tokens
+/// seen for every objective.
 pub fn train_run(
     s: &Settings,
     tok: &BpeTokenizer,
@@ -121,7 +139,8 @@ pub fn train_run(
     seed: u64,
 ) -> anyhow::Result<Run> {
     let store = ParamStore::new(seed);
-    let model = DecoderOnly::new(&store, "model", &s.model_config(tok.vocab_size()))?;
+    let model =
+        DecoderOnly::new(&store, "model", &s.model_config(tok.vocab_size()))?;
     let cfg = TrainConfig {
         steps: s.steps,
         lr: s.lr,
@@ -133,8 +152,9 @@ pub fn train_run(
     };
     let pad = tok.specials.pad;
     let step_fn = |step: usize, r: &mut rng::Rng| -> anyhow::Result<StepLoss> {
-        let rows: Vec<Vec<u32>> =
-            (0..s.batch).map(|j| train_rows[(step * s.batch + j) % train_rows.len()].clone()).collect();
+        let rows: Vec<Vec<u32>> = (0..s.batch)
+            .map(|j| train_rows[(step * s.batch + j) % train_rows.len()].clone())
+            .collect();
         let b = objective.batch(&rows, r, tok);
         Ok(StepLoss {
             loss: loss_of(&model, &b)?,
@@ -142,9 +162,10 @@ pub fn train_run(
             tokens_supervised: b.tokens_supervised(),
         })
     };
-    // Held-out batches are drawn once, with a fixed seed, so every evaluation scores the
-    // same corrupted rows.
-    let held_out = objective.batch(eval_rows, &mut rng::stream(SEED, "ch02.eval"), tok);
+    // Held-out batches are drawn once, with a fixed seed, so every evaluation
+    // scores the same corrupted rows.
+    let held_out =
+        objective.batch(eval_rows, &mut rng::stream(SEED, "ch02.eval"), tok);
     let half = second_half(eval_rows, tok, objective);
     let mut halves = Vec::new();
     let eval_fn = |_step: usize| -> anyhow::Result<f64> {
@@ -177,7 +198,10 @@ fn summarise(objective: Objective, log: &TrainLog, halves: &[f64]) -> Run {
         objective,
         tokens_seen: last.tokens_seen,
         tokens_supervised: last.tokens_supervised,
-        supervised_fraction: round_dp(last.tokens_supervised as f64 / last.tokens_seen as f64, 3),
+        supervised_fraction: round_dp(
+            last.tokens_supervised as f64 / last.tokens_seen as f64,
+            3,
+        ),
         final_loss: final_eval.loss,
         final_second_half_loss: final_eval.second_half_loss,
         evals,
@@ -191,7 +215,9 @@ pub fn training_table(runs: &[Run]) -> String {
         "| Objective | Tokens seen | Tokens supervised | Supervised fraction | Held-out loss (own objective) | Held-out loss on the second half |\n|---|---:|---:|---:|---:|---:|\n",
     );
     for r in runs {
-        let half = r.final_second_half_loss.map_or("n/a".to_string(), |x| format!("{x:.3}"));
+        let half = r
+            .final_second_half_loss
+            .map_or("n/a".to_string(), |x| format!("{x:.3}"));
         let _ = writeln!(
             t,
             "| {} | {} | {} | {:.3} | {:.3} | {half} |",
@@ -205,8 +231,9 @@ pub fn training_table(runs: &[Run]) -> String {
     t
 }
 
-/// The full LM's second-half loss at the point where it had received as many losses as the
-/// prefix LM did in its whole run: linear interpolation between its evaluations.
+/// The full LM's second-half loss at the point where it had received as many losses
+/// as the prefix LM did in its whole run: linear interpolation between its
+/// evaluations.
 pub fn second_half_at_supervised(run: &Run, supervised: usize) -> Option<f64> {
     let pts: Vec<(f64, f64)> = run
         .evals
@@ -215,14 +242,15 @@ pub fn second_half_at_supervised(run: &Run, supervised: usize) -> Option<f64> {
         .collect();
     let x = supervised as f64;
     pts.windows(2).find(|w| w[0].0 <= x && x <= w[1].0).map(|w| {
-        let t = if w[1].0 > w[0].0 { (x - w[0].0) / (w[1].0 - w[0].0) } else { 0.0 };
+        let t =
+            if w[1].0 > w[0].0 { (x - w[0].0) / (w[1].0 - w[0].0) } else { 0.0 };
         w[0].1 + t * (w[1].1 - w[0].1)
     })
 }
 
-/// The cross-entropy of predicting each supervised target of `batch` from the unigram
-/// frequencies of `rows` (add-one smoothed over `vocab` tokens): what a model that learned only
-/// token frequencies would score on that batch.
+/// The cross-entropy of predicting each supervised target of `batch` from the
+/// unigram frequencies of `rows` (add-one smoothed over `vocab` tokens): what a
+/// model that learned only token frequencies would score on that batch.
 pub fn unigram_loss(rows: &[Vec<u32>], batch: &LmBatch, vocab: usize) -> f64 {
     let mut counts = vec![1.0f64; vocab];
     for &t in rows.iter().flatten() {

@@ -1,4 +1,5 @@
-//! The command line keeps the harness's contract, and a quick run writes a loadable tokenizer.
+//! The command line keeps the harness's contract, and a quick run writes a loadable
+//! tokenizer.
 
 const BIN: &str = env!("CARGO_BIN_EXE_ch02-what-tokens-teach");
 
@@ -36,10 +37,20 @@ fn the_command_line_keeps_the_harness_contract() {
 fn a_quick_run_writes_a_loadable_tokenizer() {
     let dir = tempfile::tempdir().unwrap();
     let out = std::process::Command::new(BIN)
-        .args(["--config", "quick", "--steps", "4", "--out", dir.path().to_str().unwrap()])
+        .args([
+            "--config",
+            "quick",
+            "--steps",
+            "4",
+            "--out",
+            dir.path().to_str().unwrap(),
+        ])
         .output()
         .unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let tok = transformer::tokenizer::BpeTokenizer::load(&dir.path().join("tokenizer.json")).unwrap();
+    let tok = transformer::tokenizer::BpeTokenizer::load(
+        &dir.path().join("tokenizer.json"),
+    )
+    .unwrap();
     assert_eq!(tok.specials.n_sentinels, ch02_what_tokens_teach::SENTINELS);
 }

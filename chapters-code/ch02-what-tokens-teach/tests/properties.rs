@@ -11,7 +11,12 @@ use transformer::tokenizer::BpeTokenizer;
 fn tokenizer() -> &'static BpeTokenizer {
     static TOK: OnceLock<BpeTokenizer> = OnceLock::new();
     TOK.get_or_init(|| {
-        BpeTokenizer::train(corpus::documents(9, 300).iter(), 600, ch02_what_tokens_teach::SENTINELS).unwrap()
+        BpeTokenizer::train(
+            corpus::documents(9, 300).iter(),
+            600,
+            ch02_what_tokens_teach::SENTINELS,
+        )
+        .unwrap()
     })
 }
 
@@ -21,7 +26,8 @@ proptest! {
     #[test]
     fn any_text_round_trips(text in "\\PC{0,60}") {
         let tok = tokenizer();
-        // Text that spells a special token's name is encoded as that token, by design.
+        // Text that spells a special token's name is encoded as that token, by
+        // design.
         prop_assume!(!text.contains('[') && !text.contains('<'));
         let ids = tok.encode(&text).unwrap();
         prop_assert_eq!(tok.decode(&ids).unwrap(), text);
@@ -94,8 +100,11 @@ fn no_loss_on_padding_in_ragged_batches() {
             }
         }
     }
-    let s = objectives::span_corruption(&rows, &mut r, sp, &SpanConfig::default()).unwrap();
-    for (x, w) in s.decoder_target.iter().flatten().zip(s.decoder_weight.iter().flatten()) {
+    let s = objectives::span_corruption(&rows, &mut r, sp, &SpanConfig::default())
+        .unwrap();
+    for (x, w) in
+        s.decoder_target.iter().flatten().zip(s.decoder_weight.iter().flatten())
+    {
         assert_eq!(*w, if *x == sp.pad { 0.0 } else { 1.0 });
     }
 }

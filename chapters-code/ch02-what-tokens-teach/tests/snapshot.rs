@@ -1,17 +1,21 @@
-//! The quick configuration's report, snapshotted (numbers are rounded in the report itself).
+//! The quick configuration's report, snapshotted (numbers are rounded in the report
+//! itself).
 
 use ch02_what_tokens_teach::{Args, Settings, compute};
 use transformer::chapter::Preset;
 
 #[test]
 fn quick_report_matches_the_snapshot() {
-    let chapter = compute(&Settings::new(Preset::Quick, &Args::default()).unwrap()).unwrap();
+    let chapter =
+        compute(&Settings::new(Preset::Quick, &Args::default()).unwrap()).unwrap();
     let r = &chapter.report;
     // The claims the page makes, checked on the quick run too.
     assert!(r.corpus.round_trip_exact);
     assert_eq!(r.density.full_lm.measured, 1.0);
     assert!((r.density.masked_lm.measured - 0.15).abs() < 0.01);
-    assert!((r.density.prefix_lm.measured - r.density.prefix_lm.theory).abs() < 0.03);
+    assert!(
+        (r.density.prefix_lm.measured - r.density.prefix_lm.theory).abs() < 0.03
+    );
     let t = &r.training;
     assert_eq!(t.full_lm.tokens_seen, t.prefix_lm.tokens_seen);
     assert_eq!(t.full_lm.tokens_seen, t.masked_lm.tokens_seen);
@@ -19,6 +23,9 @@ fn quick_report_matches_the_snapshot() {
     assert!(t.prefix_lm.tokens_supervised > t.masked_lm.tokens_supervised);
     insta::assert_json_snapshot!("quick_report", r);
     for (file, text) in &chapter.tables {
-        insta::assert_snapshot!(format!("quick_{}", file.trim_end_matches(".md")), text);
+        insta::assert_snapshot!(
+            format!("quick_{}", file.trim_end_matches(".md")),
+            text
+        );
     }
 }

@@ -1,6 +1,6 @@
-//! What the page says about the measurements, computed from them. Each claim's wording is
-//! generated from the numbers it summarises, and `holds` says whether the data bear it out; the
-//! book's build fails on a claim that does not hold.
+//! What the page says about the measurements, computed from them. Each claim's
+//! wording is generated from the numbers it summarises, and `holds` says whether
+//! the data bear it out; the book's build fails on a claim that does not hold.
 
 use transformer::chapter::Claims;
 
@@ -21,7 +21,8 @@ fn and_list(xs: &[usize]) -> String {
     }
 }
 
-/// `10` with `x` rounded to `dp` decimals as a superscript: `pow10(-2.06, 1)` is `10⁻²·¹`.
+/// `10` with `x` rounded to `dp` decimals as a superscript: `pow10(-2.06, 1)` is
+/// `10⁻²·¹`.
 fn pow10(x: f64, dp: usize) -> String {
     let digits = format!("{x:.dp$}");
     let sup: String = digits
@@ -29,13 +30,17 @@ fn pow10(x: f64, dp: usize) -> String {
         .map(|c| match c {
             '-' => '⁻',
             '.' => '·',
-            d => "⁰¹²³⁴⁵⁶⁷⁸⁹".chars().nth(d.to_digit(10).unwrap_or(0) as usize).unwrap_or(d),
+            d => "⁰¹²³⁴⁵⁶⁷⁸⁹"
+                .chars()
+                .nth(d.to_digit(10).unwrap_or(0) as usize)
+                .unwrap_or(d),
         })
         .collect();
     format!("10{sup}")
 }
 
-/// The smallest head width from which `ok(d)` holds for that width and every larger one.
+/// The smallest head width from which `ok(d)` holds for that width and every larger
+/// one.
 fn threshold(ds: &[usize], ok: impl Fn(usize) -> bool) -> Option<usize> {
     let mut sorted = ds.to_vec();
     sorted.sort_unstable();
@@ -54,12 +59,13 @@ fn threshold(ds: &[usize], ok: impl Fn(usize) -> bool) -> Option<usize> {
 pub fn claims(r: &Report) -> Claims {
     let mut c = Claims::new();
     let (big_n, big_d) = (r.headline_n, r.headline_d);
-    let betas_from_1: Vec<f64> = r.betas.iter().copied().filter(|&b| b >= 1.0).collect();
+    let betas_from_1: Vec<f64> =
+        r.betas.iter().copied().filter(|&b| b >= 1.0).collect();
     let beta_min = r.betas.iter().copied().fold(f64::INFINITY, f64::min);
     let beta_max = r.betas.iter().copied().fold(f64::NEG_INFINITY, f64::max);
 
-    // From β = 1 on, which head widths give the bidirectional matrix the higher effective rank
-    // at every n?
+    // From β = 1 on, which head widths give the bidirectional matrix the higher
+    // effective rank at every n?
     let bidir_higher = |d: usize| {
         r.ns.iter().all(|&n| {
             betas_from_1.iter().all(|&b| {
@@ -69,11 +75,17 @@ pub fn claims(r: &Report) -> Claims {
         })
     };
     let from = threshold(&r.ds, bidir_higher);
-    let below: Vec<usize> = r.ds.iter().copied().filter(|&d| from.is_none_or(|f| d < f)).collect();
+    let below: Vec<usize> =
+        r.ds.iter().copied().filter(|&d| from.is_none_or(|f| d < f)).collect();
     let text = match (from, below.first()) {
-        (Some(f), None) => format!("at every head width of the grid (d ≥ {f}) and every n"),
+        (Some(f), None) => {
+            format!("at every head width of the grid (d ≥ {f}) and every n")
+        }
         (Some(f), Some(&d0)) => {
-            let (b, k) = (at(r, big_n, d0, 1.0, "bidirectional"), at(r, big_n, d0, 1.0, "causal"));
+            let (b, k) = (
+                at(r, big_n, d0, 1.0, "bidirectional"),
+                at(r, big_n, d0, 1.0, "causal"),
+            );
             format!(
                 "for every head width d ≥ {f} and every n; at d = {} it does not hold throughout (at n = {big_n}, \
                  β = 1, d = {d0}: {:.0} bidirectional against {:.0} causal)",
@@ -94,8 +106,8 @@ pub fn claims(r: &Report) -> Claims {
         },
     );
 
-    // At the smallest β, which head widths put the bidirectional rank@1e-3 within 25% of d + 1
-    // (at every n larger than d + 1, where the bound can bind)?
+    // At the smallest β, which head widths put the bidirectional rank@1e-3 within
+    // 25% of d + 1 (at every n larger than d + 1, where the bound can bind)?
     let near = |d: usize| {
         r.ns.iter().filter(|&&n| n > d + 1).all(|&n| {
             let rank = at(r, n, d, beta_min, "bidirectional").rank_1e3.mean;
@@ -103,7 +115,8 @@ pub fn claims(r: &Report) -> Claims {
         })
     };
     let from = threshold(&r.ds, near);
-    let below: Vec<usize> = r.ds.iter().copied().filter(|&d| from.is_none_or(|f| d < f)).collect();
+    let below: Vec<usize> =
+        r.ds.iter().copied().filter(|&d| from.is_none_or(|f| d < f)).collect();
     let spread = |d: usize| {
         let ranks: Vec<f64> =
             r.ns.iter()
@@ -130,10 +143,15 @@ pub fn claims(r: &Report) -> Claims {
     c.add("near_d_plus_1_at_small_beta", from.is_some(), text);
 
     // Does the bidirectional rank at 10⁻³ keep climbing with β, or turn over?
-    let ranks: Vec<(f64, f64)> =
-        r.betas.iter().map(|&b| (b, at(r, big_n, big_d, b, "bidirectional").rank_1e3.mean)).collect();
-    let (peak_beta, peak) =
-        ranks.iter().copied().fold((f64::NAN, f64::NEG_INFINITY), |a, x| if x.1 > a.1 { x } else { a });
+    let ranks: Vec<(f64, f64)> = r
+        .betas
+        .iter()
+        .map(|&b| (b, at(r, big_n, big_d, b, "bidirectional").rank_1e3.mean))
+        .collect();
+    let (peak_beta, peak) = ranks
+        .iter()
+        .copied()
+        .fold((f64::NAN, f64::NEG_INFINITY), |a, x| if x.1 > a.1 { x } else { a });
     let last = ranks.last().map_or(f64::NAN, |x| x.1);
     c.add(
         "rank_turns_over_at_large_beta",
@@ -144,7 +162,8 @@ pub fn claims(r: &Report) -> Claims {
         ),
     );
 
-    // Conditioning: which mask is better conditioned, at the smallest β and from β = 1 on?
+    // Conditioning: which mask is better conditioned, at the smallest β and from β
+    // = 1 on?
     let every_point = |betas: &[f64], causal_better: bool| {
         r.ns.iter().all(|&n| {
             r.ds.iter().all(|&d| {
@@ -158,7 +177,10 @@ pub fn claims(r: &Report) -> Claims {
             })
         })
     };
-    let (b, k) = (at(r, big_n, big_d, beta_min, "bidirectional"), at(r, big_n, big_d, beta_min, "causal"));
+    let (b, k) = (
+        at(r, big_n, big_d, beta_min, "bidirectional"),
+        at(r, big_n, big_d, beta_min, "causal"),
+    );
     c.add(
         "causal_better_conditioned_at_small_beta",
         every_point(&[beta_min], true),
@@ -169,7 +191,10 @@ pub fn claims(r: &Report) -> Claims {
             pow10(b.log10_cond.mean, 0)
         ),
     );
-    let (b, k) = (at(r, big_n, big_d, 1.0, "bidirectional"), at(r, big_n, big_d, 1.0, "causal"));
+    let (b, k) = (
+        at(r, big_n, big_d, 1.0, "bidirectional"),
+        at(r, big_n, big_d, 1.0, "causal"),
+    );
     c.add(
         "causal_worse_conditioned_from_beta_1",
         every_point(&betas_from_1, false),
@@ -181,8 +206,10 @@ pub fn claims(r: &Report) -> Claims {
         ),
     );
 
-    // Collapse with skip connections: slowed or stopped, and which mask collapses faster.
-    let series = |variant: &str, mask: &str| &r.collapse.series[variant][mask].log10_mean;
+    // Collapse with skip connections: slowed or stopped, and which mask collapses
+    // faster.
+    let series =
+        |variant: &str, mask: &str| &r.collapse.series[variant][mask].log10_mean;
     let per_layer_fall = |variant: &str, mask: &str| {
         let s = series(variant, mask);
         1.0 - 10f64.powf(s[s.len() - 1] - s[s.len() - 2])
@@ -208,11 +235,19 @@ pub fn claims(r: &Report) -> Claims {
     c.add(
         "skips_slow_collapse_in_brief",
         still_falling,
-        format!("slow it down without stopping it within {} layers", r.collapse.layers),
+        format!(
+            "slow it down without stopping it within {} layers",
+            r.collapse.layers
+        ),
     );
-    let last = |variant: &str, mask: &str| *series(variant, mask).last().expect("layers");
+    let last =
+        |variant: &str, mask: &str| *series(variant, mask).last().expect("layers");
     let faster = |variant: &str| {
-        if last(variant, "causal") < last(variant, "bidirectional") { "causal" } else { "bidirectional" }
+        if last(variant, "causal") < last(variant, "bidirectional") {
+            "causal"
+        } else {
+            "bidirectional"
+        }
     };
     c.add(
         "causal_collapses_faster_with_skips",
@@ -235,7 +270,9 @@ pub fn claims(r: &Report) -> Claims {
     );
 
     // Trained models: condition numbers beyond what f32 probabilities resolve.
-    let cond = |model: &str| r.trained.models[model].trained_means.block.as_ref().map(|m| m.log10_cond);
+    let cond = |model: &str| {
+        r.trained.models[model].trained_means.block.as_ref().map(|m| m.log10_cond)
+    };
     if let (Some(causal), Some(prefix)) = (cond("causal"), cond("prefix")) {
         c.add(
             "trained_causal_blocks_singular_to_f32",
@@ -255,18 +292,25 @@ pub fn claims(r: &Report) -> Claims {
 }
 
 /// A sweep point's summary, if the grid has it.
-fn point<'a>(r: &'a Report, n: usize, d: usize, beta: f64, mask: &str) -> Option<&'a Summary> {
+fn point<'a>(
+    r: &'a Report,
+    n: usize,
+    d: usize,
+    beta: f64,
+    mask: &str,
+) -> Option<&'a Summary> {
     r.points.get(&point_key(n, d, beta)).and_then(|m| m.get(mask))
 }
 
-/// Claims about Su's setting, the causal determinant, the output rank and the collapse.
+/// Claims about Su's setting, the causal determinant, the output rank and the
+/// collapse.
 fn sweep_claims(r: &Report, c: &mut Claims) {
     let (n, d) = (r.headline_n, r.headline_d);
     let p = |beta: f64, mask: &str| point(r, n, d, beta, mask);
     let beta_min = r.betas.iter().copied().fold(f64::INFINITY, f64::min);
     let beta_max = r.betas.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-    // At β = 1: the bidirectional matrix is full rank at NumPy's tolerance, and the causal one has
-    // the lower effective rank.
+    // At β = 1: the bidirectional matrix is full rank at NumPy's tolerance, and the
+    // causal one has the lower effective rank.
     let at_1 = match (p(1.0, "bidirectional"), p(1.0, "causal")) {
         (Some(b), Some(k)) => {
             b.rank_eps.mean == n as f64
@@ -283,11 +327,13 @@ fn sweep_claims(r: &Report, c: &mut Claims) {
     // At the smallest β the bidirectional rank at 10⁻³ is exactly d + 1.
     c.add(
         "headline_small_beta_rank_is_d_plus_1",
-        p(beta_min, "bidirectional")
-            .is_some_and(|b| b.rank_1e3.mean == (d + 1) as f64 && b.rank_1e3.std == 0.0),
+        p(beta_min, "bidirectional").is_some_and(|b| {
+            b.rank_1e3.mean == (d + 1) as f64 && b.rank_1e3.std == 0.0
+        }),
         "at the smallest β the bidirectional rank at 10⁻³ is d + 1 in every seed",
     );
-    // At the largest β the causal matrix is the one that loses rank in floating point.
+    // At the largest β the causal matrix is the one that loses rank in floating
+    // point.
     c.add(
         "headline_large_beta_causal_degrades",
         match (p(beta_max, "bidirectional"), p(beta_max, "causal")) {
@@ -302,13 +348,13 @@ fn sweep_claims(r: &Report, c: &mut Claims) {
         r.checks.causal_det_positive && r.checks.causal_min_log10_det < -308.0,
         "every causal determinant is positive, and the smallest is below 10⁻³⁰⁸",
     );
-    // From β = 1 on, every causal matrix of the table (d = headline d) is rank-deficient at NumPy's
-    // tolerance; and the SVD's condition number lies on both sides of the exact lower bound.
+    // From β = 1 on, every causal matrix of the table (d = headline d) is
+    // rank-deficient at NumPy's tolerance; and the SVD's condition number lies on
+    // both sides of the exact lower bound.
     let singular = r.ns.iter().all(|&n| {
-        r.betas
-            .iter()
-            .filter(|&&b| b >= 1.0)
-            .all(|&b| point(r, n, d, b, "causal").is_some_and(|s| s.rank_eps.mean < n as f64))
+        r.betas.iter().filter(|&&b| b >= 1.0).all(|&b| {
+            point(r, n, d, b, "causal").is_some_and(|s| s.rank_eps.mean < n as f64)
+        })
     });
     c.add(
         "causal_singular_to_f64_from_beta_1",
@@ -318,9 +364,11 @@ fn sweep_claims(r: &Report, c: &mut Claims) {
     let bound_side = |above: bool| {
         r.ns.iter().any(|&n| {
             r.betas.iter().any(|&b| {
-                point(r, n, d, b, "causal").is_some_and(|s| match &s.log10_cond_lower_bound {
-                    Some(lb) => (s.log10_cond.mean > lb.mean) == above,
-                    None => false,
+                point(r, n, d, b, "causal").is_some_and(|s| {
+                    match &s.log10_cond_lower_bound {
+                        Some(lb) => (s.log10_cond.mean > lb.mean) == above,
+                        None => false,
+                    }
                 })
             })
         })
@@ -330,12 +378,13 @@ fn sweep_claims(r: &Report, c: &mut Claims) {
         bound_side(true) && bound_side(false),
         "the SVD's condition number is above the exact lower bound in some rows and below it in others",
     );
-    // The output rank never exceeds d, equals d at the headline n, and falls short only where A does.
+    // The output rank never exceeds d, equals d at the headline n, and falls short
+    // only where A does.
     let at_headline_n = r.ds.iter().all(|&d| {
         r.betas.iter().all(|&b| {
-            ["bidirectional", "causal"]
-                .iter()
-                .all(|m| point(r, n, d, b, m).is_some_and(|s| s.output_rank.mean == d as f64))
+            ["bidirectional", "causal"].iter().all(|m| {
+                point(r, n, d, b, m).is_some_and(|s| s.output_rank.mean == d as f64)
+            })
         })
     });
     c.add(
@@ -351,7 +400,11 @@ fn sweep_claims(r: &Report, c: &mut Claims) {
     );
     // Pure attention: the causal stack collapses too, more slowly.
     let last = |variant: &str, mask: &str| {
-        r.collapse.series[variant][mask].log10_mean.last().copied().unwrap_or(f64::NAN)
+        r.collapse.series[variant][mask]
+            .log10_mean
+            .last()
+            .copied()
+            .unwrap_or(f64::NAN)
     };
     c.add(
         "pure_causal_collapses_more_slowly",
@@ -363,11 +416,15 @@ fn sweep_claims(r: &Report, c: &mut Claims) {
 /// Claims about the small trained models.
 fn trained_claims(r: &Report, c: &mut Claims) {
     let t = &r.trained;
-    let (causal, prefix, masked) = (&t.models["causal"], &t.models["prefix"], &t.models["masked"]);
-    // Losses: the decoders about equally, the encoder below the frequency baseline but far behind.
-    if let (Some(ci), Some(ct), Some(pt)) =
-        (causal.suffix_loss_init, causal.suffix_loss_trained, prefix.suffix_loss_trained)
-    {
+    let (causal, prefix, masked) =
+        (&t.models["causal"], &t.models["prefix"], &t.models["masked"]);
+    // Losses: the decoders about equally, the encoder below the frequency baseline
+    // but far behind.
+    if let (Some(ci), Some(ct), Some(pt)) = (
+        causal.suffix_loss_init,
+        causal.suffix_loss_trained,
+        prefix.suffix_loss_trained,
+    ) {
         let (gap, fall) = ((ct - pt).abs(), ci - ct.max(pt));
         c.add(
             "decoders_learned_about_equally",
@@ -381,8 +438,8 @@ fn trained_claims(r: &Report, c: &mut Claims) {
             && masked.heldout_loss_trained > causal.heldout_loss_trained.max(prefix.heldout_loss_trained),
         "the encoder's held-out loss is below the frequency baseline and above both decoders'",
     );
-    // Block ranks: the bidirectional block lower than the causal one, before and after training,
-    // and lifted well above d + 1 by training.
+    // Block ranks: the bidirectional block lower than the causal one, before and
+    // after training, and lifted well above d + 1 by training.
     let bound = t.log_rank_bound as f64;
     if let (Some(pi), Some(pt), Some(ki), Some(kt)) = (
         prefix.init_means.block.as_ref(),
@@ -390,8 +447,11 @@ fn trained_claims(r: &Report, c: &mut Claims) {
         causal.init_means.block.as_ref(),
         causal.trained_means.block.as_ref(),
     ) {
-        let lower = |b: &crate::trained::HeadMeans, k: &crate::trained::HeadMeans| {
-            b.effective_rank < k.effective_rank && b.rank_1e3 < k.rank_1e3 && b.stable_rank < k.stable_rank
+        let lower = |b: &crate::trained::HeadMeans,
+                     k: &crate::trained::HeadMeans| {
+            b.effective_rank < k.effective_rank
+                && b.rank_1e3 < k.rank_1e3
+                && b.stable_rank < k.stable_rank
         };
         c.add(
             "trained_blocks_gap_remains",
@@ -405,7 +465,8 @@ fn trained_claims(r: &Report, c: &mut Claims) {
         );
         // Where the trained blocks sit in the sweep at the same n and d.
         let (n, d) = (t.prefix, t.head_dim);
-        let eff = |b: f64, m: &str| point(r, n, d, b, m).map(|s| s.effective_rank.mean);
+        let eff =
+            |b: f64, m: &str| point(r, n, d, b, m).map(|s| s.effective_rank.mean);
         let placed = match (
             eff(0.1, "bidirectional"),
             eff(0.3, "bidirectional"),
@@ -417,7 +478,9 @@ fn trained_claims(r: &Report, c: &mut Claims) {
                 b01 < pt.effective_rank
                     && pt.effective_rank < b03
                     && (kt.effective_rank - k1).abs()
-                        < (kt.effective_rank - k03).abs().min((kt.effective_rank - k3).abs())
+                        < (kt.effective_rank - k03)
+                            .abs()
+                            .min((kt.effective_rank - k3).abs())
             }
             _ => false,
         };
@@ -438,17 +501,28 @@ fn trained_claims(r: &Report, c: &mut Claims) {
         within,
         "ln A has numerical rank at most d + 1 in every bidirectional head, before and after training",
     );
-    // The causal blocks' smallest diagonal weights: how far they fall with training.
-    let diag = |h: &crate::trained::HeadSummary| h.block.as_ref().and_then(|b| b.log10_min_diag);
-    let pairs: Vec<(f64, f64)> =
-        causal.init.iter().zip(&causal.trained).filter_map(|(i, t)| Some((diag(i)?, diag(t)?))).collect();
+    // The causal blocks' smallest diagonal weights: how far they fall with
+    // training.
+    let diag = |h: &crate::trained::HeadSummary| {
+        h.block.as_ref().and_then(|b| b.log10_min_diag)
+    };
+    let pairs: Vec<(f64, f64)> = causal
+        .init
+        .iter()
+        .zip(&causal.trained)
+        .filter_map(|(i, t)| Some((diag(i)?, diag(t)?)))
+        .collect();
     let heads = pairs.len();
     let every_fell = heads > 0 && pairs.iter().all(|(a, b)| b < a);
     let tenfold = pairs.iter().filter(|(a, b)| *b < a - 1.0).count();
     let init_mean = pairs.iter().map(|p| p.0).sum::<f64>() / heads.max(1) as f64;
     let lo = pairs.iter().map(|p| p.1).fold(f64::INFINITY, f64::min);
     let hi = pairs.iter().map(|p| p.1).fold(f64::NEG_INFINITY, f64::max);
-    let rank_below = causal.trained_means.block.as_ref().is_some_and(|b| b.rank_1e3 < t.prefix as f64);
+    let rank_below = causal
+        .trained_means
+        .block
+        .as_ref()
+        .is_some_and(|b| b.rank_1e3 < t.prefix as f64);
     c.add(
         "causal_min_diag_falls_in_most_heads",
         every_fell && 2 * tenfold > heads && rank_below,
@@ -461,7 +535,11 @@ fn trained_claims(r: &Report, c: &mut Claims) {
         ),
     );
     // Whole matrices: encoder below the prefix LM below the causal decoder.
-    let (m, p, k) = (&masked.trained_means.full, &prefix.trained_means.full, &causal.trained_means.full);
+    let (m, p, k) = (
+        &masked.trained_means.full,
+        &prefix.trained_means.full,
+        &causal.trained_means.full,
+    );
     c.add(
         "whole_matrices_ordered",
         m.effective_rank < p.effective_rank && p.effective_rank < k.effective_rank && masked.trained_means.full.rank_1e3 > masked.init_means.full.rank_1e3,

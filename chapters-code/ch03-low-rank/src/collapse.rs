@@ -1,6 +1,7 @@
-//! Rank collapse with depth (Dong et al. 2021; Wu et al. 2024): follow the token matrix
-//! `X` (`n × d`) through a stack of random attention layers and measure how close it comes to
-//! the rank-1 subspace `{1 xᵀ}` in which every token carries the same vector.
+//! Rank collapse with depth (Dong et al. 2021; Wu et al. 2024): follow the token
+//! matrix `X` (`n × d`) through a stack of random attention layers and measure how
+//! close it comes to the rank-1 subspace `{1 xᵀ}` in which every token carries the
+//! same vector.
 
 use std::collections::BTreeMap;
 
@@ -60,7 +61,8 @@ struct Layer {
 
 impl Layer {
     fn draw(d: usize, seed: u64, index: usize) -> Layer {
-        let mut r = rng::stream(seed, &format!("ch03 collapse d={d} layer={index}"));
+        let mut r =
+            rng::stream(seed, &format!("ch03 collapse d={d} layer={index}"));
         let s = 1.0 / (d as f64).sqrt();
         Layer {
             wq: gaussian(&mut r, d, d, s),
@@ -78,7 +80,8 @@ fn layer_norm(x: MatRef<'_, f64>) -> Mat<f64> {
     let mut y = Mat::zeros(n, d);
     for i in 0..n {
         let mean = (0..d).map(|j| x[(i, j)]).sum::<f64>() / d as f64;
-        let var = (0..d).map(|j| (x[(i, j)] - mean).powi(2)).sum::<f64>() / d as f64;
+        let var =
+            (0..d).map(|j| (x[(i, j)] - mean).powi(2)).sum::<f64>() / d as f64;
         for j in 0..d {
             y[(i, j)] = (x[(i, j)] - mean) / (var + 1e-12).sqrt();
         }
@@ -87,8 +90,9 @@ fn layer_norm(x: MatRef<'_, f64>) -> Mat<f64> {
 }
 
 // ANCHOR: rank1_distance
-/// Relative distance of `X` to the rank-1 subspace `{1 xᵀ}`: `‖X − 1 μᵀ‖_F / ‖X‖_F`, where
-/// `μ` is the mean token (the closest point of that subspace in the Frobenius norm).
+/// Relative distance of `X` to the rank-1 subspace `{1 xᵀ}`: `‖X − 1 μᵀ‖_F /
+/// ‖X‖_F`, where `μ` is the mean token (the closest point of that subspace in the
+/// Frobenius norm).
 pub fn rank1_distance(x: MatRef<'_, f64>) -> f64 {
     let (n, d) = (x.nrows(), x.ncols());
     let (mut off, mut total) = (0.0, 0.0);
@@ -104,16 +108,24 @@ pub fn rank1_distance(x: MatRef<'_, f64>) -> f64 {
 // ANCHOR_END: rank1_distance
 
 // ANCHOR: stack
-/// `A(X) X W_V` for one head whose width is the model width `d` (standard scaling, β = 1).
+/// `A(X) X W_V` for one head whose width is the model width `d` (standard scaling,
+/// β = 1).
 fn attend(x: MatRef<'_, f64>, layer: &Layer, mask: Mask) -> Mat<f64> {
     let s = logits((x * &layer.wq).as_ref(), (x * &layer.wk).as_ref(), 1.0);
     attention(s.as_ref(), mask) * (x * &layer.wv)
 }
 
-/// The distance to the rank-1 subspace of the input (entry 0) and after each of `layers`
-/// layers. The input and the weights depend on the seed only, so masks and variants are compared
-/// on the same draws.
-pub fn collapse(n: usize, d: usize, layers: usize, seed: u64, variant: Variant, mask: Mask) -> Vec<f64> {
+/// The distance to the rank-1 subspace of the input (entry 0) and after each of
+/// `layers` layers. The input and the weights depend on the seed only, so masks and
+/// variants are compared on the same draws.
+pub fn collapse(
+    n: usize,
+    d: usize,
+    layers: usize,
+    seed: u64,
+    variant: Variant,
+    mask: Mask,
+) -> Vec<f64> {
     let mut r = rng::stream(seed, &format!("ch03 collapse input n={n} d={d}"));
     let mut x = gaussian(&mut r, n, d, 1.0);
     let mut out = vec![rank1_distance(x.as_ref())];
@@ -141,7 +153,8 @@ pub struct CollapseSeries {
     /// `log₁₀` of the distance, per layer (entry 0 is the input); mean over seeds.
     pub log10_mean: Vec<f64>,
     pub log10_std: Vec<f64>,
-    /// The distances after the first, second and last layer, as `1.2e-8`-style strings.
+    /// The distances after the first, second and last layer, as `1.2e-8`-style
+    /// strings.
     pub layer1: String,
     pub layer2: String,
     pub last: String,
@@ -171,9 +184,17 @@ pub fn run_collapse(cfg: &RunConfig) -> anyhow::Result<Collapse> {
         }
     }
     let runs = parallel_map(&jobs, |&(variant, mask, seed)| {
-        Ok(collapse(cfg.collapse_n, cfg.collapse_d, cfg.collapse_layers, seed, variant, mask))
+        Ok(collapse(
+            cfg.collapse_n,
+            cfg.collapse_d,
+            cfg.collapse_layers,
+            seed,
+            variant,
+            mask,
+        ))
     })?;
-    let mut series: BTreeMap<String, BTreeMap<String, CollapseSeries>> = BTreeMap::new();
+    let mut series: BTreeMap<String, BTreeMap<String, CollapseSeries>> =
+        BTreeMap::new();
     for variant in Variant::ALL {
         for mask in Mask::BOTH {
             let sel: Vec<&Vec<f64>> = jobs
@@ -183,7 +204,14 @@ pub fn run_collapse(cfg: &RunConfig) -> anyhow::Result<Collapse> {
                 .map(|(_, r)| r)
                 .collect();
             let per_layer: Vec<Stat> = (0..=cfg.collapse_layers)
-                .map(|l| Stat::of(&sel.iter().map(|r| r[l].max(1e-300).log10()).collect::<Vec<_>>(), 2))
+                .map(|l| {
+                    Stat::of(
+                        &sel.iter()
+                            .map(|r| r[l].max(1e-300).log10())
+                            .collect::<Vec<_>>(),
+                        2,
+                    )
+                })
                 .collect();
             let mean: Vec<f64> = per_layer.iter().map(|s| s.mean).collect();
             let s = CollapseSeries {
@@ -193,7 +221,10 @@ pub fn run_collapse(cfg: &RunConfig) -> anyhow::Result<Collapse> {
                 log10_std: per_layer.iter().map(|s| s.std).collect(),
                 log10_mean: mean,
             };
-            series.entry(variant.name().to_string()).or_default().insert(mask.name().to_string(), s);
+            series
+                .entry(variant.name().to_string())
+                .or_default()
+                .insert(mask.name().to_string(), s);
         }
     }
     Ok(Collapse {

@@ -23,7 +23,9 @@ pub struct Hadamard {
 }
 
 pub fn run_hadamard(cfg: &RunConfig) -> anyhow::Result<Hadamard> {
-    let ranks = parallel_map(&cfg.hadamard_ds, |&d| hadamard_ranks(cfg.hadamard_n, d, cfg.hadamard_k, 0))?;
+    let ranks = parallel_map(&cfg.hadamard_ds, |&d| {
+        hadamard_ranks(cfg.hadamard_n, d, cfg.hadamard_k, 0)
+    })?;
     let mut cells = BTreeMap::new();
     let (mut within, mut attain) = (true, true);
     for (&d, ranks) in cfg.hadamard_ds.iter().zip(&ranks) {

@@ -1,4 +1,5 @@
-//! The code: attention matrices from random queries and keys, and every measure of their rank.
+//! The code: attention matrices from random queries and keys, and every measure of
+//! their rank.
 
 use anyhow::{anyhow, bail};
 use faer::{Mat, MatRef};
@@ -23,7 +24,8 @@ impl Mask {
         }
     }
 
-    /// The shared library's mask, the single source of truth for "may `i` read `j`?".
+    /// The shared library's mask, the single source of truth for "may `i` read
+    /// `j`?".
     pub fn kind(self) -> MaskKind {
         match self {
             Mask::Bidirectional => MaskKind::Bidirectional,
@@ -39,15 +41,17 @@ impl Mask {
         match s {
             "bidirectional" => Ok(Mask::Bidirectional),
             "causal" => Ok(Mask::Causal),
-            other => bail!("unknown mask {other:?}: expected \"bidirectional\" or \"causal\""),
+            other => bail!(
+                "unknown mask {other:?}: expected \"bidirectional\" or \"causal\""
+            ),
         }
     }
 }
 
 // ANCHOR: draw
-/// Queries, keys and values with i.i.d. N(0, 1) entries, each `n × d`. The draw depends only
-/// on `(n, d, seed)`: every temperature and both masks see the same Q, K and V, so each
-/// comparison between masks is paired.
+/// Queries, keys and values with i.i.d. N(0, 1) entries, each `n × d`. The draw
+/// depends only on `(n, d, seed)`: every temperature and both masks see the same Q,
+/// K and V, so each comparison between masks is paired.
 pub fn draw_qkv(n: usize, d: usize, seed: u64) -> [Mat<f64>; 3] {
     let mut r = rng::stream(seed, &format!("ch03 qkv n={n} d={d}"));
     std::array::from_fn(|_| {
@@ -58,8 +62,9 @@ pub fn draw_qkv(n: usize, d: usize, seed: u64) -> [Mat<f64>; 3] {
 // ANCHOR_END: draw
 
 // ANCHOR: logits
-/// The logits `S = β · Q Kᵀ / √d`: an `n × n` matrix whose rank is at most `d`.
-/// `β = 1` is the standard scaling; small `β` gives diffuse attention, large `β` sharp attention.
+/// The logits `S = β · Q Kᵀ / √d`: an `n × n` matrix whose rank is at most `d`. `β
+/// = 1` is the standard scaling; small `β` gives diffuse attention, large `β` sharp
+/// attention.
 pub fn logits(q: MatRef<'_, f64>, k: MatRef<'_, f64>, beta: f64) -> Mat<f64> {
     let scale = beta / (q.ncols() as f64).sqrt();
     let qk = q * k.transpose();
@@ -68,13 +73,16 @@ pub fn logits(q: MatRef<'_, f64>, k: MatRef<'_, f64>, beta: f64) -> Mat<f64> {
 // ANCHOR_END: logits
 
 // ANCHOR: softmax
-/// Row-wise softmax over the entries the mask allows; blocked entries are exactly zero.
-/// Subtracting each row's maximum keeps every `exp` in range.
+/// Row-wise softmax over the entries the mask allows; blocked entries are exactly
+/// zero. Subtracting each row's maximum keeps every `exp` in range.
 pub fn attention(s: MatRef<'_, f64>, mask: Mask) -> Mat<f64> {
     let (n, m) = (s.nrows(), s.ncols());
     let mut a = Mat::zeros(n, m);
     for i in 0..n {
-        let max = (0..m).filter(|&j| mask.allows(i, j)).map(|j| s[(i, j)]).fold(f64::NEG_INFINITY, f64::max);
+        let max = (0..m)
+            .filter(|&j| mask.allows(i, j))
+            .map(|j| s[(i, j)])
+            .fold(f64::NEG_INFINITY, f64::max);
         let mut z = 0.0;
         for j in (0..m).filter(|&j| mask.allows(i, j)) {
             let e = (s[(i, j)] - max).exp();
@@ -90,14 +98,15 @@ pub fn attention(s: MatRef<'_, f64>, mask: Mask) -> Mat<f64> {
 // ANCHOR_END: softmax
 
 // ANCHOR: causal_diagonal
-/// `ln A_ii` of the causal attention matrix, from the logits, in log space:
-/// `ln A_ii = S_ii − ln Σ_{j ≤ i} exp(S_ij)`. Nothing underflows, so
-/// `ln det A = Σ_i ln A_ii` is exact up to rounding even when `det A` is far below `f64`'s range.
+/// `ln A_ii` of the causal attention matrix, from the logits, in log space: `ln
+/// A_ii = S_ii − ln Σ_{j ≤ i} exp(S_ij)`. Nothing underflows, so `ln det A = Σ_i ln
+/// A_ii` is exact up to rounding even when `det A` is far below `f64`'s range.
 pub fn causal_log_diagonal(s: MatRef<'_, f64>) -> Vec<f64> {
     (0..s.nrows())
         .map(|i| {
             let max = (0..=i).map(|j| s[(i, j)]).fold(f64::NEG_INFINITY, f64::max);
-            let lse = max + (0..=i).map(|j| (s[(i, j)] - max).exp()).sum::<f64>().ln();
+            let lse =
+                max + (0..=i).map(|j| (s[(i, j)] - max).exp()).sum::<f64>().ln();
             s[(i, i)] - lse
         })
         .collect()
@@ -110,7 +119,8 @@ pub fn singular_values(a: MatRef<'_, f64>) -> anyhow::Result<Vec<f64>> {
 }
 
 // ANCHOR: measures
-/// Relative tolerances at which the numerical rank is counted, besides NumPy's default.
+/// Relative tolerances at which the numerical rank is counted, besides NumPy's
+/// default.
 pub const TOLERANCES: [f64; 3] = [1e-3, 1e-6, 1e-10];
 
 /// NumPy's default relative tolerance for `matrix_rank`: `max(rows, cols) · ε`.
@@ -124,14 +134,20 @@ pub fn numerical_rank(sv: &[f64], rel_tol: f64) -> usize {
     sv.iter().filter(|&&s| s > rel_tol * top && s > 0.0).count()
 }
 
-/// Entropy effective rank (Roy & Vetterli 2007): `exp(−Σ pᵢ ln pᵢ)` with `pᵢ = σᵢ / Σⱼ σⱼ`.
-/// It equals `r` for `r` equal singular values and zeros elsewhere, and moves smoothly between.
+/// Entropy effective rank (Roy & Vetterli 2007): `exp(−Σ pᵢ ln pᵢ)` with `pᵢ = σᵢ /
+/// Σⱼ σⱼ`. It equals `r` for `r` equal singular values and zeros elsewhere, and
+/// moves smoothly between.
 pub fn effective_rank(sv: &[f64]) -> f64 {
     let total: f64 = sv.iter().sum();
     if total <= 0.0 {
         return 0.0;
     }
-    let entropy: f64 = sv.iter().map(|&s| s / total).filter(|&p| p > 0.0).map(|p| -p * p.ln()).sum();
+    let entropy: f64 = sv
+        .iter()
+        .map(|&s| s / total)
+        .filter(|&p| p > 0.0)
+        .map(|p| -p * p.ln())
+        .sum();
     entropy.exp()
 }
 
@@ -143,16 +159,20 @@ pub fn stable_rank(sv: &[f64]) -> f64 {
     }
 }
 
-/// `log₁₀ (σ₁ / σ_min)`. The SVD cannot resolve singular values below about `ε · σ₁`, so
-/// this saturates near 16 to 20 for matrices that are singular in floating point.
+/// `log₁₀ (σ₁ / σ_min)`. The SVD cannot resolve singular values below about `ε ·
+/// σ₁`, so this saturates near 16 to 20 for matrices that are singular in floating
+/// point.
 pub fn log10_condition(sv: &[f64]) -> f64 {
     match (sv.first(), sv.last()) {
-        (Some(&top), Some(&bottom)) if top > 0.0 => (top / bottom.max(f64::MIN_POSITIVE)).log10(),
+        (Some(&top), Some(&bottom)) if top > 0.0 => {
+            (top / bottom.max(f64::MIN_POSITIVE)).log10()
+        }
         _ => f64::INFINITY,
     }
 }
 
-/// `log₁₀ |det A| = Σ log₁₀ σᵢ` for a square matrix, with the same floating-point floor.
+/// `log₁₀ |det A| = Σ log₁₀ σᵢ` for a square matrix, with the same floating-point
+/// floor.
 pub fn log10_abs_det(sv: &[f64]) -> f64 {
     sv.iter().map(|s| s.max(f64::MIN_POSITIVE).log10()).sum()
 }
@@ -169,7 +189,8 @@ pub struct Measures {
     pub effective_rank: f64,
     pub stable_rank: f64,
     pub log10_cond: f64,
-    /// From the singular values (square matrices only; floored like the condition number).
+    /// From the singular values (square matrices only; floored like the condition
+    /// number).
     pub log10_abs_det: f64,
 }
 
@@ -196,13 +217,15 @@ impl Measures {
 /// The diagonal of a causal attention matrix, which decides its determinant.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct CausalDiagonal {
-    /// `log₁₀ det A = Σ log₁₀ A_ii`, exact (computed in log space, not from the SVD).
+    /// `log₁₀ det A = Σ log₁₀ A_ii`, exact (computed in log space, not from the
+    /// SVD).
     pub log10_det: f64,
     /// `log₁₀ min_i A_ii`.
     pub log10_min_diag: f64,
     /// Every `A_ii > 0`, checked in log space (a finite logarithm).
     pub all_positive: bool,
-    /// `cond(A) ≥ max_i A_ii / min_i A_ii = 1 / min_i A_ii` (`A_00 = 1`), in `log₁₀`.
+    /// `cond(A) ≥ max_i A_ii / min_i A_ii = 1 / min_i A_ii` (`A_00 = 1`), in
+    /// `log₁₀`.
     pub log10_cond_lower_bound: f64,
 }
 
@@ -222,7 +245,8 @@ impl CausalDiagonal {
 }
 
 // ANCHOR: probe
-/// One point of the sweep: what the attention matrix looks like at `(n, d, β, seed, mask)`.
+/// One point of the sweep: what the attention matrix looks like at `(n, d, β, seed,
+/// mask)`.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Probe {
     pub n: usize,
@@ -231,7 +255,8 @@ pub struct Probe {
     pub seed: u64,
     pub mask: Mask,
     pub measures: Measures,
-    /// Numerical rank (NumPy's tolerance) of the head's output `A · V`, an `n × d` matrix.
+    /// Numerical rank (NumPy's tolerance) of the head's output `A · V`, an `n × d`
+    /// matrix.
     pub output_rank: usize,
     /// Only for the causal mask.
     pub diagonal: Option<CausalDiagonal>,
@@ -246,7 +271,10 @@ pub fn validate(n: usize, d: usize, beta: f64) -> anyhow::Result<()> {
         bail!("d (head dimension) must be at least 1");
     }
     if n > 4096 || d > 4096 {
-        bail!("n and d are limited to 4096 here (got n = {n}, d = {d}); an n × n SVD grows as n³");
+        bail!(
+            "n and d are limited to 4096 here (got n = {n}, d = {d}); \
+             an n × n SVD grows as n³"
+        );
     }
     if !beta.is_finite() || beta <= 0.0 {
         bail!("beta (temperature) must be a positive finite number, got {beta}");
@@ -254,15 +282,23 @@ pub fn validate(n: usize, d: usize, beta: f64) -> anyhow::Result<()> {
     Ok(())
 }
 
-pub fn probe(n: usize, d: usize, beta: f64, seed: u64, mask: Mask) -> anyhow::Result<Probe> {
+pub fn probe(
+    n: usize,
+    d: usize,
+    beta: f64,
+    seed: u64,
+    mask: Mask,
+) -> anyhow::Result<Probe> {
     validate(n, d, beta)?;
     let [q, k, v] = draw_qkv(n, d, seed);
     let s = logits(q.as_ref(), k.as_ref(), beta);
     let a = attention(s.as_ref(), mask);
     let measures = Measures::of(a.as_ref())?;
     let av = &a * &v;
-    let output_rank = numerical_rank(&singular_values(av.as_ref())?, default_tolerance(n, d));
-    let diagonal = (mask == Mask::Causal).then(|| CausalDiagonal::from_logits(s.as_ref()));
+    let output_rank =
+        numerical_rank(&singular_values(av.as_ref())?, default_tolerance(n, d));
+    let diagonal =
+        (mask == Mask::Causal).then(|| CausalDiagonal::from_logits(s.as_ref()));
     Ok(Probe { n, d, beta, seed, mask, measures, output_rank, diagonal })
 }
 // ANCHOR_END: probe
@@ -284,21 +320,31 @@ pub fn hadamard_bound(n: usize, d: usize, k: usize) -> usize {
     binomial((d + k - 1) as u64, k as u64).min(n as u128) as usize
 }
 
-/// The numerical rank of `S^{∘k}` (each entry raised to the `k`-th power) for `k = 1..=k_max`.
-pub fn hadamard_ranks(n: usize, d: usize, k_max: usize, seed: u64) -> anyhow::Result<Vec<usize>> {
+/// The numerical rank of `S^{∘k}` (each entry raised to the `k`-th power) for `k =
+/// 1..=k_max`.
+pub fn hadamard_ranks(
+    n: usize,
+    d: usize,
+    k_max: usize,
+    seed: u64,
+) -> anyhow::Result<Vec<usize>> {
     let [q, k, _] = draw_qkv(n, d, seed);
     let s = q.as_ref() * k.as_ref().transpose();
     (1..=k_max)
         .map(|p| {
             let power = Mat::from_fn(n, n, |i, j| s[(i, j)].powi(p as i32));
-            Ok(numerical_rank(&singular_values(power.as_ref())?, default_tolerance(n, n)))
+            Ok(numerical_rank(
+                &singular_values(power.as_ref())?,
+                default_tolerance(n, n),
+            ))
         })
         .collect()
 }
 // ANCHOR_END: hadamard
 
-/// Make faer run each matrix operation on one thread. The experiments parallelise across
-/// points instead, so each number is the same whatever the machine's thread count.
+/// Make faer run each matrix operation on one thread. The experiments parallelise
+/// across points instead, so each number is the same whatever the machine's thread
+/// count.
 pub fn sequential_linear_algebra() {
     faer::set_global_parallelism(faer::Par::Seq);
 }

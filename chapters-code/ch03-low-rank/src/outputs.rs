@@ -14,7 +14,8 @@ use crate::*;
 
 /// `results.json` (the report), `timings.json`, the figures and the tables.
 pub fn outputs(o: &Outcome) -> anyhow::Result<Outputs> {
-    // Through a JSON value, whose keys are sorted, as the page's `results.json` always was.
+    // Through a JSON value, whose keys are sorted, as the page's `results.json`
+    // always was.
     let mut out = Outputs::new(&serde_json::to_value(&o.report)?)?;
     let t = &o.timing;
     out.timings(&serde_json::json!({
@@ -56,7 +57,10 @@ fn label(mask: Mask) -> &'static str {
     mask.name()
 }
 
-pub(crate) fn figures(cfg: &RunConfig, r: &Report) -> anyhow::Result<Vec<(String, String)>> {
+pub(crate) fn figures(
+    cfg: &RunConfig,
+    r: &Report,
+) -> anyhow::Result<Vec<(String, String)>> {
     let (n, d) = (r.headline_n, r.headline_d);
     let d_small = *cfg.ds.iter().min().expect("d");
     let mut out = Vec::new();
@@ -71,7 +75,11 @@ pub(crate) fn figures(cfg: &RunConfig, r: &Report) -> anyhow::Result<Vec<(String
             let top = sv[0];
             spectra.push(Series {
                 label: format!("{} β={beta}", label(mask)),
-                points: sv.iter().enumerate().map(|(i, s)| ((i + 1) as f64, s / top)).collect(),
+                points: sv
+                    .iter()
+                    .enumerate()
+                    .map(|(i, s)| ((i + 1) as f64, s / top))
+                    .collect(),
             });
         }
     }
@@ -88,8 +96,16 @@ pub(crate) fn figures(cfg: &RunConfig, r: &Report) -> anyhow::Result<Vec<(String
 
     // Effective rank and rank at 1e-3 against β.
     for (file, what, y_label) in [
-        ("effective_rank_vs_beta.svg", "effective rank", "effective rank (mean over seeds)"),
-        ("rank_vs_beta.svg", "rank at tolerance 1e-3", "numerical rank, tol 1e-3 (mean)"),
+        (
+            "effective_rank_vs_beta.svg",
+            "effective rank",
+            "effective rank (mean over seeds)",
+        ),
+        (
+            "rank_vs_beta.svg",
+            "rank at tolerance 1e-3",
+            "numerical rank, tol 1e-3 (mean)",
+        ),
     ] {
         let mut series = Vec::new();
         for dd in [d_small, d] {
@@ -109,16 +125,26 @@ pub(crate) fn figures(cfg: &RunConfig, r: &Report) -> anyhow::Result<Vec<(String
                         )
                     })
                     .collect();
-                series.push(Series { label: format!("{} d={dd}", label(mask)), points });
+                series.push(Series {
+                    label: format!("{} d={dd}", label(mask)),
+                    points,
+                });
             }
         }
         let title = format!("A's {what} against the temperature β (n = {n})");
-        let chart =
-            LineChart { title: &title, x_label: "β", y_label, log_x: true, log_y: false, series: &series };
+        let chart = LineChart {
+            title: &title,
+            x_label: "β",
+            y_label,
+            log_x: true,
+            log_y: false,
+            series: &series,
+        };
         out.push((file.to_string(), chart.to_svg()?));
     }
 
-    // Effective rank / n against n / d, averaged over (n, d) pairs with the same ratio.
+    // Effective rank / n against n / d, averaged over (n, d) pairs with the same
+    // ratio.
     let mut series = Vec::new();
     for &beta in cfg.betas.iter().filter(|&&b| b == 0.1 || b == 1.0) {
         for mask in Mask::BOTH {
@@ -126,14 +152,22 @@ pub(crate) fn figures(cfg: &RunConfig, r: &Report) -> anyhow::Result<Vec<(String
             for &nn in &cfg.ns {
                 for &dd in &cfg.ds {
                     let s = &r.points[&point_key(nn, dd, beta)][mask.name()];
-                    by_ratio.entry(nn / dd).or_default().push(s.effective_rank.mean / nn as f64);
+                    by_ratio
+                        .entry(nn / dd)
+                        .or_default()
+                        .push(s.effective_rank.mean / nn as f64);
                 }
             }
             let points = by_ratio
                 .iter()
-                .map(|(&x, ys)| (x as f64, ys.iter().sum::<f64>() / ys.len() as f64))
+                .map(|(&x, ys)| {
+                    (x as f64, ys.iter().sum::<f64>() / ys.len() as f64)
+                })
                 .collect();
-            series.push(Series { label: format!("{} β={beta}", label(mask)), points });
+            series.push(Series {
+                label: format!("{} β={beta}", label(mask)),
+                points,
+            });
         }
     }
     let chart = LineChart {
@@ -180,11 +214,19 @@ pub(crate) fn figures(cfg: &RunConfig, r: &Report) -> anyhow::Result<Vec<(String
             let s = &r.collapse.series[variant.name()][mask.name()];
             series.push(Series {
                 label: format!("{}, {}", variant.label(), mask.name()),
-                points: s.log10_mean.iter().enumerate().map(|(l, &y)| (l as f64, 10f64.powf(y))).collect(),
+                points: s
+                    .log10_mean
+                    .iter()
+                    .enumerate()
+                    .map(|(l, &y)| (l as f64, 10f64.powf(y)))
+                    .collect(),
             });
         }
     }
-    let title = format!("Distance to rank 1 with depth (n = {}, d = {})", r.collapse.n, r.collapse.d);
+    let title = format!(
+        "Distance to rank 1 with depth (n = {}, d = {})",
+        r.collapse.n, r.collapse.d
+    );
     let chart = LineChart {
         title: &title,
         x_label: "layer",
@@ -195,19 +237,25 @@ pub(crate) fn figures(cfg: &RunConfig, r: &Report) -> anyhow::Result<Vec<(String
     };
     out.push(("collapse.svg".to_string(), chart.to_svg()?));
 
-    // Trained models: effective rank per head, before and after training, for the k × k
-    // block (causal decoder against prefix LM) and for the whole n × n matrix.
+    // Trained models: effective rank per head, before and after training, for the k
+    // × k block (causal decoder against prefix LM) and for the whole n × n matrix.
     let t = &r.trained;
     for (file, block, title) in [
         (
             "trained_block_effective_rank.svg",
             true,
-            format!("Trained models: effective rank of the first {k} × {k} block of each head", k = t.prefix),
+            format!(
+                "Trained models: effective rank of the first {k} × {k} block of each head",
+                k = t.prefix
+            ),
         ),
         (
             "trained_effective_rank.svg",
             false,
-            format!("Trained models: effective rank of each head's whole {n} × {n} matrix", n = t.seq_len),
+            format!(
+                "Trained models: effective rank of each head's whole {n} × {n} matrix",
+                n = t.seq_len
+            ),
         ),
     ] {
         let mut series = Vec::new();
@@ -222,7 +270,8 @@ pub(crate) fn figures(cfg: &RunConfig, r: &Report) -> anyhow::Result<Vec<(String
                     })
                     .collect();
                 if !points.is_empty() {
-                    series.push(Series { label: format!("{name}, {when}"), points });
+                    series
+                        .push(Series { label: format!("{name}, {when}"), points });
                 }
             }
         }
@@ -240,7 +289,8 @@ pub(crate) fn figures(cfg: &RunConfig, r: &Report) -> anyhow::Result<Vec<(String
 }
 
 fn markdown(headers: &[String], rows: &[Vec<String>]) -> String {
-    let mut s = format!("| {} |\n|{}\n", headers.join(" | "), "---|".repeat(headers.len()));
+    let mut s =
+        format!("| {} |\n|{}\n", headers.join(" | "), "---|".repeat(headers.len()));
     for row in rows {
         s.push_str(&format!("| {} |\n", row.join(" | ")));
     }
@@ -292,9 +342,13 @@ pub(crate) fn tables(cfg: &RunConfig, r: &Report) -> Vec<(String, String)> {
     ]);
     out.push(("headline.md".to_string(), markdown(&headers, &rows)));
 
-    // Grids over (n, d) × β: effective rank and rank at 1e-3, "bidirectional / causal".
+    // Grids over (n, d) × β: effective rank and rank at 1e-3, "bidirectional /
+    // causal".
     for (file, pick) in [
-        ("grid_effective_rank.md", (|s: &Summary| s.effective_rank.mean) as fn(&Summary) -> f64),
+        (
+            "grid_effective_rank.md",
+            (|s: &Summary| s.effective_rank.mean) as fn(&Summary) -> f64,
+        ),
         ("grid_rank_1e3.md", |s: &Summary| s.rank_1e3.mean),
     ] {
         let mut headers = h(&["n", "d"]);
@@ -305,7 +359,11 @@ pub(crate) fn tables(cfg: &RunConfig, r: &Report) -> Vec<(String, String)> {
                 let mut row = vec![nn.to_string(), dd.to_string()];
                 for &b in &cfg.betas {
                     let p = &r.points[&point_key(nn, dd, b)];
-                    row.push(format!("{:.0} / {:.0}", pick(&p["bidirectional"]), pick(&p["causal"])));
+                    row.push(format!(
+                        "{:.0} / {:.0}",
+                        pick(&p["bidirectional"]),
+                        pick(&p["causal"])
+                    ));
                 }
                 rows.push(row);
             }
@@ -370,11 +428,12 @@ pub(crate) fn tables(cfg: &RunConfig, r: &Report) -> Vec<(String, String)> {
     for &dd in &cfg.ds {
         for mask in Mask::BOTH {
             let mut row = vec![dd.to_string(), mask.name().to_string()];
-            row.extend(
-                cfg.betas
-                    .iter()
-                    .map(|&b| format!("{:.1}", r.points[&point_key(n, dd, b)][mask.name()].output_rank.mean)),
-            );
+            row.extend(cfg.betas.iter().map(|&b| {
+                format!(
+                    "{:.1}",
+                    r.points[&point_key(n, dd, b)][mask.name()].output_rank.mean
+                )
+            }));
             rows.push(row);
         }
     }
@@ -392,7 +451,8 @@ pub(crate) fn tables(cfg: &RunConfig, r: &Report) -> Vec<(String, String)> {
             let mut row = vec![l.to_string()];
             for variant in Variant::ALL {
                 for mask in Mask::BOTH {
-                    row.push(sci(r.collapse.series[variant.name()][mask.name()].log10_mean[l]));
+                    row.push(sci(r.collapse.series[variant.name()][mask.name()]
+                        .log10_mean[l]));
                 }
             }
             row
@@ -417,8 +477,12 @@ fn arrow_opt(a: Option<f64>, b: Option<f64>, digits: usize) -> String {
 }
 
 /// The trained models in the page's order: causal decoder, prefix LM, encoder.
-fn ordered(t: &TrainedReport) -> impl Iterator<Item = (&'static str, &crate::trained::ModelReport)> {
-    Model::ALL.into_iter().filter_map(|m| t.models.get(m.name()).map(|r| (m.name(), r)))
+fn ordered(
+    t: &TrainedReport,
+) -> impl Iterator<Item = (&'static str, &crate::trained::ModelReport)> {
+    Model::ALL
+        .into_iter()
+        .filter_map(|m| t.models.get(m.name()).map(|r| (m.name(), r)))
 }
 
 fn trained_tables(t: &TrainedReport) -> Vec<(String, String)> {
@@ -446,7 +510,10 @@ fn trained_tables(t: &TrainedReport) -> Vec<(String, String)> {
     out.push(("trained_models.md".to_string(), markdown(&headers, &rows)));
 
     // The k × k block: causal decoder against prefix LM, head by head.
-    let (Some(c), Some(p)) = (t.models.get("causal"), t.models.get("prefix")) else { return out };
+    let (Some(c), Some(p)) = (t.models.get("causal"), t.models.get("prefix"))
+    else {
+        return out;
+    };
     let headers = h(&[
         "layer",
         "head",
@@ -462,9 +529,11 @@ fn trained_tables(t: &TrainedReport) -> Vec<(String, String)> {
     ]);
     let mut rows = Vec::new();
     for i in 0..c.init.len() {
-        let blk =
-            |heads: &[crate::trained::HeadSummary]| heads[i].block.clone().expect("a decoder has a block");
-        let (ci, ct, pi, pt) = (blk(&c.init), blk(&c.trained), blk(&p.init), blk(&p.trained));
+        let blk = |heads: &[crate::trained::HeadSummary]| {
+            heads[i].block.clone().expect("a decoder has a block")
+        };
+        let (ci, ct, pi, pt) =
+            (blk(&c.init), blk(&c.trained), blk(&p.init), blk(&p.trained));
         rows.push(vec![
             (c.init[i].layer + 1).to_string(),
             (c.init[i].head + 1).to_string(),

@@ -9,7 +9,8 @@ use crate::collapse::{Collapse, run_collapse};
 use crate::trained::{TrainedConfig, TrainedReport, train_and_measure};
 use crate::*;
 
-/// Everything the page quotes (timings excluded, so that the report can be snapshotted).
+/// Everything the page quotes (timings excluded, so that the report can be
+/// snapshotted).
 #[derive(Debug, Clone, Serialize)]
 pub struct Report {
     pub config: &'static str,
@@ -69,7 +70,8 @@ pub fn compute(cfg: &RunConfig) -> anyhow::Result<Outcome> {
     let collapse = run_collapse(cfg)?;
     let collapse_seconds = t.elapsed().as_secs_f64();
     let trained = train_and_measure(&cfg.trained)?;
-    let (n, d) = (*cfg.ns.iter().max().expect("n"), *cfg.ds.iter().max().expect("d"));
+    let (n, d) =
+        (*cfg.ns.iter().max().expect("n"), *cfg.ds.iter().max().expect("d"));
     let report = Report {
         config: cfg.name,
         seeds: cfg.seeds,

@@ -5,7 +5,8 @@ use serde::Serialize;
 use crate::trained::TrainedConfig;
 use transformer::chapter::Preset;
 
-/// What to run. `quick` is for tests (a few seconds); `default` is what the book shows.
+/// What to run. `quick` is for tests (a few seconds); `default` is what the book
+/// shows.
 #[derive(Debug, Clone, Serialize)]
 pub struct RunConfig {
     pub name: &'static str,
@@ -109,7 +110,7 @@ impl RunConfig {
     }
 }
 
-/// Chapter 3 has no flags of its own: single points of the sweep are measured by the `probe`
-/// binary instead.
+/// Chapter 3 has no flags of its own: single points of the sweep are measured by
+/// the `probe` binary instead.
 #[derive(Debug, Clone, Default, clap::Args)]
 pub struct Args {}

@@ -1,5 +1,6 @@
-//! Su's setting, then temperature, size and head dimension: the sweep over (n, d, β) and its
-//! summaries over seeds, including the causal determinant and a head's output rank.
+//! Su's setting, then temperature, size and head dimension: the sweep over (n, d,
+//! β) and its summaries over seeds, including the causal determinant and a head's
+//! output rank.
 
 use std::collections::BTreeMap;
 use std::sync::Mutex;
@@ -21,8 +22,11 @@ impl Stat {
     pub fn of(xs: &[f64], digits: i32) -> Stat {
         let n = xs.len() as f64;
         let mean = xs.iter().sum::<f64>() / n;
-        let var =
-            if xs.len() > 1 { xs.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (n - 1.0) } else { 0.0 };
+        let var = if xs.len() > 1 {
+            xs.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (n - 1.0)
+        } else {
+            0.0
+        };
         Stat { mean: round_dp(mean, digits), std: round_dp(var.sqrt(), digits) }
     }
 
@@ -57,7 +61,9 @@ impl Summary {
             Stat::of(&probes.iter().map(|p| f(p)).collect::<Vec<_>>(), digits)
         };
         let diag = |f: &dyn Fn(&crate::CausalDiagonal) -> f64| {
-            probes[0].diagonal.as_ref().map(|_| stat(&|p: &Probe| f(p.diagonal.as_ref().expect("causal")), 2))
+            probes[0].diagonal.as_ref().map(|_| {
+                stat(&|p: &Probe| f(p.diagonal.as_ref().expect("causal")), 2)
+            })
         };
         Summary {
             rank_eps: stat(&|p| p.measures.rank_eps as f64, 1),
@@ -83,7 +89,8 @@ pub struct Checks {
     pub matrices: usize,
     /// Every causal matrix had a strictly positive diagonal (so `det A > 0`).
     pub causal_det_positive: bool,
-    /// The most negative exact `log₁₀ det` of a causal matrix anywhere in the sweep.
+    /// The most negative exact `log₁₀ det` of a causal matrix anywhere in the
+    /// sweep.
     pub causal_min_log10_det: f64,
     /// `rank(A·V) = d` at every point, for both masks.
     pub output_rank_equals_d: bool,
@@ -91,7 +98,8 @@ pub struct Checks {
     pub output_rank_max_excess: i64,
     /// How many matrices had `rank(A·V) < d` at NumPy's tolerance.
     pub output_rank_deficient: usize,
-    /// Every such shortfall happened where `n = d` and `A` itself is numerically rank-deficient.
+    /// Every such shortfall happened where `n = d` and `A` itself is numerically
+    /// rank-deficient.
     pub output_rank_deficient_only_where_a_is: bool,
 }
 
@@ -108,14 +116,15 @@ pub(crate) fn threads() -> usize {
 }
 
 // ANCHOR: parallel
-/// Apply `f` to every item on all cores; results come back in the items' order, so the
-/// output does not depend on the number of threads.
+/// Apply `f` to every item on all cores; results come back in the items' order, so
+/// the output does not depend on the number of threads.
 pub fn parallel_map<T: Sync, R: Send>(
     items: &[T],
     f: impl Fn(&T) -> anyhow::Result<R> + Sync,
 ) -> anyhow::Result<Vec<R>> {
     let next = AtomicUsize::new(0);
-    let slots: Vec<Mutex<Option<anyhow::Result<R>>>> = items.iter().map(|_| Mutex::new(None)).collect();
+    let slots: Vec<Mutex<Option<anyhow::Result<R>>>> =
+        items.iter().map(|_| Mutex::new(None)).collect();
     std::thread::scope(|s| {
         for _ in 0..threads().min(items.len()) {
             s.spawn(|| {
@@ -128,12 +137,18 @@ pub fn parallel_map<T: Sync, R: Send>(
             });
         }
     });
-    slots.into_iter().map(|m| m.into_inner().expect("no worker panicked").expect("every item ran")).collect()
+    slots
+        .into_iter()
+        .map(|m| {
+            m.into_inner().expect("no worker panicked").expect("every item ran")
+        })
+        .collect()
 }
 // ANCHOR_END: parallel
 
 // ANCHOR: sweep
-/// Every `(n, d, β, seed, mask)` of the configuration, largest `n` first (for load balance).
+/// Every `(n, d, β, seed, mask)` of the configuration, largest `n` first (for load
+/// balance).
 pub fn sweep(cfg: &RunConfig) -> anyhow::Result<Vec<Probe>> {
     let mut points = Vec::new();
     for &n in cfg.ns.iter().rev() {
@@ -163,7 +178,9 @@ pub(crate) fn summarise(
                 for mask in Mask::BOTH {
                     let sel: Vec<&Probe> = probes
                         .iter()
-                        .filter(|p| p.n == n && p.d == d && p.beta == beta && p.mask == mask)
+                        .filter(|p| {
+                            p.n == n && p.d == d && p.beta == beta && p.mask == mask
+                        })
                         .collect();
                     by_mask.insert(mask.name(), Summary::of(&sel));
                 }
@@ -171,12 +188,16 @@ pub(crate) fn summarise(
             }
         }
     }
-    let causal: Vec<_> = probes.iter().filter_map(|p| p.diagonal.as_ref()).collect();
+    let causal: Vec<_> =
+        probes.iter().filter_map(|p| p.diagonal.as_ref()).collect();
     let excess = |p: &Probe| p.output_rank as i64 - p.d.min(p.n) as i64;
     let checks = Checks {
         matrices: probes.len(),
         causal_det_positive: causal.iter().all(|c| c.all_positive),
-        causal_min_log10_det: round_dp(causal.iter().map(|c| c.log10_det).fold(f64::INFINITY, f64::min), 0),
+        causal_min_log10_det: round_dp(
+            causal.iter().map(|c| c.log10_det).fold(f64::INFINITY, f64::min),
+            0,
+        ),
         output_rank_equals_d: probes.iter().all(|p| excess(p) == 0),
         output_rank_max_excess: probes.iter().map(excess).max().unwrap_or(0),
         output_rank_deficient: probes.iter().filter(|p| excess(p) < 0).count(),

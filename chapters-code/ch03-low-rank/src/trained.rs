@@ -1,12 +1,13 @@
-//! Attention matrices of small models trained on the book's corpus: a causal decoder trained
-//! with full language modelling, a prefix LM (a non-causal decoder, bidirectional over its
-//! prefix) trained with the prefix-LM objective, and optionally a bidirectional encoder
-//! trained with masked language modelling. The three share their shape, their initial weights
-//! and the rows they read, in the same order. Their traced attention probabilities are measured
-//! per layer and head on held-out rows, at initialisation and after training: the whole
-//! `n × n` matrix, and the `k × k` block of the first `k` positions, which for the prefix LM is
-//! a bidirectional attention matrix and for the causal decoder a causal one over the same
-//! tokens.
+//! Attention matrices of small models trained on the book's corpus: a causal
+//! decoder trained with full language modelling, a prefix LM (a non-causal decoder,
+//! bidirectional over its prefix) trained with the prefix-LM objective, and
+//! optionally a bidirectional encoder trained with masked language modelling. The
+//! three share their shape, their initial weights and the rows they read, in the
+//! same order. Their traced attention probabilities are measured per layer and head
+//! on held-out rows, at initialisation and after training: the whole `n × n`
+//! matrix, and the `k × k` block of the first `k` positions, which for the prefix
+//! LM is a bidirectional attention matrix and for the causal decoder a causal one
+//! over the same tokens.
 
 use anyhow::{Context, bail};
 use candle_core::{DType, Tensor};
@@ -19,7 +20,9 @@ use transformer::objectives::{self, LmBatch, MlmConfig};
 use transformer::rng;
 use transformer::tokenizer::BpeTokenizer;
 use transformer::train::{StepLoss, TrainConfig, train};
-use transformer::{Config, DecoderOnly, Forward, MaskKind, ParamStore, PositionKind};
+use transformer::{
+    Config, DecoderOnly, Forward, MaskKind, ParamStore, PositionKind,
+};
 
 use crate::{Mask, Measures, numerical_rank, singular_values};
 
@@ -87,26 +90,45 @@ impl Model {
 }
 
 // ANCHOR: objectives
-/// One training or held-out batch from rows of `n + 1` packed tokens: full LM for the causal
-/// decoder; prefix LM for the non-causal decoder (a prefix length per row, drawn uniformly,
-/// read bidirectionally, loss only after it); BERT's masked LM for the encoder, on the first
-/// `n` tokens. Packed rows hold no padding, so every model reads `n` real tokens per row.
-fn batch(model: Model, rows: &[Vec<u32>], r: &mut rng::Rng, tok: &BpeTokenizer) -> LmBatch {
+/// One training or held-out batch from rows of `n + 1` packed tokens: full LM for
+/// the causal decoder; prefix LM for the non-causal decoder (a prefix length per
+/// row, drawn uniformly, read bidirectionally, loss only after it); BERT's masked
+/// LM for the encoder, on the first `n` tokens. Packed rows hold no padding, so
+/// every model reads `n` real tokens per row.
+fn batch(
+    model: Model,
+    rows: &[Vec<u32>],
+    r: &mut rng::Rng,
+    tok: &BpeTokenizer,
+) -> LmBatch {
     let sp = &tok.specials;
     match model {
         Model::Causal => objectives::full_lm(rows, sp),
         Model::Prefix => objectives::prefix_lm(rows, r, sp),
         Model::Masked => {
-            let short: Vec<Vec<u32>> = rows.iter().map(|x| x[..x.len() - 1].to_vec()).collect();
-            objectives::masked_lm(&short, r, sp, tok.vocab_size() as u32, &MlmConfig::default())
+            let short: Vec<Vec<u32>> =
+                rows.iter().map(|x| x[..x.len() - 1].to_vec()).collect();
+            objectives::masked_lm(
+                &short,
+                r,
+                sp,
+                tok.vocab_size() as u32,
+                &MlmConfig::default(),
+            )
         }
     }
 }
 
-/// The common yardstick of the two decoders: next-token loss on the positions after a fixed
-/// prefix of `k` tokens, which the prefix LM reads bidirectionally and the causal decoder
-/// causally. Both predict exactly the same tokens from exactly the same context.
-fn suffix_batch(model: Model, rows: &[Vec<u32>], k: usize, tok: &BpeTokenizer) -> LmBatch {
+/// The common yardstick of the two decoders: next-token loss on the positions after
+/// a fixed prefix of `k` tokens, which the prefix LM reads bidirectionally and the
+/// causal decoder causally. Both predict exactly the same tokens from exactly the
+/// same context.
+fn suffix_batch(
+    model: Model,
+    rows: &[Vec<u32>],
+    k: usize,
+    tok: &BpeTokenizer,
+) -> LmBatch {
     let mut b = objectives::full_lm(rows, &tok.specials);
     for w in &mut b.weight {
         for x in &mut w[..k - 1] {
@@ -129,8 +151,9 @@ pub struct MatrixSummary {
     pub log10_cond: f64,
     /// Causal matrices: `log₁₀ min_i A_ii`, the smallest diagonal weight.
     pub log10_min_diag: Option<f64>,
-    /// Bidirectional matrices: numerical rank (relative tolerance 1e-5) of `ln A`, which equals
-    /// the logits minus a per-row constant and so has rank at most `head_dim + 1`.
+    /// Bidirectional matrices: numerical rank (relative tolerance 1e-5) of `ln A`,
+    /// which equals the logits minus a per-row constant and so has rank at most
+    /// `head_dim + 1`.
     pub log_rank: Option<f64>,
 }
 
@@ -168,7 +191,9 @@ pub struct HeadMeans {
 impl HeadMeans {
     fn of(ms: &[&MatrixSummary]) -> HeadMeans {
         let n = ms.len() as f64;
-        let mean = |f: &dyn Fn(&MatrixSummary) -> f64| round_dp(ms.iter().map(|m| f(m)).sum::<f64>() / n, 2);
+        let mean = |f: &dyn Fn(&MatrixSummary) -> f64| {
+            round_dp(ms.iter().map(|m| f(m)).sum::<f64>() / n, 2)
+        };
         let er = ms.iter().map(|m| m.effective_rank);
         HeadMeans {
             rank_1e3: mean(&|m| m.rank_1e3),
@@ -192,8 +217,12 @@ pub struct Means {
 impl Means {
     fn of(heads: &[HeadSummary]) -> Means {
         let full: Vec<&MatrixSummary> = heads.iter().map(|h| &h.full).collect();
-        let block: Vec<&MatrixSummary> = heads.iter().filter_map(|h| h.block.as_ref()).collect();
-        Means { full: HeadMeans::of(&full), block: (!block.is_empty()).then(|| HeadMeans::of(&block)) }
+        let block: Vec<&MatrixSummary> =
+            heads.iter().filter_map(|h| h.block.as_ref()).collect();
+        Means {
+            full: HeadMeans::of(&full),
+            block: (!block.is_empty()).then(|| HeadMeans::of(&block)),
+        }
     }
 }
 
@@ -205,12 +234,14 @@ pub struct ModelReport {
     pub steps: usize,
     pub tokens_seen: usize,
     pub tokens_supervised: usize,
-    /// Rows read over the run, over the training rows available (at most 1: no row read twice).
+    /// Rows read over the run, over the training rows available (at most 1: no row
+    /// read twice).
     pub epochs: f64,
     /// Held-out loss under the model's own objective (nats per supervised token).
     pub heldout_loss_init: f64,
     pub heldout_loss_trained: f64,
-    /// Held-out next-token loss after a fixed prefix of `k` tokens (the two decoders).
+    /// Held-out next-token loss after a fixed prefix of `k` tokens (the two
+    /// decoders).
     pub suffix_loss_init: Option<f64>,
     pub suffix_loss_trained: Option<f64>,
     pub init: Vec<HeadSummary>,
@@ -237,11 +268,11 @@ pub struct TrainedReport {
     pub mlm: MlmConfig,
     pub train_rows: usize,
     pub train_tokens: usize,
-    /// Held-out cross-entropy of the training set's unigram frequencies (add-one smoothed):
-    /// what a model that ignores context scores.
+    /// Held-out cross-entropy of the training set's unigram frequencies (add-one
+    /// smoothed): what a model that ignores context scores.
     pub unigram_loss: f64,
-    /// Effective rank of exactly uniform causal attention over `n` and over `k` positions
-    /// (uniform bidirectional attention, `J / n`, has effective rank 1).
+    /// Effective rank of exactly uniform causal attention over `n` and over `k`
+    /// positions (uniform bidirectional attention, `J / n`, has effective rank 1).
     pub uniform_causal_effective_rank_full: f64,
     pub uniform_causal_effective_rank_block: f64,
     pub models: std::collections::BTreeMap<&'static str, ModelReport>,
@@ -273,11 +304,19 @@ fn scalar(t: &Tensor) -> anyhow::Result<f64> {
     Ok(f64::from(t.to_scalar::<f32>()?))
 }
 
-fn summarise(a: MatRef<'_, f64>, structure: Structure) -> anyhow::Result<MatrixSummary> {
+fn summarise(
+    a: MatRef<'_, f64>,
+    structure: Structure,
+) -> anyhow::Result<MatrixSummary> {
     let m = Measures::of(a)?;
     let n = a.nrows();
-    let log10_min_diag = (structure == Structure::Causal)
-        .then(|| (0..n).map(|i| a[(i, i)]).fold(f64::INFINITY, f64::min).max(f64::MIN_POSITIVE).log10());
+    let log10_min_diag = (structure == Structure::Causal).then(|| {
+        (0..n)
+            .map(|i| a[(i, i)])
+            .fold(f64::INFINITY, f64::min)
+            .max(f64::MIN_POSITIVE)
+            .log10()
+    });
     let log_rank = match structure {
         Structure::Bidirectional => {
             let ln = Mat::from_fn(n, n, |i, j| a[(i, j)].max(1e-300).ln());
@@ -297,7 +336,9 @@ fn summarise(a: MatRef<'_, f64>, structure: Structure) -> anyhow::Result<MatrixS
 
 fn average(ms: &[MatrixSummary]) -> MatrixSummary {
     let n = ms.len() as f64;
-    let avg = |f: &dyn Fn(&MatrixSummary) -> f64| round_dp(ms.iter().map(f).sum::<f64>() / n, 2);
+    let avg = |f: &dyn Fn(&MatrixSummary) -> f64| {
+        round_dp(ms.iter().map(f).sum::<f64>() / n, 2)
+    };
     let avg_opt = |f: &dyn Fn(&MatrixSummary) -> Option<f64>| {
         ms.iter().map(f).sum::<Option<f64>>().map(|s| round_dp(s / n, 2))
     };
@@ -312,13 +353,14 @@ fn average(ms: &[MatrixSummary]) -> MatrixSummary {
 }
 
 // ANCHOR: traced
-/// Measure every layer's and head's attention probabilities on held-out rows, through the
-/// library's traced forward pass, with the prefix LM's split fixed at `k` for every row.
-/// The whole `n × n` matrix is measured, and for the two decoders its top-left `k × k` block:
-/// under the prefix mask the first `k` positions attend only to each other, so that block is
-/// itself a row-stochastic bidirectional attention matrix; under the causal mask it is the
-/// causal attention matrix of the same `k` tokens. Probabilities come out in `f32` and are
-/// measured in `f64`.
+/// Measure every layer's and head's attention probabilities on held-out rows,
+/// through the library's traced forward pass, with the prefix LM's split fixed at
+/// `k` for every row. The whole `n × n` matrix is measured, and for the two
+/// decoders its top-left `k × k` block: under the prefix mask the first `k`
+/// positions attend only to each other, so that block is itself a row-stochastic
+/// bidirectional attention matrix; under the causal mask it is the causal attention
+/// matrix of the same `k` tokens. Probabilities come out in `f32` and are measured
+/// in `f64`.
 fn measure_heads(
     model: &DecoderOnly,
     which: Model,
@@ -326,30 +368,40 @@ fn measure_heads(
     k: usize,
 ) -> anyhow::Result<Vec<HeadSummary>> {
     let (mask, full, block) = match which {
-        Model::Causal => (MaskKind::Causal, Structure::Causal, Some(Structure::Causal)),
-        Model::Prefix => (MaskKind::prefix(k), Structure::Mixed, Some(Structure::Bidirectional)),
+        Model::Causal => {
+            (MaskKind::Causal, Structure::Causal, Some(Structure::Causal))
+        }
+        Model::Prefix => {
+            (MaskKind::prefix(k), Structure::Mixed, Some(Structure::Bidirectional))
+        }
         Model::Masked => (MaskKind::Bidirectional, Structure::Bidirectional, None),
     };
     let out = model.run(ids, &mask, Forward { cache: None, trace: true })?;
     let mut heads = Vec::new();
     for (layer, trace) in out.layers.iter().enumerate() {
         let (b, h, t, _) = trace.attn.probs.dims4()?;
-        let probs: Vec<f32> = trace.attn.probs.to_dtype(DType::F32)?.flatten_all()?.to_vec1()?;
+        let probs: Vec<f32> =
+            trace.attn.probs.to_dtype(DType::F32)?.flatten_all()?.to_vec1()?;
         for head in 0..h {
             let (mut fulls, mut blocks) = (Vec::new(), Vec::new());
             for row in 0..b {
                 let base = (row * h + head) * t * t;
-                let a = Mat::from_fn(t, t, |i, j| f64::from(probs[base + i * t + j]));
+                let a =
+                    Mat::from_fn(t, t, |i, j| f64::from(probs[base + i * t + j]));
                 fulls.push(summarise(a.as_ref(), full)?);
                 if let Some(s) = block {
                     let blk = a.as_ref().submatrix(0, 0, k, k);
-                    // The block is a whole attention matrix: each of its rows sums to one.
+                    // The block is a whole attention matrix: each of its rows sums
+                    // to one.
                     let worst = (0..k)
-                        .map(|i| ((0..k).map(|j| blk[(i, j)]).sum::<f64>() - 1.0).abs())
+                        .map(|i| {
+                            ((0..k).map(|j| blk[(i, j)]).sum::<f64>() - 1.0).abs()
+                        })
                         .fold(0.0, f64::max);
                     if worst > 1e-3 {
                         bail!(
-                            "row sums of the {k} × {k} block are off by {worst:.1e}: not a whole attention matrix"
+                            "row sums of the {k} × {k} block are off by \
+                             {worst:.1e}: not a whole attention matrix"
                         );
                     }
                     blocks.push(summarise(blk, s)?);
@@ -378,11 +430,18 @@ fn data(cfg: &TrainedConfig) -> anyhow::Result<Data> {
     let docs = corpus::documents(cfg.seed, cfg.documents);
     let held = corpus::documents(cfg.seed + 1, cfg.heldout_documents);
     let sample = &docs[..cfg.tokenizer_documents.min(docs.len())];
-    let tok = BpeTokenizer::train(sample.iter(), cfg.vocab_size, 0).context("training the tokenizer")?;
+    let tok = BpeTokenizer::train(sample.iter(), cfg.vocab_size, 0)
+        .context("training the tokenizer")?;
     let train_rows = tok.pack(&docs, cfg.seq_len + 1)?;
     let mut eval_rows = tok.pack(&held, cfg.seq_len + 1)?;
-    if train_rows.is_empty() || eval_rows.len() < cfg.eval_rows.max(cfg.measured_rows) {
-        bail!("the corpus is too small for {} held-out rows of {} tokens", cfg.eval_rows, cfg.seq_len + 1);
+    if train_rows.is_empty()
+        || eval_rows.len() < cfg.eval_rows.max(cfg.measured_rows)
+    {
+        bail!(
+            "the corpus is too small for {} held-out rows of {} tokens",
+            cfg.eval_rows,
+            cfg.seq_len + 1
+        );
     }
     eval_rows.truncate(cfg.eval_rows.max(cfg.measured_rows));
     Ok(Data { tok, train_rows, eval_rows })
@@ -396,26 +455,47 @@ fn unigram_loss(d: &Data) -> f64 {
         counts[x as usize] += 1.0;
     }
     let total: f64 = counts.iter().sum();
-    let targets: Vec<u32> = d.eval_rows.iter().flat_map(|r| r[1..].iter().copied()).collect();
-    targets.iter().map(|&x| -(counts[x as usize] / total).ln()).sum::<f64>() / targets.len() as f64
+    let targets: Vec<u32> =
+        d.eval_rows.iter().flat_map(|r| r[1..].iter().copied()).collect();
+    targets.iter().map(|&x| -(counts[x as usize] / total).ln()).sum::<f64>()
+        / targets.len() as f64
 }
 
 // ANCHOR: train_model
-/// Train one model and measure it before and after. Every model starts from the same weights
-/// (the same seed and shape) and reads the same rows in the same order.
-fn train_model(cfg: &TrainedConfig, d: &Data, which: Model) -> anyhow::Result<ModelReport> {
+/// Train one model and measure it before and after. Every model starts from the
+/// same weights (the same seed and shape) and reads the same rows in the same
+/// order.
+fn train_model(
+    cfg: &TrainedConfig,
+    d: &Data,
+    which: Model,
+) -> anyhow::Result<ModelReport> {
     let store = ParamStore::new(cfg.seed);
-    let model = DecoderOnly::new(&store, "model", &model_config(cfg, d.tok.vocab_size()))?;
+    let model =
+        DecoderOnly::new(&store, "model", &model_config(cfg, d.tok.vocab_size()))?;
     let steps = if which == Model::Masked { cfg.mlm_steps } else { cfg.steps };
-    let measured: Vec<Vec<u32>> =
-        d.eval_rows[..cfg.measured_rows].iter().map(|r| r[..cfg.seq_len].to_vec()).collect();
-    let ids = Tensor::from_vec(measured.concat(), (cfg.measured_rows, cfg.seq_len), &transformer::DEVICE)?;
+    let measured: Vec<Vec<u32>> = d.eval_rows[..cfg.measured_rows]
+        .iter()
+        .map(|r| r[..cfg.seq_len].to_vec())
+        .collect();
+    let ids = Tensor::from_vec(
+        measured.concat(),
+        (cfg.measured_rows, cfg.seq_len),
+        &transformer::DEVICE,
+    )?;
     let eval = &d.eval_rows[..cfg.eval_rows];
-    // Held-out batches are drawn once, with a fixed seed: every evaluation scores the same
-    // split points and the same corrupted positions.
-    let heldout = batch(which, eval, &mut rng::stream(cfg.seed, "ch03 heldout"), &d.tok);
-    let suffix = (which != Model::Masked).then(|| suffix_batch(which, eval, cfg.prefix, &d.tok));
-    let suffix_loss = || suffix.as_ref().map(|b| loss_of(&model, b).and_then(|l| scalar(&l))).transpose();
+    // Held-out batches are drawn once, with a fixed seed: every evaluation scores
+    // the same split points and the same corrupted positions.
+    let heldout =
+        batch(which, eval, &mut rng::stream(cfg.seed, "ch03 heldout"), &d.tok);
+    let suffix = (which != Model::Masked)
+        .then(|| suffix_batch(which, eval, cfg.prefix, &d.tok));
+    let suffix_loss = || {
+        suffix
+            .as_ref()
+            .map(|b| loss_of(&model, b).and_then(|l| scalar(&l)))
+            .transpose()
+    };
     let heldout_loss_init = scalar(&loss_of(&model, &heldout)?)?;
     let suffix_loss_init = suffix_loss()?;
     let init = measure_heads(&model, which, &ids, cfg.prefix)?;
@@ -433,8 +513,9 @@ fn train_model(cfg: &TrainedConfig, d: &Data, which: Model) -> anyhow::Result<Mo
         &tc,
         |step, r| {
             let n = d.train_rows.len();
-            let rows: Vec<Vec<u32>> =
-                (0..cfg.batch).map(|j| d.train_rows[(step * cfg.batch + j) % n].clone()).collect();
+            let rows: Vec<Vec<u32>> = (0..cfg.batch)
+                .map(|j| d.train_rows[(step * cfg.batch + j) % n].clone())
+                .collect();
             let b = batch(which, &rows, r, &d.tok);
             Ok(StepLoss {
                 loss: loss_of(&model, &b)?,
@@ -454,7 +535,10 @@ fn train_model(cfg: &TrainedConfig, d: &Data, which: Model) -> anyhow::Result<Mo
         tokens_supervised: last.tokens_supervised,
         epochs: round_dp((steps * cfg.batch) as f64 / d.train_rows.len() as f64, 2),
         heldout_loss_init: round_dp(heldout_loss_init, 2),
-        heldout_loss_trained: round_dp(log.evals.last().map_or(f64::NAN, |e| e.value), 2),
+        heldout_loss_trained: round_dp(
+            log.evals.last().map_or(f64::NAN, |e| e.value),
+            2,
+        ),
         suffix_loss_init: suffix_loss_init.map(|x| round_dp(x, 2)),
         suffix_loss_trained: suffix_loss()?.map(|x| round_dp(x, 2)),
         init_means: Means::of(&init),
@@ -469,7 +553,11 @@ fn train_model(cfg: &TrainedConfig, d: &Data, which: Model) -> anyhow::Result<Mo
 /// Build the corpus and tokenizer, train every model and measure them.
 pub fn train_and_measure(cfg: &TrainedConfig) -> anyhow::Result<TrainedReport> {
     if cfg.prefix < 2 || cfg.prefix > cfg.seq_len {
-        bail!("the measured prefix must lie in 2..={} (got {})", cfg.seq_len, cfg.prefix);
+        bail!(
+            "the measured prefix must lie in 2..={} (got {})",
+            cfg.seq_len,
+            cfg.prefix
+        );
     }
     let start = std::time::Instant::now();
     let d = data(cfg)?;
@@ -495,7 +583,10 @@ pub fn train_and_measure(cfg: &TrainedConfig) -> anyhow::Result<TrainedReport> {
         log_rank_bound: mcfg.head_dim() + 1,
         seq_len: cfg.seq_len,
         prefix: cfg.prefix,
-        prefix_per_head_dim: round_dp(cfg.prefix as f64 / mcfg.head_dim() as f64, 1),
+        prefix_per_head_dim: round_dp(
+            cfg.prefix as f64 / mcfg.head_dim() as f64,
+            1,
+        ),
         mlm: MlmConfig::default(),
         train_rows: d.train_rows.len(),
         train_tokens: d.train_rows.len() * (cfg.seq_len + 1),

@@ -1,5 +1,5 @@
-//! The command lines: the chapter keeps the harness's contract; the probe prints the measures;
-//! bad values give a message and a non-zero exit.
+//! The command lines: the chapter keeps the harness's contract; the probe prints
+//! the measures; bad values give a message and a non-zero exit.
 
 use std::process::{Command, Output};
 
@@ -8,13 +8,23 @@ fn the_chapter_keeps_the_harness_contract() {
     transformer::chapter::check_cli(
         env!("CARGO_BIN_EXE_ch03-low-rank"),
         &[],
-        &["timings.json", "spectra.svg", "collapse.svg", "headline.md", "hadamard.md", "trained_models.md"],
+        &[
+            "timings.json",
+            "spectra.svg",
+            "collapse.svg",
+            "headline.md",
+            "hadamard.md",
+            "trained_models.md",
+        ],
         &[(&["--n", "16"], "--n")],
     );
 }
 
 fn run(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_probe")).args(args).output().expect("the binary runs")
+    Command::new(env!("CARGO_BIN_EXE_probe"))
+        .args(args)
+        .output()
+        .expect("the binary runs")
 }
 
 fn fails_with(args: &[&str], needle: &str) {
@@ -27,18 +37,28 @@ fn fails_with(args: &[&str], needle: &str) {
 
 #[test]
 fn a_probe_prints_every_measure() {
-    let out = run(&["--n", "32", "--d", "4", "--beta", "0.5", "--seed", "1", "--mask", "causal"]);
+    let out = run(&[
+        "--n", "32", "--d", "4", "--beta", "0.5", "--seed", "1", "--mask", "causal",
+    ]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let stdout = String::from_utf8_lossy(&out.stdout);
-    for needle in
-        ["causal attention, n = 32, d = 4", "effective rank", "stable rank", "condition", "det A", "1e-3"]
-    {
+    for needle in [
+        "causal attention, n = 32, d = 4",
+        "effective rank",
+        "stable rank",
+        "condition",
+        "det A",
+        "1e-3",
+    ] {
         assert!(stdout.contains(needle), "missing {needle:?} in {stdout}");
     }
     let both = run(&["--n", "10", "--d", "20"]);
     assert!(both.status.success(), "d > n is fine");
     let stdout = String::from_utf8_lossy(&both.stdout);
-    assert!(stdout.contains("bidirectional attention") && stdout.contains("causal attention"));
+    assert!(
+        stdout.contains("bidirectional attention")
+            && stdout.contains("causal attention")
+    );
 }
 
 #[test]

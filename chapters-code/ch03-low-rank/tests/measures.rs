@@ -1,14 +1,16 @@
-//! The rank measures agree with matrices whose rank is known by construction, and the causal
-//! determinant is positive for random inputs.
+//! The rank measures agree with matrices whose rank is known by construction, and
+//! the causal determinant is positive for random inputs.
 
 use ch03_low_rank::{
-    CausalDiagonal, Mask, Measures, attention, binomial, causal_log_diagonal, draw_qkv, effective_rank,
-    hadamard_bound, hadamard_ranks, logits, numerical_rank, probe, singular_values, stable_rank,
+    CausalDiagonal, Mask, Measures, attention, binomial, causal_log_diagonal,
+    draw_qkv, effective_rank, hadamard_bound, hadamard_ranks, logits,
+    numerical_rank, probe, singular_values, stable_rank,
 };
 use faer::Mat;
 use transformer::rng;
 
-/// A random `n × n` matrix of rank `r`: the product of `n × r` and `r × n` Gaussian factors.
+/// A random `n × n` matrix of rank `r`: the product of `n × r` and `r × n` Gaussian
+/// factors.
 fn rank_r(n: usize, r: usize, seed: u64) -> Mat<f64> {
     let mut g = rng::seeded(seed);
     let a = rng::normal_vec_f64(&mut g, n * r);
@@ -22,7 +24,11 @@ fn rank_r(n: usize, r: usize, seed: u64) -> Mat<f64> {
 fn identity_has_effective_rank_n_and_every_rank_n() {
     for n in [1, 5, 40] {
         let m = Measures::of(Mat::<f64>::identity(n, n).as_ref()).unwrap();
-        assert!((m.effective_rank - n as f64).abs() < 1e-9, "{n}: {}", m.effective_rank);
+        assert!(
+            (m.effective_rank - n as f64).abs() < 1e-9,
+            "{n}: {}",
+            m.effective_rank
+        );
         assert!((m.stable_rank - n as f64).abs() < 1e-9);
         assert_eq!((m.rank_eps, m.rank_1e3, m.rank_1e6, m.rank_1e10), (n, n, n, n));
         assert!(m.log10_cond.abs() < 1e-12);
@@ -37,7 +43,11 @@ fn a_rank_one_matrix_has_effective_rank_one() {
     let measures = Measures::of(m.as_ref()).unwrap();
     assert_eq!(measures.rank_eps, 1);
     assert_eq!(measures.rank_1e10, 1);
-    assert!((measures.effective_rank - 1.0).abs() < 1e-12, "{}", measures.effective_rank);
+    assert!(
+        (measures.effective_rank - 1.0).abs() < 1e-12,
+        "{}",
+        measures.effective_rank
+    );
     assert!((measures.stable_rank - 1.0).abs() < 1e-12);
 }
 
@@ -94,15 +104,22 @@ fn causal_determinant_is_positive_in_log_space_for_random_inputs() {
         let [q, k, _] = draw_qkv(n, d, seed);
         let s = logits(q.as_ref(), k.as_ref(), beta);
         let ln_diag = causal_log_diagonal(s.as_ref());
-        assert!(ln_diag.iter().all(|x| x.is_finite() && *x <= 1e-12), "seed {seed}");
+        assert!(
+            ln_diag.iter().all(|x| x.is_finite() && *x <= 1e-12),
+            "seed {seed}"
+        );
         assert!(ln_diag[0].abs() < 1e-12, "the first row is e₁");
         let c = CausalDiagonal::from_logits(s.as_ref());
         assert!(c.all_positive && c.log10_det.is_finite(), "seed {seed}");
-        // Where the product is representable, it matches the diagonal of the matrix itself.
+        // Where the product is representable, it matches the diagonal of the matrix
+        // itself.
         if c.log10_det > -250.0 {
             let a = attention(s.as_ref(), Mask::Causal);
             let direct: f64 = (0..n).map(|i| a[(i, i)].log10()).sum();
-            assert!((direct - c.log10_det).abs() < 1e-8 * (1.0 + direct.abs()), "seed {seed}");
+            assert!(
+                (direct - c.log10_det).abs() < 1e-8 * (1.0 + direct.abs()),
+                "seed {seed}"
+            );
         }
     }
 }
@@ -114,7 +131,11 @@ fn condition_number_is_at_least_one_over_the_smallest_diagonal_weight() {
     let c = CausalDiagonal::from_logits(s.as_ref());
     let sv = singular_values(attention(s.as_ref(), Mask::Causal).as_ref()).unwrap();
     let svd_cond = (sv[0] / sv[sv.len() - 1]).log10();
-    assert!(svd_cond >= c.log10_cond_lower_bound - 1e-9, "{svd_cond} < {}", c.log10_cond_lower_bound);
+    assert!(
+        svd_cond >= c.log10_cond_lower_bound - 1e-9,
+        "{svd_cond} < {}",
+        c.log10_cond_lower_bound
+    );
 }
 
 #[test]

@@ -1,18 +1,21 @@
-//! The quick configuration's report, rounded, as an insta snapshot; and its outputs on disk.
+//! The quick configuration's report, rounded, as an insta snapshot; and its outputs
+//! on disk.
 
 use ch03_low_rank::{RunConfig, compute, outputs};
 use serde_json::Value;
 
-/// The report without the numbers that sit at floating-point noise, which differ between
-/// machines (SIMD width, summation order) even after rounding: SVD condition numbers and
-/// determinants of near-singular matrices, ranks at the machine-precision tolerances, and
-/// distances that have collapsed to about 1e-15. `results.json` keeps all of them.
+/// The report without the numbers that sit at floating-point noise, which differ
+/// between machines (SIMD width, summation order) even after rounding: SVD
+/// condition numbers and determinants of near-singular matrices, ranks at the
+/// machine-precision tolerances, and distances that have collapsed to about 1e-15.
+/// `results.json` keeps all of them.
 fn stable_view(report: &impl serde::Serialize) -> Value {
     let mut v = serde_json::to_value(report).unwrap();
     for masks in v["points"].as_object_mut().unwrap().values_mut() {
         for summary in masks.as_object_mut().unwrap().values_mut() {
             let m = summary.as_object_mut().unwrap();
-            for key in ["log10_cond", "log10_abs_det_svd", "rank_eps", "rank_1e10"] {
+            for key in ["log10_cond", "log10_abs_det_svd", "rank_eps", "rank_1e10"]
+            {
                 m.remove(key).unwrap();
             }
         }
@@ -58,14 +61,18 @@ fn quick_report_matches_the_snapshot_and_writes_every_output() {
     assert!(r.checks.causal_det_positive);
     assert!(r.hadamard.all_within_bound);
     assert_eq!(r.checks.output_rank_max_excess, 0);
-    // Every bidirectional matrix of a real forward pass obeys the logit bottleneck, and every
-    // model learned something.
+    // Every bidirectional matrix of a real forward pass obeys the logit bottleneck,
+    // and every model learned something.
     let t = &r.trained;
     assert_eq!(t.models.len(), 3);
     for m in t.models.values() {
         assert!(m.heldout_loss_trained < m.heldout_loss_init, "{}", m.label);
         for h in m.init.iter().chain(&m.trained) {
-            let bidirectional = if m.label.contains("prefix") { h.block.as_ref() } else { Some(&h.full) };
+            let bidirectional = if m.label.contains("prefix") {
+                h.block.as_ref()
+            } else {
+                Some(&h.full)
+            };
             if let Some(x) = bidirectional.and_then(|b| b.log_rank) {
                 assert!(x <= t.log_rank_bound as f64, "{}: ln A rank {x}", m.label);
             }
@@ -76,7 +83,10 @@ fn quick_report_matches_the_snapshot_and_writes_every_output() {
     let out = outputs(&outcome).unwrap();
     let json = out.results();
     assert!(json.get("timings").is_none(), "timings stay out of results.json");
-    assert!(json["points"]["n64_d16_b0p1"]["causal"]["effective_rank"]["mean"].is_number());
+    assert!(
+        json["points"]["n64_d16_b0p1"]["causal"]["effective_rank"]["mean"]
+            .is_number()
+    );
     for f in [
         "spectra.svg",
         "collapse.svg",

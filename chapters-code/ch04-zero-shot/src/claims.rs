@@ -1,5 +1,6 @@
-//! What the page says about the runs, computed from them; the book's build fails on a claim
-//! that does not hold. `in_short` writes the page's opening summary from the same claims.
+//! What the page says about the runs, computed from them; the book's build fails on
+//! a claim that does not hold. `in_short` writes the page's opening summary from
+//! the same claims.
 
 use transformer::chapter::Claims;
 use transformer::corpus::TaskFamily;
@@ -15,7 +16,11 @@ fn chance_rows<'a>(
 ) -> impl Iterator<Item = &'a Comparison> {
     r.chance_comparisons
         .iter()
-        .filter(move |c| c.phase == phase && c.suite == suite && c.comparison.score == score.name())
+        .filter(move |c| {
+            c.phase == phase
+                && c.suite == suite
+                && c.comparison.score == score.name()
+        })
         .map(|c| &c.comparison)
 }
 
@@ -45,12 +50,15 @@ pub fn claims(r: &Report) -> Claims {
         ),
     );
 
-    // The summed score on the kind suite: every model gives every held-out question one kind of answer.
+    // The summed score on the kind suite: every model gives every held-out question
+    // one kind of answer.
     let held = TaskFamily::held_out();
     let mut constant = true;
     let mut favourite = std::collections::BTreeSet::new();
     for cell in &r.cells {
-        for by in [&cell.kind.per_family_pretrained, &cell.kind.per_family_finetuned] {
+        for by in
+            [&cell.kind.per_family_pretrained, &cell.kind.per_family_finetuned]
+        {
             for f in &held {
                 let s = by[f];
                 constant &= s.min == s.max && (s.mean == 0.0 || s.mean == 100.0);
@@ -73,29 +81,42 @@ pub fn claims(r: &Report) -> Claims {
     );
 
     // The real task, the scene suite: who is above chance, under each score.
-    for (phase, name) in
-        [("pretrained", "scene_pretrained_above_chance"), ("finetuned", "scene_finetuned_above_chance")]
-    {
+    for (phase, name) in [
+        ("pretrained", "scene_pretrained_above_chance"),
+        ("finetuned", "scene_finetuned_above_chance"),
+    ] {
         let mut parts = Vec::new();
         let (mut summed_none, mut total) = (true, 0);
         for score in Score::ALL {
-            let rows: Vec<&Comparison> = chance_rows(r, phase, "scene", score).collect();
+            let rows: Vec<&Comparison> =
+                chance_rows(r, phase, "scene", score).collect();
             total += rows.len();
             let ups: Vec<String> = rows
                 .iter()
                 .filter(|x| above(x))
                 .map(|x| {
-                    format!("{} ({:+.1} points, interval [{:+.1}, {:+.1}])", x.a, x.mean, x.ci_low, x.ci_high)
+                    format!(
+                        "{} ({:+.1} points, interval [{:+.1}, {:+.1}])",
+                        x.a, x.mean, x.ci_low, x.ci_high
+                    )
                 })
                 .collect();
             if score == Score::Summed {
                 summed_none = ups.is_empty();
             }
             if !ups.is_empty() {
-                parts.push(format!("under the {} score, {}", score.name(), list(&ups)));
+                parts.push(format!(
+                    "under the {} score, {}",
+                    score.name(),
+                    list(&ups)
+                ));
             }
         }
-        let when = if phase == "pretrained" { "after pretraining" } else { "after finetuning" };
+        let when = if phase == "pretrained" {
+            "after pretraining"
+        } else {
+            "after finetuning"
+        };
         let text = if parts.is_empty() {
             format!(
                 "On the scene suite's held-out families {when}, no cell is above chance under any of the three \
@@ -112,12 +133,22 @@ pub fn claims(r: &Report) -> Claims {
     }
 
     // Finetuning teaches its own families to the LM-pretrained decoders only.
-    let own =
-        |name: &str| &r.cells.iter().find(|x| x.cell == name).expect("cell").kind.finetuned_training_families;
+    let own = |name: &str| {
+        &r.cells
+            .iter()
+            .find(|x| x.cell == name)
+            .expect("cell")
+            .kind
+            .finetuned_training_families
+    };
     let lm = ["CD:FLM", "ND:PLM"];
-    let rest: Vec<&CellResult> = r.cells.iter().filter(|x| !lm.contains(&x.cell.as_str())).collect();
+    let rest: Vec<&CellResult> =
+        r.cells.iter().filter(|x| !lm.contains(&x.cell.as_str())).collect();
     let lm_min = lm.iter().map(|n| own(n).min).fold(f64::INFINITY, f64::min);
-    let rest_max = rest.iter().map(|x| x.kind.finetuned_training_families.max).fold(0.0, f64::max);
+    let rest_max = rest
+        .iter()
+        .map(|x| x.kind.finetuned_training_families.max)
+        .fold(0.0, f64::max);
     c.add(
         "lm_decoders_learn_the_finetuning_families",
         lm_min >= 95.0 && rest_max <= 60.0,
@@ -134,11 +165,16 @@ pub fn claims(r: &Report) -> Claims {
         ),
     );
 
-    // The 100% above is about the kind of answer only: on the scene suite the same families stay near chance.
+    // The 100% above is about the kind of answer only: on the scene suite the same
+    // families stay near chance.
     let gap = r
         .cells
         .iter()
-        .map(|x| (x.scene.finetuned_training_families.mean - r.chance_scene.training_families).abs())
+        .map(|x| {
+            (x.scene.finetuned_training_families.mean
+                - r.chance_scene.training_families)
+                .abs()
+        })
         .fold(0.0, f64::max);
     c.add(
         "finetuning_families_scene_near_chance",
@@ -150,10 +186,14 @@ pub fn claims(r: &Report) -> Claims {
         ),
     );
 
-    // CD:FLM after pretraining, ED:MLM after finetuning: can the data separate them from the rest?
-    let separated = |cs: &[Comparison]| cs.iter().filter(|x| !x.within_noise).count();
+    // CD:FLM after pretraining, ED:MLM after finetuning: can the data separate them
+    // from the rest?
+    let separated =
+        |cs: &[Comparison]| cs.iter().filter(|x| !x.within_noise).count();
     let zeros = |cs: &[Comparison]| {
-        cs.iter().filter(|x| x.ci_low.abs() < TOLERANCE && x.ci_high.abs() < TOLERANCE).count()
+        cs.iter()
+            .filter(|x| x.ci_low.abs() < TOLERANCE && x.ci_high.abs() < TOLERANCE)
+            .count()
     };
     let pre_sep = separated(&r.pretrained_comparisons);
     c.add(
@@ -226,7 +266,9 @@ pub fn in_short(r: &Report, c: &Claims) -> String {
     let text = |name: &str| c.get(name).map_or(String::new(), |x| x.text.clone());
     let cap = |s: String| {
         let mut ch = s.chars();
-        ch.next().map_or(String::new(), |f| f.to_uppercase().collect::<String>() + ch.as_str())
+        ch.next().map_or(String::new(), |f| {
+            f.to_uppercase().collect::<String>() + ch.as_str()
+        })
     };
     format!(
         "- **The article's claim holds in a regime**: the paper found the causal decoder best only before \

@@ -9,10 +9,10 @@ use transformer::plot::{Group, IntervalChart, LineChart, Series};
 
 use crate::*;
 
-/// One row of Wang et al. (2022)'s Tables 3 and 8 (facts.md §2.3): a cell, its average accuracy
-/// (%) on EAI-Eval and T0-Eval after 168B tokens of pretraining, and after 13B more of multitask
-/// finetuning. `None`: the paper reports no 168B number for MLM-only models ("not suitable for
-/// direct use").
+/// One row of Wang et al. (2022)'s Tables 3 and 8 (facts.md §2.3): a cell, its
+/// average accuracy (%) on EAI-Eval and T0-Eval after 168B tokens of pretraining,
+/// and after 13B more of multitask finetuning. `None`: the paper reports no 168B
+/// number for MLM-only models ("not suitable for direct use").
 pub struct PaperRow {
     pub cell: &'static str,
     pub pretrained: Option<(f64, f64)>,
@@ -20,16 +20,30 @@ pub struct PaperRow {
 }
 
 pub const PAPER: [PaperRow; 6] = [
-    PaperRow { cell: "CD:FLM", pretrained: Some((44.2, 42.4)), finetuned: (50.4, 51.4) },
-    PaperRow { cell: "ND:PLM", pretrained: Some((43.5, 41.8)), finetuned: (48.9, 54.0) },
-    PaperRow { cell: "ED:PLM", pretrained: Some((39.9, 41.7)), finetuned: (44.2, 45.8) },
+    PaperRow {
+        cell: "CD:FLM",
+        pretrained: Some((44.2, 42.4)),
+        finetuned: (50.4, 51.4),
+    },
+    PaperRow {
+        cell: "ND:PLM",
+        pretrained: Some((43.5, 41.8)),
+        finetuned: (48.9, 54.0),
+    },
+    PaperRow {
+        cell: "ED:PLM",
+        pretrained: Some((39.9, 41.7)),
+        finetuned: (44.2, 45.8),
+    },
     PaperRow { cell: "CD:MLM", pretrained: None, finetuned: (47.1, 50.3) },
     PaperRow { cell: "ND:MLM", pretrained: None, finetuned: (51.0, 55.2) },
     PaperRow { cell: "ED:MLM", pretrained: None, finetuned: (51.3, 60.6) },
 ];
 
 fn costs_table(r: &Report) -> String {
-    let mut t = Table::new(&["Cell", "Layers", "Parameters", "Forward FLOPs per token"]).right_from(1);
+    let mut t =
+        Table::new(&["Cell", "Layers", "Parameters", "Forward FLOPs per token"])
+            .right_from(1);
     for c in &r.costs {
         t.row([
             c.cell.clone(),
@@ -41,15 +55,22 @@ fn costs_table(r: &Report) -> String {
     t.markdown()
 }
 
-/// Our held-out accuracy (scene suite, summed score) beside the paper's averages, laid out like
-/// its Tables 3 and 8.
+/// Our held-out accuracy (scene suite, summed score) beside the paper's averages,
+/// laid out like its Tables 3 and 8.
 fn zero_shot_table(r: &Report) -> String {
-    let mut t =
-        Table::new(&["Cell", "Ours, pretrained", "Paper EAI / T0", "Ours, finetuned", "Paper EAI / T0"])
-            .right_from(1);
+    let mut t = Table::new(&[
+        "Cell",
+        "Ours, pretrained",
+        "Paper EAI / T0",
+        "Ours, finetuned",
+        "Paper EAI / T0",
+    ])
+    .right_from(1);
     for (c, p) in r.cells.iter().zip(PAPER) {
         debug_assert_eq!(c.cell, p.cell);
-        let pre = p.pretrained.map_or("not reported".to_string(), |(e, t0)| format!("{e:.1} / {t0:.1}"));
+        let pre = p.pretrained.map_or("not reported".to_string(), |(e, t0)| {
+            format!("{e:.1} / {t0:.1}")
+        });
         let (e, t0) = p.finetuned;
         t.row([
             c.cell.clone(),
@@ -60,11 +81,18 @@ fn zero_shot_table(r: &Report) -> String {
         ]);
     }
     let chance = format!("{:.1}", r.chance_scene.held_out);
-    t.row(["Chance".to_string(), chance.clone(), "32.9 / 41.7".into(), chance, "32.9 / 41.7".into()]);
+    t.row([
+        "Chance".to_string(),
+        chance.clone(),
+        "32.9 / 41.7".into(),
+        chance,
+        "32.9 / 41.7".into(),
+    ]);
     t.markdown()
 }
 
-/// The other two scores on the held-out families, and the finetuning families themselves.
+/// The other two scores on the held-out families, and the finetuning families
+/// themselves.
 fn scores_table(r: &Report, scene: bool) -> String {
     let (chance, training_chance) = if scene {
         (r.chance_scene.held_out, r.chance_scene.training_families)
@@ -92,7 +120,14 @@ fn scores_table(r: &Report, scene: bool) -> String {
         ]);
     }
     let c = format!("{chance:.1}");
-    t.row(["Chance".to_string(), c.clone(), c.clone(), c.clone(), c, format!("{training_chance:.1}")]);
+    t.row([
+        "Chance".to_string(),
+        c.clone(),
+        c.clone(),
+        c.clone(),
+        c,
+        format!("{training_chance:.1}"),
+    ]);
     t.markdown()
 }
 
@@ -107,10 +142,18 @@ fn verdict_of(c: &Comparison) -> String {
 }
 
 fn comparison_table(cs: &[Comparison]) -> String {
-    let mut t =
-        Table::new(&["Comparison", "Score", "Per seed", "Mean", "95% interval", "Reading"]).right(2..=4);
+    let mut t = Table::new(&[
+        "Comparison",
+        "Score",
+        "Per seed",
+        "Mean",
+        "95% interval",
+        "Reading",
+    ])
+    .right(2..=4);
     for c in cs {
-        let per_seed: Vec<String> = c.per_seed.iter().map(|x| format!("{x:+.1}")).collect();
+        let per_seed: Vec<String> =
+            c.per_seed.iter().map(|x| format!("{x:+.1}")).collect();
         t.row([
             format!("{} − {}", c.a, c.b),
             c.score.clone(),
@@ -123,9 +166,11 @@ fn comparison_table(cs: &[Comparison]) -> String {
     t.markdown()
 }
 
-/// Every cell's lead over chance (percentage points and 95% interval), one column per score.
+/// Every cell's lead over chance (percentage points and 95% interval), one column
+/// per score.
 fn chance_table(r: &Report, suite: &str) -> String {
-    let mut t = Table::new(&["Cell", "Phase", "Summed", "Per byte", "Calibrated"]).right_from(2);
+    let mut t = Table::new(&["Cell", "Phase", "Summed", "Per byte", "Calibrated"])
+        .right_from(2);
     for phase in ["pretrained", "finetuned"] {
         for cell in Cell::ALL {
             let mut row = vec![cell.name(), phase.to_string()];
@@ -148,7 +193,10 @@ fn chance_table(r: &Report, suite: &str) -> String {
                 } else {
                     " ▼"
                 };
-                row.push(format!("{:+.1} [{:+.1}, {:+.1}]{mark}", c.mean, c.ci_low, c.ci_high));
+                row.push(format!(
+                    "{:+.1} [{:+.1}, {:+.1}]{mark}",
+                    c.mean, c.ci_low, c.ci_high
+                ));
             }
             t.row(row);
         }
@@ -157,8 +205,13 @@ fn chance_table(r: &Report, suite: &str) -> String {
 }
 
 fn adaptation_table(r: &Report) -> String {
-    let mut t =
-        Table::new(&["Recipe", "Tokens before finetuning", "Held-out, finetuned", "per byte"]).right_from(1);
+    let mut t = Table::new(&[
+        "Recipe",
+        "Tokens before finetuning",
+        "Held-out, finetuned",
+        "per byte",
+    ])
+    .right_from(1);
     for x in &r.adaptation.recipes {
         t.row([
             x.name.clone(),
@@ -170,14 +223,16 @@ fn adaptation_table(r: &Report) -> String {
     t.markdown()
 }
 
-/// Accuracy per family, mean and range over seeds, one group per cell, chance marked.
+/// Accuracy per family, mean and range over seeds, one group per cell, chance
+/// marked.
 fn family_chart(
     r: &Report,
     families: &[TaskFamily],
     pick: impl Fn(&CellResult) -> &BTreeMap<TaskFamily, Spread>,
     chance: &Chance,
 ) -> anyhow::Result<String> {
-    let categories: Vec<String> = families.iter().map(|f| f.name().to_string()).collect();
+    let categories: Vec<String> =
+        families.iter().map(|f| f.name().to_string()).collect();
     let groups: Vec<Group> = r
         .cells
         .iter()
@@ -185,7 +240,10 @@ fn family_chart(
             let by = pick(c);
             Group {
                 label: c.cell.clone(),
-                values: families.iter().map(|f| (by[f].mean, by[f].min, by[f].max)).collect(),
+                values: families
+                    .iter()
+                    .map(|f| (by[f].mean, by[f].min, by[f].max))
+                    .collect(),
             }
         })
         .collect();
@@ -202,12 +260,14 @@ fn family_chart(
     .to_svg()
 }
 
-/// Held-out accuracy on the scene suite at each evaluation of pretraining: mean and range over
-/// seeds, one group per cell, chance dashed.
+/// Held-out accuracy on the scene suite at each evaluation of pretraining: mean and
+/// range over seeds, one group per cell, chance dashed.
 fn curve_chart(r: &Report) -> anyhow::Result<String> {
     let points = &r.cells[0].seeds[0].pretraining;
-    let categories: Vec<String> =
-        points.iter().map(|p| format!("{}k tokens", (p.tokens_seen as f64 / 1000.0).round())).collect();
+    let categories: Vec<String> = points
+        .iter()
+        .map(|p| format!("{}k tokens", (p.tokens_seen as f64 / 1000.0).round()))
+        .collect();
     let groups: Vec<Group> = r
         .cells
         .iter()
@@ -215,7 +275,10 @@ fn curve_chart(r: &Report) -> anyhow::Result<String> {
             let values = (0..points.len())
                 .map(|i| {
                     let s = Spread::of(
-                        &c.seeds.iter().map(|s| s.pretraining[i].summary.scene.held_out).collect::<Vec<_>>(),
+                        &c.seeds
+                            .iter()
+                            .map(|s| s.pretraining[i].summary.scene.held_out)
+                            .collect::<Vec<_>>(),
                         2,
                     );
                     (s.mean, s.min, s.max)
@@ -237,18 +300,29 @@ fn curve_chart(r: &Report) -> anyhow::Result<String> {
     .to_svg()
 }
 
-/// Span-corruption training loss of non-causal MLM adaptation and of ND:MLM from scratch, step
-/// by step, mean over seeds.
+/// Span-corruption training loss of non-causal MLM adaptation and of ND:MLM from
+/// scratch, step by step, mean over seeds.
 fn adaptation_chart(r: &Report) -> anyhow::Result<String> {
     let a = &r.adaptation;
     let series = [
         Series {
-            label: "CD:FLM + ND:MLM adaptation (steps after pretraining)".to_string(),
-            points: a.adapted_curve.iter().enumerate().map(|(i, &y)| ((i + 1) as f64, y)).collect(),
+            label: "CD:FLM + ND:MLM adaptation (steps after pretraining)"
+                .to_string(),
+            points: a
+                .adapted_curve
+                .iter()
+                .enumerate()
+                .map(|(i, &y)| ((i + 1) as f64, y))
+                .collect(),
         },
         Series {
             label: "ND:MLM from scratch".to_string(),
-            points: a.scratch_curve.iter().enumerate().map(|(i, &y)| ((i + 1) as f64, y)).collect(),
+            points: a
+                .scratch_curve
+                .iter()
+                .enumerate()
+                .map(|(i, &y)| ((i + 1) as f64, y))
+                .collect(),
         },
     ];
     LineChart {
@@ -269,16 +343,30 @@ pub fn outputs(r: &Report) -> anyhow::Result<Outputs> {
     out.file("zero_shot.md", zero_shot_table(r))?;
     out.file("kind_scores.md", scores_table(r, false))?;
     out.file("scene_scores.md", scores_table(r, true))?;
-    out.file("pretrained_comparisons.md", comparison_table(&r.pretrained_comparisons))?;
-    out.file("finetuned_comparisons.md", comparison_table(&r.finetuned_comparisons))?;
-    out.file("adaptation_comparisons.md", comparison_table(&r.adaptation_comparisons))?;
+    out.file(
+        "pretrained_comparisons.md",
+        comparison_table(&r.pretrained_comparisons),
+    )?;
+    out.file(
+        "finetuned_comparisons.md",
+        comparison_table(&r.finetuned_comparisons),
+    )?;
+    out.file(
+        "adaptation_comparisons.md",
+        comparison_table(&r.adaptation_comparisons),
+    )?;
     out.file("kind_vs_chance.md", chance_table(r, "kind"))?;
     out.file("scene_vs_chance.md", chance_table(r, "scene"))?;
     out.file("adaptation.md", adaptation_table(r))?;
     let held = TaskFamily::held_out();
     out.file(
         "per_family_pretrained.svg",
-        family_chart(r, &held, |c| &c.scene.per_family_pretrained, &r.chance_scene)?,
+        family_chart(
+            r,
+            &held,
+            |c| &c.scene.per_family_pretrained,
+            &r.chance_scene,
+        )?,
     )?;
     out.file(
         "per_family_finetuned.svg",

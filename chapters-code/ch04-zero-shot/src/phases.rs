@@ -1,5 +1,6 @@
-//! The three phases: self-supervised pretraining (evaluated as it goes), multitask finetuning,
-//! and the paper's recommendation, non-causal MLM adaptation of the causal decoder.
+//! The three phases: self-supervised pretraining (evaluated as it goes), multitask
+//! finetuning, and the paper's recommendation, non-causal MLM adaptation of the
+//! causal decoder.
 
 use std::path::{Path, PathBuf};
 
@@ -12,8 +13,8 @@ use transformer::train::{self, StepLoss, TrainConfig};
 
 use crate::*;
 
-/// Held-out and training-family accuracy of one evaluation on one suite (%, median over
-/// templates, mean over families).
+/// Held-out and training-family accuracy of one evaluation on one suite (%, median
+/// over templates, mean over families).
 #[derive(Debug, Clone, Serialize)]
 pub struct SuiteSummary {
     pub held_out: f64,
@@ -70,12 +71,21 @@ pub fn summarise_suite(e: &Evaluation, items: &[EvalItem]) -> SuiteSummary {
 }
 
 pub fn summarise(e: &Evaluations, suites: &Suites) -> Summary {
-    Summary { kind: summarise_suite(&e.kind, &suites.kind), scene: summarise_suite(&e.scene, &suites.scene) }
+    Summary {
+        kind: summarise_suite(&e.kind, &suites.kind),
+        scene: summarise_suite(&e.scene, &suites.scene),
+    }
 }
 
-/// The training schedule of every phase: warm-up over the first tenth of the steps, then the
-/// library's cosine decay; no progress bar (the chapter prints its own lines).
-pub fn train_config(steps: usize, lr: f64, eval_every: usize, seed: u64) -> TrainConfig {
+/// The training schedule of every phase: warm-up over the first tenth of the steps,
+/// then the library's cosine decay; no progress bar (the chapter prints its own
+/// lines).
+pub fn train_config(
+    steps: usize,
+    lr: f64,
+    eval_every: usize,
+    seed: u64,
+) -> TrainConfig {
     TrainConfig {
         steps,
         lr,
@@ -87,8 +97,8 @@ pub fn train_config(steps: usize, lr: f64, eval_every: usize, seed: u64) -> Trai
     }
 }
 
-/// Train `net` (whose variables live in `store`) for `steps` on batches from `batch_fn`, and
-/// evaluate the suite every `eval_every` steps and after the last.
+/// Train `net` (whose variables live in `store`) for `steps` on batches from
+/// `batch_fn`, and evaluate the suite every `eval_every` steps and after the last.
 fn run(
     data: &Data,
     store: ParamStore,
@@ -125,10 +135,19 @@ fn run(
         .collect();
     let last = evals.pop().expect("the last step is evaluated");
     let losses = log.steps.iter().map(|s| s.loss).collect();
-    Ok(Trained { store, net, points, losses, last, seconds: log.seconds, eval_seconds })
+    Ok(Trained {
+        store,
+        net,
+        points,
+        losses,
+        last,
+        seconds: log.seconds,
+        eval_seconds,
+    })
 }
 
-/// Pretraining rows `first .. first + steps · batch` as batches, with `objective` for `arch`.
+/// Pretraining rows `first .. first + steps · batch` as batches, with `objective`
+/// for `arch`.
 fn rows_batch<'a>(
     data: &'a Data,
     s: &'a Settings,
@@ -139,7 +158,8 @@ fn rows_batch<'a>(
         let start = first + step * s.batch;
         let rows = &data.rows[start..start + s.batch];
         let b = net.pretrain_loss(cell, rows, r, &data.tok.specials)?;
-        // Tokens seen: the rows' text, the same for every cell (not what each stack reads).
+        // Tokens seen: the rows' text, the same for every cell (not what each stack
+        // reads).
         Ok(StepLoss {
             loss: b.loss,
             tokens_seen: s.batch * s.row_len,
@@ -150,7 +170,12 @@ fn rows_batch<'a>(
 
 // ANCHOR: pretrain
 /// Phase 1: pretrain `cell` from the initial weights of `seed` on the shared rows.
-pub fn pretrain(data: &Data, s: &Settings, cell: Cell, seed: u64) -> anyhow::Result<Trained> {
+pub fn pretrain(
+    data: &Data,
+    s: &Settings,
+    cell: Cell,
+    seed: u64,
+) -> anyhow::Result<Trained> {
     let store = ParamStore::new(seed);
     let net = Net::new(&store, cell.arch, &s.model_config(data.tok.vocab_size()))?;
     let cfg = train_config(s.pretrain_steps, s.lr, s.eval_every(), seed);
@@ -159,35 +184,60 @@ pub fn pretrain(data: &Data, s: &Settings, cell: Cell, seed: u64) -> anyhow::Res
 // ANCHOR_END: pretrain
 
 // ANCHOR: finetune
-/// Phase 2: multitask finetuning of a trained model on prompted examples of the training
-/// families, read the way `arch` reads prompts; a loss on the answer only.
-pub fn finetune(data: &Data, s: &Settings, from: Trained, arch: Arch, seed: u64) -> anyhow::Result<Trained> {
+/// Phase 2: multitask finetuning of a trained model on prompted examples of the
+/// training families, read the way `arch` reads prompts; a loss on the answer only.
+pub fn finetune(
+    data: &Data,
+    s: &Settings,
+    from: Trained,
+    arch: Arch,
+    seed: u64,
+) -> anyhow::Result<Trained> {
     let cfg = train_config(s.mtf_steps, s.mtf_lr, 0, seed);
     let batch = |net: &Net, step: usize, _: &mut Rng| -> anyhow::Result<StepLoss> {
         let examples = mtf_batch(&data.tok, s, data.mtf_seed, step)?;
-        let pairs: Vec<(Vec<u32>, Vec<u32>)> = examples.into_iter().map(|e| (e.prompt, e.answer)).collect();
+        let pairs: Vec<(Vec<u32>, Vec<u32>)> =
+            examples.into_iter().map(|e| (e.prompt, e.answer)).collect();
         let seen = pairs.iter().map(|(p, a)| p.len() + a.len()).sum();
         let b = net.prompted_nll(arch, &pairs, &data.tok.specials)?.mean()?;
-        Ok(StepLoss { loss: b.loss, tokens_seen: seen, tokens_supervised: b.tokens_supervised })
+        Ok(StepLoss {
+            loss: b.loss,
+            tokens_seen: seen,
+            tokens_supervised: b.tokens_supervised,
+        })
     };
     run(data, from.store, from.net, arch, &cfg, batch)
 }
 // ANCHOR_END: finetune
 
 // ANCHOR: adapt
-/// Phase 3: continue training a pretrained decoder on fresh rows (those after pretraining's)
-/// as `cell`: ND:MLM is the paper's non-causal MLM adaptation, CD:FLM its control.
-pub fn adapt(data: &Data, s: &Settings, from: &Path, cell: Cell, seed: u64) -> anyhow::Result<Trained> {
+/// Phase 3: continue training a pretrained decoder on fresh rows (those after
+/// pretraining's) as `cell`: ND:MLM is the paper's non-causal MLM adaptation,
+/// CD:FLM its control.
+pub fn adapt(
+    data: &Data,
+    s: &Settings,
+    from: &Path,
+    cell: Cell,
+    seed: u64,
+) -> anyhow::Result<Trained> {
     let store = ParamStore::new(seed);
     let net = Net::new(&store, cell.arch, &s.model_config(data.tok.vocab_size()))?;
     store.load(from)?;
     let cfg = train_config(s.adapt_steps, s.lr, 0, seed);
-    run(data, store, net, cell.arch, &cfg, rows_batch(data, s, cell, s.pretrain_steps * s.batch))
+    run(
+        data,
+        store,
+        net,
+        cell.arch,
+        &cfg,
+        rows_batch(data, s, cell, s.pretrain_steps * s.batch),
+    )
 }
 // ANCHOR_END: adapt
 
-/// Where a run keeps its pretrained checkpoints (safetensors, loadable by candle's `VarBuilder`
-/// and by PyTorch's `safetensors.torch.load_file`).
+/// Where a run keeps its pretrained checkpoints (safetensors, loadable by candle's
+/// `VarBuilder` and by PyTorch's `safetensors.torch.load_file`).
 pub fn checkpoint_path(dir: &Path, cell: Cell, seed: u64) -> PathBuf {
     dir.join(format!("{}-seed{seed}.safetensors", cell.name().replace(':', "-")))
 }

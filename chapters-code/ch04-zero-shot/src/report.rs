@@ -1,5 +1,5 @@
-//! The whole experiment: data, the six cells over every seed through the three phases, and the
-//! comparisons the page draws from them.
+//! The whole experiment: data, the six cells over every seed through the three
+//! phases, and the comparisons the page draws from them.
 
 use std::collections::BTreeMap;
 use std::time::Instant;
@@ -18,7 +18,8 @@ pub struct SeedResult {
     pub pretraining: Vec<Point>,
     /// After multitask finetuning.
     pub finetuned: Summary,
-    /// Mean training loss over the last tenth of pretraining (each cell on its own objective).
+    /// Mean training loss over the last tenth of pretraining (each cell on its own
+    /// objective).
     pub final_pretraining_loss: f64,
 }
 
@@ -55,7 +56,8 @@ pub struct Recipe {
     /// A short key (`nc_adaptation`).
     pub key: String,
     pub name: String,
-    /// Tokens of pretraining text seen before finetuning (pretraining plus adaptation).
+    /// Tokens of pretraining text seen before finetuning (pretraining plus
+    /// adaptation).
     pub tokens_seen: usize,
     /// Held-out accuracy (%) on the kind suite after finetuning.
     pub finetuned: Spread,
@@ -66,19 +68,22 @@ pub struct Recipe {
 #[derive(Debug, Clone, Serialize)]
 pub struct Adaptation {
     pub recipes: Vec<Recipe>,
-    /// Mean span-corruption training loss over the last tenth of adaptation, averaged over
-    /// seeds, and the same for ND:MLM trained from scratch over the last tenth of its run.
+    /// Mean span-corruption training loss over the last tenth of adaptation,
+    /// averaged over seeds, and the same for ND:MLM trained from scratch over the
+    /// last tenth of its run.
     pub adapted_mlm_loss: f64,
     pub scratch_mlm_loss: f64,
-    /// The step at which ND:MLM from scratch (a 10-step moving mean, averaged over seeds) first
-    /// reaches the adapted model's final loss; `None` if it never does.
+    /// The step at which ND:MLM from scratch (a 10-step moving mean, averaged over
+    /// seeds) first reaches the adapted model's final loss; `None` if it never
+    /// does.
     pub scratch_steps_to_match: Option<usize>,
     pub adapt_steps: usize,
-    /// Per seed: the adapted model's final loss and the from-scratch model's final loss.
+    /// Per seed: the adapted model's final loss and the from-scratch model's final
+    /// loss.
     pub adapted_mlm_loss_per_seed: Vec<f64>,
     pub scratch_mlm_loss_per_seed: Vec<f64>,
-    /// Mean over seeds of each step's training loss (span corruption), for the figure: the
-    /// adaptation run and ND:MLM from scratch.
+    /// Mean over seeds of each step's training loss (span corruption), for the
+    /// figure: the adaptation run and ND:MLM from scratch.
     pub adapted_curve: Vec<f64>,
     pub scratch_curve: Vec<f64>,
 }
@@ -122,8 +127,8 @@ pub struct Report {
     pub chance_scene: Chance,
     pub cells: Vec<CellResult>,
     pub adaptation: Adaptation,
-    /// Kind suite, held-out families, each score: CD:FLM against every other cell after
-    /// pretraining.
+    /// Kind suite, held-out families, each score: CD:FLM against every other cell
+    /// after pretraining.
     pub pretrained_comparisons: Vec<Comparison>,
     /// The same after finetuning, for ED:MLM against every other cell.
     pub finetuned_comparisons: Vec<Comparison>,
@@ -159,7 +164,10 @@ fn chance(items: &[EvalItem]) -> Chance {
     Chance {
         held_out: mean(&TaskFamily::held_out()),
         training_families: mean(&TaskFamily::training()),
-        per_family: per_family.into_iter().map(|(f, x)| (f, round_dp(x, 2))).collect(),
+        per_family: per_family
+            .into_iter()
+            .map(|(f, x)| (f, round_dp(x, 2)))
+            .collect(),
     }
 }
 
@@ -170,31 +178,53 @@ fn suite_spread(
     items: &[EvalItem],
     pick: impl Fn(&Summary) -> &SuiteSummary,
 ) -> SuiteSpread {
-    let last = |r: &SeedResult| pick(&r.pretraining.last().expect("evaluated").summary).clone();
+    let last = |r: &SeedResult| {
+        pick(&r.pretraining.last().expect("evaluated").summary).clone()
+    };
     let per_family = |es: &[Evaluation]| -> BTreeMap<TaskFamily, Spread> {
         let accs: Vec<BTreeMap<TaskFamily, f64>> =
             es.iter().map(|e| family_accuracy(e, items, Score::Summed)).collect();
-        TaskFamily::ALL.iter().map(|&f| (f, spread(accs.iter().map(|a| a[&f])))).collect()
+        TaskFamily::ALL
+            .iter()
+            .map(|&f| (f, spread(accs.iter().map(|a| a[&f]))))
+            .collect()
     };
     SuiteSpread {
         pretrained: spread(seeds.iter().map(|r| last(r).held_out)),
-        pretrained_per_byte: spread(seeds.iter().map(|r| last(r).held_out_per_byte)),
-        pretrained_calibrated: spread(seeds.iter().map(|r| last(r).held_out_calibrated)),
+        pretrained_per_byte: spread(
+            seeds.iter().map(|r| last(r).held_out_per_byte),
+        ),
+        pretrained_calibrated: spread(
+            seeds.iter().map(|r| last(r).held_out_calibrated),
+        ),
         finetuned: spread(seeds.iter().map(|r| pick(&r.finetuned).held_out)),
-        finetuned_per_byte: spread(seeds.iter().map(|r| pick(&r.finetuned).held_out_per_byte)),
-        finetuned_calibrated: spread(seeds.iter().map(|r| pick(&r.finetuned).held_out_calibrated)),
-        finetuned_training_families: spread(seeds.iter().map(|r| pick(&r.finetuned).training_families)),
+        finetuned_per_byte: spread(
+            seeds.iter().map(|r| pick(&r.finetuned).held_out_per_byte),
+        ),
+        finetuned_calibrated: spread(
+            seeds.iter().map(|r| pick(&r.finetuned).held_out_calibrated),
+        ),
+        finetuned_training_families: spread(
+            seeds.iter().map(|r| pick(&r.finetuned).training_families),
+        ),
         per_family_pretrained: per_family(pre),
         per_family_finetuned: per_family(ft),
     }
 }
 
 /// Run the experiment.
-pub fn compute(s: &Settings, checkpoints: &std::path::Path) -> anyhow::Result<Report> {
+pub fn compute(
+    s: &Settings,
+    checkpoints: &std::path::Path,
+) -> anyhow::Result<Report> {
     let start = Instant::now();
     let data = data::build(s)?;
     let leakage = scan_for_leakage(&data, s)?;
-    let costs = costs(&s.model_config(data.tok.vocab_size()), &data.rows[..s.batch], &data.tok.specials)?;
+    let costs = costs(
+        &s.model_config(data.tok.vocab_size()),
+        &data.rows[..s.batch],
+        &data.tok.specials,
+    )?;
     let mut kept: Kept = BTreeMap::new();
     let mut cells: Vec<CellResult> = Vec::new();
     let (mut t_pre, mut t_mtf, mut t_adapt, mut t_eval) = (0.0, 0.0, 0.0, 0.0);
@@ -214,7 +244,9 @@ pub fn compute(s: &Settings, checkpoints: &std::path::Path) -> anyhow::Result<Re
             }
             let points = pre.points.clone();
             let final_loss = round_dp(mean_tail(&pre.losses, 0.1), 3);
-            kept.entry(("pretrained", cell.name())).or_default().push(pre.last.clone());
+            kept.entry(("pretrained", cell.name()))
+                .or_default()
+                .push(pre.last.clone());
             let ft = finetune(&data, s, pre, cell.arch, seed)?;
             t_mtf += ft.seconds;
             t_eval += ft.eval_seconds;
@@ -244,12 +276,28 @@ pub fn compute(s: &Settings, checkpoints: &std::path::Path) -> anyhow::Result<Re
         }
         let pre = &kept[&("pretrained", cell.name())];
         let ft = &kept[&("finetuned", cell.name())];
-        let kinds = |es: &[Evaluations]| es.iter().map(|e| e.kind.clone()).collect::<Vec<_>>();
-        let scenes = |es: &[Evaluations]| es.iter().map(|e| e.scene.clone()).collect::<Vec<_>>();
+        let kinds = |es: &[Evaluations]| {
+            es.iter().map(|e| e.kind.clone()).collect::<Vec<_>>()
+        };
+        let scenes = |es: &[Evaluations]| {
+            es.iter().map(|e| e.scene.clone()).collect::<Vec<_>>()
+        };
         cells.push(CellResult {
             cell: cell.name(),
-            kind: suite_spread(&seeds, &kinds(pre), &kinds(ft), &data.eval.kind, |x| &x.kind),
-            scene: suite_spread(&seeds, &scenes(pre), &scenes(ft), &data.eval.scene, |x| &x.scene),
+            kind: suite_spread(
+                &seeds,
+                &kinds(pre),
+                &kinds(ft),
+                &data.eval.kind,
+                |x| &x.kind,
+            ),
+            scene: suite_spread(
+                &seeds,
+                &scenes(pre),
+                &scenes(ft),
+                &data.eval.scene,
+                |x| &x.scene,
+            ),
             seeds,
         });
     }
@@ -269,7 +317,10 @@ pub fn compute(s: &Settings, checkpoints: &std::path::Path) -> anyhow::Result<Re
             let ft = finetune(&data, s, adapted, cell.arch, seed)?;
             t_mtf += ft.seconds;
             t_eval += ft.eval_seconds;
-            summaries.entry(name).or_default().push(summarise(&ft.last, &data.eval));
+            summaries
+                .entry(name)
+                .or_default()
+                .push(summarise(&ft.last, &data.eval));
             kept.entry(("finetuned", name.to_string())).or_default().push(ft.last);
         }
     }
@@ -299,65 +350,94 @@ pub fn compute(s: &Settings, checkpoints: &std::path::Path) -> anyhow::Result<Re
         name: name.to_string(),
         tokens_seen: tokens,
         finetuned: spread(summaries[key].iter().map(|x| x.kind.held_out)),
-        finetuned_per_byte: spread(summaries[key].iter().map(|x| x.kind.held_out_per_byte)),
+        finetuned_per_byte: spread(
+            summaries[key].iter().map(|x| x.kind.held_out_per_byte),
+        ),
     })
     .collect();
-    let mean_of_tails = |ls: &[Vec<f64>]| ls.iter().map(|l| mean_tail(l, 0.1)).sum::<f64>() / ls.len() as f64;
+    let mean_of_tails = |ls: &[Vec<f64>]| {
+        ls.iter().map(|l| mean_tail(l, 0.1)).sum::<f64>() / ls.len() as f64
+    };
     let adapted_mlm_loss = mean_of_tails(&adapt_losses);
     let scratch_mean: Vec<f64> = (0..s.pretrain_steps)
-        .map(|i| scratch_losses.iter().map(|l| l[i]).sum::<f64>() / scratch_losses.len() as f64)
+        .map(|i| {
+            scratch_losses.iter().map(|l| l[i]).sum::<f64>()
+                / scratch_losses.len() as f64
+        })
         .collect();
-    let scratch_steps_to_match = (10..=scratch_mean.len())
-        .find(|&i| scratch_mean[i - 10..i].iter().sum::<f64>() / 10.0 <= adapted_mlm_loss);
+    let scratch_steps_to_match = (10..=scratch_mean.len()).find(|&i| {
+        scratch_mean[i - 10..i].iter().sum::<f64>() / 10.0 <= adapted_mlm_loss
+    });
     let adaptation = Adaptation {
         recipes,
         adapted_mlm_loss: round_dp(adapted_mlm_loss, 3),
         scratch_mlm_loss: round_dp(mean_of_tails(&scratch_losses), 3),
         scratch_steps_to_match,
         adapt_steps: s.adapt_steps,
-        adapted_mlm_loss_per_seed: adapt_losses.iter().map(|l| round_dp(mean_tail(l, 0.1), 3)).collect(),
-        scratch_mlm_loss_per_seed: scratch_losses.iter().map(|l| round_dp(mean_tail(l, 0.1), 3)).collect(),
+        adapted_mlm_loss_per_seed: adapt_losses
+            .iter()
+            .map(|l| round_dp(mean_tail(l, 0.1), 3))
+            .collect(),
+        scratch_mlm_loss_per_seed: scratch_losses
+            .iter()
+            .map(|l| round_dp(mean_tail(l, 0.1), 3))
+            .collect(),
         adapted_curve: (0..s.adapt_steps)
-            .map(|i| round_dp(adapt_losses.iter().map(|l| l[i]).sum::<f64>() / adapt_losses.len() as f64, 3))
+            .map(|i| {
+                round_dp(
+                    adapt_losses.iter().map(|l| l[i]).sum::<f64>()
+                        / adapt_losses.len() as f64,
+                    3,
+                )
+            })
             .collect(),
         scratch_curve: scratch_mean.iter().map(|&x| round_dp(x, 3)).collect(),
     };
 
     // Paired comparisons on the held-out families, under each score.
-    let (chance_kind, chance_scene) = (chance(&data.eval.kind), chance(&data.eval.scene));
+    let (chance_kind, chance_scene) =
+        (chance(&data.eval.kind), chance(&data.eval.scene));
     let held = TaskFamily::held_out();
-    let hits = |phase: &'static str, name: &str, scene: bool, score: Score| -> Vec<Hits> {
-        kept[&(phase, name.to_string())]
-            .iter()
-            .map(|e| {
-                let (ev, items) =
-                    if scene { (&e.scene, &data.eval.scene) } else { (&e.kind, &data.eval.kind) };
-                Hits::new(ev, items, &held, score)
-            })
-            .collect()
-    };
+    let hits =
+        |phase: &'static str, name: &str, scene: bool, score: Score| -> Vec<Hits> {
+            kept[&(phase, name.to_string())]
+                .iter()
+                .map(|e| {
+                    let (ev, items) = if scene {
+                        (&e.scene, &data.eval.scene)
+                    } else {
+                        (&e.kind, &data.eval.kind)
+                    };
+                    Hits::new(ev, items, &held, score)
+                })
+                .collect()
+        };
     let reps = s.bootstrap;
-    let lead_against = |phase: &'static str, lead: &str, others: &[String]| -> Vec<Comparison> {
-        let mut out = Vec::new();
-        for score in Score::ALL {
-            let a = hits(phase, lead, false, score);
-            for b in others {
-                out.push(compare(
-                    lead,
-                    &a,
-                    Against::Cell(b, &hits(phase, b, false, score)),
-                    score.name(),
-                    reps,
-                    SEED,
-                ));
+    let lead_against =
+        |phase: &'static str, lead: &str, others: &[String]| -> Vec<Comparison> {
+            let mut out = Vec::new();
+            for score in Score::ALL {
+                let a = hits(phase, lead, false, score);
+                for b in others {
+                    out.push(compare(
+                        lead,
+                        &a,
+                        Against::Cell(b, &hits(phase, b, false, score)),
+                        score.name(),
+                        reps,
+                        SEED,
+                    ));
+                }
             }
-        }
-        out
+            out
+        };
+    let names = |skip: Cell| -> Vec<String> {
+        Cell::ALL.iter().filter(|&&c| c != skip).map(|c| c.name()).collect()
     };
-    let names =
-        |skip: Cell| -> Vec<String> { Cell::ALL.iter().filter(|&&c| c != skip).map(|c| c.name()).collect() };
-    let pretrained_comparisons = lead_against("pretrained", &cd_flm.name(), &names(cd_flm));
-    let finetuned_comparisons = lead_against("finetuned", &ed_mlm.name(), &names(ed_mlm));
+    let pretrained_comparisons =
+        lead_against("pretrained", &cd_flm.name(), &names(cd_flm));
+    let finetuned_comparisons =
+        lead_against("finetuned", &ed_mlm.name(), &names(ed_mlm));
     let mut adaptation_comparisons = lead_against(
         "finetuned",
         "nc_adaptation",
@@ -374,9 +454,12 @@ pub fn compute(s: &Settings, checkpoints: &std::path::Path) -> anyhow::Result<Re
         c.b = label(&c.b);
     }
     let mut chance_comparisons = Vec::new();
-    for (phase, scene) in
-        [("pretrained", false), ("finetuned", false), ("pretrained", true), ("finetuned", true)]
-    {
+    for (phase, scene) in [
+        ("pretrained", false),
+        ("finetuned", false),
+        ("pretrained", true),
+        ("finetuned", true),
+    ] {
         let items = if scene { &data.eval.scene } else { &data.eval.kind };
         let level = chance_of(items, &held);
         for cell in Cell::ALL {
@@ -385,7 +468,14 @@ pub fn compute(s: &Settings, checkpoints: &std::path::Path) -> anyhow::Result<Re
                 chance_comparisons.push(ChanceComparison {
                     phase: phase.to_string(),
                     suite: if scene { "scene" } else { "kind" }.to_string(),
-                    comparison: compare(&cell.name(), &h, Against::Chance(level), score.name(), reps, SEED),
+                    comparison: compare(
+                        &cell.name(),
+                        &h,
+                        Against::Chance(level),
+                        score.name(),
+                        reps,
+                        SEED,
+                    ),
                 });
             }
         }

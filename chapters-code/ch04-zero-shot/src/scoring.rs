@@ -1,7 +1,8 @@
-//! Zero-shot evaluation by rank classification: score every option's log-likelihood after the
-//! prompt and pick the best, summed (as T0 does), divided by the option's length in bytes (the
-//! EleutherAI harness's `acc_norm`), or calibrated by the option's likelihood after the answer
-//! cue alone (Holtzman et al. 2021's domain-conditional PMI).
+//! Zero-shot evaluation by rank classification: score every option's log-likelihood
+//! after the prompt and pick the best, summed (as T0 does), divided by the option's
+//! length in bytes (the EleutherAI harness's `acc_norm`), or calibrated by the
+//! option's likelihood after the answer cue alone (Holtzman et al. 2021's
+//! domain-conditional PMI).
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -20,17 +21,18 @@ pub struct Pick {
     pub correct: bool,
     /// The option with the highest log-likelihood per byte is the answer.
     pub correct_norm: bool,
-    /// The option whose log-likelihood rises most over its likelihood after the cue alone
-    /// (`log p(option | prompt) − log p(option | "Answer:")`) is the answer.
+    /// The option whose log-likelihood rises most over its likelihood after the cue
+    /// alone (`log p(option | prompt) − log p(option | "Answer:")`) is the answer.
     pub correct_calibrated: bool,
 }
 
 // ANCHOR: rank_classification
 /// Summed log-likelihood of every option of every item, as `arch` reads prompts.
 ///
-/// The prompt is read once per item, not once per option: items whose prompts have the same
-/// length share a batch, each prompt's keys and values (or, for the encoder-decoder, its
-/// encoding) are copied to one row per option, and only the options' tokens are run on top.
+/// The prompt is read once per item, not once per option: items whose prompts have
+/// the same length share a batch, each prompt's keys and values (or, for the
+/// encoder-decoder, its encoding) are copied to one row per option, and only the
+/// options' tokens are run on top.
 pub fn option_log_likelihoods(
     net: &Net,
     arch: Arch,
@@ -41,7 +43,8 @@ pub fn option_log_likelihoods(
     for (i, it) in items.iter().enumerate() {
         by_len.entry(it.prompt.len()).or_default().push(i);
     }
-    let mut scores: Vec<Vec<f64>> = items.iter().map(|it| vec![f64::NAN; it.options.len()]).collect();
+    let mut scores: Vec<Vec<f64>> =
+        items.iter().map(|it| vec![f64::NAN; it.options.len()]).collect();
     for group in by_len.values() {
         for chunk in group.chunks(PROMPTS_PER_BATCH) {
             let batch: Vec<&EvalItem> = chunk.iter().map(|&i| &items[i]).collect();
@@ -59,7 +62,12 @@ pub fn option_log_likelihoods(
 const PROMPTS_PER_BATCH: usize = 16;
 
 /// Options of items whose prompts all have the same length.
-fn score_group(net: &Net, arch: Arch, items: &[&EvalItem], sp: &Specials) -> anyhow::Result<Vec<Vec<f64>>> {
+fn score_group(
+    net: &Net,
+    arch: Arch,
+    items: &[&EvalItem],
+    sp: &Specials,
+) -> anyhow::Result<Vec<Vec<f64>>> {
     let len = items[0].prompt.len();
     let prompts = Tensor::from_vec(
         items.iter().flat_map(|it| it.prompt.clone()).collect(),
@@ -67,9 +75,16 @@ fn score_group(net: &Net, arch: Arch, items: &[&EvalItem], sp: &Specials) -> any
         &DEVICE,
     )?;
     // One row per (item, option).
-    let rows: Vec<(usize, usize)> =
-        items.iter().enumerate().flat_map(|(i, it)| (0..it.options.len()).map(move |o| (i, o))).collect();
-    let owner = Tensor::from_vec(rows.iter().map(|&(i, _)| i as u32).collect(), rows.len(), &DEVICE)?;
+    let rows: Vec<(usize, usize)> = items
+        .iter()
+        .enumerate()
+        .flat_map(|(i, it)| (0..it.options.len()).map(move |o| (i, o)))
+        .collect();
+    let owner = Tensor::from_vec(
+        rows.iter().map(|&(i, _)| i as u32).collect(),
+        rows.len(),
+        &DEVICE,
+    )?;
     let m = rows.iter().map(|&(i, o)| items[i].options[o].len()).max().unwrap_or(1);
     let padded = |f: &dyn Fn(&[u32]) -> Vec<u32>| -> candle_core::Result<Tensor> {
         let mut data = Vec::with_capacity(rows.len() * m);
@@ -83,27 +98,48 @@ fn score_group(net: &Net, arch: Arch, items: &[&EvalItem], sp: &Specials) -> any
     // Log-probabilities `[rows, m, vocab]`: position j scores option token j.
     let logp = match (net, arch) {
         (Net::Decoder(model), Arch::Causal | Arch::NonCausal) => {
-            // Read the prompts once, keeping each layer's keys and values; the last prompt
-            // position predicts each option's first token.
-            let prompt_mask = if arch == Arch::Causal { MaskKind::Causal } else { MaskKind::Bidirectional };
+            // Read the prompts once, keeping each layer's keys and values; the last
+            // prompt position predicts each option's first token.
+            let prompt_mask = if arch == Arch::Causal {
+                MaskKind::Causal
+            } else {
+                MaskKind::Bidirectional
+            };
             let mut cache = Vec::new();
-            let first =
-                model.run(&prompts, &prompt_mask, Forward { cache: Some(&mut cache), trace: false })?.logits;
-            let first = first.narrow(1, len - 1, 1)?.contiguous()?.index_select(&owner, 0)?;
+            let first = model
+                .run(
+                    &prompts,
+                    &prompt_mask,
+                    Forward { cache: Some(&mut cache), trace: false },
+                )?
+                .logits;
+            let first = first
+                .narrow(1, len - 1, 1)?
+                .contiguous()?
+                .index_select(&owner, 0)?;
             let mut cache: Vec<KvCache> = cache
                 .iter()
                 .map(|c| -> candle_core::Result<KvCache> {
                     Ok(KvCache {
-                        k: c.k.as_ref().map(|k| k.contiguous()?.index_select(&owner, 0)).transpose()?,
-                        v: c.v.as_ref().map(|v| v.contiguous()?.index_select(&owner, 0)).transpose()?,
+                        k: c.k
+                            .as_ref()
+                            .map(|k| k.contiguous()?.index_select(&owner, 0))
+                            .transpose()?,
+                        v: c.v
+                            .as_ref()
+                            .map(|v| v.contiguous()?.index_select(&owner, 0))
+                            .transpose()?,
                         lens: None,
                     })
                 })
                 .collect::<candle_core::Result<_>>()?;
             let rest = if m > 1 {
                 let opts = padded(&|o| o.to_vec())?.narrow(1, 0, m - 1)?;
-                let out =
-                    model.run(&opts, &MaskKind::Causal, Forward { cache: Some(&mut cache), trace: false })?;
+                let out = model.run(
+                    &opts,
+                    &MaskKind::Causal,
+                    Forward { cache: Some(&mut cache), trace: false },
+                )?;
                 Tensor::cat(&[&first, &out.logits], 1)?
             } else {
                 first
@@ -113,26 +149,38 @@ fn score_group(net: &Net, arch: Arch, items: &[&EvalItem], sp: &Specials) -> any
         (Net::EncDec(model), Arch::EncDec) => {
             let (enc, _) = model.encode(&prompts, false)?;
             let kv = model.cross_kv(&enc.index_select(&owner, 0)?)?;
-            let dec_in =
-                padded(&|o| std::iter::once(sp.bos).chain(o[..o.len() - 1].iter().copied()).collect())?;
-            log_softmax_last(&model.decode(&dec_in, &kv, Forward::default())?.logits)?
+            let dec_in = padded(&|o| {
+                std::iter::once(sp.bos)
+                    .chain(o[..o.len() - 1].iter().copied())
+                    .collect()
+            })?;
+            log_softmax_last(
+                &model.decode(&dec_in, &kv, Forward::default())?.logits,
+            )?
         }
         _ => anyhow::bail!("{arch:?} does not run on this model"),
     };
     let logp: Vec<Vec<Vec<f32>>> = logp.to_vec3()?;
-    let mut out: Vec<Vec<f64>> = items.iter().map(|it| vec![0.0; it.options.len()]).collect();
+    let mut out: Vec<Vec<f64>> =
+        items.iter().map(|it| vec![0.0; it.options.len()]).collect();
     for (r, &(i, o)) in rows.iter().enumerate() {
-        out[i][o] =
-            items[i].options[o].iter().enumerate().map(|(j, &tok)| f64::from(logp[r][j][tok as usize])).sum();
+        out[i][o] = items[i].options[o]
+            .iter()
+            .enumerate()
+            .map(|(j, &tok)| f64::from(logp[r][j][tok as usize]))
+            .sum();
     }
     Ok(out)
 }
 
 // ANCHOR: pick
-/// Pick the best option of one item, by summed, per-byte and calibrated log-likelihood (`ll`
-/// after the prompt, `prior` after the cue alone); ties go to the first option.
+/// Pick the best option of one item, by summed, per-byte and calibrated
+/// log-likelihood (`ll` after the prompt, `prior` after the cue alone); ties go to
+/// the first option.
 pub fn pick(item: &EvalItem, ll: &[f64], prior: &[f64]) -> Pick {
-    let best = |f: &dyn Fn(usize) -> f64| (0..ll.len()).fold(0, |b, o| if f(o) > f(b) { o } else { b });
+    let best = |f: &dyn Fn(usize) -> f64| {
+        (0..ll.len()).fold(0, |b, o| if f(o) > f(b) { o } else { b })
+    };
     Pick {
         correct: best(&|o| ll[o]) == item.answer,
         correct_norm: best(&|o| ll[o] / item.option_bytes[o] as f64) == item.answer,
@@ -147,14 +195,26 @@ pub struct Evaluation {
     pub picks: Vec<Pick>,
 }
 
-pub fn evaluate(net: &Net, arch: Arch, items: &[EvalItem], sp: &Specials) -> anyhow::Result<Evaluation> {
+pub fn evaluate(
+    net: &Net,
+    arch: Arch,
+    items: &[EvalItem],
+    sp: &Specials,
+) -> anyhow::Result<Evaluation> {
     let ll = option_log_likelihoods(net, arch, items, sp)?;
-    // The same options after the answer cue alone: what the model expects of any answer.
-    let cued: Vec<EvalItem> =
-        items.iter().map(|it| EvalItem { prompt: it.cue.clone(), ..it.clone() }).collect();
+    // The same options after the answer cue alone: what the model expects of any
+    // answer.
+    let cued: Vec<EvalItem> = items
+        .iter()
+        .map(|it| EvalItem { prompt: it.cue.clone(), ..it.clone() })
+        .collect();
     let prior = option_log_likelihoods(net, arch, &cued, sp)?;
     Ok(Evaluation {
-        picks: items.iter().zip(ll.iter().zip(&prior)).map(|(it, (l, p))| pick(it, l, p)).collect(),
+        picks: items
+            .iter()
+            .zip(ll.iter().zip(&prior))
+            .map(|(it, (l, p))| pick(it, l, p))
+            .collect(),
     })
 }
 
@@ -165,7 +225,12 @@ pub struct Evaluations {
     pub scene: Evaluation,
 }
 
-pub fn evaluate_suites(net: &Net, arch: Arch, suites: &Suites, sp: &Specials) -> anyhow::Result<Evaluations> {
+pub fn evaluate_suites(
+    net: &Net,
+    arch: Arch,
+    suites: &Suites,
+    sp: &Specials,
+) -> anyhow::Result<Evaluations> {
     Ok(Evaluations {
         kind: evaluate(net, arch, &suites.kind, sp)?,
         scene: evaluate(net, arch, &suites.scene, sp)?,
@@ -201,9 +266,13 @@ impl Score {
     }
 }
 
-/// Accuracy (%) of each family, as T0-Eval reports it: the median over templates of each
-/// template's accuracy ([`Hits::accuracy`], one family at a time).
-pub fn family_accuracy(e: &Evaluation, items: &[EvalItem], score: Score) -> BTreeMap<TaskFamily, f64> {
+/// Accuracy (%) of each family, as T0-Eval reports it: the median over templates of
+/// each template's accuracy ([`Hits::accuracy`], one family at a time).
+pub fn family_accuracy(
+    e: &Evaluation,
+    items: &[EvalItem],
+    score: Score,
+) -> BTreeMap<TaskFamily, f64> {
     let families: BTreeSet<TaskFamily> = items.iter().map(|i| i.family).collect();
     families
         .into_iter()

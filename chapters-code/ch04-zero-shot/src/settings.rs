@@ -6,9 +6,11 @@ use transformer::chapter::Preset;
 use transformer::config::Config;
 use transformer::corpus::SceneSpec;
 
-/// The seed of the corpus, the tokenizer and the task suites. Training seeds are `0..seeds`.
+/// The seed of the corpus, the tokenizer and the task suites. Training seeds are
+/// `0..seeds`.
 pub const SEED: u64 = 4;
-/// Sentinels in the tokenizer: enough for T5's span corruption of one pretraining row.
+/// Sentinels in the tokenizer: enough for T5's span corruption of one pretraining
+/// row.
 pub const SENTINELS: u32 = 32;
 
 /// The chapter's own flags: overrides of the preset.
@@ -33,20 +35,22 @@ pub struct Settings {
     /// Documents the tokenizer is trained on (the first of the pretraining stream).
     pub tokenizer_documents: usize,
     pub vocab_size: usize,
-    /// Tokens per pretraining row: every cell consumes the same rows, so every cell sees the
-    /// same number of tokens (Wang et al. match tokens seen, not tokens trained on).
+    /// Tokens per pretraining row: every cell consumes the same rows, so every cell
+    /// sees the same number of tokens (Wang et al. match tokens seen, not tokens
+    /// trained on).
     pub row_len: usize,
     /// Rows per pretraining step.
     pub batch: usize,
     pub pretrain_steps: usize,
-    /// Evaluations during pretraining, evenly spaced (the paper's 42B, 84B, 168B checkpoints
-    /// are a quarter, a half and all of its run).
+    /// Evaluations during pretraining, evenly spaced (the paper's 42B, 84B, 168B
+    /// checkpoints are a quarter, a half and all of its run).
     pub pretrain_evals: usize,
     /// Multitask-finetuning steps and prompted examples per step.
     pub mtf_steps: usize,
     pub mtf_batch: usize,
-    /// Steps of non-causal MLM adaptation (phase 3), and of the control that continues full
-    /// LM for the same steps: about 30% of pretraining, as the paper's 51B after 168B tokens.
+    /// Steps of non-causal MLM adaptation (phase 3), and of the control that
+    /// continues full LM for the same steps: about 30% of pretraining, as the
+    /// paper's 51B after 168B tokens.
     pub adapt_steps: usize,
     pub d_model: usize,
     /// Layers of a decoder; the encoder-decoder has this many in each stack.
@@ -65,7 +69,9 @@ pub struct Settings {
 /// Settings that cannot describe the experiment.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum SettingsError {
-    #[error("--steps must be at least 8 (the run is evaluated at three evenly spaced points), got {0}")]
+    #[error(
+        "--steps must be at least 8 (the run is evaluated at three evenly spaced points), got {0}"
+    )]
     TooFewSteps(usize),
     #[error("--seeds must be between 1 and 20, got {0}")]
     Seeds(usize),
@@ -76,7 +82,12 @@ pub enum SettingsError {
 impl Settings {
     /// Settings from a preset, with optional overrides; every value is checked.
     pub fn new(preset: Preset, args: &Args) -> Result<Self, SettingsError> {
-        let scene = SceneSpec { people: (2, 3), things: (2, 3), herds: (1, 1), steps: (3, 3) };
+        let scene = SceneSpec {
+            people: (2, 3),
+            things: (2, 3),
+            herds: (1, 1),
+            steps: (3, 3),
+        };
         let mut s = Settings {
             preset,
             tokenizer_documents: 2000,
@@ -146,14 +157,15 @@ impl Settings {
         Ok(s)
     }
 
-    /// The steps after which pretraining is evaluated: evenly spaced, the last step included.
+    /// The steps after which pretraining is evaluated: evenly spaced, the last step
+    /// included.
     pub fn eval_every(&self) -> usize {
         self.pretrain_steps.div_ceil(self.pretrain_evals)
     }
 
-    /// The model every cell is built from: a decoder of `n_layers`, or an encoder-decoder with
-    /// `n_layers` in each stack. Room for the longest prompted example and for a row under
-    /// span corruption with its targets appended.
+    /// The model every cell is built from: a decoder of `n_layers`, or an
+    /// encoder-decoder with `n_layers` in each stack. Room for the longest prompted
+    /// example and for a row under span corruption with its targets appended.
     pub fn model_config(&self, vocab_size: usize) -> Config {
         Config {
             vocab_size,

@@ -1,5 +1,5 @@
-//! Spread over seeds (the harness's [`Spread`]) and a paired bootstrap: how sure a difference
-//! between two cells is.
+//! Spread over seeds (the harness's [`Spread`]) and a paired bootstrap: how sure a
+//! difference between two cells is.
 
 use rand::Rng as _;
 use serde::Serialize;
@@ -15,7 +15,12 @@ pub use transformer::chapter::Spread;
 pub struct Hits(Vec<Vec<Vec<bool>>>);
 
 impl Hits {
-    pub fn new(e: &Evaluation, items: &[EvalItem], families: &[TaskFamily], score: Score) -> Hits {
+    pub fn new(
+        e: &Evaluation,
+        items: &[EvalItem],
+        families: &[TaskFamily],
+        score: Score,
+    ) -> Hits {
         let n = items.iter().map(|i| i.instance + 1).max().unwrap_or(0);
         let t = items.iter().map(|i| i.template + 1).max().unwrap_or(0);
         let mut h = vec![vec![vec![false; n]; t]; families.len()];
@@ -28,8 +33,9 @@ impl Hits {
     }
 
     // ANCHOR: median_over_templates
-    /// Mean over families of the median over templates of the accuracy (%) on `instances` (all
-    /// of them for a plain score; a resample, with repeats, for the bootstrap).
+    /// Mean over families of the median over templates of the accuracy (%) on
+    /// `instances` (all of them for a plain score; a resample, with repeats, for
+    /// the bootstrap).
     pub fn accuracy(&self, instances: &[usize]) -> f64 {
         let per_family: Vec<f64> = self
             .0
@@ -38,7 +44,9 @@ impl Hits {
                 let mut accs: Vec<f64> = tpls
                     .iter()
                     .map(|hits| {
-                        100.0 * instances.iter().filter(|&&i| hits[i]).count() as f64 / instances.len() as f64
+                        100.0
+                            * instances.iter().filter(|&&i| hits[i]).count() as f64
+                            / instances.len() as f64
                     })
                     .collect();
                 median(&mut accs)
@@ -54,9 +62,9 @@ impl Hits {
 }
 
 // ANCHOR: bootstrap
-/// A paired comparison of two cells on the held-out families: `a − b` per seed (same seeds,
-/// same data order, same questions), and a 95% bootstrap interval for the mean difference that
-/// resamples both the questions and the seeds.
+/// A paired comparison of two cells on the held-out families: `a − b` per seed
+/// (same seeds, same data order, same questions), and a 95% bootstrap interval for
+/// the mean difference that resamples both the questions and the seeds.
 #[derive(Debug, Clone, Serialize)]
 pub struct Comparison {
     pub a: String,
@@ -72,36 +80,51 @@ pub struct Comparison {
     pub within_noise: bool,
 }
 
-/// Percentage points below which a difference is zero, up to floating-point rounding.
+/// Percentage points below which a difference is zero, up to floating-point
+/// rounding.
 pub const TOLERANCE: f64 = 1e-6;
 
-/// What a cell is compared with: another cell's evaluations, seed for seed, or chance.
+/// What a cell is compared with: another cell's evaluations, seed for seed, or
+/// chance.
 pub enum Against<'a> {
     Cell(&'a str, &'a [Hits]),
     Chance(f64),
 }
 
-pub fn compare(a_name: &str, a: &[Hits], b: Against, score: &str, reps: usize, seed: u64) -> Comparison {
+pub fn compare(
+    a_name: &str,
+    a: &[Hits],
+    b: Against,
+    score: &str,
+    reps: usize,
+    seed: u64,
+) -> Comparison {
     // The other side's accuracy for a seed on a resample of the questions.
     type Side<'a> = Box<dyn Fn(usize, &[usize]) -> f64 + 'a>;
     let (b_name, b_acc): (String, Side) = match b {
-        Against::Cell(name, hits) => (name.to_string(), Box::new(move |s, idx| hits[s].accuracy(idx))),
+        Against::Cell(name, hits) => {
+            (name.to_string(), Box::new(move |s, idx| hits[s].accuracy(idx)))
+        }
         Against::Chance(x) => ("chance".to_string(), Box::new(move |_, _| x)),
     };
     let (n, k) = (a[0].instances(), a.len());
     let all: Vec<usize> = (0..n).collect();
-    let per_seed: Vec<f64> = (0..k).map(|s| a[s].accuracy(&all) - b_acc(s, &all)).collect();
+    let per_seed: Vec<f64> =
+        (0..k).map(|s| a[s].accuracy(&all) - b_acc(s, &all)).collect();
     let mean = per_seed.iter().sum::<f64>() / k as f64;
-    let mut r = rng::stream(seed, &format!("ch04.bootstrap.{a_name}.{b_name}.{score}"));
+    let mut r =
+        rng::stream(seed, &format!("ch04.bootstrap.{a_name}.{b_name}.{score}"));
     let mut means: Vec<f64> = (0..reps)
         .map(|_| {
             let idx: Vec<usize> = (0..n).map(|_| r.random_range(0..n)).collect();
             let seeds: Vec<usize> = (0..k).map(|_| r.random_range(0..k)).collect();
-            seeds.iter().map(|&s| a[s].accuracy(&idx) - b_acc(s, &idx)).sum::<f64>() / k as f64
+            seeds.iter().map(|&s| a[s].accuracy(&idx) - b_acc(s, &idx)).sum::<f64>()
+                / k as f64
         })
         .collect();
     means.sort_by(f64::total_cmp);
-    let q = |p: f64| means[((p * (reps - 1) as f64).round() as usize).min(reps - 1)];
+    let q =
+        |p: f64| means[((p * (reps - 1) as f64).round() as usize).min(reps - 1)];
     let (lo, hi) = (q(0.025), q(0.975));
     Comparison {
         a: a_name.to_string(),
@@ -111,7 +134,8 @@ pub fn compare(a_name: &str, a: &[Hits], b: Against, score: &str, reps: usize, s
         mean: round_dp(mean, 2),
         ci_low: round_dp(lo, 2),
         ci_high: round_dp(hi, 2),
-        // A tolerance, so that a difference that is zero up to rounding counts as zero.
+        // A tolerance, so that a difference that is zero up to rounding counts as
+        // zero.
         within_noise: lo <= TOLERANCE && -TOLERANCE <= hi,
     }
 }

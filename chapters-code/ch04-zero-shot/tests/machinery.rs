@@ -1,5 +1,6 @@
-//! The machinery, not the outcome: scoring, the held-out split, the baselines and the phases'
-//! checkpoints do what the page says, on small models and the quick configuration's data.
+//! The machinery, not the outcome: scoring, the held-out split, the baselines and
+//! the phases' checkpoints do what the page says, on small models and the quick
+//! configuration's data.
 
 use std::sync::OnceLock;
 
@@ -22,13 +23,15 @@ fn data() -> &'static Data {
 
 fn model(arch: Arch, seed: u64) -> (ParamStore, Net) {
     let store = ParamStore::new(seed);
-    let net = Net::new(&store, arch, &settings().model_config(data().tok.vocab_size())).unwrap();
+    let net =
+        Net::new(&store, arch, &settings().model_config(data().tok.vocab_size()))
+            .unwrap();
     (store, net)
 }
 
-/// Items of three one-token options. With `planted`, the answer fills half of the prompt's
-/// positions (the rest are other tokens, each at most once), so it is the prompt's most frequent
-/// token; without, the prompt never contains it.
+/// Items of three one-token options. With `planted`, the answer fills half of the
+/// prompt's positions (the rest are other tokens, each at most once), so it is the
+/// prompt's most frequent token; without, the prompt never contains it.
 fn items(r: &mut rng::Rng, count: usize, planted: bool) -> Vec<EvalItem> {
     let first = data().tok.specials.first_regular();
     let draw = |r: &mut rng::Rng, taken: &mut Vec<u32>| loop {
@@ -41,10 +44,17 @@ fn items(r: &mut rng::Rng, count: usize, planted: bool) -> Vec<EvalItem> {
     (0..count)
         .map(|i| {
             let mut taken = Vec::new();
-            let options: Vec<Vec<u32>> = (0..3).map(|_| vec![draw(r, &mut taken)]).collect();
+            let options: Vec<Vec<u32>> =
+                (0..3).map(|_| vec![draw(r, &mut taken)]).collect();
             let answer = r.random_range(0..3);
             let prompt: Vec<u32> = (0..12)
-                .map(|j| if planted && j % 2 == 1 { options[answer][0] } else { draw(r, &mut taken) })
+                .map(|j| {
+                    if planted && j % 2 == 1 {
+                        options[answer][0]
+                    } else {
+                        draw(r, &mut taken)
+                    }
+                })
                 .collect();
             EvalItem {
                 family: TaskFamily::Colour,
@@ -62,11 +72,18 @@ fn items(r: &mut rng::Rng, count: usize, planted: bool) -> Vec<EvalItem> {
 
 #[test]
 fn scoring_picks_the_planted_answer_a_model_was_taught_to_find() {
-    // Teach each architecture to answer with the prompt's most frequent token, then plant it.
+    // Teach each architecture to answer with the prompt's most frequent token, then
+    // plant it.
     for arch in [Arch::Causal, Arch::NonCausal, Arch::EncDec] {
         let (store, net) = model(arch, 1);
         let sp = data().tok.specials;
-        let cfg = TrainConfig { steps: 150, lr: 1e-2, warmup: 10, progress: false, ..TrainConfig::default() };
+        let cfg = TrainConfig {
+            steps: 150,
+            lr: 1e-2,
+            warmup: 10,
+            progress: false,
+            ..TrainConfig::default()
+        };
         train::train(
             &store,
             &cfg,
@@ -76,7 +93,11 @@ fn scoring_picks_the_planted_answer_a_model_was_taught_to_find() {
                     .map(|it| (it.prompt.clone(), it.options[it.answer].clone()))
                     .collect();
                 let b = net.prompted_nll(arch, &pairs, &sp)?.mean()?;
-                Ok(StepLoss { loss: b.loss, tokens_seen: 0, tokens_supervised: b.tokens_supervised })
+                Ok(StepLoss {
+                    loss: b.loss,
+                    tokens_seen: 0,
+                    tokens_supervised: b.tokens_supervised,
+                })
             },
             |_| Ok(0.0),
         )
@@ -90,15 +111,17 @@ fn scoring_picks_the_planted_answer_a_model_was_taught_to_find() {
 
 #[test]
 fn an_untrained_model_is_right_at_the_rate_of_chance() {
-    // A model that knows nothing picks by its biases, which are unrelated to which option is the
-    // answer: over many items its accuracy is the random baseline, within sampling noise. (The
-    // answer is kept out of the prompt: with tied embeddings, an untrained model already favours
-    // repeating the token it has just read.)
+    // A model that knows nothing picks by its biases, which are unrelated to which
+    // option is the answer: over many items its accuracy is the random baseline,
+    // within sampling noise. (The answer is kept out of the prompt: with tied
+    // embeddings, an untrained model already favours repeating the token it has
+    // just read.)
     let items = items(&mut rng::seeded(7), 600, false);
     for arch in [Arch::Causal, Arch::EncDec] {
         let (_, net) = model(arch, 3);
         let e = evaluate(&net, arch, &items, &data().tok.specials).unwrap();
-        let acc = e.picks.iter().filter(|p| p.correct).count() as f64 / items.len() as f64;
+        let acc = e.picks.iter().filter(|p| p.correct).count() as f64
+            / items.len() as f64;
         // Chance is 1/3; the standard error over 600 items is 0.019.
         assert!((acc - 1.0 / 3.0).abs() < 0.08, "{arch:?}: {acc}");
     }
@@ -114,7 +137,11 @@ fn cached_scoring_equals_scoring_whole_sequences() {
         for (it, ll) in items.iter().zip(&cached) {
             let pairs: Vec<(Vec<u32>, Vec<u32>)> =
                 it.options.iter().map(|o| (it.prompt.clone(), o.clone())).collect();
-            let whole = net.prompted_nll(arch, &pairs, &sp).unwrap().row_log_likelihoods().unwrap();
+            let whole = net
+                .prompted_nll(arch, &pairs, &sp)
+                .unwrap()
+                .row_log_likelihoods()
+                .unwrap();
             for (a, b) in ll.iter().zip(&whole) {
                 assert!((a - b).abs() < 1e-3, "{arch:?}: cached {a}, whole {b}");
             }
@@ -126,7 +153,10 @@ fn cached_scoring_equals_scoring_whole_sequences() {
 fn no_batch_built_for_training_holds_a_prompt_or_a_held_out_question() {
     let s = settings();
     let leak = scan_for_leakage(data(), &s).unwrap();
-    assert_eq!(leak.pretraining_rows_scanned, (s.pretrain_steps + s.adapt_steps) * s.batch);
+    assert_eq!(
+        leak.pretraining_rows_scanned,
+        (s.pretrain_steps + s.adapt_steps) * s.batch
+    );
     assert_eq!(leak.finetuning_examples_scanned, s.mtf_steps * s.mtf_batch);
     assert_eq!(leak.pretraining_rows_with_prompts, 0);
     assert_eq!(leak.finetuning_examples_held_out, 0);
@@ -142,9 +172,11 @@ fn each_random_baseline_is_the_accuracy_of_a_random_pick() {
     let chance = random_baselines(&data().eval.scene);
     let mut r = rng::seeded(11);
     for f in TaskFamily::ALL {
-        let items: Vec<&EvalItem> = data().eval.scene.iter().filter(|it| it.family == f).collect();
+        let items: Vec<&EvalItem> =
+            data().eval.scene.iter().filter(|it| it.family == f).collect();
         let expected: f64 =
-            items.iter().map(|it| 100.0 / it.options.len() as f64).sum::<f64>() / items.len() as f64;
+            items.iter().map(|it| 100.0 / it.options.len() as f64).sum::<f64>()
+                / items.len() as f64;
         assert!((chance[&f] - expected).abs() < 1e-9);
         // Simulated random picks land on it.
         let trials = 4000;
@@ -155,7 +187,11 @@ fn each_random_baseline_is_the_accuracy_of_a_random_pick() {
             })
             .count();
         let simulated = 100.0 * hits as f64 / trials as f64;
-        assert!((simulated - chance[&f]).abs() < 3.0, "{f:?}: {simulated} against {}", chance[&f]);
+        assert!(
+            (simulated - chance[&f]).abs() < 3.0,
+            "{f:?}: {simulated} against {}",
+            chance[&f]
+        );
     }
     // The kind suite offers one option per kind of the family's group.
     let kinds = random_baselines(&data().eval.kind);
@@ -186,12 +222,16 @@ fn a_saved_and_reloaded_checkpoint_scores_identically() {
 #[test]
 fn the_cells_match_the_paper_and_the_encoder_decoder_has_twice_the_layers() {
     let s = settings();
-    let costs =
-        costs(&s.model_config(data().tok.vocab_size()), &data().rows[..s.batch], &data().tok.specials)
-            .unwrap();
+    let costs = costs(
+        &s.model_config(data().tok.vocab_size()),
+        &data().rows[..s.batch],
+        &data().tok.specials,
+    )
+    .unwrap();
     let names: Vec<&str> = costs.iter().map(|c| c.cell.as_str()).collect();
     assert_eq!(names, ["CD:FLM", "ND:PLM", "ED:PLM", "CD:MLM", "ND:MLM", "ED:MLM"]);
-    // The two decoders are one model; the encoder-decoder has a second stack plus cross-attention.
+    // The two decoders are one model; the encoder-decoder has a second stack plus
+    // cross-attention.
     assert_eq!(costs[0].parameters, costs[1].parameters);
     let cfg = s.model_config(data().tok.vocab_size());
     assert_eq!(costs[2].parameters, cfg.encoder_decoder_params());

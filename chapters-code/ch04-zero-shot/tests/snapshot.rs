@@ -1,5 +1,5 @@
-//! The quick configuration's report, snapshotted (accuracies are exact fractions, losses are
-//! rounded in the report itself).
+//! The quick configuration's report, snapshotted (accuracies are exact fractions,
+//! losses are rounded in the report itself).
 
 use ch04_zero_shot::{Args, Settings, compute};
 use transformer::chapter::Preset;
@@ -13,8 +13,16 @@ fn quick_report_matches_the_snapshot() {
     assert_eq!(r.cells.len(), 6);
     for c in &r.cells {
         assert_eq!(c.seeds.len(), s.seeds);
-        let seen: Vec<usize> = c.seeds[0].pretraining.iter().map(|p| p.tokens_seen).collect();
-        assert_eq!(seen, r.cells[0].seeds[0].pretraining.iter().map(|p| p.tokens_seen).collect::<Vec<_>>());
+        let seen: Vec<usize> =
+            c.seeds[0].pretraining.iter().map(|p| p.tokens_seen).collect();
+        assert_eq!(
+            seen,
+            r.cells[0].seeds[0]
+                .pretraining
+                .iter()
+                .map(|p| p.tokens_seen)
+                .collect::<Vec<_>>()
+        );
     }
     // The checkpoints phase 3 starts from are on disk, one per cell and seed.
     assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 6 * s.seeds);

@@ -1,5 +1,6 @@
-//! What the page says about the runs, computed from them; the book's build fails on a claim
-//! that does not hold. `in_short` writes the page's opening summary from the same claims.
+//! What the page says about the runs, computed from them; the book's build fails on
+//! a claim that does not hold. `in_short` writes the page's opening summary from
+//! the same claims.
 
 use transformer::chapter::Claims;
 
@@ -18,7 +19,10 @@ fn shown(x: &Difference, dp: usize) -> String {
 }
 
 fn contender<'a>(r: &'a Report, name: &str) -> &'a ContenderResult {
-    r.contenders.iter().find(|c| c.contender.name == name).expect("every contender ran")
+    r.contenders
+        .iter()
+        .find(|c| c.contender.name == name)
+        .expect("every contender ran")
 }
 
 pub fn claims(r: &Report) -> Claims {
@@ -32,7 +36,9 @@ pub fn claims(r: &Report) -> Claims {
         contender(r, "LM, L"),
         contender(r, "LM, 2L"),
     );
-    let p = |a: &ContenderResult, b: &ContenderResult| a.parameters as f64 / b.parameters as f64;
+    let p = |a: &ContenderResult, b: &ContenderResult| {
+        a.parameters as f64 / b.parameters as f64
+    };
     let f = |a: &ContenderResult, b: &ContenderResult| {
         a.forward_flops_per_token as f64 / b.forward_flops_per_token as f64
     };
@@ -55,10 +61,17 @@ pub fn claims(r: &Report) -> Claims {
 
     // Pretraining: nothing beats the plain causal decoder on the held-out loss.
     let against_lm = ["flops_lm", "shared_lm", "su1", "half", "depth"];
-    let none_better = against_lm.iter().all(|k| !d(r, k, Metric::HeldoutLoss).a_better(lower));
+    let none_better =
+        against_lm.iter().all(|k| !d(r, k, Metric::HeldoutLoss).a_better(lower));
     let parts: Vec<String> = against_lm
         .iter()
-        .map(|k| format!("{} {}", matchup(r, k).matchup.a, shown(d(r, k, Metric::HeldoutLoss), 3)))
+        .map(|k| {
+            format!(
+                "{} {}",
+                matchup(r, k).matchup.a,
+                shown(d(r, k, Metric::HeldoutLoss), 3)
+            )
+        })
         .collect();
     c.add(
         "nothing_beats_lm_on_heldout_loss",
@@ -79,8 +92,13 @@ pub fn claims(r: &Report) -> Claims {
         ),
     );
     let spread = |n: &str| contender(r, n).metrics["heldout_loss"].std;
-    let ed_std = spread("Enc-dec, L+L").min(spread("Enc-dec shared, L+L")).min(spread("Enc-dec, L/2+L/2"));
-    let dec_std = ["LM, L", "Prefix LM, L", "LM, 2L"].iter().map(|n| spread(n)).fold(0.0, f64::max);
+    let ed_std = spread("Enc-dec, L+L")
+        .min(spread("Enc-dec shared, L+L"))
+        .min(spread("Enc-dec, L/2+L/2"));
+    let dec_std = ["LM, L", "Prefix LM, L", "LM, 2L"]
+        .iter()
+        .map(|n| spread(n))
+        .fold(0.0, f64::max);
     c.add(
         "encoder_decoders_vary_more_over_seeds",
         ed_std > 5.0 * dec_std,
@@ -110,7 +128,10 @@ pub fn claims(r: &Report) -> Claims {
     );
 
     // Step listing after finetuning.
-    let all_even = r.matchups.iter().all(|m| m.differences[Metric::ListingLoss.key()].within_noise);
+    let all_even = r
+        .matchups
+        .iter()
+        .all(|m| m.differences[Metric::ListingLoss.key()].within_noise);
     let widest = r
         .matchups
         .iter()
@@ -126,8 +147,16 @@ pub fn claims(r: &Report) -> Claims {
             r.matchups.len()
         ),
     );
-    let steps_max = r.contenders.iter().map(|x| x.metrics["listing_steps"].max).fold(0.0, f64::max);
-    let exact_max = r.contenders.iter().map(|x| x.metrics["listing_exact"].max).fold(0.0, f64::max);
+    let steps_max = r
+        .contenders
+        .iter()
+        .map(|x| x.metrics["listing_steps"].max)
+        .fold(0.0, f64::max);
+    let exact_max = r
+        .contenders
+        .iter()
+        .map(|x| x.metrics["listing_exact"].max)
+        .fold(0.0, f64::max);
     c.add(
         "listing_barely_learned",
         exact_max == 0.0 && steps_max < 5.0,
@@ -137,7 +166,9 @@ pub fn claims(r: &Report) -> Claims {
              the loss of the reference answers"
         ),
     );
-    let su1 = [Metric::HeldoutLoss, Metric::ListingLoss].iter().all(|&m| d(r, "su1", m).within_noise);
+    let su1 = [Metric::HeldoutLoss, Metric::ListingLoss]
+        .iter()
+        .all(|&m| d(r, "su1", m).within_noise);
     c.add(
         "su1_even",
         su1,
@@ -165,7 +196,9 @@ pub fn claims(r: &Report) -> Claims {
             r.chance.zero_shot
         ),
     );
-    let ed_behind = ["flops_lm", "shared_lm"].iter().all(|k| d(r, k, Metric::ZeroShot).a_worse(false));
+    let ed_behind = ["flops_lm", "shared_lm"]
+        .iter()
+        .all(|k| d(r, k, Metric::ZeroShot).a_worse(false));
     let below: Vec<&str> = r
         .contenders
         .iter()
@@ -192,7 +225,9 @@ pub fn claims(r: &Report) -> Claims {
         .flat_map(|m| {
             Metric::ALL
                 .iter()
-                .filter(move |&&x| m.differences[x.key()].a_better(x.lower_is_better()))
+                .filter(move |&&x| {
+                    m.differences[x.key()].a_better(x.lower_is_better())
+                })
                 .map(move |x| format!("{} on {}", m.matchup.a, x.key()))
         })
         .collect();

@@ -6,9 +6,9 @@ use transformer::plot::{Group, IntervalChart, LineChart, Series};
 
 use crate::*;
 
-/// One row of T5's Table 2 (Raffel et al. 2020; facts.md §1.2), with the LM objective (the
-/// prefix-LM objective every contender here is trained with) and with denoising: GLUE and
-/// SQuAD after finetuning.
+/// One row of T5's Table 2 (Raffel et al. 2020; facts.md §1.2), with the LM
+/// objective (the prefix-LM objective every contender here is trained with) and
+/// with denoising: GLUE and SQuAD after finetuning.
 pub struct T5Row {
     pub row: &'static str,
     pub params: &'static str,
@@ -20,8 +20,20 @@ pub struct T5Row {
 }
 
 pub const T5: [T5Row; 5] = [
-    T5Row { row: "Encoder-decoder", params: "2P", cost: "M", lm: (79.56, 76.02), denoising: (83.28, 80.88) },
-    T5Row { row: "Enc-dec, shared", params: "P", cost: "M", lm: (79.60, 76.35), denoising: (82.81, 80.63) },
+    T5Row {
+        row: "Encoder-decoder",
+        params: "2P",
+        cost: "M",
+        lm: (79.56, 76.02),
+        denoising: (83.28, 80.88),
+    },
+    T5Row {
+        row: "Enc-dec, shared",
+        params: "P",
+        cost: "M",
+        lm: (79.60, 76.35),
+        denoising: (82.81, 80.63),
+    },
     T5Row {
         row: "Enc-dec, 6 layers",
         params: "P",
@@ -29,12 +41,27 @@ pub const T5: [T5Row; 5] = [
         lm: (78.67, 75.32),
         denoising: (80.88, 77.59),
     },
-    T5Row { row: "Language model", params: "P", cost: "M", lm: (73.78, 53.81), denoising: (74.70, 61.14) },
-    T5Row { row: "Prefix LM", params: "P", cost: "M", lm: (79.68, 76.87), denoising: (81.82, 78.94) },
+    T5Row {
+        row: "Language model",
+        params: "P",
+        cost: "M",
+        lm: (73.78, 53.81),
+        denoising: (74.70, 61.14),
+    },
+    T5Row {
+        row: "Prefix LM",
+        params: "P",
+        cost: "M",
+        lm: (79.68, 76.87),
+        denoising: (81.82, 78.94),
+    },
 ];
 
 fn result<'a>(r: &'a Report, name: &str) -> &'a ContenderResult {
-    r.contenders.iter().find(|c| c.contender.name == name).expect("every contender ran")
+    r.contenders
+        .iter()
+        .find(|c| c.contender.name == name)
+        .expect("every contender ran")
 }
 
 /// "2.301 ± 0.130" for a loss, "41.2 ± 1.3" for a percentage.
@@ -48,23 +75,36 @@ fn ratio(x: f64, base: f64) -> String {
 
 fn costs_table(r: &Report) -> String {
     let base = result(r, "LM, L");
-    let mut t =
-        Table::new(&["Model", "Layers", "Parameters", "", "Forward FLOPs per token", ""]).right_from(1);
+    let mut t = Table::new(&[
+        "Model",
+        "Layers",
+        "Parameters",
+        "",
+        "Forward FLOPs per token",
+        "",
+    ])
+    .right_from(1);
     for c in &r.contenders {
         t.row([
             c.contender.name.to_string(),
-            r.costs.iter().find(|x| x.name == c.contender.name).map_or(String::new(), |x| x.layers.clone()),
+            r.costs
+                .iter()
+                .find(|x| x.name == c.contender.name)
+                .map_or(String::new(), |x| x.layers.clone()),
             thousands(c.parameters as u64),
             ratio(c.parameters as f64, base.parameters as f64),
             thousands(c.forward_flops_per_token),
-            ratio(c.forward_flops_per_token as f64, base.forward_flops_per_token as f64),
+            ratio(
+                c.forward_flops_per_token as f64,
+                base.forward_flops_per_token as f64,
+            ),
         ]);
     }
     t.markdown()
 }
 
-/// Our contenders in the rows of T5's Table 2, with T5's own numbers beside them; the deeper
-/// decoder, which T5 does not have, last.
+/// Our contenders in the rows of T5's Table 2, with T5's own numbers beside them;
+/// the deeper decoder, which T5 does not have, last.
 fn t5_table(r: &Report) -> String {
     let base = result(r, "LM, L");
     let mut t = Table::new(&[
@@ -82,7 +122,10 @@ fn t5_table(r: &Report) -> String {
             format!(
                 "{} / {}",
                 ratio(c.parameters as f64, base.parameters as f64),
-                ratio(c.forward_flops_per_token as f64, base.forward_flops_per_token as f64)
+                ratio(
+                    c.forward_flops_per_token as f64,
+                    base.forward_flops_per_token as f64
+                )
             ),
             show(&c.metrics["heldout_loss"], true),
             show(&c.metrics["listing_steps"], false),
@@ -163,7 +206,8 @@ fn diff(d: &Difference, loss: bool) -> String {
     format!("{:+.p$} [{:+.p$}, {:+.p$}]{mark}", d.mean, d.ci_low, d.ci_high)
 }
 
-/// The matched comparisons: `A − B` with 95% intervals; `*` where the interval excludes 0.
+/// The matched comparisons: `A − B` with 95% intervals; `*` where the interval
+/// excludes 0.
 fn matchups_table(r: &Report) -> String {
     let mut t = Table::new(&[
         "A − B",
@@ -218,7 +262,8 @@ fn su_table(r: &Report) -> String {
     t.markdown()
 }
 
-/// Held-out loss curves, mean over seeds, against tokens seen or (log axis) FLOPs spent.
+/// Held-out loss curves, mean over seeds, against tokens seen or (log axis) FLOPs
+/// spent.
 fn loss_chart<'a>(
     curves: impl Iterator<Item = (&'a str, &'a [Point])>,
     by_flops: bool,
@@ -231,7 +276,11 @@ fn loss_chart<'a>(
                 .iter()
                 .map(|p| {
                     (
-                        if by_flops { p.forward_flops as f64 / 1e9 } else { p.tokens_seen as f64 / 1e3 },
+                        if by_flops {
+                            p.forward_flops as f64 / 1e9
+                        } else {
+                            p.tokens_seen as f64 / 1e3
+                        },
                         p.heldout_loss,
                     )
                 })
@@ -254,16 +303,21 @@ fn loss_chart<'a>(
 }
 
 fn curves_chart(r: &Report, by_flops: bool) -> anyhow::Result<String> {
-    let curves = r.contenders.iter().map(|c| (c.contender.name, c.curve.as_slice()));
+    let curves =
+        r.contenders.iter().map(|c| (c.contender.name, c.curve.as_slice()));
     loss_chart(curves, by_flops, "held-out loss (nats per token), mean over seeds")
 }
 
-/// Each matched comparison's held-out loss difference with its interval; zero dashed.
+/// Each matched comparison's held-out loss difference with its interval; zero
+/// dashed.
 fn matchup_chart(r: &Report) -> anyhow::Result<String> {
-    let categories: Vec<String> = r.matchups.iter().map(|m| m.matchup.key.to_string()).collect();
-    let d: Vec<&Difference> = r.matchups.iter().map(|m| &m.differences["heldout_loss"]).collect();
+    let categories: Vec<String> =
+        r.matchups.iter().map(|m| m.matchup.key.to_string()).collect();
+    let d: Vec<&Difference> =
+        r.matchups.iter().map(|m| &m.differences["heldout_loss"]).collect();
     let groups = [Group {
-        label: "held-out loss, A − B (nats per token), mean and 95% interval".to_string(),
+        label: "held-out loss, A − B (nats per token), mean and 95% interval"
+            .to_string(),
         values: d.iter().map(|d| (d.mean, d.ci_low, d.ci_high)).collect(),
     }];
     let lo = d.iter().map(|d| d.ci_low).fold(0.0, f64::min);
@@ -284,7 +338,11 @@ fn matchup_chart(r: &Report) -> anyhow::Result<String> {
 
 fn su_chart(r: &Report) -> anyhow::Result<String> {
     let curves = r.su.encoders.iter().map(|e| (e.name, e.curve.as_slice()));
-    loss_chart(curves, false, "held-out MLM loss (nats per masked token), mean over seeds")
+    loss_chart(
+        curves,
+        false,
+        "held-out MLM loss (nats per masked token), mean over seeds",
+    )
 }
 
 pub fn outputs(r: &Report) -> anyhow::Result<Outputs> {

@@ -1,5 +1,5 @@
-//! The whole experiment: every contender and seed, then the matched comparisons and Su's
-//! second experiment, gathered into what the page shows.
+//! The whole experiment: every contender and seed, then the matched comparisons and
+//! Su's second experiment, gathered into what the page shows.
 
 use std::collections::BTreeMap;
 use std::time::Instant;
@@ -16,7 +16,8 @@ use crate::*;
 /// The metrics every contender is measured on after each phase.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 pub enum Metric {
-    /// Pretrained: held-out loss on the second half of a row after the first (nats per token).
+    /// Pretrained: held-out loss on the second half of a row after the first (nats
+    /// per token).
     HeldoutLoss,
     /// Finetuned: step listing, greedy answers exactly right (%).
     ListingExact,
@@ -62,8 +63,9 @@ pub struct ContenderResult {
     #[serde(flatten)]
     pub contender: Contender,
     pub parameters: usize,
-    /// Forward FLOPs over the whole of pretraining, counted as the batches ran, per token of
-    /// text (the split moves from batch to batch, and with it the encoder-decoder's cost).
+    /// Forward FLOPs over the whole of pretraining, counted as the batches ran, per
+    /// token of text (the split moves from batch to batch, and with it the
+    /// encoder-decoder's cost).
     pub forward_flops_per_token: u64,
     /// Mean over seeds at each evaluation of pretraining.
     pub curve: Vec<Point>,
@@ -83,18 +85,58 @@ pub struct Matchup {
     pub matched: &'static str,
 }
 
-const fn m(key: &'static str, a: &'static str, b: &'static str, matched: &'static str) -> Matchup {
+const fn m(
+    key: &'static str,
+    a: &'static str,
+    b: &'static str,
+    matched: &'static str,
+) -> Matchup {
     Matchup { key, a, b, matched }
 }
 
 pub const MATCHUPS: [Matchup; 9] = [
-    m("flops_lm", "Enc-dec, L+L", "LM, L", "FLOPs (the encoder-decoder has twice the parameters)"),
-    m("flops_plm", "Enc-dec, L+L", "Prefix LM, L", "FLOPs (the encoder-decoder has twice the parameters)"),
-    m("params_lm", "Enc-dec, L+L", "LM, 2L", "parameters (the decoder spends twice the FLOPs)"),
-    m("sharing", "Enc-dec, L+L", "Enc-dec shared, L+L", "architecture and FLOPs (twice the stack weights)"),
-    m("shared_lm", "Enc-dec shared, L+L", "LM, L", "about the parameters and the FLOPs"),
-    m("shared_plm", "Enc-dec shared, L+L", "Prefix LM, L", "about the parameters and the FLOPs"),
-    m("su1", "Prefix LM, L", "LM, L", "everything but the mask (Su's first experiment)"),
+    m(
+        "flops_lm",
+        "Enc-dec, L+L",
+        "LM, L",
+        "FLOPs (the encoder-decoder has twice the parameters)",
+    ),
+    m(
+        "flops_plm",
+        "Enc-dec, L+L",
+        "Prefix LM, L",
+        "FLOPs (the encoder-decoder has twice the parameters)",
+    ),
+    m(
+        "params_lm",
+        "Enc-dec, L+L",
+        "LM, 2L",
+        "parameters (the decoder spends twice the FLOPs)",
+    ),
+    m(
+        "sharing",
+        "Enc-dec, L+L",
+        "Enc-dec shared, L+L",
+        "architecture and FLOPs (twice the stack weights)",
+    ),
+    m(
+        "shared_lm",
+        "Enc-dec shared, L+L",
+        "LM, L",
+        "about the parameters and the FLOPs",
+    ),
+    m(
+        "shared_plm",
+        "Enc-dec shared, L+L",
+        "Prefix LM, L",
+        "about the parameters and the FLOPs",
+    ),
+    m(
+        "su1",
+        "Prefix LM, L",
+        "LM, L",
+        "everything but the mask (Su's first experiment)",
+    ),
     m("half", "Enc-dec, L/2+L/2", "LM, L", "about the parameters (half the FLOPs)"),
     m("depth", "LM, 2L", "LM, L", "nothing: twice the parameters and the FLOPs"),
 ];
@@ -120,7 +162,8 @@ pub struct EncoderResult {
     /// The same at initialisation, before any training.
     pub effective_rank_init: Spread,
     pub rank_1e3: Spread,
-    /// Mean effective rank of the heads of each direction ("both", "forward", "backward").
+    /// Mean effective rank of the heads of each direction ("both", "forward",
+    /// "backward").
     pub effective_rank_by_direction: BTreeMap<&'static str, Spread>,
 }
 
@@ -166,8 +209,8 @@ pub struct Report {
     pub timings: Timings,
 }
 
-/// Per contender and metric: the values of every seed and item (a single item for an
-/// accuracy over the suite).
+/// Per contender and metric: the values of every seed and item (a single item for
+/// an accuracy over the suite).
 type Kept = BTreeMap<(&'static str, Metric), Vec<Vec<f64>>>;
 
 fn mean(xs: &[f64]) -> f64 {
@@ -178,7 +221,10 @@ fn mean(xs: &[f64]) -> f64 {
 fn mean_curve(curves: &[Vec<Point>]) -> Vec<Point> {
     (0..curves[0].len())
         .map(|i| Point {
-            heldout_loss: round_dp(mean(&curves.iter().map(|c| c[i].heldout_loss).collect::<Vec<_>>()), 4),
+            heldout_loss: round_dp(
+                mean(&curves.iter().map(|c| c[i].heldout_loss).collect::<Vec<_>>()),
+                4,
+            ),
             ..curves[0][i].clone()
         })
         .collect()
@@ -188,7 +234,8 @@ fn su_experiment(data: &Data, s: &Settings) -> anyhow::Result<(SuResult, f64)> {
     let mut seconds = 0.0;
     let (mut encoders, mut rows) = (Vec::new(), Vec::new());
     for heads in Heads::ALL {
-        let (mut curves, mut losses, mut er, mut r3) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        let (mut curves, mut losses, mut er, mut r3) =
+            (Vec::new(), Vec::new(), Vec::new(), Vec::new());
         let mut er_init = Vec::new();
         let mut by_dir: BTreeMap<&'static str, Vec<f64>> = BTreeMap::new();
         let mut seed_rows = Vec::new();
@@ -197,8 +244,12 @@ fn su_experiment(data: &Data, s: &Settings) -> anyhow::Result<(SuResult, f64)> {
             seconds += e.seconds;
             curves.push(e.points.clone());
             losses.push(mean(&e.row_losses));
-            er.push(mean(&e.heads.iter().map(|h| h.effective_rank).collect::<Vec<_>>()));
-            er_init.push(mean(&e.init_heads.iter().map(|h| h.effective_rank).collect::<Vec<_>>()));
+            er.push(mean(
+                &e.heads.iter().map(|h| h.effective_rank).collect::<Vec<_>>(),
+            ));
+            er_init.push(mean(
+                &e.init_heads.iter().map(|h| h.effective_rank).collect::<Vec<_>>(),
+            ));
             r3.push(mean(&e.heads.iter().map(|h| h.rank_1e3).collect::<Vec<_>>()));
             let mut dirs: BTreeMap<&'static str, Vec<f64>> = BTreeMap::new();
             for h in &e.heads {
@@ -224,17 +275,26 @@ fn su_experiment(data: &Data, s: &Settings) -> anyhow::Result<(SuResult, f64)> {
             effective_rank: Spread::of(&er, 2),
             effective_rank_init: Spread::of(&er_init, 2),
             rank_1e3: Spread::of(&r3, 2),
-            effective_rank_by_direction: by_dir.into_iter().map(|(d, v)| (d, Spread::of(&v, 2))).collect(),
+            effective_rank_by_direction: by_dir
+                .into_iter()
+                .map(|(d, v)| (d, Spread::of(&v, 2)))
+                .collect(),
         });
     }
-    let loss_difference =
-        paired((Heads::ForwardBackward.name(), Heads::Bidirectional.name()), "mlm_loss", &rows[1], &rows[0]);
+    let loss_difference = paired(
+        (Heads::ForwardBackward.name(), Heads::Bidirectional.name()),
+        "mlm_loss",
+        &rows[1],
+        &rows[0],
+    );
     let su = SuResult {
         encoders,
         loss_difference,
         matrix_size: s.world.row_len,
         head_dim: s.d_model / s.n_heads,
-        uniform_causal_effective_rank: uniform_causal_effective_rank(s.world.row_len)?,
+        uniform_causal_effective_rank: uniform_causal_effective_rank(
+            s.world.row_len,
+        )?,
     };
     Ok((su, seconds))
 }
@@ -245,12 +305,37 @@ pub fn compute(s: &Settings) -> anyhow::Result<Report> {
     let data = data::build(s)?;
     let sp = &data.world.tok.specials;
     let vocab = data.world.tok.vocab_size();
-    let costs = costs(s, vocab, &pretraining_pairs(&data.world.rows[..s.world.batch], 0), sp)?;
-    let held: Vec<_> = data.world.eval.scene.iter().filter(|i| i.family.is_held_out()).cloned().collect();
-    let own: Vec<_> = data.world.eval.kind.iter().filter(|i| !i.family.is_held_out()).cloned().collect();
+    let costs = costs(
+        s,
+        vocab,
+        &pretraining_pairs(&data.world.rows[..s.world.batch], 0),
+        sp,
+    )?;
+    let held: Vec<_> = data
+        .world
+        .eval
+        .scene
+        .iter()
+        .filter(|i| i.family.is_held_out())
+        .cloned()
+        .collect();
+    let own: Vec<_> = data
+        .world
+        .eval
+        .kind
+        .iter()
+        .filter(|i| !i.family.is_held_out())
+        .cloned()
+        .collect();
     let chance = Chance {
-        zero_shot: round_dp(mean_over(&random_baselines(&held), &TaskFamily::held_out()), 2),
-        finetuning_families: round_dp(mean_over(&random_baselines(&own), &TaskFamily::training()), 2),
+        zero_shot: round_dp(
+            mean_over(&random_baselines(&held), &TaskFamily::held_out()),
+            2,
+        ),
+        finetuning_families: round_dp(
+            mean_over(&random_baselines(&own), &TaskFamily::training()),
+            2,
+        ),
     };
     let (mut t_pre, mut t_ft) = (0.0, 0.0);
     let mut kept = Kept::new();
@@ -266,7 +351,12 @@ pub fn compute(s: &Settings) -> anyhow::Result<Report> {
             let rows = pre.row_losses.clone();
             let ft = finetune(&data, s, c, pre, seed)?;
             t_ft += ft.seconds;
-            let exact: Vec<f64> = ft.listing.exact.iter().map(|&e| if e { 100.0 } else { 0.0 }).collect();
+            let exact: Vec<f64> = ft
+                .listing
+                .exact
+                .iter()
+                .map(|&e| if e { 100.0 } else { 0.0 })
+                .collect();
             eprintln!(
                 "ch05: {} seed {seed}: held-out loss {:.3}, listing {:.0}% exact, {:.0}% of steps, loss {:.3} \
                  [{t_pre:.0} s pretraining, {t_ft:.0} s finetuning]",
@@ -277,7 +367,8 @@ pub fn compute(s: &Settings) -> anyhow::Result<Report> {
                 mean(&ft.listing.loss)
             );
             let (held, own) = (&ft.suite.held_out, &ft.suite.finetuning_families);
-            let zero_shot = held.accuracy(&(0..held.instances()).collect::<Vec<_>>());
+            let zero_shot =
+                held.accuracy(&(0..held.instances()).collect::<Vec<_>>());
             let finetuned = own.accuracy(&(0..own.instances()).collect::<Vec<_>>());
             for (metric, values) in [
                 (Metric::HeldoutLoss, rows),
@@ -292,8 +383,10 @@ pub fn compute(s: &Settings) -> anyhow::Result<Report> {
         }
         let mut metrics = BTreeMap::new();
         for metric in Metric::ALL {
-            let per_seed: Vec<f64> = kept[&(c.name, metric)].iter().map(|x| mean(x)).collect();
-            let spread = Spread::of(&per_seed, if metric.lower_is_better() { 4 } else { 2 });
+            let per_seed: Vec<f64> =
+                kept[&(c.name, metric)].iter().map(|x| mean(x)).collect();
+            let spread =
+                Spread::of(&per_seed, if metric.lower_is_better() { 4 } else { 2 });
             metrics.insert(metric.key(), spread);
         }
         let zero_shot = &kept[&(c.name, Metric::ZeroShot)];
@@ -304,7 +397,12 @@ pub fn compute(s: &Settings) -> anyhow::Result<Report> {
             forward_flops_per_token: flops_per_token,
             curve: mean_curve(&curves),
             metrics,
-            zero_shot_vs_chance: paired((c.name, "chance"), "zero_shot", zero_shot, &chance_level),
+            zero_shot_vs_chance: paired(
+                (c.name, "chance"),
+                "zero_shot",
+                zero_shot,
+                &chance_level,
+            ),
         });
     }
     let matchups = MATCHUPS

@@ -1,18 +1,20 @@
-//! Settings: the world and its data (chapter 4's), the models' shape, the phases of one run.
+//! Settings: the world and its data (chapter 4's), the models' shape, the phases of
+//! one run.
 
 use serde::Serialize;
 use transformer::PositionKind;
 use transformer::chapter::Preset;
 use transformer::config::Config;
 
-/// The seed of the held-out rows and of the step-listing task. Training seeds are `0..seeds`.
+/// The seed of the held-out rows and of the step-listing task. Training seeds are
+/// `0..seeds`.
 pub const SEED: u64 = 5;
 
 /// The chapter's own flags: overrides of the preset.
 #[derive(Debug, Clone, Default, clap::Args)]
 pub struct Args {
-    /// Pretraining steps of every model (default: 12 quick, 160 default, 640 large); finetuning
-    /// takes half as many.
+    /// Pretraining steps of every model (default: 12 quick, 160 default, 640
+    /// large); finetuning takes half as many.
     #[arg(long)]
     pub steps: Option<usize>,
     /// Training seeds per model (default: 2 quick, 5 default and large).
@@ -24,17 +26,20 @@ pub struct Args {
 #[derive(Debug, Clone, Serialize)]
 pub struct Settings {
     pub preset: Preset,
-    /// Chapter 4's world, tokenizer, pretraining rows, finetuning stream and zero-shot suite,
-    /// built with these settings (its own model fields are not used).
+    /// Chapter 4's world, tokenizer, pretraining rows, finetuning stream and
+    /// zero-shot suite, built with these settings (its own model fields are not
+    /// used).
     pub world: ch04_zero_shot::Settings,
-    /// `L`: layers of the smaller decoder, and of each stack of the encoder-decoder.
+    /// `L`: layers of the smaller decoder, and of each stack of the
+    /// encoder-decoder.
     pub layers: usize,
     pub d_model: usize,
     pub n_heads: usize,
     pub pretrain_steps: usize,
     /// Evaluations of the held-out loss during pretraining, evenly spaced.
     pub pretrain_evals: usize,
-    /// Multitask-finetuning steps: chapter 4's training families and the step-listing task.
+    /// Multitask-finetuning steps: chapter 4's training families and the
+    /// step-listing task.
     pub finetune_steps: usize,
     /// Finetuning examples per step, half of them step listing.
     pub finetune_batch: usize,
@@ -44,14 +49,17 @@ pub struct Settings {
     pub heldout_rows: usize,
     /// Step-listing questions the finetuned models answer by generating.
     pub listing_questions: usize,
-    /// Held-out rows whose attention matrices are measured (Su's second experiment).
+    /// Held-out rows whose attention matrices are measured (Su's second
+    /// experiment).
     pub measured_rows: usize,
 }
 
 /// Settings that cannot describe the experiment.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum SettingsError {
-    #[error("--steps must be at least 8 (the run is evaluated at four evenly spaced points), got {0}")]
+    #[error(
+        "--steps must be at least 8 (the run is evaluated at four evenly spaced points), got {0}"
+    )]
     TooFewSteps(usize),
     #[error("--seeds must be between 1 and 20, got {0}")]
     Seeds(usize),
@@ -62,7 +70,10 @@ pub enum SettingsError {
 impl Settings {
     /// Settings from a preset, with optional overrides; every value is checked.
     pub fn new(preset: Preset, args: &Args) -> Result<Self, SettingsError> {
-        let mut world = ch04_zero_shot::Settings::new(preset, &ch04_zero_shot::Args::default())?;
+        let mut world = ch04_zero_shot::Settings::new(
+            preset,
+            &ch04_zero_shot::Args::default(),
+        )?;
         let mut s = Settings {
             preset,
             world: world.clone(),
@@ -113,7 +124,8 @@ impl Settings {
             }
             s.seeds = k;
         }
-        // Chapter 4's suite, at half its size outside the quick run: here it is a side test.
+        // Chapter 4's suite, at half its size outside the quick run: here it is a
+        // side test.
         if preset != Preset::Quick {
             world.eval_instances = 10;
             // Shorter rows than chapter 4's, for five seeds in the time of three.
@@ -128,12 +140,14 @@ impl Settings {
         Ok(s)
     }
 
-    /// The steps after which pretraining is evaluated: evenly spaced, the last step included.
+    /// The steps after which pretraining is evaluated: evenly spaced, the last step
+    /// included.
     pub fn eval_every(&self) -> usize {
         self.pretrain_steps.div_ceil(self.pretrain_evals)
     }
 
-    /// The model configuration with `layers` layers (per stack, for an encoder-decoder).
+    /// The model configuration with `layers` layers (per stack, for an
+    /// encoder-decoder).
     pub fn model_config(&self, vocab_size: usize, layers: usize) -> Config {
         Config {
             vocab_size,

@@ -1,7 +1,8 @@
-//! Su's second experiment: a masked-LM encoder whose heads all read both ways, against one
-//! whose heads are half forward-causal and half backward-causal (each head triangular, so each
-//! attention matrix full rank), at the same parameters, on the same rows. Beside their losses,
-//! the effective rank of their trained attention matrices, measured with chapter 3's code.
+//! Su's second experiment: a masked-LM encoder whose heads all read both ways,
+//! against one whose heads are half forward-causal and half backward-causal (each
+//! head triangular, so each attention matrix full rank), at the same parameters, on
+//! the same rows. Beside their losses, the effective rank of their trained
+//! attention matrices, measured with chapter 3's code.
 
 use candle_core::DType;
 use faer::Mat;
@@ -38,7 +39,9 @@ impl Heads {
     pub fn mask(self, n_heads: usize) -> MaskKind {
         match self {
             Heads::Bidirectional => MaskKind::Bidirectional,
-            Heads::ForwardBackward => MaskKind::ForwardBackward { heads: n_heads, forward: n_heads / 2 },
+            Heads::ForwardBackward => {
+                MaskKind::ForwardBackward { heads: n_heads, forward: n_heads / 2 }
+            }
         }
     }
     // ANCHOR_END: heads_mask
@@ -66,11 +69,12 @@ pub struct Encoder {
     pub seconds: f64,
 }
 
-/// The effective rank of perfectly uniform causal attention over `n` positions (row `i` puts
-/// `1 / (i + 1)` on each of its `i + 1` keys): what a triangular mask gives before any
-/// learning. Uniform bidirectional attention has effective rank 1.
+/// The effective rank of perfectly uniform causal attention over `n` positions (row
+/// `i` puts `1 / (i + 1)` on each of its `i + 1` keys): what a triangular mask
+/// gives before any learning. Uniform bidirectional attention has effective rank 1.
 pub fn uniform_causal_effective_rank(n: usize) -> anyhow::Result<f64> {
-    let a = Mat::from_fn(n, n, |i, j| if j <= i { 1.0 / (i + 1) as f64 } else { 0.0 });
+    let a =
+        Mat::from_fn(n, n, |i, j| if j <= i { 1.0 / (i + 1) as f64 } else { 0.0 });
     Ok(round_dp(ch03_low_rank::Measures::of(a.as_ref())?.effective_rank, 2))
 }
 
@@ -86,32 +90,55 @@ fn heldout_losses(m: &DecoderOnly, b: &LmBatch) -> anyhow::Result<Vec<f64>> {
     let nll = token_nll(&m.forward(&x, &b.mask)?, &y)?;
     let per_row = (nll * &w)?.sum(1)?.to_vec1::<f32>()?;
     let counts = w.sum(1)?.to_vec1::<f32>()?;
-    Ok(per_row.iter().zip(&counts).map(|(l, n)| f64::from(*l) / f64::from(n.max(1.0))).collect())
+    Ok(per_row
+        .iter()
+        .zip(&counts)
+        .map(|(l, n)| f64::from(*l) / f64::from(n.max(1.0)))
+        .collect())
 }
 
-fn corrupted(rows: &[Vec<u32>], r: &mut rng::Rng, data: &Data, heads: Heads, s: &Settings) -> LmBatch {
+fn corrupted(
+    rows: &[Vec<u32>],
+    r: &mut rng::Rng,
+    data: &Data,
+    heads: Heads,
+    s: &Settings,
+) -> LmBatch {
     let tok = &data.world.tok;
-    let mut b = masked_lm(rows, r, &tok.specials, tok.vocab_size() as u32, &MlmConfig::default());
+    let mut b = masked_lm(
+        rows,
+        r,
+        &tok.specials,
+        tok.vocab_size() as u32,
+        &MlmConfig::default(),
+    );
     b.mask = heads.mask(s.n_heads);
     b
 }
 
 // ANCHOR: measure
-/// Every head's attention on held-out rows as the encoder reads them in training (corrupted),
-/// through the traced forward pass; each `n × n` matrix measured in `f64` by chapter 3's
-/// [`ch03_low_rank::Measures`].
-fn head_ranks(m: &DecoderOnly, heads: Heads, batch: &LmBatch, rows: usize) -> anyhow::Result<Vec<HeadRank>> {
+/// Every head's attention on held-out rows as the encoder reads them in training
+/// (corrupted), through the traced forward pass; each `n × n` matrix measured in
+/// `f64` by chapter 3's [`ch03_low_rank::Measures`].
+fn head_ranks(
+    m: &DecoderOnly,
+    heads: Heads,
+    batch: &LmBatch,
+    rows: usize,
+) -> anyhow::Result<Vec<HeadRank>> {
     let ids = batch.tensors()?.0.narrow(0, 0, rows)?;
     let out = m.run(&ids, &batch.mask, Forward { cache: None, trace: true })?;
     let mut ranks = Vec::new();
     for (layer, trace) in out.layers.iter().enumerate() {
         let (b, h, t, _) = trace.attn.probs.dims4()?;
-        let probs: Vec<f32> = trace.attn.probs.to_dtype(DType::F32)?.flatten_all()?.to_vec1()?;
+        let probs: Vec<f32> =
+            trace.attn.probs.to_dtype(DType::F32)?.flatten_all()?.to_vec1()?;
         for head in 0..h {
             let (mut er, mut r3) = (0.0, 0.0);
             for row in 0..b {
                 let base = (row * h + head) * t * t;
-                let a = Mat::from_fn(t, t, |i, j| f64::from(probs[base + i * t + j]));
+                let a =
+                    Mat::from_fn(t, t, |i, j| f64::from(probs[base + i * t + j]));
                 let measures = ch03_low_rank::Measures::of(a.as_ref())?;
                 er += measures.effective_rank / b as f64;
                 r3 += measures.rank_1e3 as f64 / b as f64;
@@ -135,22 +162,40 @@ fn head_ranks(m: &DecoderOnly, heads: Heads, batch: &LmBatch, rows: usize) -> an
 // ANCHOR_END: measure
 
 // ANCHOR: train_encoder
-/// Train one encoder with BERT's masked LM on the pretraining rows (the same rows, in the same
-/// order, under the same corruption for both encoders of a seed).
-pub fn train_encoder(data: &Data, s: &Settings, heads: Heads, seed: u64) -> anyhow::Result<Encoder> {
+/// Train one encoder with BERT's masked LM on the pretraining rows (the same rows,
+/// in the same order, under the same corruption for both encoders of a seed).
+pub fn train_encoder(
+    data: &Data,
+    s: &Settings,
+    heads: Heads,
+    seed: u64,
+) -> anyhow::Result<Encoder> {
     let store = ParamStore::new(seed);
     let cfg = s.model_config(data.world.tok.vocab_size(), s.layers);
     let m = DecoderOnly::new(&store, "model", &cfg)?;
     let batch = s.world.batch;
-    let heldout = corrupted(&data.heldout, &mut rng::stream(SEED, "ch05.su.heldout"), data, heads, s);
+    let heldout = corrupted(
+        &data.heldout,
+        &mut rng::stream(SEED, "ch05.su.heldout"),
+        data,
+        heads,
+        s,
+    );
     let init_heads = head_ranks(&m, heads, &heldout, s.measured_rows)?;
-    let (mut points, mut last, flops) = (Vec::new(), Vec::new(), std::cell::Cell::new(0u64));
+    let (mut points, mut last, flops) =
+        (Vec::new(), Vec::new(), std::cell::Cell::new(0u64));
     let log = train::train(
         &store,
         &ch04_zero_shot::train_config(s.pretrain_steps, s.lr, s.eval_every(), seed),
         |step, _| {
             let rows = &data.world.rows[step * batch..(step + 1) * batch];
-            let b = corrupted(rows, &mut rng::stream(SEED, &format!("ch05.su.{step}")), data, heads, s);
+            let b = corrupted(
+                rows,
+                &mut rng::stream(SEED, &format!("ch05.su.{step}")),
+                data,
+                heads,
+                s,
+            );
             let (loss, f) = transformer::flops::count(|| mlm_loss(&m, &b));
             flops.set(flops.get() + f);
             Ok(StepLoss {
@@ -161,12 +206,19 @@ pub fn train_encoder(data: &Data, s: &Settings, heads: Heads, seed: u64) -> anyh
         },
         |step| {
             last = heldout_losses(&m, &heldout)?;
-            let (point, mean) = Point::at(step, batch, s.world.row_len, flops.get(), &last);
+            let (point, mean) =
+                Point::at(step, batch, s.world.row_len, flops.get(), &last);
             points.push(point);
             Ok(mean)
         },
     )?;
     let heads_measured = head_ranks(&m, heads, &heldout, s.measured_rows)?;
-    Ok(Encoder { points, row_losses: last, init_heads, heads: heads_measured, seconds: log.seconds })
+    Ok(Encoder {
+        points,
+        row_losses: last,
+        init_heads,
+        heads: heads_measured,
+        seconds: log.seconds,
+    })
 }
 // ANCHOR_END: train_encoder

@@ -1,6 +1,6 @@
-//! Training: every contender pretrained on the same pairs in the same order, its held-out loss
-//! measured as it goes against tokens and against the FLOPs it spent; then multitask
-//! finetuning and the downstream tests.
+//! Training: every contender pretrained on the same pairs in the same order, its
+//! held-out loss measured as it goes against tokens and against the FLOPs it spent;
+//! then multitask finetuning and the downstream tests.
 
 use serde::Serialize;
 use transformer::ParamStore;
@@ -16,16 +16,24 @@ use crate::*;
 pub struct Point {
     pub step: usize,
     pub tokens_seen: usize,
-    /// Forward-pass matmul FLOPs spent on training so far, counted as the batches ran.
+    /// Forward-pass matmul FLOPs spent on training so far, counted as the batches
+    /// ran.
     pub forward_flops: u64,
     /// Mean held-out loss, nats per target token.
     pub heldout_loss: f64,
 }
 
 impl Point {
-    /// The evaluation after `step` steps of `batch` rows of `row_len` tokens, from the held-out
-    /// losses of every row and the FLOPs counted so far; returns the point and the mean loss.
-    pub fn at(step: usize, batch: usize, row_len: usize, forward_flops: u64, losses: &[f64]) -> (Point, f64) {
+    /// The evaluation after `step` steps of `batch` rows of `row_len` tokens, from
+    /// the held-out losses of every row and the FLOPs counted so far; returns the
+    /// point and the mean loss.
+    pub fn at(
+        step: usize,
+        batch: usize,
+        row_len: usize,
+        forward_flops: u64,
+        losses: &[f64],
+    ) -> (Point, f64) {
         let mean = losses.iter().sum::<f64>() / losses.len() as f64;
         let p = Point {
             step,
@@ -48,22 +56,33 @@ pub struct Pretrained {
 }
 
 // ANCHOR: pretrain
-/// Pretrain `c` from the initial weights of `seed`: batch `step` is the same pairs for every
-/// contender, and so is the held-out set.
-pub fn pretrain(data: &Data, s: &Settings, c: &Contender, seed: u64) -> anyhow::Result<Pretrained> {
+/// Pretrain `c` from the initial weights of `seed`: batch `step` is the same pairs
+/// for every contender, and so is the held-out set.
+pub fn pretrain(
+    data: &Data,
+    s: &Settings,
+    c: &Contender,
+    seed: u64,
+) -> anyhow::Result<Pretrained> {
     let sp = &data.world.tok.specials;
     let store = ParamStore::new(seed);
     let net = c.build(&store, s, data.world.tok.vocab_size())?;
     let heldout = heldout_pairs(&data.heldout);
-    let (flops, mut points, mut last) = (std::cell::Cell::new(0u64), Vec::new(), Vec::new());
+    let (flops, mut points, mut last) =
+        (std::cell::Cell::new(0u64), Vec::new(), Vec::new());
     let cfg = train_config(s.pretrain_steps, s.lr, s.eval_every(), seed);
     let batch = s.world.batch;
     let log = train::train(
         &store,
         &cfg,
         |step, _| {
-            let pairs = pretraining_pairs(&data.world.rows[step * batch..(step + 1) * batch], step);
-            let (b, f) = transformer::flops::count(|| net.prompted_nll(c.arch, &pairs, sp)?.mean());
+            let pairs = pretraining_pairs(
+                &data.world.rows[step * batch..(step + 1) * batch],
+                step,
+            );
+            let (b, f) = transformer::flops::count(|| {
+                net.prompted_nll(c.arch, &pairs, sp)?.mean()
+            });
             flops.set(flops.get() + f);
             let b = b?;
             Ok(StepLoss {
@@ -74,7 +93,8 @@ pub fn pretrain(data: &Data, s: &Settings, c: &Contender, seed: u64) -> anyhow::
         },
         |step| {
             last = pair_losses(&net, c.arch, &heldout, sp)?;
-            let (point, mean) = Point::at(step, batch, s.world.row_len, flops.get(), &last);
+            let (point, mean) =
+                Point::at(step, batch, s.world.row_len, flops.get(), &last);
             points.push(point);
             Ok(mean)
         },
@@ -91,8 +111,8 @@ pub struct Finetuned {
 }
 
 // ANCHOR: finetune
-/// Multitask finetuning of a pretrained contender (chapter 4's training families and step
-/// listing, a loss on the answers only), then the downstream tests.
+/// Multitask finetuning of a pretrained contender (chapter 4's training families
+/// and step listing, a loss on the answers only), then the downstream tests.
 pub fn finetune(
     data: &Data,
     s: &Settings,
@@ -110,13 +130,21 @@ pub fn finetune(
             let pairs = finetune_batch(data, s, step)?;
             let seen = pairs.iter().map(|(p, a)| p.len() + a.len()).sum();
             let b = net.prompted_nll(c.arch, &pairs, sp)?.mean()?;
-            Ok(StepLoss { loss: b.loss, tokens_seen: seen, tokens_supervised: b.tokens_supervised })
+            Ok(StepLoss {
+                loss: b.loss,
+                tokens_seen: seen,
+                tokens_supervised: b.tokens_supervised,
+            })
         },
         |_| Ok(0.0),
     )?;
     let start = std::time::Instant::now();
     let listing = listing_scores(&net, c.arch, &data.listing, &data.world.tok)?;
     let suite = suite_hits(&net, c.arch, data)?;
-    Ok(Finetuned { listing, suite, seconds: log.seconds + start.elapsed().as_secs_f64() })
+    Ok(Finetuned {
+        listing,
+        suite,
+        seconds: log.seconds + start.elapsed().as_secs_f64(),
+    })
 }
 // ANCHOR_END: finetune

@@ -1,6 +1,7 @@
-//! The machinery does what the page says: the contenders' sizes and costs are the library's
-//! formulas, every contender is asked the same thing, greedy decoding with a cache is greedy
-//! decoding, and the step-listing score counts what it claims.
+//! The machinery does what the page says: the contenders' sizes and costs are the
+//! library's formulas, every contender is asked the same thing, greedy decoding
+//! with a cache is greedy decoding, and the step-listing score counts what it
+//! claims.
 
 use candle_core::Tensor;
 use ch04_zero_shot::{Arch, Net};
@@ -26,20 +27,31 @@ fn parameters_and_flops_are_the_librarys_formulas() {
     for (c, cost) in CONTENDERS.iter().zip(&costs) {
         let cfg = s.model_config(vocab, c.layers(s.layers));
         let (params, flops) = match (c.arch, c.shared) {
-            (Arch::EncDec, false) => {
-                (cfg.encoder_decoder_params(), rows * cfg.encoder_decoder_flops(k, t - k))
-            }
-            (Arch::EncDec, true) => {
-                (cfg.shared_encoder_decoder_params(), rows * cfg.encoder_decoder_flops(k, t - k))
-            }
+            (Arch::EncDec, false) => (
+                cfg.encoder_decoder_params(),
+                rows * cfg.encoder_decoder_flops(k, t - k),
+            ),
+            (Arch::EncDec, true) => (
+                cfg.shared_encoder_decoder_params(),
+                rows * cfg.encoder_decoder_flops(k, t - k),
+            ),
             // A decoder reads the pair without its last token.
-            _ => (cfg.decoder_only_params(), rows * (t as u64 - 1) * cfg.decoder_only_flops_per_token(t - 1)),
+            _ => (
+                cfg.decoder_only_params(),
+                rows * (t as u64 - 1) * cfg.decoder_only_flops_per_token(t - 1),
+            ),
         };
         assert_eq!(cost.parameters, params, "{}", c.name);
-        assert_eq!(cost.first_batch_forward_flops_per_token, flops / (rows * t as u64), "{}", c.name);
+        assert_eq!(
+            cost.first_batch_forward_flops_per_token,
+            flops / (rows * t as u64),
+            "{}",
+            c.name
+        );
     }
-    // The matched pairs are matched: L + L has about twice the parameters of L and of the
-    // shared model, and about the FLOPs of L; 2L has about the parameters of L + L.
+    // The matched pairs are matched: L + L has about twice the parameters of L and
+    // of the shared model, and about the FLOPs of L; 2L has about the parameters of
+    // L + L.
     let by = |n: &str| costs.iter().find(|c| c.name == n).unwrap();
     let ratio = |a: &str, b: &str, f: fn(&Cost) -> f64| f(by(a)) / f(by(b));
     let p = |c: &Cost| c.parameters as f64;
@@ -55,7 +67,11 @@ fn every_contender_is_asked_for_the_same_targets_after_the_same_inputs() {
     let (s, d) = quick();
     let rows = &d.world.rows[..s.world.batch];
     let pairs = pretraining_pairs(rows, 3);
-    assert_eq!(pairs, pretraining_pairs(rows, 3), "the split depends on the step only");
+    assert_eq!(
+        pairs,
+        pretraining_pairs(rows, 3),
+        "the split depends on the step only"
+    );
     let k = pairs[0].0.len();
     for (row, (p, a)) in rows.iter().zip(&pairs) {
         assert_eq!(p.len(), k, "one split per batch");
@@ -83,24 +99,39 @@ fn cached_greedy_decoding_is_greedy_decoding_for_every_architecture() {
     let sp = &d.world.tok.specials;
     let prompt = &d.listing[0].prompt;
     let n = 6;
-    for c in [contender("LM, L"), contender("Prefix LM, L"), contender("Enc-dec, L+L")] {
+    for c in
+        [contender("LM, L"), contender("Prefix LM, L"), contender("Enc-dec, L+L")]
+    {
         let store = ParamStore::new(3);
         let net = c.build(&store, &s, vocab).unwrap();
         let g = generate(&net, c.arch, prompt, n, sp).unwrap();
         assert_eq!(g.len(), n);
-        // Without a cache: every generated token is the argmax after everything before it.
+        // Without a cache: every generated token is the argmax after everything
+        // before it.
         let full: Vec<u32> = prompt.iter().chain(&g).copied().collect();
         let redone = match &net {
             Net::Decoder(m) => {
-                let mask =
-                    if c.arch == Arch::Causal { MaskKind::Causal } else { MaskKind::prefix(prompt.len()) };
-                let ids =
-                    Tensor::from_vec(full[..full.len() - 1].to_vec(), (1, full.len() - 1), &DEVICE).unwrap();
-                argmax_rows(&m.forward(&ids, &mask).unwrap())[prompt.len() - 1..].to_vec()
+                let mask = if c.arch == Arch::Causal {
+                    MaskKind::Causal
+                } else {
+                    MaskKind::prefix(prompt.len())
+                };
+                let ids = Tensor::from_vec(
+                    full[..full.len() - 1].to_vec(),
+                    (1, full.len() - 1),
+                    &DEVICE,
+                )
+                .unwrap();
+                argmax_rows(&m.forward(&ids, &mask).unwrap())[prompt.len() - 1..]
+                    .to_vec()
             }
             Net::EncDec(m) => {
-                let src = Tensor::from_vec(prompt.clone(), (1, prompt.len()), &DEVICE).unwrap();
-                let tgt_in: Vec<u32> = std::iter::once(sp.bos).chain(g[..n - 1].iter().copied()).collect();
+                let src =
+                    Tensor::from_vec(prompt.clone(), (1, prompt.len()), &DEVICE)
+                        .unwrap();
+                let tgt_in: Vec<u32> = std::iter::once(sp.bos)
+                    .chain(g[..n - 1].iter().copied())
+                    .collect();
                 let tgt = Tensor::from_vec(tgt_in, (1, n), &DEVICE).unwrap();
                 argmax_rows(&m.forward(&src, &tgt).unwrap())
             }
@@ -113,14 +144,28 @@ fn cached_greedy_decoding_is_greedy_decoding_for_every_architecture() {
 fn the_step_listing_task_and_its_score() {
     let (s, _) = quick();
     let qs = listing_questions(&Settings { listing_questions: 200, ..s.clone() });
-    assert!(qs.iter().all(|l| l.answer.starts_with(' ') && l.answer.ends_with('.')));
+    assert!(
+        qs.iter().all(|l| l.answer.starts_with(' ') && l.answer.ends_with('.'))
+    );
     // Some plans are told out of order, most in order.
     let shuffled = qs.iter().filter(|l| l.prompt.contains("Before ")).count();
     assert!(shuffled > 10 && shuffled < 150, "{shuffled}");
-    assert_eq!(steps_of(" wash the cup, dry the box."), ["wash the cup", "dry the box"]);
-    assert_eq!(steps_right(" wash the cup, dry the box.", " wash the cup, dry the box."), 100.0);
-    assert_eq!(steps_right(" dry the box, wash the cup.", " wash the cup, dry the box."), 0.0);
-    assert_eq!(steps_right(" wash the cup, paint", " wash the cup, dry the box."), 50.0);
+    assert_eq!(
+        steps_of(" wash the cup, dry the box."),
+        ["wash the cup", "dry the box"]
+    );
+    assert_eq!(
+        steps_right(" wash the cup, dry the box.", " wash the cup, dry the box."),
+        100.0
+    );
+    assert_eq!(
+        steps_right(" dry the box, wash the cup.", " wash the cup, dry the box."),
+        0.0
+    );
+    assert_eq!(
+        steps_right(" wash the cup, paint", " wash the cup, dry the box."),
+        50.0
+    );
     assert_eq!(steps_right("", " wash the cup, dry the box, open the box."), 0.0);
 }
 
@@ -130,7 +175,8 @@ fn finetuning_batches_mix_chapter_4s_families_with_step_listing() {
     let b = finetune_batch(&d, &s, 0).unwrap();
     assert_eq!(b.len(), s.finetune_batch);
     let question = d.world.tok.encode("What are the steps, in order?").unwrap();
-    let has = |p: &[u32]| p.windows(question.len()).any(|w| w == question.as_slice());
+    let has =
+        |p: &[u32]| p.windows(question.len()).any(|w| w == question.as_slice());
     let listing = b.iter().filter(|(p, _)| has(p)).count();
     assert_eq!(listing, s.finetune_batch - s.world.mtf_batch);
     assert_ne!(b, finetune_batch(&d, &s, 1).unwrap(), "fresh examples every step");
@@ -140,18 +186,25 @@ fn finetuning_batches_mix_chapter_4s_families_with_step_listing() {
 fn the_shared_contender_cannot_be_a_decoder() {
     let (s, d) = quick();
     let bogus = Contender { shared: true, ..contender("LM, L") };
-    let err = bogus.build(&ParamStore::new(0), &s, d.world.tok.vocab_size()).err().unwrap();
+    let err = bogus
+        .build(&ParamStore::new(0), &s, d.world.tok.vocab_size())
+        .err()
+        .unwrap();
     assert!(err.to_string().contains("no second stack"), "{err}");
 }
 
 #[test]
 fn no_evaluation_question_reaches_finetuning() {
     let (s, d) = quick();
-    let eval: std::collections::BTreeSet<&Vec<u32>> = d.listing.iter().map(|l| &l.prompt).collect();
+    let eval: std::collections::BTreeSet<&Vec<u32>> =
+        d.listing.iter().map(|l| &l.prompt).collect();
     let mut scanned = 0;
     for step in 0..s.finetune_steps {
         for (prompt, _) in finetune_batch(&d, &s, step).unwrap() {
-            assert!(!eval.contains(&prompt), "finetuning step {step} asks an evaluation question");
+            assert!(
+                !eval.contains(&prompt),
+                "finetuning step {step} asks an evaluation question"
+            );
             scanned += 1;
         }
     }

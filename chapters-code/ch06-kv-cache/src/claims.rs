@@ -1,7 +1,8 @@
-//! What the page says about the measurements, computed from them. Each claim's wording is
-//! generated from the numbers it summarises, and `holds` says whether the data bear it out; the
-//! book's build fails on a claim that does not hold. Claims about the clock read the timings,
-//! and state only what the run's numbers show.
+//! What the page says about the measurements, computed from them. Each claim's
+//! wording is generated from the numbers it summarises, and `holds` says whether
+//! the data bear it out; the book's build fails on a claim that does not hold.
+//! Claims about the clock read the timings, and state only what the run's numbers
+//! show.
 
 use transformer::chapter::Claims;
 
@@ -10,7 +11,8 @@ use crate::{Report, Timings};
 /// The strategies that run the history again every turn.
 const RERUN: [&str; 3] = ["causal_recompute", "prefix_lm", "encoder_decoder"];
 
-/// Every claim of the page about the cache, the invalidation, the costs and the timings.
+/// Every claim of the page about the cache, the invalidation, the costs and the
+/// timings.
 pub fn claims(r: &Report, t: &Timings) -> Claims {
     let mut c = Claims::new();
 
@@ -23,11 +25,17 @@ pub fn claims(r: &Report, t: &Timings) -> Claims {
 
     // Invalidation.
     let inv = |key: &str| &r.invalidation[key];
-    let moves = |key: &str, from: usize| inv(key).layers.iter().skip(from).all(|l| l.relative > 0.01);
-    let still = |key: &str, upto: usize| inv(key).layers.iter().take(upto).all(|l| l.relative == 0.0);
+    let moves = |key: &str, from: usize| {
+        inv(key).layers.iter().skip(from).all(|l| l.relative > 0.01)
+    };
+    let still = |key: &str, upto: usize| {
+        inv(key).layers.iter().take(upto).all(|l| l.relative == 0.0)
+    };
     c.add(
         "causal_rows_do_not_depend_on_new_turn",
-        !inv("causal").depends_on_new_turn && still("causal", usize::MAX) && t.rounding_residual < 1e-5,
+        !inv("causal").depends_on_new_turn
+            && still("causal", usize::MAX)
+            && t.rounding_residual < 1e-5,
         "the causal decoder's history does not depend on the new turn",
     );
     c.add(
@@ -47,20 +55,27 @@ pub fn claims(r: &Report, t: &Timings) -> Claims {
     );
     c.add(
         "frozen_prefix_reuses_exactly",
-        !inv("prefix_frozen").depends_on_new_turn && still("prefix_frozen", usize::MAX),
+        !inv("prefix_frozen").depends_on_new_turn
+            && still("prefix_frozen", usize::MAX),
         "the frozen prefix does not depend on the new turn",
     );
 
     // One decoding step: the FLOP count predicts n + 1 exactly.
     c.add(
         "flop_speedup_is_n_plus_1",
-        r.decode.iter().all(|p| p.flops_full == (p.context as u64 + 1) * p.flops_cached),
+        r.decode
+            .iter()
+            .all(|p| p.flops_full == (p.context as u64 + 1) * p.flops_cached),
         "the counted speed-up is n + 1 at every context",
     );
     // The clock against the count.
     let (short, long) = (&t.decode_shortest, &t.decode_longest);
-    let predicted =
-        |n: usize| r.decode.iter().find(|p| p.context == n).map_or(f64::NAN, |p| p.predicted_speedup);
+    let predicted = |n: usize| {
+        r.decode
+            .iter()
+            .find(|p| p.context == n)
+            .map_or(f64::NAN, |p| p.predicted_speedup)
+    };
     let share = |m: &crate::DecodeTiming| m.measured_speedup / predicted(m.context);
     let below = t.decode.iter().all(|m| m.measured_speedup < predicted(m.context));
     c.add(
@@ -86,7 +101,9 @@ pub fn claims(r: &Report, t: &Timings) -> Claims {
         .decode
         .iter()
         .zip(&t.decode)
-        .map(|(p, m)| (rate(p.flops_full, m.ms_full), rate(p.flops_cached, m.ms_cached)))
+        .map(|(p, m)| {
+            (rate(p.flops_full, m.ms_full), rate(p.flops_cached, m.ms_cached))
+        })
         .collect();
     let (full_first, full_last) = (rates[0].0, rates[rates.len() - 1].0);
     let full_min = rates.iter().map(|x| x.0).fold(f64::INFINITY, f64::min);
@@ -110,7 +127,8 @@ pub fn claims(r: &Report, t: &Timings) -> Claims {
         d.values().all(|x| x.matches_formula),
         "every strategy's counted FLOPs equal the cost model, turn by turn",
     );
-    let rerun_growth: Vec<f64> = RERUN.iter().map(|k| d[*k].growth_when_doubling).collect();
+    let rerun_growth: Vec<f64> =
+        RERUN.iter().map(|k| d[*k].growth_when_doubling).collect();
     c.add(
         "reuse_linear_rerun_quadratic",
         reuse.growth_when_doubling < 3.0 && rerun_growth.iter().all(|&g| g > 3.0),
@@ -135,7 +153,9 @@ pub fn claims(r: &Report, t: &Timings) -> Claims {
         d["prefix_lm"].cumulative_flops == d["causal_recompute"].cumulative_flops,
         "the prefix LM's cumulative FLOPs equal the recomputing decoder's after every turn",
     );
-    let per_turn = |k: &str| -> Vec<f64> { d[k].cumulative_flops.iter().map(|&x| x as f64).collect() };
+    let per_turn = |k: &str| -> Vec<f64> {
+        d[k].cumulative_flops.iter().map(|&x| x as f64).collect()
+    };
     let (rec, reu) = (per_turn("causal_recompute"), per_turn("causal_reuse"));
     let ratios: Vec<f64> = rec.iter().zip(&reu).map(|(a, b)| a / b).collect();
     c.add(
@@ -162,7 +182,8 @@ pub fn claims(r: &Report, t: &Timings) -> Claims {
         "the measured cache equals the formula",
     );
     let mha = kv[0].flops_per_step as f64;
-    let falls: Vec<f64> = kv.iter().skip(1).map(|x| 1.0 - x.flops_per_step as f64 / mha).collect();
+    let falls: Vec<f64> =
+        kv.iter().skip(1).map(|x| 1.0 - x.flops_per_step as f64 / mha).collect();
     let describe: Vec<String> = kv
         .iter()
         .skip(1)
@@ -179,7 +200,10 @@ pub fn claims(r: &Report, t: &Timings) -> Claims {
     c.add(
         "kv_heads_flops_fall_a_little",
         falls.iter().all(|&f| f > 0.0 && f < 0.2),
-        format!("the FLOPs of a step fall only a little (by {})", describe.join(", ")),
+        format!(
+            "the FLOPs of a step fall only a little (by {})",
+            describe.join(", ")
+        ),
     );
     let mqa = kv.len() - 1;
     let time_ratio = t.kv_heads[mqa].time_ratio_to_mha;

@@ -11,16 +11,19 @@ use transformer::{flops, rng};
 use crate::*;
 
 // ANCHOR: step_flops
-/// FLOPs of one forward pass that feeds `new` tokens on top of `cached` ones: every new token
-/// goes through every block's matrices and the output head, and attends over all `cached + new`
-/// keys (masked scores are computed too, as in the library's formula).
+/// FLOPs of one forward pass that feeds `new` tokens on top of `cached` ones: every
+/// new token goes through every block's matrices and the output head, and attends
+/// over all `cached + new` keys (masked scores are computed too, as in the
+/// library's formula).
 pub fn chunk_flops(cfg: &Config, cached: usize, new: usize) -> u64 {
     let (l, new64) = (cfg.n_layers as u64, new as u64);
-    new64 * (l * cfg.block_matmul_flops() + cfg.head_flops()) + l * new64 * cfg.attention_flops(cached + new)
+    new64 * (l * cfg.block_matmul_flops() + cfg.head_flops())
+        + l * new64 * cfg.attention_flops(cached + new)
 }
 
-/// Predicted FLOPs of producing the token after a context of `n` tokens: without a cache the
-/// whole sequence of `n + 1` tokens is run again; with one, only the newest token is.
+/// Predicted FLOPs of producing the token after a context of `n` tokens: without a
+/// cache the whole sequence of `n + 1` tokens is run again; with one, only the
+/// newest token is.
 pub fn step_flops(cfg: &Config, n: usize) -> (u64, u64) {
     let full = (n as u64 + 1) * cfg.decoder_only_flops_per_token(n + 1);
     (full, chunk_flops(cfg, n, 1))
@@ -56,7 +59,10 @@ pub(crate) fn random_tokens(r: &mut rng::Rng, n: usize, vocab: usize) -> Vec<u32
 }
 
 /// Seconds taken by `f`, median of `repeats` runs.
-pub(crate) fn time_median(repeats: usize, mut f: impl FnMut() -> Result<()>) -> Result<f64> {
+pub(crate) fn time_median(
+    repeats: usize,
+    mut f: impl FnMut() -> Result<()>,
+) -> Result<f64> {
     let mut secs = Vec::with_capacity(repeats);
     for _ in 0..repeats {
         let start = Instant::now();
@@ -67,36 +73,57 @@ pub(crate) fn time_median(repeats: usize, mut f: impl FnMut() -> Result<()>) -> 
 }
 
 // ANCHOR: decode_point
-/// Count and time the step that produces the token after `n` context tokens: once by running
-/// all `n + 1` tokens, once by feeding the newest token to a cache holding the other `n`.
+/// Count and time the step that produces the token after `n` context tokens: once
+/// by running all `n + 1` tokens, once by feeding the newest token to a cache
+/// holding the other `n`.
 pub fn decode_point(
     model: &DecoderOnly,
     n: usize,
     repeats: usize,
     seed: u64,
 ) -> Result<(DecodePoint, DecodeTiming)> {
-    let tokens = random_tokens(&mut rng::stream(seed, "decode"), n + 1, model.cfg.vocab_size);
+    let tokens = random_tokens(
+        &mut rng::stream(seed, "decode"),
+        n + 1,
+        model.cfg.vocab_size,
+    );
     let all = ids(&tokens)?;
     let newest = ids(&tokens[n..])?;
     let mut cache = Vec::new();
-    model.run(&ids(&tokens[..n])?, &MaskKind::Causal, Forward { cache: Some(&mut cache), trace: false })?;
+    model.run(
+        &ids(&tokens[..n])?,
+        &MaskKind::Causal,
+        Forward { cache: Some(&mut cache), trace: false },
+    )?;
     let full = || model.forward(&all, &MaskKind::Causal);
-    // Cloning the cache copies only handles to its tensors; each step appends to its own copy.
+    // Cloning the cache copies only handles to its tensors; each step appends to
+    // its own copy.
     let cached = || {
         let mut c = cache.clone();
-        model.run(&newest, &MaskKind::Causal, Forward { cache: Some(&mut c), trace: false })
+        model.run(
+            &newest,
+            &MaskKind::Causal,
+            Forward { cache: Some(&mut c), trace: false },
+        )
     };
     let (_, flops_full) = flops::count(full);
     let (_, flops_cached) = flops::count(cached);
-    let ms_full = 1e3 * time_median(repeats, || full().map(drop).map_err(Into::into))?;
-    let ms_cached = 1e3 * time_median(repeats, || cached().map(drop).map_err(Into::into))?;
+    let ms_full =
+        1e3 * time_median(repeats, || full().map(drop).map_err(Into::into))?;
+    let ms_cached =
+        1e3 * time_median(repeats, || cached().map(drop).map_err(Into::into))?;
     let point = DecodePoint {
         context: n,
         flops_full,
         flops_cached,
         predicted_speedup: flops_full as f64 / flops_cached as f64,
     };
-    let timing = DecodeTiming { context: n, ms_full, ms_cached, measured_speedup: ms_full / ms_cached };
+    let timing = DecodeTiming {
+        context: n,
+        ms_full,
+        ms_cached,
+        measured_speedup: ms_full / ms_cached,
+    };
     Ok((point, timing))
 }
 // ANCHOR_END: decode_point

@@ -13,9 +13,11 @@ use crate::*;
 pub enum Strategy {
     /// A causal decoder that keeps one KV cache for the whole conversation.
     CausalReuse,
-    /// A causal decoder that starts a new cache every turn and runs the history again.
+    /// A causal decoder that starts a new cache every turn and runs the history
+    /// again.
     CausalRecompute,
-    /// A prefix LM whose bidirectional prefix holds the history: re-encoded every turn.
+    /// A prefix LM whose bidirectional prefix holds the history: re-encoded every
+    /// turn.
     PrefixReencode,
     /// An encoder-decoder whose encoder reads the history: re-encoded every turn.
     EncDecReencode,
@@ -57,8 +59,9 @@ pub struct TurnCost {
 }
 
 // ANCHOR: simulate
-/// Run a conversation: each turn appends the next user message, then generates a reply of
-/// `reply_len` tokens greedily. Returns the FLOPs and seconds of every turn.
+/// Run a conversation: each turn appends the next user message, then generates a
+/// reply of `reply_len` tokens greedily. Returns the FLOPs and seconds of every
+/// turn.
 pub fn simulate(
     strategy: Strategy,
     dec: &DecoderOnly,
@@ -66,9 +69,11 @@ pub fn simulate(
     users: &[Vec<u32>],
     reply_len: usize,
 ) -> Result<Vec<TurnCost>> {
-    let mut history: Vec<u32> = Vec::new(); // every token of the conversation so far
-    let mut cache: Vec<KvCache> = Vec::new(); // kept across turns by `CausalReuse` only
-    let mut pending: Vec<u32> = Vec::new(); // the last reply token, generated but not yet fed
+    // Every token of the conversation so far; the cache, kept across turns by
+    // `CausalReuse` only; the last reply token, generated but not yet fed.
+    let mut history: Vec<u32> = Vec::new();
+    let mut cache: Vec<KvCache> = Vec::new();
+    let mut pending: Vec<u32> = Vec::new();
     let mut turns = Vec::new();
     for user in users {
         let start = Instant::now();
@@ -76,12 +81,25 @@ pub fn simulate(
         let (reply, flops) = flops::count(|| -> Result<Vec<u32>> {
             let generation = match strategy {
                 Strategy::CausalReuse => {
-                    let chunk = [std::mem::take(&mut pending).as_slice(), user].concat();
-                    continue_cached(dec, &mut cache, &chunk, &MaskKind::Causal, reply_len)?
+                    let chunk =
+                        [std::mem::take(&mut pending).as_slice(), user].concat();
+                    continue_cached(
+                        dec,
+                        &mut cache,
+                        &chunk,
+                        &MaskKind::Causal,
+                        reply_len,
+                    )?
                 }
-                Strategy::CausalRecompute => greedy_cached(dec, &prompt, reply_len, PromptMask::Causal)?,
-                Strategy::PrefixReencode => greedy_cached(dec, &prompt, reply_len, PromptMask::Prefix)?,
-                Strategy::EncDecReencode => greedy_encdec_cached(ed, &prompt, reply_len)?,
+                Strategy::CausalRecompute => {
+                    greedy_cached(dec, &prompt, reply_len, PromptMask::Causal)?
+                }
+                Strategy::PrefixReencode => {
+                    greedy_cached(dec, &prompt, reply_len, PromptMask::Prefix)?
+                }
+                Strategy::EncDecReencode => {
+                    greedy_encdec_cached(ed, &prompt, reply_len)?
+                }
             };
             Ok(generation.tokens)
         });
@@ -97,8 +115,8 @@ pub fn simulate(
 }
 // ANCHOR_END: simulate
 
-/// The FLOPs of every turn of [`simulate`], from the configuration alone: `turns` turns of
-/// `user` message tokens and `reply` generated tokens.
+/// The FLOPs of every turn of [`simulate`], from the configuration alone: `turns`
+/// turns of `user` message tokens and `reply` generated tokens.
 pub fn dialogue_flops_formula(
     cfg: &Config,
     strategy: Strategy,
@@ -106,26 +124,41 @@ pub fn dialogue_flops_formula(
     user: usize,
     reply: usize,
 ) -> Vec<u64> {
-    let (l, d, hd, g) =
-        (cfg.n_layers as u64, cfg.d_model as u64, cfg.head_dim() as u64, cfg.n_kv_heads as u64);
+    let (l, d, hd, g) = (
+        cfg.n_layers as u64,
+        cfg.d_model as u64,
+        cfg.head_dim() as u64,
+        cfg.n_kv_heads as u64,
+    );
     (0..turns)
         .map(|t| {
             let history = t * (user + reply); // tokens before this turn's user message
             let prompt = history + user;
-            // Generating the reply: r − 1 single-token steps after the prompt's pass.
-            let steps: u64 = (0..reply - 1).map(|k| chunk_flops(cfg, prompt + k, 1)).sum();
+            // Generating the reply: r − 1 single-token steps after the prompt's
+            // pass.
+            let steps: u64 =
+                (0..reply - 1).map(|k| chunk_flops(cfg, prompt + k, 1)).sum();
             match strategy {
-                // Only the new tokens (the last reply token and the user message) are fed.
-                Strategy::CausalReuse if t > 0 => chunk_flops(cfg, history - 1, user + 1) + steps,
+                // Only the new tokens (the last reply token and the user message)
+                // are fed.
+                Strategy::CausalReuse if t > 0 => {
+                    chunk_flops(cfg, history - 1, user + 1) + steps
+                }
                 Strategy::CausalReuse => chunk_flops(cfg, 0, user) + steps,
-                // The whole prompt is fed again; the mask does not change the count.
-                Strategy::CausalRecompute | Strategy::PrefixReencode => chunk_flops(cfg, 0, prompt) + steps,
+                // The whole prompt is fed again; the mask does not change the
+                // count.
+                Strategy::CausalRecompute | Strategy::PrefixReencode => {
+                    chunk_flops(cfg, 0, prompt) + steps
+                }
                 Strategy::EncDecReencode => {
                     let s = prompt as u64;
-                    let encoder = s * l * (cfg.block_matmul_flops() + cfg.attention_flops(prompt));
+                    let encoder = s
+                        * l
+                        * (cfg.block_matmul_flops() + cfg.attention_flops(prompt));
                     let cross_kv = s * l * 2 * d * 2 * g * hd;
-                    // Each reply token: its block, its self-attention over the reply so far,
-                    // cross-attention's query and output projections, attention over the source.
+                    // Each reply token: its block, its self-attention over the
+                    // reply so far, cross-attention's query and output projections,
+                    // attention over the source.
                     let decoder: u64 = (1..=reply)
                         .map(|k| {
                             l * (cfg.block_matmul_flops()

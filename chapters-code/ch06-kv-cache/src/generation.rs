@@ -6,7 +6,10 @@ use rand::Rng as _;
 use serde::Serialize;
 use transformer::model::Forward;
 use transformer::rng;
-use transformer::{Config, DEVICE, DecoderOnly, EncoderDecoder, KvCache, MaskKind, ParamStore, PositionKind};
+use transformer::{
+    Config, DEVICE, DecoderOnly, EncoderDecoder, KvCache, MaskKind, ParamStore,
+    PositionKind,
+};
 
 use crate::*;
 
@@ -58,10 +61,11 @@ pub struct Generation {
 }
 
 // ANCHOR: continue_cached
-/// Feed `chunk` into the model on top of whatever `cache` already holds, then generate `n_new`
-/// tokens greedily, one step per token. Each step feeds only the newest token; its keys and
-/// values are appended to the cache. The last generated token is returned but not fed, so its
-/// keys and values are not yet cached (the next call feeds it first).
+/// Feed `chunk` into the model on top of whatever `cache` already holds, then
+/// generate `n_new` tokens greedily, one step per token. Each step feeds only the
+/// newest token; its keys and values are appended to the cache. The last generated
+/// token is returned but not fed, so its keys and values are not yet cached (the
+/// next call feeds it first).
 pub fn continue_cached(
     model: &DecoderOnly,
     cache: &mut Vec<KvCache>,
@@ -72,8 +76,13 @@ pub fn continue_cached(
     let mut out = Generation::default();
     let mut next = chunk.to_vec();
     for _ in 0..n_new {
-        let logits =
-            model.run(&ids(&next)?, mask, Forward { cache: Some(&mut *cache), trace: false })?.logits;
+        let logits = model
+            .run(
+                &ids(&next)?,
+                mask,
+                Forward { cache: Some(&mut *cache), trace: false },
+            )?
+            .logits;
         let row = last_logits(&logits)?;
         let token = argmax(&row);
         out.tokens.push(token);
@@ -84,7 +93,8 @@ pub fn continue_cached(
 }
 // ANCHOR_END: continue_cached
 
-/// Greedy generation with a fresh KV cache: the prompt in one pass, then one token per step.
+/// Greedy generation with a fresh KV cache: the prompt in one pass, then one token
+/// per step.
 pub fn greedy_cached(
     model: &DecoderOnly,
     prompt: &[u32],
@@ -96,7 +106,8 @@ pub fn greedy_cached(
 }
 
 // ANCHOR: greedy_full
-/// Greedy generation by full recomputation: every step runs the whole sequence again.
+/// Greedy generation by full recomputation: every step runs the whole sequence
+/// again.
 pub fn greedy_full(
     model: &DecoderOnly,
     prompt: &[u32],
@@ -118,10 +129,14 @@ pub fn greedy_full(
 // ANCHOR_END: greedy_full
 
 // ANCHOR: greedy_encdec
-/// The encoder-decoder's cached generation: encode the source once, project every decoder
-/// layer's cross-attention keys and values once, then decode one token per step with a
-/// self-attention cache.
-pub fn greedy_encdec_cached(model: &EncoderDecoder, src: &[u32], n_new: usize) -> Result<Generation> {
+/// The encoder-decoder's cached generation: encode the source once, project every
+/// decoder layer's cross-attention keys and values once, then decode one token per
+/// step with a self-attention cache.
+pub fn greedy_encdec_cached(
+    model: &EncoderDecoder,
+    src: &[u32],
+    n_new: usize,
+) -> Result<Generation> {
     let (enc, _) = model.encode(&ids(src)?, false)?;
     let cross = model.cross_kv(&enc)?;
     let mut cache = Vec::new();
@@ -138,9 +153,13 @@ pub fn greedy_encdec_cached(model: &EncoderDecoder, src: &[u32], n_new: usize) -
 }
 // ANCHOR_END: greedy_encdec
 
-/// The encoder-decoder without any cache: every step encodes the source and decodes the whole
-/// target again.
-pub fn greedy_encdec_full(model: &EncoderDecoder, src: &[u32], n_new: usize) -> Result<Generation> {
+/// The encoder-decoder without any cache: every step encodes the source and decodes
+/// the whole target again.
+pub fn greedy_encdec_full(
+    model: &EncoderDecoder,
+    src: &[u32],
+    n_new: usize,
+) -> Result<Generation> {
     let src = ids(src)?;
     let mut tgt = vec![BOS];
     let mut out = Generation::default();
@@ -154,8 +173,8 @@ pub fn greedy_encdec_full(model: &EncoderDecoder, src: &[u32], n_new: usize) -> 
     Ok(out)
 }
 
-/// Largest absolute difference between the step logits of two generations, over the steps
-/// they share.
+/// Largest absolute difference between the step logits of two generations, over the
+/// steps they share.
 pub fn max_logit_diff(a: &Generation, b: &Generation) -> f64 {
     a.logits
         .iter()
@@ -179,8 +198,9 @@ pub struct EqualityCase {
 }
 
 // ANCHOR: equality_case
-/// Draw a random model shape, prompt and length from `seed`; generate greedily with and
-/// without the cache for the causal decoder, the prefix LM and the encoder-decoder.
+/// Draw a random model shape, prompt and length from `seed`; generate greedily with
+/// and without the cache for the causal decoder, the prefix LM and the
+/// encoder-decoder.
 pub fn equality_case(seed: u64) -> Result<EqualityCase> {
     let mut r = rng::stream(seed, "equality");
     let n_kv_heads = [4, 2, 1][r.random_range(0..3)];
@@ -192,23 +212,36 @@ pub fn equality_case(seed: u64) -> Result<EqualityCase> {
         d_ff: 64,
         n_layers: r.random_range(1..=3),
         max_len: 40,
-        positions: if r.random_bool(0.5) { PositionKind::Learned } else { PositionKind::Sinusoidal },
+        positions: if r.random_bool(0.5) {
+            PositionKind::Learned
+        } else {
+            PositionKind::Sinusoidal
+        },
         tie_embeddings: r.random_bool(0.5),
     };
     let prompt_len = r.random_range(1..=12);
     let n_new = r.random_range(1..=16);
-    let prompt: Vec<u32> = (0..prompt_len).map(|_| r.random_range(0..cfg.vocab_size as u32)).collect();
+    let prompt: Vec<u32> =
+        (0..prompt_len).map(|_| r.random_range(0..cfg.vocab_size as u32)).collect();
     let store = ParamStore::new(seed);
     let dec = DecoderOnly::new(&store, "dec", &cfg)?;
     let ed = EncoderDecoder::new(&store, "ed", &cfg)?;
     let mut same_tokens = [false; 3];
     let mut worst = 0f64;
-    for (i, kind) in [PromptMask::Causal, PromptMask::Prefix].into_iter().enumerate() {
-        let (a, b) = (greedy_cached(&dec, &prompt, n_new, kind)?, greedy_full(&dec, &prompt, n_new, kind)?);
+    for (i, kind) in
+        [PromptMask::Causal, PromptMask::Prefix].into_iter().enumerate()
+    {
+        let (a, b) = (
+            greedy_cached(&dec, &prompt, n_new, kind)?,
+            greedy_full(&dec, &prompt, n_new, kind)?,
+        );
         same_tokens[i] = a.tokens == b.tokens;
         worst = worst.max(max_logit_diff(&a, &b));
     }
-    let (a, b) = (greedy_encdec_cached(&ed, &prompt, n_new)?, greedy_encdec_full(&ed, &prompt, n_new)?);
+    let (a, b) = (
+        greedy_encdec_cached(&ed, &prompt, n_new)?,
+        greedy_encdec_full(&ed, &prompt, n_new)?,
+    );
     same_tokens[2] = a.tokens == b.tokens;
     worst = worst.max(max_logit_diff(&a, &b));
     Ok(EqualityCase {

@@ -1,4 +1,5 @@
-//! Invalidation: what appending a turn does to the keys and values already computed.
+//! Invalidation: what appending a turn does to the keys and values already
+//! computed.
 
 use anyhow::{Result, bail};
 use candle_core::Tensor;
@@ -13,7 +14,8 @@ pub struct LayerShift {
     pub layer: usize,
     /// Largest absolute change of any key or value entry.
     pub max_abs: f64,
-    /// ‖ΔK‖² + ‖ΔV‖², square-rooted, over the same for the old K and V (Frobenius norms).
+    /// ‖ΔK‖² + ‖ΔV‖², square-rooted, over the same for the old K and V (Frobenius
+    /// norms).
     pub relative: f64,
 }
 
@@ -22,9 +24,9 @@ pub(crate) fn values(t: &Tensor) -> Result<Vec<f32>> {
 }
 
 // ANCHOR: kv_shift
-/// Compare per-layer keys and values (`[1, kv_heads, t, head_dim]`) computed for the history
-/// alone (`before`) with those computed for the longer sequence (`after`), on the first `n_old`
-/// positions.
+/// Compare per-layer keys and values (`[1, kv_heads, t, head_dim]`) computed for
+/// the history alone (`before`) with those computed for the longer sequence
+/// (`after`), on the first `n_old` positions.
 pub fn kv_shift(
     before: &[(Tensor, Tensor)],
     after: &[(Tensor, Tensor)],
@@ -53,13 +55,18 @@ pub fn kv_shift(
 pub type LayerKv = Vec<(Tensor, Tensor)>;
 
 /// Each decoder-only layer's keys and values for `tokens` under `mask`.
-fn decoder_kv(model: &DecoderOnly, tokens: &[u32], mask: &MaskKind) -> Result<LayerKv> {
-    let out = model.run(&ids(tokens)?, mask, Forward { cache: None, trace: true })?;
+fn decoder_kv(
+    model: &DecoderOnly,
+    tokens: &[u32],
+    mask: &MaskKind,
+) -> Result<LayerKv> {
+    let out =
+        model.run(&ids(tokens)?, mask, Forward { cache: None, trace: true })?;
     Ok(out.layers.into_iter().map(|l| (l.attn.k, l.attn.v)).collect())
 }
 
-/// Each encoder layer's self-attention keys and values, and the cross-attention keys and values
-/// the decoder would cache, for `src`.
+/// Each encoder layer's self-attention keys and values, and the cross-attention
+/// keys and values the decoder would cache, for `src`.
 fn encoder_kv(model: &EncoderDecoder, src: &[u32]) -> Result<(LayerKv, LayerKv)> {
     let (enc, layers) = model.encode(&ids(src)?, true)?;
     let own = layers.into_iter().map(|l| (l.attn.k, l.attn.v)).collect();
@@ -81,18 +88,21 @@ pub struct ShiftRow {
     pub label: String,
     /// History alone against history plus the new turn, per layer.
     pub layers: Vec<LayerShift>,
-    /// Whether the history's keys and values differ, in any bit, between two different new
-    /// turns of the same length: does the history's cache depend on what comes after it?
+    /// Whether the history's keys and values differ, in any bit, between two
+    /// different new turns of the same length: does the history's cache depend on
+    /// what comes after it?
     pub depends_on_new_turn: bool,
 }
 
-/// Per-layer keys and values of a token sequence, for one way of holding a conversation.
+/// Per-layer keys and values of a token sequence, for one way of holding a
+/// conversation.
 type KvOf<'a> = Box<dyn Fn(&[u32]) -> Result<LayerKv> + 'a>;
 
 // ANCHOR: invalidation
-/// Append a turn to a history of `old` tokens and measure, layer by layer, how the keys and
-/// values of the history change, for each way of holding the history. A second, different
-/// turn `other` of the same length tells whether they depend on the new tokens at all.
+/// Append a turn to a history of `old` tokens and measure, layer by layer, how the
+/// keys and values of the history change, for each way of holding the history. A
+/// second, different turn `other` of the same length tells whether they depend on
+/// the new tokens at all.
 pub fn invalidation(
     dec: &DecoderOnly,
     ed: &EncoderDecoder,
@@ -102,22 +112,37 @@ pub fn invalidation(
 ) -> Result<Vec<ShiftRow>> {
     let n = old.len();
     let ways: Vec<(&str, &str, KvOf)> = vec![
-        ("causal", "causal decoder", Box::new(|seq| decoder_kv(dec, seq, &MaskKind::Causal))),
-        // A mitigation: the prefix stays at the first turn; later turns sit on the causal side.
+        (
+            "causal",
+            "causal decoder",
+            Box::new(|seq| decoder_kv(dec, seq, &MaskKind::Causal)),
+        ),
+        // A mitigation: the prefix stays at the first turn; later turns sit on the
+        // causal side.
         (
             "prefix_frozen",
             "prefix LM, prefix frozen after turn 1",
             Box::new(|seq| decoder_kv(dec, seq, &MaskKind::prefix(n))),
         ),
-        // The prefix LM keeps the whole history in its bidirectional prefix, so the prefix grows.
+        // The prefix LM keeps the whole history in its bidirectional prefix, so the
+        // prefix grows.
         (
             "prefix_lm",
             "prefix LM, history in the prefix",
             Box::new(|seq| decoder_kv(dec, seq, &MaskKind::prefix(seq.len()))),
         ),
-        // The encoder-decoder encodes history and new turn together, bidirectionally.
-        ("encoder", "encoder-decoder, encoder self-attention", Box::new(|seq| Ok(encoder_kv(ed, seq)?.0))),
-        ("cross", "encoder-decoder, cross-attention K/V", Box::new(|seq| Ok(encoder_kv(ed, seq)?.1))),
+        // The encoder-decoder encodes history and new turn together,
+        // bidirectionally.
+        (
+            "encoder",
+            "encoder-decoder, encoder self-attention",
+            Box::new(|seq| Ok(encoder_kv(ed, seq)?.0)),
+        ),
+        (
+            "cross",
+            "encoder-decoder, cross-attention K/V",
+            Box::new(|seq| Ok(encoder_kv(ed, seq)?.1)),
+        ),
     ];
     let mut rows = Vec::new();
     for (key, label, kv_of) in ways {
@@ -128,7 +153,9 @@ pub fn invalidation(
             key: key.into(),
             label: label.into(),
             layers: kv_shift(&before, &after, n)?,
-            depends_on_new_turn: kv_shift(&after, &after_other, n)?.iter().any(|l| l.max_abs > 0.0),
+            depends_on_new_turn: kv_shift(&after, &after_other, n)?
+                .iter()
+                .any(|l| l.max_abs > 0.0),
         });
     }
     Ok(rows)

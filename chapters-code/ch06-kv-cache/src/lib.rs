@@ -1,22 +1,31 @@
 //! Chapter 6: the KV cache and multi-turn dialogue.
 //!
-//! The article's fourth claim is that a decoder-only model can keep reusing its KV cache from
-//! one dialogue turn to the next, while encoder-decoders and prefix LMs cannot. This crate
-//! checks the mechanism and measures its price. The modules follow the page:
+//! The article's fourth claim is that a decoder-only model can keep reusing its KV
+//! cache from one dialogue turn to the next, while encoder-decoders and prefix LMs
+//! cannot. This crate checks the mechanism and measures its price. The modules
+//! follow the page:
 //!
 //! - [`settings`]: the models and lengths of one run;
-//! - [`generation`]: greedy generation with the library's KV cache equals generation by full
-//!   recomputation, for the causal decoder, the prefix LM and the encoder-decoder;
-//! - [`invalidation`]: appending a turn leaves a causal decoder's cached keys and values
-//!   untouched, but changes those of a bidirectional region that holds the history;
-//! - [`decode`]: one decoding step with and without the cache, counted in FLOPs and timed;
-//! - [`dialogue`]: a simulated dialogue under four strategies beside an exact cost model;
-//! - [`memory`]: cache sizes for multi-head, grouped-query and multi-query attention, for our
-//!   models and for published configurations;
+//! - [`generation`]: greedy generation with the library's KV cache equals
+//!   generation by full recomputation, for the causal decoder, the prefix LM and
+//!   the encoder-decoder;
+//! - [`invalidation`]: appending a turn leaves a causal decoder's cached keys and
+//!   values untouched, but changes those of a bidirectional region that holds the
+//!   history;
+//! - [`decode`]: one decoding step with and without the cache, counted in FLOPs and
+//!   timed;
+//! - [`dialogue`]: a simulated dialogue under four strategies beside an exact cost
+//!   model;
+//! - [`memory`]: cache sizes for multi-head, grouped-query and multi-query
+//!   attention, for our models and for published configurations;
+//! - [`diagrams`]: a KV cache growing one row per step, and which cached rows a
+//!   second turn leaves valid, drawn from the settings and the invalidation
+//!   results;
 //! - [`report`] and [`outputs`]: the whole run, and what it writes.
 
 pub mod claims;
 pub mod decode;
+pub mod diagrams;
 pub mod dialogue;
 pub mod generation;
 pub mod invalidation;
@@ -44,8 +53,7 @@ pub struct KvCacheChapter;
 impl Chapter for KvCacheChapter {
     const ID: &'static str = "ch06";
     const PACKAGE: &'static str = env!("CARGO_PKG_NAME");
-    const ABOUT: &'static str =
-        "Measure what a KV cache saves, and what a growing bidirectional region costs in dialogue.";
+    const ABOUT: &'static str = "Measure what a KV cache saves, and what a growing bidirectional region costs in dialogue.";
     type Args = Args;
     type Settings = Settings;
 

@@ -1,4 +1,5 @@
-//! Cache memory: multi-head, grouped-query and multi-query attention, ours and published.
+//! Cache memory: multi-head, grouped-query and multi-query attention, ours and
+//! published.
 
 use anyhow::Result;
 use serde::Serialize;
@@ -11,8 +12,14 @@ use transformer::{flops, rng};
 use crate::*;
 
 // ANCHOR: memory_formula
-/// Bytes the KV cache holds per token: a key and a value vector per layer and per key/value head.
-pub fn kv_bytes_per_token(n_layers: u64, n_kv_heads: u64, head_dim: u64, bytes_per_element: u64) -> u64 {
+/// Bytes the KV cache holds per token: a key and a value vector per layer and per
+/// key/value head.
+pub fn kv_bytes_per_token(
+    n_layers: u64,
+    n_kv_heads: u64,
+    head_dim: u64,
+    bytes_per_element: u64,
+) -> u64 {
     2 * n_layers * n_kv_heads * head_dim * bytes_per_element
 }
 // ANCHOR_END: memory_formula
@@ -125,8 +132,8 @@ pub struct KvHeadsTiming {
 }
 
 // ANCHOR: kv_heads
-/// Build the model with `g` key/value heads, fill its cache with `n` tokens, and measure the
-/// cache and one decoding step.
+/// Build the model with `g` key/value heads, fill its cache with `n` tokens, and
+/// measure the cache and one decoding step.
 pub fn kv_heads_point(
     base: &Config,
     g: usize,
@@ -137,15 +144,25 @@ pub fn kv_heads_point(
     let cfg = Config { n_kv_heads: g, ..base.clone() };
     let store = ParamStore::new(seed);
     let model = DecoderOnly::new(&store, "dec", &cfg)?;
-    let tokens = random_tokens(&mut rng::stream(seed, "kv-heads"), n + 1, cfg.vocab_size);
+    let tokens =
+        random_tokens(&mut rng::stream(seed, "kv-heads"), n + 1, cfg.vocab_size);
     let mut cache = Vec::new();
-    model.run(&ids(&tokens[..n])?, &MaskKind::Causal, Forward { cache: Some(&mut cache), trace: false })?;
+    model.run(
+        &ids(&tokens[..n])?,
+        &MaskKind::Causal,
+        Forward { cache: Some(&mut cache), trace: false },
+    )?;
     let measured: usize = cache.iter().map(KvCache::bytes).sum();
-    let per_token = kv_bytes_per_token(cfg.n_layers as u64, g as u64, cfg.head_dim() as u64, 4);
+    let per_token =
+        kv_bytes_per_token(cfg.n_layers as u64, g as u64, cfg.head_dim() as u64, 4);
     let newest = ids(&tokens[n..])?;
     let step = || {
         let mut c = cache.clone();
-        model.run(&newest, &MaskKind::Causal, Forward { cache: Some(&mut c), trace: false })
+        model.run(
+            &newest,
+            &MaskKind::Causal,
+            Forward { cache: Some(&mut c), trace: false },
+        )
     };
     let (_, flops_per_step) = flops::count(step);
     let secs = time_median(repeats, || step().map(drop).map_err(Into::into))?;

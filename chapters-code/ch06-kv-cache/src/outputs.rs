@@ -10,9 +10,15 @@ use transformer::plot::{LineChart, Series};
 
 use crate::*;
 
-fn invalidation_table(rows: &BTreeMap<String, ShiftRow>, n_layers: usize) -> String {
+fn invalidation_table(
+    rows: &BTreeMap<String, ShiftRow>,
+    n_layers: usize,
+) -> String {
     let mut t = String::from("| history held by | ");
-    t += &(0..n_layers).map(|l| format!("layer {l}")).collect::<Vec<_>>().join(" | ");
+    t += &(0..n_layers)
+        .map(|l| format!("layer {l}"))
+        .collect::<Vec<_>>()
+        .join(" | ");
     t += " | depends on the new turn's tokens |\n|---|";
     t += &"---:|".repeat(n_layers);
     t += "---|";
@@ -20,9 +26,14 @@ fn invalidation_table(rows: &BTreeMap<String, ShiftRow>, n_layers: usize) -> Str
     for key in ["causal", "prefix_frozen", "prefix_lm", "encoder", "cross"] {
         let row = &rows[key];
         t += &format!("| {} | ", row.label);
-        let cells: Vec<String> = row.layers.iter().map(|l| format!("{:.4}", l.relative)).collect();
+        let cells: Vec<String> =
+            row.layers.iter().map(|l| format!("{:.4}", l.relative)).collect();
         t += &cells.join(" | ");
-        t += if row.depends_on_new_turn { " | yes |\n" } else { " | no (bit for bit) |\n" };
+        t += if row.depends_on_new_turn {
+            " | yes |\n"
+        } else {
+            " | no (bit for bit) |\n"
+        };
     }
     t
 }
@@ -47,7 +58,10 @@ fn decode_table(points: &[DecodePoint], times: &[DecodeTiming]) -> String {
     t
 }
 
-fn dialogue_table(rows: &BTreeMap<String, DialogueRow>, times: &BTreeMap<String, DialogueTiming>) -> String {
+fn dialogue_table(
+    rows: &BTreeMap<String, DialogueRow>,
+    times: &BTreeMap<String, DialogueTiming>,
+) -> String {
     let mut t = String::from(
         "| strategy | total GFLOP | FLOPs vs cache reuse | last turn / first turn | growth when turns double | seconds | time vs cache reuse |\n\
          |---|---:|---:|---:|---:|---:|---:|\n",
@@ -68,7 +82,11 @@ fn dialogue_table(rows: &BTreeMap<String, DialogueRow>, times: &BTreeMap<String,
     t
 }
 
-fn kv_heads_table(rows: &[KvHeadsRow], times: &[KvHeadsTiming], context: usize) -> String {
+fn kv_heads_table(
+    rows: &[KvHeadsRow],
+    times: &[KvHeadsTiming],
+    context: usize,
+) -> String {
     let mut t = format!(
         "| attention | K/V heads | parameters | cache bytes per token (formula) | cache at {context} tokens (formula) | \
          measured (`KvCache::bytes`) | cache vs MHA | FLOPs per step | ms per step | time vs MHA |\n\
@@ -92,8 +110,8 @@ fn kv_heads_table(rows: &[KvHeadsRow], times: &[KvHeadsTiming], context: usize) 
     t
 }
 
-/// The context each published model was trained with (facts.md §10), and whether the table's
-/// longer contexts are hypothetical for it.
+/// The context each published model was trained with (facts.md §10), and whether
+/// the table's longer contexts are hypothetical for it.
 fn trained_context(key: &str) -> (&'static str, bool) {
     match key {
         "llama3_8b" | "llama3_70b" => ("8,192 (Llama 3.1: 131,072)", false),
@@ -139,7 +157,9 @@ pub fn outputs(o: &Outcome) -> Result<Outputs> {
     out.claims(crate::claims::claims(rep, tim));
 
     let ctx = |f: &dyn Fn(usize) -> f64| -> Vec<(f64, f64)> {
-        (0..rep.decode.len()).map(|i| (rep.decode[i].context as f64, f(i))).collect()
+        (0..rep.decode.len())
+            .map(|i| (rep.decode[i].context as f64, f(i)))
+            .collect()
     };
     let svg = LineChart {
         title: "One decoding step: time against context length",
@@ -171,7 +191,10 @@ pub fn outputs(o: &Outcome) -> Result<Outputs> {
                 label: "predicted by counted FLOPs".into(),
                 points: ctx(&|i| rep.decode[i].predicted_speedup),
             },
-            Series { label: "measured".into(), points: ctx(&|i| tim.decode[i].measured_speedup) },
+            Series {
+                label: "measured".into(),
+                points: ctx(&|i| tim.decode[i].measured_speedup),
+            },
         ],
     }
     .to_svg()?;
@@ -182,7 +205,11 @@ pub fn outputs(o: &Outcome) -> Result<Outputs> {
             .iter()
             .map(|&s| Series {
                 label: s.label().into(),
-                points: f(s).into_iter().enumerate().map(|(i, y)| ((i + 1) as f64, y)).collect(),
+                points: f(s)
+                    .into_iter()
+                    .enumerate()
+                    .map(|(i, y)| ((i + 1) as f64, y))
+                    .collect(),
             })
             .collect()
     };
@@ -193,7 +220,11 @@ pub fn outputs(o: &Outcome) -> Result<Outputs> {
         log_x: false,
         log_y: false,
         series: &per_turn(&|s| {
-            rep.dialogue[s.key()].cumulative_flops.iter().map(|&f| f as f64 / 1e9).collect()
+            rep.dialogue[s.key()]
+                .cumulative_flops
+                .iter()
+                .map(|&f| f as f64 / 1e9)
+                .collect()
         }),
     }
     .to_svg()?;
@@ -209,16 +240,21 @@ pub fn outputs(o: &Outcome) -> Result<Outputs> {
     .to_svg()?;
     out.file("dialogue_time.svg", svg)?;
 
-    let shift_series: Vec<Series> = ["causal", "prefix_frozen", "prefix_lm", "encoder", "cross"]
-        .iter()
-        .map(|k| {
-            let row = &rep.invalidation[*k];
-            Series {
-                label: row.label.clone(),
-                points: row.layers.iter().map(|l| (l.layer as f64, l.relative)).collect(),
-            }
-        })
-        .collect();
+    let shift_series: Vec<Series> =
+        ["causal", "prefix_frozen", "prefix_lm", "encoder", "cross"]
+            .iter()
+            .map(|k| {
+                let row = &rep.invalidation[*k];
+                Series {
+                    label: row.label.clone(),
+                    points: row
+                        .layers
+                        .iter()
+                        .map(|l| (l.layer as f64, l.relative))
+                        .collect(),
+                }
+            })
+            .collect();
     let svg = LineChart {
         title: "How far a new turn moves the cached keys and values of the history",
         x_label: "layer",
@@ -230,10 +266,31 @@ pub fn outputs(o: &Outcome) -> Result<Outputs> {
     .to_svg()?;
     out.file("invalidation.svg", svg)?;
 
-    out.file("invalidation.md", invalidation_table(&rep.invalidation, rep.settings.model.n_layers))?;
+    out.file(
+        "kv_cache_growth.svg",
+        crate::diagrams::kv_cache_growth(&crate::diagrams::Growth::from_report(
+            rep,
+        )),
+    )?;
+    out.file(
+        "two_turns.svg",
+        crate::diagrams::two_turns(
+            &rep.invalidation,
+            rep.settings.history_tokens,
+            rep.settings.new_tokens,
+        ),
+    )?;
+
+    out.file(
+        "invalidation.md",
+        invalidation_table(&rep.invalidation, rep.settings.model.n_layers),
+    )?;
     out.file("decode.md", decode_table(&rep.decode, &tim.decode))?;
     out.file("dialogue.md", dialogue_table(&rep.dialogue, &tim.dialogue))?;
-    out.file("kv_heads.md", kv_heads_table(&rep.kv_heads, &tim.kv_heads, rep.settings.kv_context))?;
+    out.file(
+        "kv_heads.md",
+        kv_heads_table(&rep.kv_heads, &tim.kv_heads, rep.settings.kv_context),
+    )?;
     out.file("memory.md", memory_md(&rep.memory))?;
     let d = &rep.dialogue;
     out.headline(format!(

@@ -18,7 +18,8 @@ pub struct EqualitySummary {
     pub cases_detail: Vec<EqualityCaseBrief>,
 }
 
-/// One equality case, without its float difference (which varies with thread counts).
+/// One equality case, without its float difference (which varies with thread
+/// counts).
 #[derive(Debug, Clone, Serialize)]
 pub struct EqualityCaseBrief {
     pub seed: u64,
@@ -42,8 +43,8 @@ pub struct DialogueRow {
     pub flops_ratio_to_reuse: f64,
     /// FLOPs of the last turn over those of the first.
     pub last_over_first_turn: f64,
-    /// Cumulative FLOPs after all turns over those after half of them: 2 for linear growth,
-    /// about 4 for quadratic growth.
+    /// Cumulative FLOPs after all turns over those after half of them: 2 for linear
+    /// growth, about 4 for quadratic growth.
     pub growth_when_doubling: f64,
 }
 
@@ -55,8 +56,8 @@ pub struct DialogueTiming {
     pub time_ratio_to_reuse: f64,
 }
 
-/// Everything the chapter reports that does not depend on the clock: counts, sizes and ratios.
-/// The snapshot test records exactly this.
+/// Everything the chapter reports that does not depend on the clock: counts, sizes
+/// and ratios. The snapshot test records exactly this.
 #[derive(Debug, Clone, Serialize)]
 pub struct Report {
     pub settings: Settings,
@@ -68,14 +69,15 @@ pub struct Report {
     /// The step at the longest context, for the prose.
     pub decode_longest: DecodePoint,
     pub dialogue: BTreeMap<String, DialogueRow>,
-    /// The causal decoder generates the same replies whether it keeps its cache or not.
+    /// The causal decoder generates the same replies whether it keeps its cache or
+    /// not.
     pub reuse_replies_equal_recompute: bool,
     pub kv_heads: Vec<KvHeadsRow>,
     pub memory: BTreeMap<String, MemoryRow>,
 }
 
-/// Wall-clock measurements and float-rounding residuals, which differ between machines: for
-/// the book only, never for snapshots.
+/// Wall-clock measurements and float-rounding residuals, which differ between
+/// machines: for the book only, never for snapshots.
 #[derive(Debug, Clone, Serialize)]
 pub struct Timings {
     pub decode: Vec<DecodeTiming>,
@@ -86,8 +88,9 @@ pub struct Timings {
     pub kv_heads: Vec<KvHeadsTiming>,
     /// The largest logit difference between cached and uncached generation.
     pub max_logit_diff: f64,
-    /// The largest relative change of a history's K/V that does not depend on the new turn:
-    /// float rounding from summing in a different order, which varies between machines.
+    /// The largest relative change of a history's K/V that does not depend on the
+    /// new turn: float rounding from summing in a different order, which varies
+    /// between machines.
     pub rounding_residual: f64,
     pub total_secs: f64,
 }
@@ -97,7 +100,8 @@ pub struct Outcome {
     pub timings: Timings,
 }
 
-/// Round to 4 decimals: float-rounding residuals (about 1e-7) become 0, real changes stay.
+/// Round to 4 decimals: float-rounding residuals (about 1e-7) become 0, real
+/// changes stay.
 fn round_shift(layers: &mut [LayerShift]) {
     for l in layers {
         l.max_abs = round_dp(l.max_abs, 4);
@@ -116,11 +120,15 @@ pub fn compute(s: &Settings) -> Result<Outcome> {
     let ed = EncoderDecoder::new(&ed_store, "ed", cfg)?;
 
     // 1. Cached generation equals full recomputation.
-    let cases = (0..s.equality_cases as u64).map(equality_case).collect::<Result<Vec<_>>>()?;
+    let cases = (0..s.equality_cases as u64)
+        .map(equality_case)
+        .collect::<Result<Vec<_>>>()?;
     let max_diff = cases.iter().map(|c| c.max_logit_diff).fold(0.0, f64::max);
     let equality = EqualitySummary {
         cases: cases.len(),
-        all_tokens_identical: cases.iter().all(|c| c.same_tokens.iter().all(|&b| b)),
+        all_tokens_identical: cases
+            .iter()
+            .all(|c| c.same_tokens.iter().all(|&b| b)),
         all_within_1e4: max_diff < 1e-4,
         cases_detail: cases
             .iter()
@@ -168,10 +176,12 @@ pub fn compute(s: &Settings) -> Result<Outcome> {
     }
 
     // 4. The dialogue.
-    let users: Vec<Vec<u32>> =
-        (0..s.turns).map(|_| random_tokens(&mut r, s.user_tokens, cfg.vocab_size)).collect();
-    // Every strategy runs `dialogue_repeats` times, in rounds, and each turn keeps its fastest
-    // time, so that a burst of load on the machine does not land on one strategy alone.
+    let users: Vec<Vec<u32>> = (0..s.turns)
+        .map(|_| random_tokens(&mut r, s.user_tokens, cfg.vocab_size))
+        .collect();
+    // Every strategy runs `dialogue_repeats` times, in rounds, and each turn keeps
+    // its fastest time, so that a burst of load on the machine does not land on one
+    // strategy alone.
     let mut runs: BTreeMap<&str, Vec<TurnCost>> = BTreeMap::new();
     for _ in 0..s.dialogue_repeats {
         for strategy in Strategy::ALL {
@@ -188,8 +198,10 @@ pub fn compute(s: &Settings) -> Result<Outcome> {
             }
         }
     }
-    let reuse_replies_equal_recompute =
-        runs["causal_reuse"].iter().zip(&runs["causal_recompute"]).all(|(a, b)| a.reply == b.reply);
+    let reuse_replies_equal_recompute = runs["causal_reuse"]
+        .iter()
+        .zip(&runs["causal_recompute"])
+        .all(|(a, b)| a.reply == b.reply);
     let cumulative = |turns: &[TurnCost]| -> Vec<u64> {
         turns
             .iter()
@@ -199,21 +211,32 @@ pub fn compute(s: &Settings) -> Result<Outcome> {
             })
             .collect()
     };
-    let reuse_total = *cumulative(&runs["causal_reuse"]).last().expect("at least one turn") as f64;
+    let reuse_total = *cumulative(&runs["causal_reuse"])
+        .last()
+        .expect("at least one turn") as f64;
     let reuse_secs: f64 = runs["causal_reuse"].iter().map(|t| t.secs).sum();
     let mut dialogue = BTreeMap::new();
     let mut dialogue_t = BTreeMap::new();
     for strategy in Strategy::ALL {
         let turns = &runs[strategy.key()];
         let cum = cumulative(turns);
-        let formula = dialogue_flops_formula(cfg, strategy, s.turns, s.user_tokens, s.reply_tokens);
+        let formula = dialogue_flops_formula(
+            cfg,
+            strategy,
+            s.turns,
+            s.user_tokens,
+            s.reply_tokens,
+        );
         let total = *cum.last().expect("at least one turn") as f64;
         let half = cum[(s.turns / 2).max(1) - 1] as f64;
         dialogue.insert(
             strategy.key().to_string(),
             DialogueRow {
                 label: strategy.label().into(),
-                matches_formula: turns.iter().zip(&formula).all(|(t, f)| t.flops == *f),
+                matches_formula: turns
+                    .iter()
+                    .zip(&formula)
+                    .all(|(t, f)| t.flops == *f),
                 total_gflop: round_sig(total / 1e9, 4),
                 flops_ratio_to_reuse: round_sig(total / reuse_total, 3),
                 last_over_first_turn: round_sig(
@@ -254,7 +277,8 @@ pub fn compute(s: &Settings) -> Result<Outcome> {
     let mha_bytes = kv_heads[0].cache_bytes_measured as f64;
     let mut kv_t = Vec::new();
     for (row, secs) in kv_heads.iter_mut().zip(&kv_secs) {
-        row.cache_ratio_to_mha = round_sig(row.cache_bytes_measured as f64 / mha_bytes, 3);
+        row.cache_ratio_to_mha =
+            round_sig(row.cache_bytes_measured as f64 / mha_bytes, 3);
         kv_t.push(KvHeadsTiming {
             n_kv_heads: row.n_kv_heads,
             ms_per_step: round_sig(secs * 1e3, 3),

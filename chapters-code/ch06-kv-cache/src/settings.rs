@@ -10,18 +10,21 @@ use transformer::chapter::Preset;
 #[derive(Debug, Clone, Serialize)]
 pub struct Settings {
     pub preset: Preset,
-    /// The model every experiment uses (multi-head attention: `n_kv_heads == n_heads`).
+    /// The model every experiment uses (multi-head attention: `n_kv_heads ==
+    /// n_heads`).
     pub model: Config,
     pub seed: u64,
     /// Context lengths at which one decoding step is counted and timed.
     pub contexts: Vec<usize>,
     /// Timing repeats per measurement (the median is kept).
     pub repeats: usize,
-    /// The simulated dialogue: turns, user-message tokens and reply tokens per turn.
+    /// The simulated dialogue: turns, user-message tokens and reply tokens per
+    /// turn.
     pub turns: usize,
     pub user_tokens: usize,
     pub reply_tokens: usize,
-    /// Times the whole dialogue is run per strategy (the fastest time of each turn is kept).
+    /// Times the whole dialogue is run per strategy (the fastest time of each turn
+    /// is kept).
     pub dialogue_repeats: usize,
     /// Key/value head counts compared for cache size and decoding speed.
     pub kv_heads: Vec<usize>,
@@ -142,7 +145,9 @@ impl Settings {
         self.model.validate()?;
         let max = self.model.max_len;
         if self.turns == 0 || self.user_tokens == 0 || self.reply_tokens == 0 {
-            bail!("--turns, --user-tokens and --reply-tokens must each be at least 1");
+            bail!(
+                "--turns, --user-tokens and --reply-tokens must each be at least 1"
+            );
         }
         let dialogue = self.turns * (self.user_tokens + self.reply_tokens);
         if dialogue > max {
@@ -154,8 +159,12 @@ impl Settings {
                 self.reply_tokens
             );
         }
-        if self.contexts.is_empty() || self.kv_heads.first() != Some(&self.model.n_heads) {
-            bail!("at least one decoding context, and the MHA model first among the K/V head counts");
+        if self.contexts.is_empty()
+            || self.kv_heads.first() != Some(&self.model.n_heads)
+        {
+            bail!(
+                "at least one decoding context, and the MHA model first among the K/V head counts"
+            );
         }
         if let Some(&c) = self.contexts.iter().find(|&&c| c == 0 || c + 1 > max) {
             bail!("decoding context {c} must lie in 1..{max}");
@@ -163,11 +172,23 @@ impl Settings {
         if self.kv_context == 0 || self.kv_context + 1 > max {
             bail!("the MQA/GQA context {} must lie in 1..{max}", self.kv_context);
         }
-        if let Some(&g) = self.kv_heads.iter().find(|&&g| g == 0 || !self.model.n_heads.is_multiple_of(g)) {
-            bail!("{g} key/value heads do not divide {} query heads", self.model.n_heads);
+        if let Some(&g) = self
+            .kv_heads
+            .iter()
+            .find(|&&g| g == 0 || !self.model.n_heads.is_multiple_of(g))
+        {
+            bail!(
+                "{g} key/value heads do not divide {} query heads",
+                self.model.n_heads
+            );
         }
-        if self.history_tokens == 0 || self.new_tokens == 0 || self.history_tokens + self.new_tokens > max {
-            bail!("the invalidation experiment needs 1 ≤ history, 1 ≤ new turn, history + new ≤ {max}");
+        if self.history_tokens == 0
+            || self.new_tokens == 0
+            || self.history_tokens + self.new_tokens > max
+        {
+            bail!(
+                "the invalidation experiment needs 1 ≤ history, 1 ≤ new turn, history + new ≤ {max}"
+            );
         }
         if self.repeats == 0 || self.dialogue_repeats == 0 {
             bail!("repeats must be at least 1");

@@ -1,9 +1,11 @@
-//! The cache changes nothing but the cost; bidirectional histories invalidate it; the counts
-//! the book prints equal what the models compute.
+//! The cache changes nothing but the cost; bidirectional histories invalidate it;
+//! the counts the book prints equal what the models compute.
 
 use ch06_kv_cache::*;
 use rand::Rng as _;
-use transformer::{Config, DecoderOnly, EncoderDecoder, ParamStore, PositionKind, rng};
+use transformer::{
+    Config, DecoderOnly, EncoderDecoder, ParamStore, PositionKind, rng,
+};
 
 fn small(n_kv_heads: usize, n_layers: usize) -> Config {
     Config {
@@ -26,8 +28,9 @@ fn tokens(seed: u64, n: usize, vocab: usize) -> Vec<u32> {
 
 #[test]
 fn cached_generation_equals_recomputation_over_random_models() {
-    // Property-style: random shapes (1–3 layers, 4/2/1 K/V heads, both position kinds, tied or
-    // untied head), prompt lengths and generation lengths, one per seed.
+    // Property-style: random shapes (1–3 layers, 4/2/1 K/V heads, both position
+    // kinds, tied or untied head), prompt lengths and generation lengths, one per
+    // seed.
     let mut kv_seen = std::collections::BTreeSet::new();
     for seed in 100..140 {
         let c = equality_case(seed).unwrap();
@@ -40,7 +43,8 @@ fn cached_generation_equals_recomputation_over_random_models() {
 
 #[test]
 fn a_prompt_fed_in_pieces_gives_the_same_continuation() {
-    // Splitting the prompt across calls (as a dialogue does) changes nothing either.
+    // Splitting the prompt across calls (as a dialogue does) changes nothing
+    // either.
     let cfg = small(2, 2);
     let store = ParamStore::new(3);
     let dec = DecoderOnly::new(&store, "dec", &cfg).unwrap();
@@ -56,52 +60,84 @@ fn a_prompt_fed_in_pieces_gives_the_same_continuation() {
             transformer::Forward { cache: Some(&mut cache), trace: false },
         )
         .unwrap();
-        let g =
-            continue_cached(&dec, &mut cache, &prompt[cut..], &transformer::MaskKind::Causal, 10).unwrap();
+        let g = continue_cached(
+            &dec,
+            &mut cache,
+            &prompt[cut..],
+            &transformer::MaskKind::Causal,
+            10,
+        )
+        .unwrap();
         assert_eq!(g.tokens, whole.tokens, "cut {cut}");
         assert!(max_logit_diff(&g, &whole) < 1e-4);
     }
 }
 
 #[test]
-fn appending_a_turn_leaves_causal_caches_valid_and_invalidates_bidirectional_ones() {
+fn appending_a_turn_leaves_causal_caches_valid_and_invalidates_bidirectional_ones()
+{
     for (kv, layers) in [(4, 3), (1, 2)] {
         let cfg = small(kv, layers);
         let dec = DecoderOnly::new(&ParamStore::new(5), "dec", &cfg).unwrap();
         let ed = EncoderDecoder::new(&ParamStore::new(5), "ed", &cfg).unwrap();
-        let (old, new, other) = (tokens(1, 10, 40), tokens(2, 15, 40), tokens(3, 15, 40));
+        let (old, new, other) =
+            (tokens(1, 10, 40), tokens(2, 15, 40), tokens(3, 15, 40));
         let rows = invalidation(&dec, &ed, &old, &new, &other).unwrap();
         let get = |k: &str| rows.iter().find(|r| r.key == k).unwrap();
         for key in ["causal", "prefix_frozen"] {
             let r = get(key);
             assert!(!r.depends_on_new_turn, "{key}");
-            assert_eq!(r.layers[0].max_abs, 0.0, "{key}: layer 0 is a projection of the same embeddings");
-            assert!(r.layers.iter().all(|l| l.relative < 1e-5), "{key}: {:?}", r.layers);
+            assert_eq!(
+                r.layers[0].max_abs, 0.0,
+                "{key}: layer 0 is a projection of the same embeddings"
+            );
+            assert!(
+                r.layers.iter().all(|l| l.relative < 1e-5),
+                "{key}: {:?}",
+                r.layers
+            );
         }
         for key in ["prefix_lm", "encoder"] {
             let r = get(key);
             assert!(r.depends_on_new_turn, "{key}");
-            assert_eq!(r.layers[0].max_abs, 0.0, "{key}: layer 0 sees only its own token");
-            assert!(r.layers[1..].iter().all(|l| l.relative > 1e-3), "{key}: {:?}", r.layers);
+            assert_eq!(
+                r.layers[0].max_abs, 0.0,
+                "{key}: layer 0 sees only its own token"
+            );
+            assert!(
+                r.layers[1..].iter().all(|l| l.relative > 1e-3),
+                "{key}: {:?}",
+                r.layers
+            );
         }
         let cross = get("cross");
-        assert!(cross.depends_on_new_turn && cross.layers.iter().all(|l| l.relative > 1e-3));
+        assert!(
+            cross.depends_on_new_turn
+                && cross.layers.iter().all(|l| l.relative > 1e-3)
+        );
         assert_eq!(cross.layers.len(), layers);
     }
 }
 
 #[test]
 fn the_dialogue_cost_model_equals_the_counted_flops() {
-    for (kv, layers, turns, user, reply) in [(4, 2, 3, 5, 4), (2, 1, 4, 3, 1), (1, 3, 2, 6, 7)] {
+    for (kv, layers, turns, user, reply) in
+        [(4, 2, 3, 5, 4), (2, 1, 4, 3, 1), (1, 3, 2, 6, 7)]
+    {
         let cfg = small(kv, layers);
         let dec = DecoderOnly::new(&ParamStore::new(8), "dec", &cfg).unwrap();
         let ed = EncoderDecoder::new(&ParamStore::new(8), "ed", &cfg).unwrap();
-        let users: Vec<Vec<u32>> = (0..turns).map(|t| tokens(t as u64, user, cfg.vocab_size)).collect();
+        let users: Vec<Vec<u32>> =
+            (0..turns).map(|t| tokens(t as u64, user, cfg.vocab_size)).collect();
         let mut replies = Vec::new();
         for s in Strategy::ALL {
             let run = simulate(s, &dec, &ed, &users, reply).unwrap();
             let counted: Vec<u64> = run.iter().map(|t| t.flops).collect();
-            assert_eq!(counted, dialogue_flops_formula(&cfg, s, turns, user, reply), "{s:?}");
+            assert_eq!(
+                counted,
+                dialogue_flops_formula(&cfg, s, turns, user, reply),
+                "{s:?}"
+            );
             assert!(run.iter().all(|t| t.reply.len() == reply));
             replies.push(run.into_iter().map(|t| t.reply).collect::<Vec<_>>());
         }
@@ -117,8 +153,13 @@ fn recomputation_grows_quadratically_and_reuse_almost_linearly() {
     let total = |s| dialogue_flops_formula(&cfg, s, turns, user, reply);
     let reuse = total(Strategy::CausalReuse);
     let recompute = total(Strategy::CausalRecompute);
-    assert_eq!(recompute, total(Strategy::PrefixReencode), "the mask does not change the count");
-    // Per-turn cost: flat-ish for reuse, growing with the history for recomputation.
+    assert_eq!(
+        recompute,
+        total(Strategy::PrefixReencode),
+        "the mask does not change the count"
+    );
+    // Per-turn cost: flat-ish for reuse, growing with the history for
+    // recomputation.
     assert!((reuse[turns - 1] as f64 / reuse[1] as f64) < 1.5);
     assert!((recompute[turns - 1] as f64 / recompute[0] as f64) > 4.0);
     assert!(recompute.iter().sum::<u64>() > 2 * reuse.iter().sum::<u64>());
@@ -134,7 +175,10 @@ fn one_step_flops_match_the_formula_and_the_cache_size_matches_its_formula() {
     }
     for g in [4, 2, 1] {
         let (row, _) = kv_heads_point(&cfg, g, 30, 1, 3).unwrap();
-        assert_eq!(row.cache_bytes_measured, row.cache_bytes_formula, "{g} K/V heads");
+        assert_eq!(
+            row.cache_bytes_measured, row.cache_bytes_formula,
+            "{g} K/V heads"
+        );
         assert_eq!(row.bytes_per_token, (2 * 2 * g * 8 * 4) as u64);
     }
 }

@@ -1,10 +1,11 @@
 //! The chapter harness: what every chapter crate is written on.
 //!
-//! A chapter implements [`Chapter`]: it turns a [`Preset`] and its own command-line flags into
-//! checked settings, and its settings into [`Outputs`] (the numbers the page quotes, its
-//! tables and figures, and any timings). Everything else is here, written once: the command
-//! line (`--config`, `--out`, `--help`), where outputs go, writing them atomically, exit codes,
-//! and the summary a run prints at the end.
+//! A chapter implements [`Chapter`]: it turns a [`Preset`] and its own command-line
+//! flags into checked settings, and its settings into [`Outputs`] (the numbers the
+//! page quotes, its tables and figures, and any timings). Everything else is here,
+//! written once: the command line (`--config`, `--out`, `--help`), where outputs
+//! go, writing them atomically, exit codes, and the summary a run prints at the
+//! end.
 //!
 //! ```text
 //! // src/main.rs of a chapter crate
@@ -25,7 +26,9 @@ use clap::{CommandFactory, FromArgMatches, Parser};
 use serde::{Deserialize, Serialize};
 
 /// Which configuration a run uses.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, clap::ValueEnum, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, clap::ValueEnum, Serialize, Deserialize,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum Preset {
     /// Small and fast: what the tests run and snapshot.
@@ -59,18 +62,23 @@ pub trait Chapter {
     type Args: clap::Args;
     /// Everything one run uses, already checked.
     type Settings;
-    /// Settings from a preset and the flags. Every value is checked here; an error is a usage
-    /// error (exit code 2) whose message names the flag.
-    fn settings(preset: Preset, args: &Self::Args) -> anyhow::Result<Self::Settings>;
+    /// Settings from a preset and the flags. Every value is checked here; an error
+    /// is a usage error (exit code 2) whose message names the flag.
+    fn settings(
+        preset: Preset,
+        args: &Self::Args,
+    ) -> anyhow::Result<Self::Settings>;
     /// Run the chapter.
     fn run(settings: &Self::Settings) -> anyhow::Result<Outputs>;
 }
 
-/// What a run produced, held in memory until [`Outputs::write`] puts it on disk in one go.
+/// What a run produced, held in memory until [`Outputs::write`] puts it on disk in
+/// one go.
 #[derive(Debug, Default)]
 pub struct Outputs {
     results: serde_json::Value,
-    /// `results` as written: serialised from the chapter's own type, so fields keep its order.
+    /// `results` as written: serialised from the chapter's own type, so fields keep
+    /// its order.
     results_text: String,
     timings: Option<serde_json::Value>,
     claims: Option<Claims>,
@@ -80,17 +88,21 @@ pub struct Outputs {
 }
 
 impl Outputs {
-    /// Outputs whose `results.json` is `results`: every number the page quotes, rounded for
-    /// display. Nothing in it may depend on the machine or the clock; timings go to
-    /// [`Outputs::timings`].
+    /// Outputs whose `results.json` is `results`: every number the page quotes,
+    /// rounded for display. Nothing in it may depend on the machine or the clock;
+    /// timings go to [`Outputs::timings`].
     pub fn new(results: &impl Serialize) -> anyhow::Result<Self> {
-        let results_text = crate::io::json_text(results).context("serialising the results")?;
-        let results = serde_json::to_value(results).context("serialising the results")?;
+        let results_text =
+            crate::io::json_text(results).context("serialising the results")?;
+        let results =
+            serde_json::to_value(results).context("serialising the results")?;
         if !results.is_object() {
             bail!("results must serialise to a JSON object");
         }
         if results.get("timings").is_some() {
-            bail!("`timings` is reserved in results.json: pass machine-dependent values to Outputs::timings");
+            bail!(
+                "`timings` is reserved in results.json: pass machine-dependent values to Outputs::timings"
+            );
         }
         Ok(Outputs { results, results_text, ..Outputs::default() })
     }
@@ -100,16 +112,21 @@ impl Outputs {
         &self.results
     }
 
-    /// Machine-dependent measurements (seconds, speed-ups measured in wall time), written to
-    /// `timings.json` beside `results.json`; the book reads them as `{{#value chNN.timings.…}}`.
-    pub fn timings(&mut self, timings: &impl Serialize) -> anyhow::Result<&mut Self> {
-        self.timings = Some(serde_json::to_value(timings).context("serialising the timings")?);
+    /// Machine-dependent measurements (seconds, speed-ups measured in wall time),
+    /// written to `timings.json` beside `results.json`; the book reads them as
+    /// `{{#value chNN.timings.…}}`.
+    pub fn timings(
+        &mut self,
+        timings: &impl Serialize,
+    ) -> anyhow::Result<&mut Self> {
+        self.timings =
+            Some(serde_json::to_value(timings).context("serialising the timings")?);
         Ok(self)
     }
 
-    /// The sentences the page says about these results, each computed from them: written to
-    /// `claims.json`, and read by the page as `{{#claim chNN.name}}`, which fails the book's
-    /// build when the claim does not hold.
+    /// The sentences the page says about these results, each computed from them:
+    /// written to `claims.json`, and read by the page as `{{#claim chNN.name}}`,
+    /// which fails the book's build when the claim does not hold.
     pub fn claims(&mut self, claims: Claims) -> &mut Self {
         self.claims = Some(claims);
         self
@@ -120,15 +137,27 @@ impl Outputs {
         self.claims.as_ref()
     }
 
-    /// A file beside `results.json`: a table (`.md`), a figure (`.svg`) or anything else.
-    pub fn file(&mut self, name: &str, contents: impl Into<Vec<u8>>) -> anyhow::Result<&mut Self> {
+    /// A file beside `results.json`: a table (`.md`), a figure (`.svg`) or anything
+    /// else.
+    pub fn file(
+        &mut self,
+        name: &str,
+        contents: impl Into<Vec<u8>>,
+    ) -> anyhow::Result<&mut Self> {
         let ok = !name.is_empty()
             && !name.starts_with('.')
-            && name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'));
+            && name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'));
         if !ok {
-            bail!("output file name `{name}` must be a plain file name (letters, digits, _ - .)");
+            bail!(
+                "output file name `{name}` must be a plain file name (letters, digits, _ - .)"
+            );
         }
-        if matches!(name, "results.json" | "timings.json" | "claims.json" | "manifest.json") {
+        if matches!(
+            name,
+            "results.json" | "timings.json" | "claims.json" | "manifest.json"
+        ) {
             bail!("`{name}` is written by the harness");
         }
         if self.files.insert(name.to_string(), contents.into()).is_some() {
@@ -159,18 +188,29 @@ impl Outputs {
         self
     }
 
-    /// Write everything into `dir`, replacing what was there. The files are first written into
-    /// a temporary folder beside `dir`, which then takes `dir`'s place: an interrupted or failed
-    /// run leaves the old outputs untouched and no half-written file behind.
+    /// Write everything into `dir`, replacing what was there. The files are first
+    /// written into a temporary folder beside `dir`, which then takes `dir`'s
+    /// place: an interrupted or failed run leaves the old outputs untouched and no
+    /// half-written file behind.
     pub fn write(&self, dir: &Path) -> anyhow::Result<()> {
-        let parent = dir.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
-        std::fs::create_dir_all(parent).with_context(|| format!("creating {}", parent.display()))?;
-        let name = dir.file_name().context("the output folder has no name")?.to_string_lossy();
+        let parent = dir
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
+        std::fs::create_dir_all(parent)
+            .with_context(|| format!("creating {}", parent.display()))?;
+        let name = dir
+            .file_name()
+            .context("the output folder has no name")?
+            .to_string_lossy();
         let stage = tempfile::Builder::new()
             .prefix(&format!(".{name}.new-"))
             .tempdir_in(parent)
-            .with_context(|| format!("creating a temporary folder in {}", parent.display()))?;
-        let mut all: Vec<(&str, Vec<u8>)> = vec![("results.json", self.results_text.clone().into_bytes())];
+            .with_context(|| {
+                format!("creating a temporary folder in {}", parent.display())
+            })?;
+        let mut all: Vec<(&str, Vec<u8>)> =
+            vec![("results.json", self.results_text.clone().into_bytes())];
         if let Some(t) = &self.timings {
             all.push(("timings.json", crate::io::json_text(t)?.into_bytes()));
         }
@@ -182,13 +222,14 @@ impl Outputs {
         }
         for (file, bytes) in &all {
             let path = stage.path().join(file);
-            let mut f =
-                std::fs::File::create(&path).with_context(|| format!("writing {}", path.display()))?;
+            let mut f = std::fs::File::create(&path)
+                .with_context(|| format!("writing {}", path.display()))?;
             f.write_all(bytes)
                 .and_then(|()| f.sync_all())
                 .with_context(|| format!("writing {}", path.display()))?;
         }
-        // A manifest belongs to the book's build, not to the run: keep it if it is there.
+        // A manifest belongs to the book's build, not to the run: keep it if it is
+        // there.
         let manifest = dir.join("manifest.json");
         if manifest.is_file() {
             std::fs::copy(&manifest, stage.path().join("manifest.json"))
@@ -201,15 +242,20 @@ impl Outputs {
             let old = tempfile::Builder::new()
                 .prefix(&format!(".{name}.old-"))
                 .tempdir_in(parent)
-                .with_context(|| format!("creating a temporary folder in {}", parent.display()))?;
+                .with_context(|| {
+                    format!("creating a temporary folder in {}", parent.display())
+                })?;
             let old_path = old.path().join("outputs");
-            std::fs::rename(dir, &old_path).with_context(|| format!("moving {} aside", dir.display()))?;
+            std::fs::rename(dir, &old_path)
+                .with_context(|| format!("moving {} aside", dir.display()))?;
             if let Err(e) = std::fs::rename(stage.path(), dir) {
                 let _ = std::fs::rename(&old_path, dir);
-                return Err(e).with_context(|| format!("replacing {}", dir.display()));
+                return Err(e)
+                    .with_context(|| format!("replacing {}", dir.display()));
             }
         } else {
-            std::fs::rename(stage.path(), dir).with_context(|| format!("creating {}", dir.display()))?;
+            std::fs::rename(stage.path(), dir)
+                .with_context(|| format!("creating {}", dir.display()))?;
         }
         Ok(())
     }
@@ -238,7 +284,11 @@ impl Outputs {
             let _ = writeln!(s, "open first: {}", dir.join(first).display());
         }
         if let Some(c) = &self.claims {
-            let failing: Vec<&str> = c.0.iter().filter(|(_, c)| !c.holds).map(|(n, _)| n.as_str()).collect();
+            let failing: Vec<&str> =
+                c.0.iter()
+                    .filter(|(_, c)| !c.holds)
+                    .map(|(n, _)| n.as_str())
+                    .collect();
             if failing.is_empty() {
                 let _ = writeln!(s, "claims: all {} hold", c.0.len());
             } else {
@@ -267,17 +317,40 @@ pub fn book_folder(id: &str) -> PathBuf {
 }
 
 /// Where a run writes when `--out` is not given: the book's folder for the default
-/// configuration, a scratch folder under `target/` for any other, so that a quick run can
-/// never overwrite the book's results.
-pub fn default_out(id: &str, preset: Preset) -> PathBuf {
-    match preset {
-        Preset::Default => book_folder(id),
-        other => workspace_root().join("target/chapters").join(format!("{id}-{}", other.name())),
+/// configuration as it is, a scratch folder under `target/` for any other
+/// configuration or for the default one with overridden settings (`custom`), so
+/// that no run but the book's own can overwrite the book's results.
+pub fn default_out(id: &str, preset: Preset, custom: bool) -> PathBuf {
+    let scratch =
+        |name: String| workspace_root().join("target/chapters").join(name);
+    match (preset, custom) {
+        (Preset::Default, false) => book_folder(id),
+        (preset, false) => scratch(format!("{id}-{}", preset.name())),
+        (preset, true) => scratch(format!("{id}-{}-custom", preset.name())),
     }
 }
 
-/// Refuse to write anything but the default configuration's results into the book.
-fn check_out(id: &str, preset: Preset, out: &Path) -> anyhow::Result<()> {
+/// The chapter's own flags given on the command line (overrides of its preset), by
+/// name.
+fn overridden<A: clap::Args>(matches: &clap::ArgMatches) -> Vec<String> {
+    A::augment_args(clap::Command::new("chapter"))
+        .get_arguments()
+        .filter(|a| {
+            matches.value_source(a.get_id().as_str())
+                == Some(clap::parser::ValueSource::CommandLine)
+        })
+        .map(|a| format!("--{}", a.get_long().unwrap_or(a.get_id().as_str())))
+        .collect()
+}
+
+/// Refuse to write anything but the default configuration's results, with no
+/// setting overridden, into the book.
+fn check_out(
+    id: &str,
+    preset: Preset,
+    overrides: &[String],
+    out: &Path,
+) -> anyhow::Result<()> {
     let book = workspace_root().join("book/generated");
     let inside = |p: &Path| {
         let p = std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf());
@@ -290,7 +363,17 @@ fn check_out(id: &str, preset: Preset, out: &Path) -> anyhow::Result<()> {
              configuration's outputs only; write a {} run elsewhere (the default for it is {})",
             out.display(),
             preset.name(),
-            default_out(id, preset).display()
+            default_out(id, preset, false).display()
+        );
+    }
+    if !overrides.is_empty() && inside(out) {
+        bail!(
+            "--out {} is inside the book's results (book/generated/), which hold the default \
+             configuration's outputs only, but this run overrides {}; write it elsewhere (the \
+             default for it is {})",
+            out.display(),
+            overrides.join(", "),
+            default_out(id, preset, true).display()
         );
     }
     Ok(())
@@ -316,11 +399,13 @@ fn canonical_prefix(p: &Path) -> PathBuf {
 
 #[derive(Parser)]
 struct Cli<A: clap::Args> {
-    /// Which configuration to run: quick (for tests), default (the book's), large (where offered).
+    /// Which configuration to run: quick (for tests), default (the book's), large
+    /// (where offered).
     #[arg(long, value_enum, default_value_t = Preset::Default)]
     config: Preset,
-    /// Folder for results.json, the tables and the figures (default: the book's folder for the
-    /// default configuration, target/chapters/<id>-<config> for any other).
+    /// Folder for results.json, the tables and the figures (default: the book's
+    /// folder for the default configuration, target/chapters/<id>-<config> for any
+    /// other).
     #[arg(long, value_name = "DIR")]
     out: Option<PathBuf>,
     #[command(flatten)]
@@ -329,20 +414,31 @@ struct Cli<A: clap::Args> {
 
 /// The `main` of every chapter binary: parse the command line, run, write, report.
 ///
-/// Exit codes: 0 on success, 2 for a usage error (a bad flag or value), 1 for a failure while
-/// running or writing. Errors go to standard error, with their causes.
+/// Exit codes: 0 on success, 2 for a usage error (a bad flag or value), 1 for a
+/// failure while running or writing. Errors go to standard error, with their
+/// causes.
 pub fn main<C: Chapter>() -> ExitCode {
-    let command =
-        Cli::<C::Args>::command().name(C::PACKAGE).about(C::ABOUT).version(env!("CARGO_PKG_VERSION"));
-    let cli = match command.try_get_matches().and_then(|m| Cli::<C::Args>::from_arg_matches(&m)) {
-        Ok(cli) => cli,
+    let command = Cli::<C::Args>::command()
+        .name(C::PACKAGE)
+        .about(C::ABOUT)
+        .version(env!("CARGO_PKG_VERSION"));
+    let parsed = command.try_get_matches().and_then(|m| {
+        Cli::<C::Args>::from_arg_matches(&m)
+            .map(|cli| (cli, overridden::<C::Args>(&m)))
+    });
+    let (cli, overrides) = match parsed {
+        Ok(parsed) => parsed,
         Err(e) => {
             let _ = e.print();
             return ExitCode::from(if e.use_stderr() { 2 } else { 0 });
         }
     };
-    let out = cli.out.clone().unwrap_or_else(|| default_out(C::ID, cli.config));
-    let settings = match check_out(C::ID, cli.config, &out).and_then(|()| C::settings(cli.config, &cli.args))
+    let out = cli
+        .out
+        .clone()
+        .unwrap_or_else(|| default_out(C::ID, cli.config, !overrides.is_empty()));
+    let settings = match check_out(C::ID, cli.config, &overrides, &out)
+        .and_then(|()| C::settings(cli.config, &cli.args))
     {
         Ok(s) => s,
         Err(e) => {
@@ -351,7 +447,9 @@ pub fn main<C: Chapter>() -> ExitCode {
         }
     };
     let start = Instant::now();
-    match C::run(&settings).and_then(|outputs| outputs.write(&out).map(|()| outputs)) {
+    match C::run(&settings)
+        .and_then(|outputs| outputs.write(&out).map(|()| outputs))
+    {
         Ok(outputs) => {
             print!(
                 "{} ({}):\n{}",
@@ -368,8 +466,9 @@ pub fn main<C: Chapter>() -> ExitCode {
     }
 }
 
-/// One sentence the page says about the chapter's own results, and whether the results bear
-/// it out. `text` is the generated wording the page shows in place of `{{#claim chNN.name}}`.
+/// One sentence the page says about the chapter's own results, and whether the
+/// results bear it out. `text` is the generated wording the page shows in place of
+/// `{{#claim chNN.name}}`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Claim {
     pub holds: bool,
@@ -386,10 +485,17 @@ impl Claims {
         Self::default()
     }
 
-    /// Record claim `name`: `text` is what the page will say, `holds` whether the data agree.
-    /// Compute `holds` from the same numbers the text quotes, never from expectation.
-    pub fn add(&mut self, name: &str, holds: bool, text: impl Into<String>) -> &mut Self {
-        let previous = self.0.insert(name.to_string(), Claim { holds, text: text.into() });
+    /// Record claim `name`: `text` is what the page will say, `holds` whether the
+    /// data agree. Compute `holds` from the same numbers the text quotes, never
+    /// from expectation.
+    pub fn add(
+        &mut self,
+        name: &str,
+        holds: bool,
+        text: impl Into<String>,
+    ) -> &mut Self {
+        let previous =
+            self.0.insert(name.to_string(), Claim { holds, text: text.into() });
         assert!(previous.is_none(), "claim `{name}` recorded twice");
         self
     }
@@ -438,7 +544,10 @@ impl Table {
     }
 
     /// Add a row; it must have one cell per column.
-    pub fn row<S: ToString>(&mut self, cells: impl IntoIterator<Item = S>) -> &mut Self {
+    pub fn row<S: ToString>(
+        &mut self,
+        cells: impl IntoIterator<Item = S>,
+    ) -> &mut Self {
         let row: Vec<String> = cells.into_iter().map(|c| c.to_string()).collect();
         assert_eq!(
             row.len(),
@@ -467,8 +576,9 @@ impl Table {
     }
 }
 
-/// Mean, sample standard deviation and range of a metric over seeds, each rounded to the
-/// decimals it was summarised with (so results and snapshots hold across machines).
+/// Mean, sample standard deviation and range of a metric over seeds, each rounded
+/// to the decimals it was summarised with (so results and snapshots hold across
+/// machines).
 #[derive(Debug, Clone, Copy, Serialize, PartialEq)]
 pub struct Spread {
     pub mean: f64,
@@ -478,12 +588,16 @@ pub struct Spread {
 }
 
 impl Spread {
-    /// The spread of `xs`, rounded to `dp` decimal places. One value has a spread of 0.
+    /// The spread of `xs`, rounded to `dp` decimal places. One value has a spread
+    /// of 0.
     pub fn of(xs: &[f64], dp: i32) -> Spread {
         let n = xs.len() as f64;
         let mean = xs.iter().sum::<f64>() / n;
-        let var =
-            if xs.len() > 1 { xs.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (n - 1.0) } else { 0.0 };
+        let var = if xs.len() > 1 {
+            xs.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (n - 1.0)
+        } else {
+            0.0
+        };
         Spread {
             mean: round_dp(mean, dp),
             std: round_dp(var.sqrt(), dp),
@@ -521,7 +635,8 @@ pub fn round_sig(x: f64, sig: i32) -> f64 {
     round_dp(x, sig - 1 - magnitude)
 }
 
-/// Run a chapter's quick configuration with its default flags, as its snapshot tests do.
+/// Run a chapter's quick configuration with its default flags, as its snapshot
+/// tests do.
 pub fn quick<C: Chapter>() -> anyhow::Result<Outputs>
 where
     C::Args: Default,
@@ -529,15 +644,22 @@ where
     C::run(&C::settings(Preset::Quick, &C::Args::default())?)
 }
 
-/// The command-line contract every chapter binary keeps, checked by each chapter's CLI test:
-/// `--help` lists the harness's and the chapter's flags; a quick run into a fresh folder exits
-/// 0 and writes `expected` files (besides `results.json`); each of `bad` (flags after
-/// `--config quick`) fails with exit code 2 and a message containing its needle, never a
-/// panic; an unwritable output folder fails with exit code 1; a quick run aimed at the book's
-/// folder is refused.
-pub fn check_cli(binary: &str, flags: &[&str], expected: &[&str], bad: &[(&[&str], &str)]) {
+/// The command-line contract every chapter binary keeps, checked by each chapter's
+/// CLI test: `--help` lists the harness's and the chapter's flags; a quick run into
+/// a fresh folder exits 0 and writes `expected` files (besides `results.json`);
+/// each of `bad` (flags after `--config quick`) fails with exit code 2 and a
+/// message containing its needle, never a panic; an unwritable output folder fails
+/// with exit code 1; a quick run aimed at the book's folder is refused.
+pub fn check_cli(
+    binary: &str,
+    flags: &[&str],
+    expected: &[&str],
+    bad: &[(&[&str], &str)],
+) {
     use std::process::Command;
-    let run = |args: &[&str]| Command::new(binary).args(args).output().expect("the chapter binary runs");
+    let run = |args: &[&str]| {
+        Command::new(binary).args(args).output().expect("the chapter binary runs")
+    };
     let help = run(&["--help"]);
     assert!(help.status.success());
     let text = String::from_utf8_lossy(&help.stdout);
@@ -546,10 +668,14 @@ pub fn check_cli(binary: &str, flags: &[&str], expected: &[&str], bad: &[(&[&str
     }
     let dir = tempfile::tempdir().expect("a temporary folder");
     let out = dir.path().join("out");
-    let quick = run(&["--config", "quick", "--out", out.to_str().expect("UTF-8 path")]);
+    let quick =
+        run(&["--config", "quick", "--out", out.to_str().expect("UTF-8 path")]);
     let stdout = String::from_utf8_lossy(&quick.stdout);
     assert!(quick.status.success(), "{}", String::from_utf8_lossy(&quick.stderr));
-    assert!(stdout.contains("wrote") && stdout.contains("results.json"), "no summary printed:\n{stdout}");
+    assert!(
+        stdout.contains("wrote") && stdout.contains("results.json"),
+        "no summary printed:\n{stdout}"
+    );
     for file in ["results.json"].iter().chain(expected) {
         assert!(out.join(file).is_file(), "{file} was not written");
     }
@@ -562,8 +688,15 @@ pub fn check_cli(binary: &str, flags: &[&str], expected: &[&str], bad: &[(&[&str
     let expect_failure = |args: Vec<&str>, code: i32, needle: &str| {
         let o = run(&args);
         let stderr = String::from_utf8_lossy(&o.stderr);
-        assert_eq!(o.status.code(), Some(code), "{args:?} should exit with {code}: {stderr}");
-        assert!(stderr.contains(needle), "{args:?}: expected {needle:?} in {stderr}");
+        assert_eq!(
+            o.status.code(),
+            Some(code),
+            "{args:?} should exit with {code}: {stderr}"
+        );
+        assert!(
+            stderr.contains(needle),
+            "{args:?}: expected {needle:?} in {stderr}"
+        );
         assert!(!stderr.contains("panicked"), "{args:?} panicked: {stderr}");
     };
     for (args, needle) in bad {
@@ -575,9 +708,17 @@ pub fn check_cli(binary: &str, flags: &[&str], expected: &[&str], bad: &[(&[&str
     let blocker = dir.path().join("file");
     std::fs::write(&blocker, "x").expect("writable");
     let inside = blocker.join("out");
-    expect_failure(vec!["--config", "quick", "--out", inside.to_str().expect("UTF-8")], 1, "error");
+    expect_failure(
+        vec!["--config", "quick", "--out", inside.to_str().expect("UTF-8")],
+        1,
+        "error",
+    );
     let book = book_folder("some-chapter");
-    expect_failure(vec!["--config", "quick", "--out", book.to_str().expect("UTF-8")], 2, "book");
+    expect_failure(
+        vec!["--config", "quick", "--out", book.to_str().expect("UTF-8")],
+        2,
+        "book",
+    );
 }
 
 #[cfg(test)]
@@ -588,7 +729,10 @@ mod tests {
     fn tables_render_in_one_style() {
         let mut t = Table::new(&["name", "n"]).right([1]);
         t.row(["a", "1"]).row(["b", "22"]);
-        assert_eq!(t.markdown(), "| name | n |\n|---|---:|\n| a | 1 |\n| b | 22 |\n");
+        assert_eq!(
+            t.markdown(),
+            "| name | n |\n|---|---:|\n| a | 1 |\n| b | 22 |\n"
+        );
     }
 
     #[test]
@@ -615,23 +759,48 @@ mod tests {
         claims.add("grows", true, "grows at every size");
         o.claims(claims);
         o.write(&out).unwrap();
-        let mut names: Vec<_> = std::fs::read_dir(&out).unwrap().map(|e| e.unwrap().file_name()).collect();
+        let mut names: Vec<_> = std::fs::read_dir(&out)
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
         names.sort();
-        assert_eq!(names, ["claims.json", "manifest.json", "results.json", "t.md", "timings.json"]);
+        assert_eq!(
+            names,
+            [
+                "claims.json",
+                "manifest.json",
+                "results.json",
+                "t.md",
+                "timings.json"
+            ]
+        );
         assert_eq!(
             std::fs::read_to_string(out.join("claims.json")).unwrap(),
             "{\n  \"grows\": {\n    \"holds\": true,\n    \"text\": \"grows at every size\"\n  }\n}\n"
         );
-        assert_eq!(std::fs::read_to_string(out.join("results.json")).unwrap(), "{\n  \"a\": 1\n}\n");
-        let siblings: Vec<_> =
-            std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+        assert_eq!(
+            std::fs::read_to_string(out.join("results.json")).unwrap(),
+            "{\n  \"a\": 1\n}\n"
+        );
+        let siblings: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
         assert_eq!(siblings, ["ch99"], "temporary folders left behind");
     }
 
     #[test]
     fn bad_output_names_and_reserved_keys_are_errors() {
         let mut o = Outputs::new(&serde_json::json!({})).unwrap();
-        for bad in ["", ".hidden", "a/b.md", "../x", "results.json", "timings.json", "claims.json"] {
+        for bad in [
+            "",
+            ".hidden",
+            "a/b.md",
+            "../x",
+            "results.json",
+            "timings.json",
+            "claims.json",
+        ] {
             assert!(o.file(bad, "x").is_err(), "{bad:?} accepted");
         }
         o.file("a.md", "x").unwrap();
@@ -642,11 +811,67 @@ mod tests {
 
     #[test]
     fn only_the_default_configuration_writes_into_the_book() {
-        assert_eq!(default_out("ch01", Preset::Default), book_folder("ch01"));
-        assert!(default_out("ch01", Preset::Quick).ends_with("target/chapters/ch01-quick"));
-        assert!(check_out("ch01", Preset::Quick, &book_folder("ch01")).is_err());
-        assert!(check_out("ch01", Preset::Quick, &book_folder("ch01").join("../ch01/sub")).is_err());
-        assert!(check_out("ch01", Preset::Default, &book_folder("ch01")).is_ok());
-        assert!(check_out("ch01", Preset::Quick, &default_out("ch01", Preset::Quick)).is_ok());
+        assert_eq!(
+            default_out("ch01", Preset::Default, false),
+            book_folder("ch01")
+        );
+        assert!(
+            default_out("ch01", Preset::Quick, false)
+                .ends_with("target/chapters/ch01-quick")
+        );
+        assert!(
+            default_out("ch01", Preset::Default, true)
+                .ends_with("target/chapters/ch01-default-custom")
+        );
+        assert!(
+            default_out("ch01", Preset::Quick, true)
+                .ends_with("target/chapters/ch01-quick-custom")
+        );
+        assert!(
+            check_out("ch01", Preset::Quick, &[], &book_folder("ch01")).is_err()
+        );
+        assert!(
+            check_out(
+                "ch01",
+                Preset::Quick,
+                &[],
+                &book_folder("ch01").join("../ch01/sub")
+            )
+            .is_err()
+        );
+        assert!(
+            check_out("ch01", Preset::Default, &[], &book_folder("ch01")).is_ok()
+        );
+        #[derive(clap::Args, Default)]
+        struct A {
+            #[arg(long)]
+            seeds: Option<usize>,
+            #[arg(long, default_value_t = 3)]
+            steps: usize,
+        }
+        let given = |args: &[&str]| {
+            let m = Cli::<A>::command().try_get_matches_from(args).unwrap();
+            overridden::<A>(&m)
+        };
+        assert!(given(&["ch", "--config", "quick", "--out", "x"]).is_empty());
+        assert_eq!(given(&["ch", "--seeds", "5"]), ["--seeds"]);
+        assert_eq!(
+            given(&["ch", "--steps", "3", "--seeds", "5"]),
+            ["--seeds", "--steps"]
+        );
+        let seeds = ["--seeds".to_string()];
+        let e = check_out("ch01", Preset::Default, &seeds, &book_folder("ch01"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("--seeds") && e.contains("ch01-default-custom"), "{e}");
+        assert!(
+            check_out(
+                "ch01",
+                Preset::Quick,
+                &[],
+                &default_out("ch01", Preset::Quick, false)
+            )
+            .is_ok()
+        );
     }
 }

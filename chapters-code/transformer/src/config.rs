@@ -1,8 +1,9 @@
 //! Model configuration, and the exact parameter and FLOP formulas the book prints.
 //!
-//! The formulas are written out term by term so the book can include them; tests check that
-//! they equal the real variable count of the instantiated models and the FLOPs that the
-//! models' matrix multiplications actually perform (see [`crate::flops`]).
+//! The formulas are written out term by term so the book can include them; tests
+//! check that they equal the real variable count of the instantiated models and the
+//! FLOPs that the models' matrix multiplications actually perform (see
+//! [`crate::flops`]).
 
 use serde::{Deserialize, Serialize};
 
@@ -15,15 +16,16 @@ pub enum PositionKind {
     Sinusoidal,
 }
 
-/// The shape of a model. An encoder-decoder built from it has `n_layers` encoder blocks and
-/// `n_layers` decoder blocks ("L + L" in T5's accounting); a decoder-only model has `n_layers`.
+/// The shape of a model. An encoder-decoder built from it has `n_layers` encoder
+/// blocks and `n_layers` decoder blocks ("L + L" in T5's accounting); a
+/// decoder-only model has `n_layers`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Config {
     pub vocab_size: usize,
     pub d_model: usize,
     pub n_heads: usize,
-    /// Key/value heads: `n_heads` for multi-head attention, 1 for multi-query, in between for
-    /// grouped-query attention.
+    /// Key/value heads: `n_heads` for multi-head attention, 1 for multi-query, in
+    /// between for grouped-query attention.
     pub n_kv_heads: usize,
     pub d_ff: usize,
     pub n_layers: usize,
@@ -45,7 +47,8 @@ pub enum ConfigError {
 }
 
 impl Config {
-    /// The tiny GPT used for speed comparisons: vocab 512, d_model 128, 4 heads, 2 layers.
+    /// The tiny GPT used for speed comparisons: vocab 512, d_model 128, 4 heads, 2
+    /// layers.
     pub fn tiny() -> Self {
         Config {
             vocab_size: 512,
@@ -79,24 +82,32 @@ impl Config {
             }
         }
         if !self.d_model.is_multiple_of(self.n_heads) {
-            return Err(ConfigError::HeadSplit { d_model: self.d_model, n_heads: self.n_heads });
+            return Err(ConfigError::HeadSplit {
+                d_model: self.d_model,
+                n_heads: self.n_heads,
+            });
         }
         if !self.n_heads.is_multiple_of(self.n_kv_heads) {
-            return Err(ConfigError::KvSplit { n_heads: self.n_heads, n_kv_heads: self.n_kv_heads });
+            return Err(ConfigError::KvSplit {
+                n_heads: self.n_heads,
+                n_kv_heads: self.n_kv_heads,
+            });
         }
         Ok(())
     }
 
     // ANCHOR: param_formula
-    /// Parameters of one self-attention: fused Q, K, V projection plus output projection,
-    /// each with a bias. With `n_kv_heads < n_heads`, K and V shrink (MQA/GQA).
+    /// Parameters of one self-attention: fused Q, K, V projection plus output
+    /// projection, each with a bias. With `n_kv_heads < n_heads`, K and V shrink
+    /// (MQA/GQA).
     pub fn self_attention_params(&self) -> usize {
         let (d, hd) = (self.d_model, self.head_dim());
         let qkv_out = (self.n_heads + 2 * self.n_kv_heads) * hd;
         (d * qkv_out + qkv_out) + (d * d + d)
     }
 
-    /// Parameters of one cross-attention: Q from the decoder, K and V from the encoder output.
+    /// Parameters of one cross-attention: Q from the decoder, K and V from the
+    /// encoder output.
     pub fn cross_attention_params(&self) -> usize {
         let (d, hd) = (self.d_model, self.head_dim());
         let kv_out = 2 * self.n_kv_heads * hd;
@@ -115,31 +126,42 @@ impl Config {
 
     /// One pre-LN block of a decoder-only model or of an encoder.
     pub fn block_params(&self) -> usize {
-        2 * self.layer_norm_params() + self.self_attention_params() + self.mlp_params()
+        2 * self.layer_norm_params()
+            + self.self_attention_params()
+            + self.mlp_params()
     }
 
-    /// One block of an encoder-decoder's decoder: a block plus cross-attention and its LayerNorm.
+    /// One block of an encoder-decoder's decoder: a block plus cross-attention and
+    /// its LayerNorm.
     pub fn cross_block_params(&self) -> usize {
-        self.block_params() + self.layer_norm_params() + self.cross_attention_params()
+        self.block_params()
+            + self.layer_norm_params()
+            + self.cross_attention_params()
     }
 
-    /// Token and position embeddings, and the output head unless it is tied to the embedding.
+    /// Token and position embeddings, and the output head unless it is tied to the
+    /// embedding.
     pub fn embedding_params(&self) -> usize {
         let tokens = self.vocab_size * self.d_model;
         let positions = match self.positions {
             PositionKind::Learned => self.max_len * self.d_model,
             PositionKind::Sinusoidal => 0,
         };
-        let head = if self.tie_embeddings { 0 } else { self.vocab_size * self.d_model };
+        let head =
+            if self.tie_embeddings { 0 } else { self.vocab_size * self.d_model };
         tokens + positions + head
     }
 
-    /// Every parameter of the decoder-only model (causal or prefix: the same weights).
+    /// Every parameter of the decoder-only model (causal or prefix: the same
+    /// weights).
     pub fn decoder_only_params(&self) -> usize {
-        self.embedding_params() + self.n_layers * self.block_params() + self.layer_norm_params()
+        self.embedding_params()
+            + self.n_layers * self.block_params()
+            + self.layer_norm_params()
     }
 
-    /// Every parameter of the L + L encoder-decoder (embeddings shared by both sides).
+    /// Every parameter of the L + L encoder-decoder (embeddings shared by both
+    /// sides).
     pub fn encoder_decoder_params(&self) -> usize {
         self.embedding_params()
             + self.n_layers * self.block_params()
@@ -148,8 +170,9 @@ impl Config {
             + self.layer_norm_params()
     }
 
-    /// Every parameter of T5's shared encoder-decoder: the decoder reuses the encoder's blocks
-    /// and adds only its cross-attention, their LayerNorms and a final LayerNorm.
+    /// Every parameter of T5's shared encoder-decoder: the decoder reuses the
+    /// encoder's blocks and adds only its cross-attention, their LayerNorms and a
+    /// final LayerNorm.
     pub fn shared_encoder_decoder_params(&self) -> usize {
         self.encoder_decoder_params() - self.n_layers * self.block_params()
     }
@@ -165,8 +188,9 @@ impl Config {
         2 * (qkv + out + mlp)
     }
 
-    /// Forward FLOPs of attending over `n_keys` keys, per query token and per layer:
-    /// scores `q·k` and the weighted sum of values, each `2 · n_keys · d_model`.
+    /// Forward FLOPs of attending over `n_keys` keys, per query token and per
+    /// layer: scores `q·k` and the weighted sum of values, each `2 · n_keys ·
+    /// d_model`.
     pub fn attention_flops(&self, n_keys: usize) -> u64 {
         4 * n_keys as u64 * self.d_model as u64
     }
@@ -176,23 +200,28 @@ impl Config {
         2 * self.d_model as u64 * self.vocab_size as u64
     }
 
-    /// Forward FLOPs per token of the decoder-only model on a sequence of `n` tokens. Every
-    /// query scores all `n` keys (masked scores are computed, then discarded), so the causal
-    /// and the prefix decoder cost the same.
+    /// Forward FLOPs per token of the decoder-only model on a sequence of `n`
+    /// tokens. Every query scores all `n` keys (masked scores are computed, then
+    /// discarded), so the causal and the prefix decoder cost the same.
     pub fn decoder_only_flops_per_token(&self, n: usize) -> u64 {
-        self.n_layers as u64 * (self.block_matmul_flops() + self.attention_flops(n)) + self.head_flops()
+        self.n_layers as u64 * (self.block_matmul_flops() + self.attention_flops(n))
+            + self.head_flops()
     }
 
-    /// Total forward FLOPs of the encoder-decoder on `src` input tokens and `tgt` output tokens.
+    /// Total forward FLOPs of the encoder-decoder on `src` input tokens and `tgt`
+    /// output tokens.
     pub fn encoder_decoder_flops(&self, src: usize, tgt: usize) -> u64 {
         let (d, hd) = (self.d_model as u64, self.head_dim() as u64);
         let l = self.n_layers as u64;
         let (s, t) = (src as u64, tgt as u64);
-        let encoder = s * l * (self.block_matmul_flops() + self.attention_flops(src));
-        // Cross-attention keys and values: computed once from each encoder output token.
+        let encoder =
+            s * l * (self.block_matmul_flops() + self.attention_flops(src));
+        // Cross-attention keys and values: computed once from each encoder output
+        // token.
         let cross_kv = s * l * 2 * d * 2 * self.n_kv_heads as u64 * hd;
-        // Per decoder token: its block, its own attention, cross-attention Q and output
-        // projections, attention over the `src` encoder outputs, and the head.
+        // Per decoder token: its block, its own attention, cross-attention Q and
+        // output projections, attention over the `src` encoder outputs, and the
+        // head.
         let cross_q_out = 2 * 2 * d * d;
         let decoder = t
             * (l * (self.block_matmul_flops()
@@ -210,8 +239,8 @@ mod tests {
 
     #[test]
     fn the_tiny_reference_model_has_the_documented_size() {
-        // 536,064 parameters: the reference model of the speed issue (vocab 512, d 128,
-        // 4 heads, 2 layers, seq 64, untied head, learned positions).
+        // 536,064 parameters: the reference model of the speed issue (vocab 512, d
+        // 128, 4 heads, 2 layers, seq 64, untied head, learned positions).
         assert_eq!(Config::tiny().decoder_only_params(), 536_064);
     }
 
@@ -219,7 +248,10 @@ mod tests {
     fn invalid_shapes_are_rejected_with_a_reason() {
         let mut c = Config::tiny();
         c.n_heads = 3;
-        assert_eq!(c.validate(), Err(ConfigError::HeadSplit { d_model: 128, n_heads: 3 }));
+        assert_eq!(
+            c.validate(),
+            Err(ConfigError::HeadSplit { d_model: 128, n_heads: 3 })
+        );
         let mut c = Config::tiny();
         c.n_kv_heads = 3;
         assert!(matches!(c.validate(), Err(ConfigError::KvSplit { .. })));
@@ -230,11 +262,19 @@ mod tests {
 
     #[test]
     fn t5_accounting_holds_for_l_plus_l_versus_2l() {
-        // An L+L encoder-decoder has about the parameters of a 2L decoder and about the compute
-        // of an L decoder on the same total number of tokens.
-        let c = Config { n_layers: 6, d_model: 256, n_heads: 4, n_kv_heads: 4, d_ff: 1024, ..Config::tiny() };
+        // An L+L encoder-decoder has about the parameters of a 2L decoder and about
+        // the compute of an L decoder on the same total number of tokens.
+        let c = Config {
+            n_layers: 6,
+            d_model: 256,
+            n_heads: 4,
+            n_kv_heads: 4,
+            d_ff: 1024,
+            ..Config::tiny()
+        };
         let c2 = Config { n_layers: 12, ..c.clone() };
-        let ratio_params = c.encoder_decoder_params() as f64 / c2.decoder_only_params() as f64;
+        let ratio_params =
+            c.encoder_decoder_params() as f64 / c2.decoder_only_params() as f64;
         assert!((1.0..1.25).contains(&ratio_params), "{ratio_params}");
         let n = 64;
         let ed = c.encoder_decoder_flops(n / 2, n / 2) as f64;

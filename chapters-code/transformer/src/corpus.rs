@@ -1,41 +1,45 @@
 //! A synthetic, English-like corpus about a small world, generated from a seed.
 //!
-//! Nothing is downloaded: every text in the book is written by this module. The world is small
-//! on purpose, so that a model of a few hundred thousand parameters can learn its language, and
-//! random on purpose, so that it cannot succeed by memorising facts.
+//! Nothing is downloaded: every text in the book is written by this module. The
+//! world is small on purpose, so that a model of a few hundred thousand parameters
+//! can learn its language, and random on purpose, so that it cannot succeed by
+//! memorising facts.
 //!
 //! # The world
 //!
-//! A [`Scene`] is one freshly drawn situation: a few [`Person`]s with ages, a few [`Thing`]s
-//! (each with a kind, a colour, a size, a place and an owner), a few [`Herd`]s of animals
-//! (a kind, a count, a place) and one [`Procedure`] (a person's plan: ordered steps such as
-//! "wash the cup", "paint the box"). Every document and every task draws a new scene, so the
-//! same cup is red in one document and green in the next: the only way to answer a question
-//! about a scene is to read the text that describes it.
+//! A [`Scene`] is one freshly drawn situation: a few [`Person`]s with ages, a few
+//! [`Thing`]s (each with a kind, a colour, a size, a place and an owner), a few
+//! [`Herd`]s of animals (a kind, a count, a place) and one [`Procedure`] (a
+//! person's plan: ordered steps such as "wash the cup", "paint the box"). Every
+//! document and every task draws a new scene, so the same cup is red in one
+//! document and green in the next: the only way to answer a question about a scene
+//! is to read the text that describes it.
 //!
 //! # Pretraining documents
 //!
-//! [`document`] renders a scene as a short text made of sections, each with many sentence
-//! templates chosen at random ([`Section`]): plain descriptions, comparisons ("the lamp is
-//! bigger than the cup"), negations ("the key is not in the attic"), inventories, procedures
-//! ("First, Ada washes the cup. Then ...") and dialogues in which people ask each other about
-//! the scene. [`documents`] and [`DocumentStream`] give reproducible streams of them.
+//! [`document`] renders a scene as a short text made of sections, each with many
+//! sentence templates chosen at random ([`Section`]): plain descriptions,
+//! comparisons ("the lamp is bigger than the cup"), negations ("the key is not in
+//! the attic"), inventories, procedures ("First, Ada washes the cup. Then ...") and
+//! dialogues in which people ask each other about the scene. [`documents`] and
+//! [`DocumentStream`] give reproducible streams of them.
 //!
 //! # Prompted tasks
 //!
-//! [`TaskFamily`] lists eight question types (colour, place, owner, count, older, bigger,
-//! yes/no about a place, next step of a procedure). [`task`] draws an instance: a context
-//! passage (a new scene, described the way pretraining documents describe scenes), a question,
-//! the answer and the answer options, for scoring by rank classification as in T0 and in
-//! Wang et al. (2022). [`TaskInstance::prompt`] formats it with one of several
-//! [`PromptTemplate`]s.
+//! [`TaskFamily`] lists eight question types (colour, place, owner, count, older,
+//! bigger, yes/no about a place, next step of a procedure). [`task`] draws an
+//! instance: a context passage (a new scene, described the way pretraining
+//! documents describe scenes), a question, the answer and the answer options, for
+//! scoring by rank classification as in T0 and in Wang et al. (2022).
+//! [`TaskInstance::prompt`] formats it with one of several [`PromptTemplate`]s.
 //!
-//! The prompted format (`Question: ... Answer: ...` and the other templates) never occurs in
-//! pretraining documents: a test checks it. [`TaskFamily::is_held_out`] marks three families
-//! (`bigger`, `yes_no`, `next_step`) that a multitask-finetuning experiment should keep out of
-//! its training mixture; their knowledge only appears in pretraining, in other words (the
-//! comparison, negation, procedure and dialogue sections), so a model can only answer them
-//! zero-shot through patterns it learned while pretraining.
+//! The prompted format (`Question: ... Answer: ...` and the other templates) never
+//! occurs in pretraining documents: a test checks it. [`TaskFamily::is_held_out`]
+//! marks three families (`bigger`, `yes_no`, `next_step`) that a
+//! multitask-finetuning experiment should keep out of its training mixture; their
+//! knowledge only appears in pretraining, in other words (the comparison, negation,
+//! procedure and dialogue sections), so a model can only answer them zero-shot
+//! through patterns it learned while pretraining.
 //!
 //! ```
 //! use transformer::corpus::{self, TaskFamily};
@@ -54,16 +58,20 @@ use crate::rng::{self, Rng};
 
 /// Given names; each scene picks a few.
 pub const PEOPLE: [&str; 24] = [
-    "Ada", "Ben", "Cleo", "Dan", "Eva", "Finn", "Gus", "Hana", "Ivan", "Jo", "Kai", "Lena", "Milo", "Nora",
-    "Omar", "Pia", "Quinn", "Rosa", "Sam", "Tara", "Uma", "Vic", "Wren", "Zoe",
+    "Ada", "Ben", "Cleo", "Dan", "Eva", "Finn", "Gus", "Hana", "Ivan", "Jo", "Kai",
+    "Lena", "Milo", "Nora", "Omar", "Pia", "Quinn", "Rosa", "Sam", "Tara", "Uma",
+    "Vic", "Wren", "Zoe",
 ];
 /// Colours of things.
-pub const COLOURS: [&str; 8] = ["red", "blue", "green", "yellow", "black", "white", "brown", "grey"];
+pub const COLOURS: [&str; 8] =
+    ["red", "blue", "green", "yellow", "black", "white", "brown", "grey"];
 /// Sizes of things, smallest first: the index is the order that comparisons use.
 pub const SIZES: [&str; 4] = ["tiny", "small", "big", "huge"];
 /// Kinds of things.
-pub const THINGS: [&str; 12] =
-    ["cup", "box", "ball", "lamp", "book", "key", "hat", "bag", "chair", "bowl", "kite", "coin"];
+pub const THINGS: [&str; 12] = [
+    "cup", "box", "ball", "lamp", "book", "key", "hat", "bag", "chair", "bowl",
+    "kite", "coin",
+];
 /// Kinds of animals, singular and plural.
 pub const ANIMALS: [(&str, &str); 8] = [
     ("cat", "cats"),
@@ -76,10 +84,12 @@ pub const ANIMALS: [(&str, &str); 8] = [
     ("duck", "ducks"),
 ];
 /// Places.
-pub const PLACES: [&str; 8] = ["kitchen", "garden", "barn", "library", "attic", "shed", "hall", "cellar"];
+pub const PLACES: [&str; 8] =
+    ["kitchen", "garden", "barn", "library", "attic", "shed", "hall", "cellar"];
 /// Number words, indexed by value.
 pub const NUMBERS: [&str; 13] = [
-    "zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten", "eleven", "twelve",
+    "zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine",
+    "ten", "eleven", "twelve",
 ];
 /// Actions of procedures: base form, third person, gerund.
 pub const ACTIONS: [(&str, &str, &str); 12] = [
@@ -97,10 +107,17 @@ pub const ACTIONS: [(&str, &str, &str); 12] = [
     ("hide", "hides", "hiding"),
 ];
 /// What procedures are for.
-pub const GOALS: [&str; 6] =
-    ["the fair", "the party", "the winter", "a long trip", "the visit of a friend", "the spring market"];
+pub const GOALS: [&str; 6] = [
+    "the fair",
+    "the party",
+    "the winter",
+    "a long trip",
+    "the visit of a friend",
+    "the spring market",
+];
 
-/// Strings that mark the prompted task format; no pretraining document contains any of them.
+/// Strings that mark the prompted task format; no pretraining document contains any
+/// of them.
 pub const PROMPT_MARKERS: [&str; 4] = ["Question:", "Answer:", "Q:", "A:"];
 
 /// A person of a scene.
@@ -111,7 +128,8 @@ pub struct Person {
     pub age: u32,
 }
 
-/// A thing of a scene. Kinds within a scene are distinct, so "the cup" is unambiguous.
+/// A thing of a scene. Kinds within a scene are distinct, so "the cup" is
+/// unambiguous.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Thing {
     pub kind: &'static str,
@@ -133,7 +151,8 @@ pub struct Herd {
     pub place: &'static str,
 }
 
-/// One step of a procedure: an action (index into [`ACTIONS`]) applied to a thing of the scene.
+/// One step of a procedure: an action (index into [`ACTIONS`]) applied to a thing
+/// of the scene.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Step {
     pub action: usize,
@@ -160,8 +179,8 @@ pub struct SceneSpec {
 }
 
 impl Default for SceneSpec {
-    /// Two or three people, two to four things, one or two herds, three or four steps:
-    /// a description of about 60 to 120 words.
+    /// Two or three people, two to four things, one or two herds, three or four
+    /// steps: a description of about 60 to 120 words.
     fn default() -> Self {
         SceneSpec { people: (2, 3), things: (2, 4), herds: (1, 2), steps: (3, 4) }
     }
@@ -185,8 +204,8 @@ fn pick<T: Copy>(rng: &mut Rng, xs: &[T]) -> T {
 }
 
 impl Scene {
-    /// Draw a scene. Ranges are clamped to what the word lists allow (at least two people and
-    /// two things, so that comparisons and owners are always possible).
+    /// Draw a scene. Ranges are clamped to what the word lists allow (at least two
+    /// people and two things, so that comparisons and owners are always possible).
     pub fn sample(rng: &mut Rng, spec: &SceneSpec) -> Scene {
         let n_people = between(rng, spec.people).clamp(2, PEOPLE.len());
         let n_things = between(rng, spec.things).clamp(2, THINGS.len());
@@ -210,17 +229,25 @@ impl Scene {
             .collect();
         // At least two sizes differ, so every scene has something to compare.
         if things.iter().all(|t| t.size == things[0].size) {
-            things[1].size = (things[0].size + 1 + rng.random_range(0..SIZES.len() - 1)) % SIZES.len();
+            things[1].size =
+                (things[0].size + 1 + rng.random_range(0..SIZES.len() - 1))
+                    % SIZES.len();
         }
         let mut kinds: Vec<usize> = (0..ANIMALS.len()).collect();
         kinds.shuffle(rng);
         let herds = kinds[..n_herds]
             .iter()
-            .map(|&animal| Herd { animal, count: rng.random_range(2..=12), place: pick(rng, &PLACES) })
+            .map(|&animal| Herd {
+                animal,
+                count: rng.random_range(2..=12),
+                place: pick(rng, &PLACES),
+            })
             .collect();
         let n_steps = between(rng, spec.steps).max(2);
         let mut pairs: Vec<Step> = (0..ACTIONS.len())
-            .flat_map(|action| (0..n_things).map(move |thing| Step { action, thing }))
+            .flat_map(|action| {
+                (0..n_things).map(move |thing| Step { action, thing })
+            })
             .collect();
         pairs.shuffle(rng);
         // No action twice, so "the step after washing" names one step.
@@ -230,7 +257,11 @@ impl Scene {
                 steps.push(s);
             }
         }
-        let procedure = Procedure { actor: rng.random_range(0..n_people), goal: pick(rng, &GOALS), steps };
+        let procedure = Procedure {
+            actor: rng.random_range(0..n_people),
+            goal: pick(rng, &GOALS),
+            steps,
+        };
         Scene { people, things, herds, procedure }
     }
 
@@ -308,21 +339,29 @@ fn join_and(items: &[String]) -> String {
     }
 }
 
-/// The sentences that state everything about one thing, each template chosen at random;
-/// templates are added until colour, size, place and owner have all been said.
+/// The sentences that state everything about one thing, each template chosen at
+/// random; templates are added until colour, size, place and owner have all been
+/// said.
 fn thing_sentences(scene: &Scene, t: &Thing, rng: &mut Rng) -> Vec<String> {
     const COLOUR: u8 = 1;
     const SIZE: u8 = 2;
     const PLACE: u8 = 4;
     const OWNER: u8 = 8;
-    let (k, c, s, p, o) = (t.kind, t.colour, SIZES[t.size], t.place, scene.owner(t));
+    let (k, c, s, p, o) =
+        (t.kind, t.colour, SIZES[t.size], t.place, scene.owner(t));
     let templates: [(u8, String); 12] = [
         (OWNER | SIZE | COLOUR, format!("{o} has {} {s} {c} {k}.", article(s))),
         (PLACE, format!("The {k} is in the {p}.")),
-        (OWNER | COLOUR | PLACE, format!("{o} keeps {} {c} {k} in the {p}.", article(c))),
+        (
+            OWNER | COLOUR | PLACE,
+            format!("{o} keeps {} {c} {k} in the {p}.", article(c)),
+        ),
         (PLACE | SIZE, format!("The {k} in the {p} is {s}.")),
         (COLOUR | OWNER, format!("The {c} {k} belongs to {o}.")),
-        (SIZE | COLOUR | PLACE, format!("There is {} {s} {c} {k} in the {p}.", article(s))),
+        (
+            SIZE | COLOUR | PLACE,
+            format!("There is {} {s} {c} {k} in the {p}.", article(s)),
+        ),
         (OWNER, format!("The {k} belongs to {o}.")),
         (SIZE | COLOUR, format!("The {k} is {s} and {c}.")),
         (COLOUR, format!("The {k} is {c}.")),
@@ -411,7 +450,10 @@ fn comparison(scene: &Scene, rng: &mut Rng) -> Vec<String> {
             out.push(match rng.random_range(0..3) {
                 0 => format!("{x} is older than {y}."),
                 1 => format!("{y} is younger than {x}."),
-                _ => format!("{x} is {} and {y} is {}, so {x} is older.", old.age, young.age),
+                _ => format!(
+                    "{x} is {} and {y} is {}, so {x} is older.",
+                    old.age, young.age
+                ),
             });
         }
     }
@@ -444,8 +486,12 @@ fn negation(scene: &Scene, rng: &mut Rng) -> Vec<String> {
 
 fn inventory(scene: &Scene, rng: &mut Rng) -> Vec<String> {
     let mut out = Vec::new();
-    let mut places: Vec<&str> =
-        scene.things.iter().map(|t| t.place).chain(scene.herds.iter().map(|h| h.place)).collect();
+    let mut places: Vec<&str> = scene
+        .things
+        .iter()
+        .map(|t| t.place)
+        .chain(scene.herds.iter().map(|h| h.place))
+        .collect();
     places.sort_unstable();
     places.dedup();
     places.shuffle(rng);
@@ -470,8 +516,12 @@ fn inventory(scene: &Scene, rng: &mut Rng) -> Vec<String> {
         });
     }
     for (i, person) in scene.people.iter().enumerate() {
-        let owned: Vec<String> =
-            scene.things.iter().filter(|t| t.owner == i).map(|t| format!("the {}", t.kind)).collect();
+        let owned: Vec<String> = scene
+            .things
+            .iter()
+            .filter(|t| t.owner == i)
+            .map(|t| format!("the {}", t.kind))
+            .collect();
         if !owned.is_empty() {
             let n = owned.len();
             out.push(match rng.random_range(0..2) {
@@ -502,9 +552,17 @@ fn procedure(scene: &Scene, rng: &mut Rng) -> Vec<String> {
         // Ordered pairs only: "after washing the cup, Ada paints the box".
         for w in pr.steps.windows(2) {
             out.push(if rng.random_bool(0.5) {
-                format!("After {}, {who} {}.", scene.step_gerund(&w[0]), scene.step_third(&w[1]))
+                format!(
+                    "After {}, {who} {}.",
+                    scene.step_gerund(&w[0]),
+                    scene.step_third(&w[1])
+                )
             } else {
-                format!("Before {}, {who} {}.", scene.step_gerund(&w[1]), scene.step_third(&w[0]))
+                format!(
+                    "Before {}, {who} {}.",
+                    scene.step_gerund(&w[1]),
+                    scene.step_third(&w[0])
+                )
             });
         }
         return out;
@@ -530,9 +588,18 @@ fn dialogue(scene: &Scene, rng: &mut Rng) -> Vec<String> {
         let t = scene.things.choose(rng).expect("things");
         let said = |reply: String| format!("\"{reply},\" said {}.", scene.owner(t));
         let (q, a) = match rng.random_range(0..8) {
-            0 => (format!("Where is the {}?", t.kind), said(format!("It is in the {}", t.place))),
-            1 => (format!("What colour is the {}?", t.kind), said(format!("It is {}", t.colour))),
-            2 => (format!("Whose {} is this?", t.kind), said(format!("It belongs to {}", scene.owner(t)))),
+            0 => (
+                format!("Where is the {}?", t.kind),
+                said(format!("It is in the {}", t.place)),
+            ),
+            1 => (
+                format!("What colour is the {}?", t.kind),
+                said(format!("It is {}", t.colour)),
+            ),
+            2 => (
+                format!("Whose {} is this?", t.kind),
+                said(format!("It belongs to {}", scene.owner(t))),
+            ),
             3 => {
                 let h = scene.herds.choose(rng).expect("herds");
                 let a = scene.animals(h);
@@ -542,7 +609,11 @@ fn dialogue(scene: &Scene, rng: &mut Rng) -> Vec<String> {
                 )
             }
             4 => {
-                let q = if rng.random_bool(0.5) { t.place } else { other_place(t.place, rng) };
+                let q = if rng.random_bool(0.5) {
+                    t.place
+                } else {
+                    other_place(t.place, rng)
+                };
                 let reply = if q == t.place {
                     "Yes, it is".to_string()
                 } else {
@@ -561,7 +632,10 @@ fn dialogue(scene: &Scene, rng: &mut Rng) -> Vec<String> {
             6 => {
                 let (a, b) = (&scene.people[0], &scene.people[1]);
                 let old = if a.age > b.age { a } else { b };
-                (format!("Who is older, {} or {}?", a.name, b.name), said(format!("{} is", old.name)))
+                (
+                    format!("Who is older, {} or {}?", a.name, b.name),
+                    said(format!("{} is", old.name)),
+                )
             }
             _ => {
                 let steps = &scene.procedure.steps;
@@ -589,8 +663,9 @@ pub fn render(scene: &Scene, section: Section, rng: &mut Rng) -> Vec<String> {
     }
 }
 
-/// One pretraining document: a fresh scene, its description, then one to three other sections
-/// in a random order. Sentences within a section are joined by spaces, sections by newlines.
+/// One pretraining document: a fresh scene, its description, then one to three
+/// other sections in a random order. Sentences within a section are joined by
+/// spaces, sections by newlines.
 pub fn document(rng: &mut Rng, spec: &SceneSpec) -> String {
     let scene = Scene::sample(rng, spec);
     let mut extra = Section::ALL[1..].to_vec();
@@ -637,7 +712,9 @@ pub fn documents(seed: u64, n: usize) -> Vec<String> {
 }
 
 /// The question types of the prompted tasks.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum TaskFamily {
     /// "What colour is the cup?" → a colour.
@@ -671,11 +748,15 @@ impl TaskFamily {
         TaskFamily::NextStep,
     ];
 
-    /// The families to keep out of any prompted training (multitask finetuning) and to use only
-    /// for zero-shot evaluation: they differ in kind from the training families (a comparison
-    /// of things rather than of people, a yes/no judgement, an order of events).
+    /// The families to keep out of any prompted training (multitask finetuning) and
+    /// to use only for zero-shot evaluation: they differ in kind from the training
+    /// families (a comparison of things rather than of people, a yes/no judgement,
+    /// an order of events).
     pub fn is_held_out(self) -> bool {
-        matches!(self, TaskFamily::Bigger | TaskFamily::YesNo | TaskFamily::NextStep)
+        matches!(
+            self,
+            TaskFamily::Bigger | TaskFamily::YesNo | TaskFamily::NextStep
+        )
     }
 
     /// The families that may appear in prompted form in training.
@@ -715,14 +796,19 @@ pub enum PromptTemplate {
 }
 
 impl PromptTemplate {
-    pub const ALL: [PromptTemplate; 3] =
-        [PromptTemplate::QuestionAnswer, PromptTemplate::Short, PromptTemplate::WithOptions];
+    pub const ALL: [PromptTemplate; 3] = [
+        PromptTemplate::QuestionAnswer,
+        PromptTemplate::Short,
+        PromptTemplate::WithOptions,
+    ];
 
-    /// The words every prompt of this template ends with, just before the answer: the
-    /// "domain premise" against which an answer's prior likelihood is measured.
+    /// The words every prompt of this template ends with, just before the answer:
+    /// the "domain premise" against which an answer's prior likelihood is measured.
     pub fn cue(self) -> &'static str {
         match self {
-            PromptTemplate::QuestionAnswer | PromptTemplate::WithOptions => "Answer:",
+            PromptTemplate::QuestionAnswer | PromptTemplate::WithOptions => {
+                "Answer:"
+            }
             PromptTemplate::Short => "A:",
         }
     }
@@ -732,13 +818,15 @@ impl PromptTemplate {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TaskInstance {
     pub family: TaskFamily,
-    /// A description of a fresh scene (plus its procedure for [`TaskFamily::NextStep`]).
+    /// A description of a fresh scene (plus its procedure for
+    /// [`TaskFamily::NextStep`]).
     pub context: String,
     pub question: String,
-    /// The correct answer, as the model should write it (no leading space, no full stop).
+    /// The correct answer, as the model should write it (no leading space, no full
+    /// stop).
     pub answer: String,
-    /// Every candidate answer, the correct one included, in a random order: score each
-    /// continuation's likelihood and pick the best (rank classification).
+    /// Every candidate answer, the correct one included, in a random order: score
+    /// each continuation's likelihood and pick the best (rank classification).
     pub options: Vec<String>,
 }
 
@@ -748,12 +836,17 @@ impl TaskInstance {
     pub fn prompt(&self, template: PromptTemplate) -> String {
         let (c, q) = (&self.context, &self.question);
         match template {
-            PromptTemplate::QuestionAnswer => format!("{c}\nQuestion: {q}\nAnswer:"),
+            PromptTemplate::QuestionAnswer => {
+                format!("{c}\nQuestion: {q}\nAnswer:")
+            }
             PromptTemplate::Short => format!("{c}\nQ: {q} A:"),
             PromptTemplate::WithOptions => {
                 let (last, init) = self.options.split_last().expect("options");
-                let list =
-                    if init.is_empty() { last.clone() } else { format!("{} or {last}", init.join(", ")) };
+                let list = if init.is_empty() {
+                    last.clone()
+                } else {
+                    format!("{} or {last}", init.join(", "))
+                };
                 format!("{c}\nQuestion: {q} Options: {list}.\nAnswer:")
             }
         }
@@ -765,7 +858,12 @@ impl TaskInstance {
     }
 }
 
-fn options_with(answer: String, mut others: Vec<String>, n: usize, rng: &mut Rng) -> Vec<String> {
+fn options_with(
+    answer: String,
+    mut others: Vec<String>,
+    n: usize,
+    rng: &mut Rng,
+) -> Vec<String> {
     others.retain(|o| *o != answer);
     others.sort();
     others.dedup();
@@ -777,7 +875,9 @@ fn options_with(answer: String, mut others: Vec<String>, n: usize, rng: &mut Rng
 }
 
 /// The kind of answer a question asks for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum AnswerKind {
     Colour,
@@ -800,16 +900,21 @@ impl AnswerKind {
         AnswerKind::Step,
     ];
 
-    /// A random answer of this kind, written as a task's answers are ("seven", "wash the cup").
+    /// A random answer of this kind, written as a task's answers are ("seven",
+    /// "wash the cup").
     pub fn sample(self, rng: &mut Rng) -> String {
         match self {
             AnswerKind::Colour => pick(rng, &COLOURS).to_string(),
             AnswerKind::Place => pick(rng, &PLACES).to_string(),
             AnswerKind::Name => pick(rng, &PEOPLE).to_string(),
-            AnswerKind::Number => NUMBERS[rng.random_range(2..NUMBERS.len())].to_string(),
+            AnswerKind::Number => {
+                NUMBERS[rng.random_range(2..NUMBERS.len())].to_string()
+            }
             AnswerKind::Thing => pick(rng, &THINGS).to_string(),
             AnswerKind::YesNo => pick(rng, &["yes", "no"]).to_string(),
-            AnswerKind::Step => format!("{} the {}", pick(rng, &ACTIONS).0, pick(rng, &THINGS)),
+            AnswerKind::Step => {
+                format!("{} the {}", pick(rng, &ACTIONS).0, pick(rng, &THINGS))
+            }
         }
     }
 }
@@ -817,7 +922,8 @@ impl AnswerKind {
 impl TaskFamily {
     /// The kinds of answer a group of families asks for, without repeats.
     pub fn answer_kinds(families: &[TaskFamily]) -> Vec<AnswerKind> {
-        let mut k: Vec<AnswerKind> = families.iter().map(|f| f.answer_kind()).collect();
+        let mut k: Vec<AnswerKind> =
+            families.iter().map(|f| f.answer_kind()).collect();
         k.sort();
         k.dedup();
         k
@@ -838,22 +944,30 @@ impl TaskFamily {
 }
 
 impl TaskInstance {
-    /// The same question with options of different kinds: the correct answer and one random
-    /// answer of every other kind in `kinds`, in a random order. Choosing well needs no reading
-    /// of the scene, only an understanding of what the question asks for.
-    pub fn with_kind_options(&self, kinds: &[AnswerKind], rng: &mut Rng) -> TaskInstance {
+    /// The same question with options of different kinds: the correct answer and
+    /// one random answer of every other kind in `kinds`, in a random order.
+    /// Choosing well needs no reading of the scene, only an understanding of what
+    /// the question asks for.
+    pub fn with_kind_options(
+        &self,
+        kinds: &[AnswerKind],
+        rng: &mut Rng,
+    ) -> TaskInstance {
         let own = self.family.answer_kind();
-        let mut others: Vec<AnswerKind> = kinds.iter().copied().filter(|&k| k != own).collect();
+        let mut others: Vec<AnswerKind> =
+            kinds.iter().copied().filter(|&k| k != own).collect();
         others.sort();
         others.dedup();
-        let mut options: Vec<String> = others.iter().map(|k| k.sample(rng)).collect();
+        let mut options: Vec<String> =
+            others.iter().map(|k| k.sample(rng)).collect();
         options.push(self.answer.clone());
         options.shuffle(rng);
         TaskInstance { options, ..self.clone() }
     }
 }
 
-/// Draw one instance of `family` from `rng`: a fresh scene, its description as context.
+/// Draw one instance of `family` from `rng`: a fresh scene, its description as
+/// context.
 pub fn task(family: TaskFamily, rng: &mut Rng, spec: &SceneSpec) -> TaskInstance {
     let scene = Scene::sample(rng, spec);
     let mut context = render(&scene, Section::Description, rng).join(" ");
@@ -871,7 +985,8 @@ pub fn task(family: TaskFamily, rng: &mut Rng, spec: &SceneSpec) -> TaskInstance
             options_with(s(t.place), PLACES.map(s).to_vec(), 4, rng),
         ),
         TaskFamily::Owner => {
-            let names: Vec<String> = scene.people.iter().map(|p| s(p.name)).collect();
+            let names: Vec<String> =
+                scene.people.iter().map(|p| s(p.name)).collect();
             (
                 format!("Who owns the {}?", t.kind),
                 s(scene.owner(&t)),
@@ -918,7 +1033,11 @@ pub fn task(family: TaskFamily, rng: &mut Rng, spec: &SceneSpec) -> TaskInstance
             )
         }
         TaskFamily::YesNo => {
-            let place = if rng.random_bool(0.5) { t.place } else { other_place(t.place, rng) };
+            let place = if rng.random_bool(0.5) {
+                t.place
+            } else {
+                other_place(t.place, rng)
+            };
             let answer = if place == t.place { "yes" } else { "no" };
             (
                 format!("Is the {} in the {place}?", t.kind),
@@ -943,8 +1062,8 @@ pub fn task(family: TaskFamily, rng: &mut Rng, spec: &SceneSpec) -> TaskInstance
     TaskInstance { family, context, question, answer, options }
 }
 
-/// `n` instances of `family`, reproducible from `seed` (each family has its own stream, so
-/// asking for more of one family never changes another's).
+/// `n` instances of `family`, reproducible from `seed` (each family has its own
+/// stream, so asking for more of one family never changes another's).
 pub fn tasks(family: TaskFamily, seed: u64, n: usize) -> Vec<TaskInstance> {
     let mut rng = rng::stream(seed, &format!("corpus.tasks.{}", family.name()));
     let spec = SceneSpec::default();
@@ -953,7 +1072,8 @@ pub fn tasks(family: TaskFamily, seed: u64, n: usize) -> Vec<TaskInstance> {
 
 /// Words of a text: maximal runs of letters, digits and apostrophes.
 pub fn words(text: &str) -> impl Iterator<Item = &str> {
-    text.split(|c: char| !(c.is_alphanumeric() || c == '\'')).filter(|w| !w.is_empty())
+    text.split(|c: char| !(c.is_alphanumeric() || c == '\''))
+        .filter(|w| !w.is_empty())
 }
 
 #[cfg(test)]
@@ -983,7 +1103,14 @@ mod tests {
     #[test]
     fn every_section_kind_appears() {
         let docs = documents(1, 500).join("\n");
-        for needle in ["bigger than", " not in the ", "In the ", "First,", "\" asked ", " years old."] {
+        for needle in [
+            "bigger than",
+            " not in the ",
+            "In the ",
+            "First,",
+            "\" asked ",
+            " years old.",
+        ] {
             assert!(docs.contains(needle), "{needle}");
         }
     }
@@ -999,9 +1126,13 @@ mod tests {
                 o.dedup();
                 assert_eq!(o.len(), t.options.len(), "{t:?}");
                 match family {
-                    TaskFamily::Colour | TaskFamily::Place | TaskFamily::Owner | TaskFamily::Count => {
+                    TaskFamily::Colour
+                    | TaskFamily::Place
+                    | TaskFamily::Owner
+                    | TaskFamily::Count => {
                         assert!(
-                            t.context.contains(&t.answer) || t.context.contains(&capitalise(&t.answer)),
+                            t.context.contains(&t.answer)
+                                || t.context.contains(&capitalise(&t.answer)),
                             "{t:?}"
                         )
                     }
@@ -1025,7 +1156,10 @@ mod tests {
 
     #[test]
     fn yes_no_answers_are_balanced() {
-        let yes = tasks(TaskFamily::YesNo, 2, 1000).iter().filter(|t| t.answer == "yes").count();
+        let yes = tasks(TaskFamily::YesNo, 2, 1000)
+            .iter()
+            .filter(|t| t.answer == "yes")
+            .count();
         assert!((400..600).contains(&yes), "{yes}");
     }
 

@@ -1,7 +1,8 @@
 //! A FLOP counter for the matrix multiplications the models actually run.
 //!
-//! Every matmul in [`crate::layers`] and [`crate::attention`] reports its cost here, so a test
-//! can compare the formulas in [`crate::config`] with what a forward pass really performs.
+//! Every matmul in [`crate::layers`] and [`crate::attention`] reports its cost
+//! here, so a test can compare the formulas in [`crate::config`] with what a
+//! forward pass really performs.
 
 use std::cell::Cell;
 
@@ -14,7 +15,8 @@ pub fn add(n: u64) {
     COUNT.with(|c| c.set(c.get().wrapping_add(n)));
 }
 
-/// Run `f` and return its result with the FLOPs its matmuls performed on this thread.
+/// Run `f` and return its result with the FLOPs its matmuls performed on this
+/// thread.
 pub fn count<R>(f: impl FnOnce() -> R) -> (R, u64) {
     let before = COUNT.with(Cell::get);
     let r = f();

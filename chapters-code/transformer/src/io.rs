@@ -1,5 +1,5 @@
-//! Output files, always written atomically: a temporary file beside the target, then a
-//! rename, so an interrupted run never leaves a half-written result behind.
+//! Output files, always written atomically: a temporary file beside the target,
+//! then a rename, so an interrupted run never leaves a half-written result behind.
 
 use std::fs;
 use std::io::Write;
@@ -8,13 +8,18 @@ use std::path::Path;
 use anyhow::Context;
 use serde::Serialize;
 
-/// Write `bytes` to `path` via a temporary file in the same directory, persisted over `path`
-/// only once it is complete: an interrupted write never leaves a half-written file.
+/// Write `bytes` to `path` via a temporary file in the same directory, persisted
+/// over `path` only once it is complete: an interrupted write never leaves a
+/// half-written file.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
-    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-    let mut f =
-        tempfile::NamedTempFile::new_in(dir).with_context(|| format!("writing {}", path.display()))?;
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    fs::create_dir_all(dir)
+        .with_context(|| format!("creating {}", dir.display()))?;
+    let mut f = tempfile::NamedTempFile::new_in(dir)
+        .with_context(|| format!("writing {}", path.display()))?;
     f.write_all(bytes)
         .and_then(|()| f.as_file().sync_all())
         .with_context(|| format!("writing {}", path.display()))?;
@@ -22,7 +27,8 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// A value as the book's JSON files hold it: pretty-printed, with a trailing newline.
+/// A value as the book's JSON files hold it: pretty-printed, with a trailing
+/// newline.
 pub fn json_text<T: Serialize + ?Sized>(value: &T) -> serde_json::Result<String> {
     Ok(serde_json::to_string_pretty(value)? + "\n")
 }
@@ -61,8 +67,10 @@ mod tests {
         write_json(&p, &serde_json::json!({"a": 1})).unwrap();
         write_json(&p, &serde_json::json!({"a": 2})).unwrap();
         assert_eq!(fs::read_to_string(&p).unwrap(), "{\n  \"a\": 2\n}\n");
-        let names: Vec<_> =
-            fs::read_dir(p.parent().unwrap()).unwrap().map(|e| e.unwrap().file_name()).collect();
+        let names: Vec<_> = fs::read_dir(p.parent().unwrap())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
         assert_eq!(names.len(), 1, "{names:?}");
     }
 
@@ -72,7 +80,11 @@ mod tests {
         let blocker = dir.path().join("file");
         fs::write(&blocker, "x").unwrap();
         let err = write_text(&blocker.join("child.txt"), "y").unwrap_err();
-        assert!(format!("{err:#}").contains("child.txt") || format!("{err:#}").contains("file"), "{err:#}");
+        assert!(
+            format!("{err:#}").contains("child.txt")
+                || format!("{err:#}").contains("file"),
+            "{err:#}"
+        );
     }
 
     #[test]

@@ -1,5 +1,6 @@
-//! Fast CPU kernels with hand-written backward passes, for the layers that dominate a
-//! training step on a CPU. Each is a candle custom op over contiguous `f32` values:
+//! Fast CPU kernels with hand-written backward passes, for the layers that dominate
+//! a training step on a CPU. Each is a candle custom op over contiguous `f32`
+//! values:
 //!
 //! | function | forward | backward |
 //! |---|---|---|
@@ -12,33 +13,37 @@
 //! | [`AdamWStep`] | one in-place AdamW update of θ, m and v | (an update, no gradient) |
 //! | [`sum_of_squares`] | `Σ x²` in `f64` | (no gradient) |
 //!
-//! Every entry point checks shapes, lengths, dtypes and head counts and returns an error rather
-//! than a wrong answer; zero-size inputs give empty outputs, or an error where the result is
-//! undefined (LayerNorm or softmax over an empty dimension). The backward passes are checked in
-//! the tests against the plain differentiable implementation and against finite differences.
+//! Every entry point checks shapes, lengths, dtypes and head counts and returns an
+//! error rather than a wrong answer; zero-size inputs give empty outputs, or an
+//! error where the result is undefined (LayerNorm or softmax over an empty
+//! dimension). The backward passes are checked in the tests against the plain
+//! differentiable implementation and against finite differences.
 //!
-//! Work is split over rows in fixed-size chunks, and every reduction across rows sums the chunks
-//! in a fixed order, so results are bit-identical on any number of threads. The long sums along
-//! a row (softmax and cross-entropy normalisers, the softmax backward's dot products) are taken
-//! in 16 lanes per block of 1,024 entries, the blocks added in `f64`: the loops vectorise, and
-//! the sums are more accurate than the plain path's.
+//! Work is split over rows in fixed-size chunks, and every reduction across rows
+//! sums the chunks in a fixed order, so results are bit-identical on any number of
+//! threads. The long sums along a row (softmax and cross-entropy normalisers, the
+//! softmax backward's dot products) are taken in 16 lanes per block of 1,024
+//! entries, the blocks added in `f64`: the loops vectorise, and the sums are more
+//! accurate than the plain path's.
 //!
-//! Non-finite values: a NaN anywhere in a softmax row makes the whole row NaN, as in the plain
-//! path. One difference is deliberate: a fully masked row (all −∞) comes out as zeros (it attends
-//! to nothing), where the plain path gives NaN.
+//! Non-finite values: a NaN anywhere in a softmax row makes the whole row NaN, as
+//! in the plain path. One difference is deliberate: a fully masked row (all −∞)
+//! comes out as zeros (it attends to nothing), where the plain path gives NaN.
 //!
-//! Each kernel is a [`Lever`] that can be switched off, so the benchmark can measure what each
-//! one buys and the tests can compare the two paths.
+//! Each kernel is a [`Lever`] that can be switched off, so the benchmark can
+//! measure what each one buys and the tests can compare the two paths.
 
 use std::sync::atomic::{AtomicU32, Ordering};
 
 /// One optimisation that can be switched on or off at run time.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Lever {
-    /// No extra threads for candle's element-wise operations (see [`configure_threads`]).
-    /// Process-wide: it takes effect when the first [`crate::ParamStore`] is created.
+    /// No extra threads for candle's element-wise operations (see
+    /// [`configure_threads`]). Process-wide: it takes effect when the first
+    /// [`crate::ParamStore`] is created.
     CandleThreads,
-    /// Keep freed memory in the process (see [`configure_threads`]); also process-wide.
+    /// Keep freed memory in the process (see [`configure_threads`]); also
+    /// process-wide.
     KeepMemory,
     Linear,
     LayerNorm,
@@ -46,7 +51,8 @@ pub enum Lever {
     Gelu,
     CrossEntropy,
     AdamW,
-    /// Attention straight from the fused QKV projection's output, no head permutes or copies.
+    /// Attention straight from the fused QKV projection's output, no head permutes
+    /// or copies.
     Attention,
 }
 
@@ -104,14 +110,15 @@ pub fn set(lever: Lever, on: bool) {
     }
 }
 
-/// candle 0.11 splits large element-wise operations over its own pool of spinning threads,
-/// beside the rayon pool that runs the matrix multiplications (and our kernels). On a machine
-/// with two cores, the two pools fight over them: a training step took 3 to 4 times longer.
-/// Unless the environment says otherwise, give candle's pool no extra thread (its element-wise
-/// operations then run on the calling thread); the matrix multiplications and the fused
-/// kernels still use every thread. This must happen before candle's first large element-wise
-/// operation, so [`crate::ParamStore::new`] calls it. Results do not change: element-wise
-/// operations compute the same values on any number of threads.
+/// candle 0.11 splits large element-wise operations over its own pool of spinning
+/// threads, beside the rayon pool that runs the matrix multiplications (and our
+/// kernels). On a machine with two cores, the two pools fight over them: a training
+/// step took 3 to 4 times longer. Unless the environment says otherwise, give
+/// candle's pool no extra thread (its element-wise operations then run on the
+/// calling thread); the matrix multiplications and the fused kernels still use
+/// every thread. This must happen before candle's first large element-wise
+/// operation, so [`crate::ParamStore::new`] calls it. Results do not change:
+/// element-wise operations compute the same values on any number of threads.
 pub fn configure_threads() {
     static ONCE: std::sync::Once = std::sync::Once::new();
     ONCE.call_once(|| {
@@ -120,15 +127,18 @@ pub fn configure_threads() {
         }
         let wanted = enabled(Lever::CandleThreads) && std::env::var_os("CANDLE_NUM_THREADS").is_none();
         if wanted {
-            // SAFETY: `set_var` is unsound only if another thread reads the environment at the
-            // same time without std's lock (through libc's `getenv`). This runs once (`ONCE`),
-            // from `ParamStore::new`; the threads that may exist then (rayon's workers, other
-            // test threads) run code from candle, rayon, gemm and this crate, which reads the
-            // environment only through `std::env`, under the same lock as `set_var`.
+            // SAFETY: `set_var` is unsound only if another thread reads the
+            // environment at the same time without std's lock (through libc's
+            // `getenv`). This runs once (`ONCE`), from `ParamStore::new`; the
+            // threads that may exist then (rayon's workers, other test threads) run
+            // code from candle, rayon, gemm and this crate, which reads the
+            // environment only through `std::env`, under the same lock as
+            // `set_var`.
             unsafe { std::env::set_var("CANDLE_NUM_THREADS", "1") };
         }
-        // candle sizes its pool when it is first used: start it now, so that the setting takes
-        // effect here, and say so if a candle operation already started it with more threads.
+        // candle sizes its pool when it is first used: start it now, so that the
+        // setting takes effect here, and say so if a candle operation already
+        // started it with more threads.
         let workers = candle_core::utils::barrier_pool().n_workers();
         if wanted && workers > 0 {
             eprintln!("configure_threads: candle's pool started earlier and keeps {workers} extra threads");
@@ -136,13 +146,15 @@ pub fn configure_threads() {
     });
 }
 
-/// Every operation allocates its output, and a training step frees and allocates the same
-/// few hundred buffers again and again. glibc hands buffers above 128 KiB back to the system
-/// when they are freed, so every step paid for fresh pages (about a third of its time went
-/// to page faults). Keep freed memory in the process instead (glibc only; elsewhere nothing).
+/// Every operation allocates its output, and a training step frees and allocates
+/// the same few hundred buffers again and again. glibc hands buffers above 128 KiB
+/// back to the system when they are freed, so every step paid for fresh pages
+/// (about a third of its time went to page faults). Keep freed memory in the
+/// process instead (glibc only; elsewhere nothing).
 fn keep_freed_memory() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    // SAFETY: mallopt only changes allocator thresholds; it is safe to call at any time.
+    // SAFETY: mallopt only changes allocator thresholds; it is safe to call at any
+    // time.
     unsafe {
         libc::mallopt(libc::M_MMAP_THRESHOLD, 32 << 20);
         libc::mallopt(libc::M_TRIM_THRESHOLD, 256 << 20);
@@ -157,13 +169,13 @@ pub fn set_all(on: bool) {
 use std::sync::Mutex;
 
 use candle_core::{
-    CpuStorage, CustomOp1, CustomOp2, CustomOp3, DType, InplaceOp2, Layout, Result, Shape, Storage, Tensor,
-    bail,
+    CpuStorage, CustomOp1, CustomOp2, CustomOp3, DType, InplaceOp2, Layout, Result,
+    Shape, Storage, Tensor, bail,
 };
 use rayon::prelude::*;
 
-/// Rows per parallel task. Fixed, so the split (and every sum across rows) never depends on
-/// the number of threads.
+/// Rows per parallel task. Fixed, so the split (and every sum across rows) never
+/// depends on the number of threads.
 const ROWS_PER_TASK: usize = 16;
 /// Elements per parallel task of the element-wise kernels.
 const ELEMS_PER_TASK: usize = 16 * 1024;
@@ -199,14 +211,15 @@ fn check_f32(what: &str, t: &Tensor) -> Result<()> {
     Ok(())
 }
 
-/// `eˣ` to about one ulp (Cephes' polynomial on `x − k·ln 2`, then `2ᵏ` from the exponent
-/// bits), branch-free so that loops over it vectorise. Exactly 0 below −87 (masked entries);
-/// NaN for NaN.
+/// `eˣ` to about one ulp (Cephes' polynomial on `x − k·ln 2`, then `2ᵏ` from the
+/// exponent bits), branch-free so that loops over it vectorise. Exactly 0 below −87
+/// (masked entries); NaN for NaN.
 #[inline(always)]
 fn exp_fast(x: f32) -> f32 {
     const LOG2E: f32 = std::f32::consts::LOG2_E;
     let xc = x.clamp(-87.0, 88.0);
-    // Round to the nearest integer with the 1.5 · 2²³ trick (no `round` call needed).
+    // Round to the nearest integer with the 1.5 · 2²³ trick (no `round` call
+    // needed).
     let k = (xc * LOG2E + 12_582_912.0) - 12_582_912.0;
     let r = xc - k * 0.693_359_4 - k * -2.121_944_4e-4;
     let mut p = 1.987_569_1e-4f32;
@@ -220,10 +233,11 @@ fn exp_fast(x: f32) -> f32 {
     if x < -87.0 { 0.0 } else { y * scale }
 }
 
-/// Lanes of the long sums along a row. A sequential `f32` sum neither vectorises (the adds
-/// must run in order) nor stays accurate (its error grows with the row length: 1.1e-4 on a
-/// softmax row of 65,536 entries). Sixteen independent `f32` partial sums within blocks of
-/// [`BLOCK`] entries (64 adds per lane), the blocks then added in `f64`, do both.
+/// Lanes of the long sums along a row. A sequential `f32` sum neither vectorises
+/// (the adds must run in order) nor stays accurate (its error grows with the row
+/// length: 1.1e-4 on a softmax row of 65,536 entries). Sixteen independent `f32`
+/// partial sums within blocks of [`BLOCK`] entries (64 adds per lane), the blocks
+/// then added in `f64`, do both.
 const LANES: usize = 16;
 /// Entries per block of the long sums.
 const BLOCK: usize = 1024;
@@ -273,7 +287,8 @@ fn lane_dot(a: &[f32], b: &[f32]) -> f32 {
                 acc[i] += ca[i] * cb[i];
             }
         }
-        for ((s, &a), &b) in acc.iter_mut().zip(ca.remainder()).zip(cb.remainder()) {
+        for ((s, &a), &b) in acc.iter_mut().zip(ca.remainder()).zip(cb.remainder())
+        {
             *s += a * b;
         }
         total += f64::from(reduce_lanes(acc));
@@ -281,7 +296,8 @@ fn lane_dot(a: &[f32], b: &[f32]) -> f32 {
     total as f32
 }
 
-/// `v ← exp(v − max)` for every entry of `row`; returns their sum (as [`lane_sum`] does).
+/// `v ← exp(v − max)` for every entry of `row`; returns their sum (as [`lane_sum`]
+/// does).
 #[inline(always)]
 fn exp_in_place_sum(row: &mut [f32], max: f32) -> f32 {
     let mut total = 0f64;
@@ -303,9 +319,9 @@ fn exp_in_place_sum(row: &mut [f32], max: f32) -> f32 {
     total as f32
 }
 
-/// The largest entry of `row`, ignoring NaN (−∞ for an empty row or one of only NaN and −∞),
-/// in [`LANES`] running maxima so that the loop vectorises (the result does not depend on
-/// the order).
+/// The largest entry of `row`, ignoring NaN (−∞ for an empty row or one of only NaN
+/// and −∞), in [`LANES`] running maxima so that the loop vectorises (the result
+/// does not depend on the order).
 #[inline(always)]
 fn row_max(row: &[f32]) -> f32 {
     let mut acc = [f32::NEG_INFINITY; LANES];
@@ -321,7 +337,8 @@ fn row_max(row: &[f32]) -> f32 {
     acc.iter().fold(f32::NEG_INFINITY, |m, &v| m.max(v))
 }
 
-/// One row of attention scores: scale, add the additive mask row (if any), then softmax.
+/// One row of attention scores: scale, add the additive mask row (if any), then
+/// softmax.
 #[inline]
 fn scale_mask_softmax(row: &mut [f32], scale: f32, mask: Option<&[f32]>) {
     match mask {
@@ -331,10 +348,10 @@ fn scale_mask_softmax(row: &mut [f32], scale: f32, mask: Option<&[f32]>) {
     softmax_in_place(row);
 }
 
-/// `row ← softmax(row)` in place. A row with a NaN becomes all NaN (as in the plain path; a
-/// NaN fails every comparison, so `row_max` skips it, and `exp_fast` then spreads it through
-/// the sum); a row that is entirely −∞ (fully masked) becomes zeros, where the plain path
-/// gives NaN.
+/// `row ← softmax(row)` in place. A row with a NaN becomes all NaN (as in the plain
+/// path; a NaN fails every comparison, so `row_max` skips it, and `exp_fast` then
+/// spreads it through the sum); a row that is entirely −∞ (fully masked) becomes
+/// zeros, where the plain path gives NaN.
 fn softmax_in_place(row: &mut [f32]) {
     let max = row_max(row);
     if max == f32::NEG_INFINITY {
@@ -353,7 +370,8 @@ struct LayerNormOp {
     eps: f32,
 }
 
-/// Mean and 1/√(var + ε) of one row, in the same order of operations as the plain version.
+/// Mean and 1/√(var + ε) of one row, in the same order of operations as the plain
+/// version.
 fn row_stats(x: &[f32], eps: f32) -> (f32, f32) {
     let d = x.len() as f32;
     let mean = x.iter().sum::<f32>() / d;
@@ -361,12 +379,14 @@ fn row_stats(x: &[f32], eps: f32) -> (f32, f32) {
     (mean, 1.0 / (var + eps).sqrt())
 }
 
-/// The width `d` of a LayerNorm over `x` with these gain and bias; an error unless `x` ends in
-/// `d > 0` and gain and bias hold `d` values each.
+/// The width `d` of a LayerNorm over `x` with these gain and bias; an error unless
+/// `x` ends in `d > 0` and gain and bias hold `d` values each.
 fn layer_norm_width(x: &[usize], gain: &Shape, bias: &Shape) -> Result<usize> {
     let d = gain.elem_count();
     if d == 0 || bias.elem_count() != d || x.last() != Some(&d) {
-        bail!("layer norm: input {x:?}, gain {gain:?} and bias {bias:?} do not fit (d > 0 needed)");
+        bail!(
+            "layer norm: input {x:?}, gain {gain:?} and bias {bias:?} do not fit (d > 0 needed)"
+        );
     }
     Ok(d)
 }
@@ -388,19 +408,22 @@ impl CustomOp3 for LayerNormOp {
         let d = layer_norm_width(xl.dims(), gl.shape(), bl.shape())?;
         let (x, g, b) = (f32s(xs, xl)?, f32s(gs, gl)?, f32s(bs, bl)?);
         let mut y = vec![0f32; x.len()];
-        y.par_chunks_mut(d * ROWS_PER_TASK).zip(x.par_chunks(d * ROWS_PER_TASK)).for_each(|(y, x)| {
-            for (y, x) in y.chunks_mut(d).zip(x.chunks(d)) {
-                let (mean, rstd) = row_stats(x, self.eps);
-                for i in 0..d {
-                    y[i] = (x[i] - mean) * rstd * g[i] + b[i];
+        y.par_chunks_mut(d * ROWS_PER_TASK)
+            .zip(x.par_chunks(d * ROWS_PER_TASK))
+            .for_each(|(y, x)| {
+                for (y, x) in y.chunks_mut(d).zip(x.chunks(d)) {
+                    let (mean, rstd) = row_stats(x, self.eps);
+                    for i in 0..d {
+                        y[i] = (x[i] - mean) * rstd * g[i] + b[i];
+                    }
                 }
-            }
-        });
+            });
         Ok((CpuStorage::F32(y), xl.shape().clone()))
     }
 
-    /// `dx = rstd · (dx̂ − mean(dx̂) − x̂ · mean(dx̂ · x̂))` with `dx̂ = dy · gain`;
-    /// `dgain = Σ dy · x̂`, `dbias = Σ dy` over rows, each in its parameter's shape.
+    /// `dx = rstd · (dx̂ − mean(dx̂) − x̂ · mean(dx̂ · x̂))` with `dx̂ = dy ·
+    /// gain`; `dgain = Σ dy · x̂`, `dbias = Σ dy` over rows, each in its
+    /// parameter's shape.
     fn bwd(
         &self,
         x: &Tensor,
@@ -417,10 +440,15 @@ impl CustomOp3 for LayerNormOp {
                     let mut dx = vec![0f32; x.len()];
                     let partial: Vec<(Vec<f32>, Vec<f32>)> = dx
                         .par_chunks_mut(d * ROWS_PER_TASK)
-                        .zip(x.par_chunks(d * ROWS_PER_TASK).zip(dy.par_chunks(d * ROWS_PER_TASK)))
+                        .zip(
+                            x.par_chunks(d * ROWS_PER_TASK)
+                                .zip(dy.par_chunks(d * ROWS_PER_TASK)),
+                        )
                         .map(|(dx, (x, dy))| {
                             let (mut dg, mut db) = (vec![0f32; d], vec![0f32; d]);
-                            for ((dx, x), dy) in dx.chunks_mut(d).zip(x.chunks(d)).zip(dy.chunks(d)) {
+                            for ((dx, x), dy) in
+                                dx.chunks_mut(d).zip(x.chunks(d)).zip(dy.chunks(d))
+                            {
                                 let (mean, rstd) = row_stats(x, eps);
                                 let (mut s1, mut s2) = (0f32, 0f32);
                                 for i in 0..d {
@@ -451,23 +479,37 @@ impl CustomOp3 for LayerNormOp {
                 })
             })
         })?;
-        Ok((Some(tensor(dx, x.shape())?), Some(tensor(dg, gain.shape())?), Some(tensor(db, bias.shape())?)))
+        Ok((
+            Some(tensor(dx, x.shape())?),
+            Some(tensor(dg, gain.shape())?),
+            Some(tensor(db, bias.shape())?),
+        ))
     }
 }
 
-/// Fused LayerNorm over the last dimension of `x`, with a hand-written backward pass. `gain`
-/// and `bias` hold `d` values each (`[d]` or `[1, d]`), `d` the last dimension of `x`, `d > 0`.
-pub fn layer_norm(x: &Tensor, gain: &Tensor, bias: &Tensor, eps: f64) -> Result<Tensor> {
+/// Fused LayerNorm over the last dimension of `x`, with a hand-written backward
+/// pass. `gain` and `bias` hold `d` values each (`[d]` or `[1, d]`), `d` the last
+/// dimension of `x`, `d > 0`.
+pub fn layer_norm(
+    x: &Tensor,
+    gain: &Tensor,
+    bias: &Tensor,
+    eps: f64,
+) -> Result<Tensor> {
     layer_norm_width(x.dims(), gain.shape(), bias.shape())?;
     for (what, t) in [("the input", x), ("the gain", gain), ("the bias", bias)] {
         check_f32(what, t)?;
     }
-    x.contiguous()?.apply_op3(&gain.contiguous()?, &bias.contiguous()?, LayerNormOp { eps: eps as f32 })
+    x.contiguous()?.apply_op3(
+        &gain.contiguous()?,
+        &bias.contiguous()?,
+        LayerNormOp { eps: eps as f32 },
+    )
 }
 
-/// `softmax(scale · x + mask)` over the last dimension of `x` (`[.., t_q, t_k]`). The additive
-/// mask (0 or −∞) has shape `[rows, n, t_q, t_k]` with `rows` 1 or the batch size and `n` 1
-/// or the number of heads.
+/// `softmax(scale · x + mask)` over the last dimension of `x` (`[.., t_q, t_k]`).
+/// The additive mask (0 or −∞) has shape `[rows, n, t_q, t_k]` with `rows` 1 or the
+/// batch size and `n` 1 or the number of heads.
 struct SoftmaxOp {
     scale: f32,
     mask: Option<Tensor>,
@@ -482,15 +524,16 @@ struct SoftmaxRows {
     per_batch: usize,
     /// Mask matrices per batch: 1 (shared by every batch row) or the batch size.
     mask_rows: usize,
-    /// Mask matrices per batch row: 1 (shared by every head) or the number of heads.
+    /// Mask matrices per batch row: 1 (shared by every head) or the number of
+    /// heads.
     mask_heads: usize,
 }
 
 impl SoftmaxRows {
-    /// The layout of scores `x` (`[t_k]`, `[t_q, t_k]`, `[n, t_q, t_k]` or `[.., h, t_q, t_k]`)
-    /// and, if given, of the mask: `[t_q, t_k]` or `[m, n, t_q, t_k]` with `m` 1 or the batch
-    /// size (the product of the dimensions before the heads; 1 below rank 4) and `n` 1 or the
-    /// number of heads.
+    /// The layout of scores `x` (`[t_k]`, `[t_q, t_k]`, `[n, t_q, t_k]` or `[.., h,
+    /// t_q, t_k]`) and, if given, of the mask: `[t_q, t_k]` or `[m, n, t_q, t_k]`
+    /// with `m` 1 or the batch size (the product of the dimensions before the
+    /// heads; 1 below rank 4) and `n` 1 or the number of heads.
     fn new(x: &[usize], mask: Option<&[usize]>) -> Result<Self> {
         let (t_q, t_k) = match *x {
             [] => bail!("fused softmax: a scalar has no last dimension"),
@@ -498,17 +541,25 @@ impl SoftmaxRows {
             [.., t_q, t_k] => (t_q, t_k),
         };
         if t_k == 0 {
-            bail!("fused softmax: no keys (input {x:?}); a softmax over nothing is undefined");
+            bail!(
+                "fused softmax: no keys (input {x:?}); a softmax over nothing is undefined"
+            );
         }
         let (batch, heads, per_batch) = match x.len() {
-            4.. => (x[..x.len() - 3].iter().product(), x[x.len() - 3], x[x.len() - 3] * t_q),
+            4.. => (
+                x[..x.len() - 3].iter().product(),
+                x[x.len() - 3],
+                x[x.len() - 3] * t_q,
+            ),
             _ => (1, 1, x.iter().product::<usize>() / t_k),
         };
         let (mask_rows, mask_heads) = match mask {
             None => (1, 1),
             Some(&[q, k]) if (q, k) == (t_q, t_k) => (1, 1),
             Some(&[m, n, q, k])
-                if (q, k) == (t_q, t_k) && (m == 1 || m == batch) && (n == 1 || n == heads) =>
+                if (q, k) == (t_q, t_k)
+                    && (m == 1 || m == batch)
+                    && (n == 1 || n == heads) =>
             {
                 (m, n)
             }
@@ -520,12 +571,19 @@ impl SoftmaxRows {
     /// The mask row of score row `row` (rows ordered `[batch, head, query]`).
     fn mask_row<'a>(&self, mask: &'a [f32], row: usize) -> &'a [f32] {
         let b = if self.mask_rows == 1 { 0 } else { row / self.per_batch };
-        let h = if self.mask_heads == 1 { 0 } else { row % self.per_batch / self.t_q };
-        &mask[((b * self.mask_heads + h) * self.t_q + row % self.t_q) * self.t_k..][..self.t_k]
+        let h =
+            if self.mask_heads == 1 { 0 } else { row % self.per_batch / self.t_q };
+        &mask[((b * self.mask_heads + h) * self.t_q + row % self.t_q) * self.t_k..]
+            [..self.t_k]
     }
 }
 
-fn softmax_rows(x: &[f32], mask: Option<&[f32]>, scale: f32, rows: SoftmaxRows) -> Vec<f32> {
+fn softmax_rows(
+    x: &[f32],
+    mask: Option<&[f32]>,
+    scale: f32,
+    rows: SoftmaxRows,
+) -> Vec<f32> {
     let t_k = rows.t_k;
     let mut y = x.to_vec();
     let rows_per_task = ROWS_PER_TASK * 4;
@@ -545,9 +603,12 @@ impl CustomOp1 for SoftmaxOp {
 
     fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
         let x = f32s(s, l)?;
-        let rows = SoftmaxRows::new(l.dims(), self.mask.as_ref().map(|m| m.dims()))?;
+        let rows =
+            SoftmaxRows::new(l.dims(), self.mask.as_ref().map(|m| m.dims()))?;
         let y = match &self.mask {
-            Some(m) => with_f32(m, |m| Ok(softmax_rows(x, Some(m), self.scale, rows)))?,
+            Some(m) => {
+                with_f32(m, |m| Ok(softmax_rows(x, Some(m), self.scale, rows)))?
+            }
             None => softmax_rows(x, None, self.scale, rows),
         };
         Ok((CpuStorage::F32(y), l.shape().clone()))
@@ -561,16 +622,20 @@ impl CustomOp1 for SoftmaxOp {
             with_f32(dy, |dy| {
                 let mut dx = vec![0f32; y.len()];
                 let chunk = t_k * ROWS_PER_TASK * 4;
-                dx.par_chunks_mut(chunk).zip(y.par_chunks(chunk).zip(dy.par_chunks(chunk))).for_each(
-                    |(dx, (y, dy))| {
-                        for ((dx, y), dy) in dx.chunks_mut(t_k).zip(y.chunks(t_k)).zip(dy.chunks(t_k)) {
+                dx.par_chunks_mut(chunk)
+                    .zip(y.par_chunks(chunk).zip(dy.par_chunks(chunk)))
+                    .for_each(|(dx, (y, dy))| {
+                        for ((dx, y), dy) in dx
+                            .chunks_mut(t_k)
+                            .zip(y.chunks(t_k))
+                            .zip(dy.chunks(t_k))
+                        {
                             let dot = lane_dot(y, dy);
                             for j in 0..t_k {
                                 dx[j] = scale * y[j] * (dy[j] - dot);
                             }
                         }
-                    },
-                );
+                    });
                 Ok(dx)
             })
         })?;
@@ -578,10 +643,11 @@ impl CustomOp1 for SoftmaxOp {
     }
 }
 
-/// Fused `softmax(scale · x + mask)` over the last dimension, with a hand-written backward.
-/// `x` is `[.., t_q, t_k]` with `t_k > 0`; the mask, if any, `[t_q, t_k]` or `[m, n, t_q, t_k]`
-/// with `m` 1 or the batch size (for `x` of rank 4 or more, the product of the dimensions
-/// before the heads) and `n` 1 or the number of heads. Fully masked rows give zeros, where the plain path gives NaN.
+/// Fused `softmax(scale · x + mask)` over the last dimension, with a hand-written
+/// backward. `x` is `[.., t_q, t_k]` with `t_k > 0`; the mask, if any, `[t_q, t_k]`
+/// or `[m, n, t_q, t_k]` with `m` 1 or the batch size (for `x` of rank 4 or more,
+/// the product of the dimensions before the heads) and `n` 1 or the number of
+/// heads. Fully masked rows give zeros, where the plain path gives NaN.
 pub fn softmax(x: &Tensor, scale: f64, mask: Option<&Tensor>) -> Result<Tensor> {
     SoftmaxRows::new(x.dims(), mask.map(|m| m.dims()))?;
     check_f32("the scores", x)?;
@@ -592,8 +658,8 @@ pub fn softmax(x: &Tensor, scale: f64, mask: Option<&Tensor>) -> Result<Tensor> 
     x.contiguous()?.apply_op1(SoftmaxOp { scale: scale as f32, mask })
 }
 
-/// `tanh`, as a rational approximation accurate to a few ulps in `f32` (the one Eigen uses),
-/// branch-free so the compiler can vectorise it.
+/// `tanh`, as a rational approximation accurate to a few ulps in `f32` (the one
+/// Eigen uses), branch-free so the compiler can vectorise it.
 #[inline(always)]
 fn tanh_fast(x: f32) -> f32 {
     let x = x.clamp(-7.905_311, 7.905_311);
@@ -614,7 +680,8 @@ fn tanh_fast(x: f32) -> f32 {
 const SQRT_2_OVER_PI: f32 = 0.797_884_6;
 const GELU_C: f32 = 0.044_715;
 
-/// GELU with the tanh approximation: `0.5 · x · (1 + tanh(√(2/π) · (x + 0.044715 · x³)))`.
+/// GELU with the tanh approximation: `0.5 · x · (1 + tanh(√(2/π) · (x + 0.044715 ·
+/// x³)))`.
 struct GeluOp;
 
 impl CustomOp1 for GeluOp {
@@ -625,26 +692,40 @@ impl CustomOp1 for GeluOp {
     fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
         let x = f32s(s, l)?;
         let mut y = vec![0f32; x.len()];
-        y.par_chunks_mut(ELEMS_PER_TASK).zip(x.par_chunks(ELEMS_PER_TASK)).for_each(|(y, x)| {
-            for (y, &x) in y.iter_mut().zip(x) {
-                *y = 0.5 * x * (1.0 + tanh_fast(SQRT_2_OVER_PI * x * (1.0 + GELU_C * x * x)));
-            }
-        });
+        y.par_chunks_mut(ELEMS_PER_TASK)
+            .zip(x.par_chunks(ELEMS_PER_TASK))
+            .for_each(|(y, x)| {
+                for (y, &x) in y.iter_mut().zip(x) {
+                    *y = 0.5
+                        * x
+                        * (1.0
+                            + tanh_fast(
+                                SQRT_2_OVER_PI * x * (1.0 + GELU_C * x * x),
+                            ));
+                }
+            });
         Ok((CpuStorage::F32(y), l.shape().clone()))
     }
 
-    /// `dy · (0.5 · (1 + t) + 0.5 · x · (1 − t²) · √(2/π) · (1 + 3 · 0.044715 · x²))`.
+    /// `dy · (0.5 · (1 + t) + 0.5 · x · (1 − t²) · √(2/π) · (1 + 3 · 0.044715 ·
+    /// x²))`.
     fn bwd(&self, x: &Tensor, _y: &Tensor, dy: &Tensor) -> Result<Option<Tensor>> {
         let dx = with_f32(x, |x| {
             with_f32(dy, |dy| {
                 let mut dx = vec![0f32; x.len()];
                 dx.par_chunks_mut(ELEMS_PER_TASK)
-                    .zip(x.par_chunks(ELEMS_PER_TASK).zip(dy.par_chunks(ELEMS_PER_TASK)))
+                    .zip(
+                        x.par_chunks(ELEMS_PER_TASK)
+                            .zip(dy.par_chunks(ELEMS_PER_TASK)),
+                    )
                     .for_each(|(dx, (x, dy))| {
                         for ((dx, &x), &dy) in dx.iter_mut().zip(x).zip(dy) {
-                            let t = tanh_fast(SQRT_2_OVER_PI * x * (1.0 + GELU_C * x * x));
+                            let t = tanh_fast(
+                                SQRT_2_OVER_PI * x * (1.0 + GELU_C * x * x),
+                            );
                             let dt = SQRT_2_OVER_PI * (1.0 + 3.0 * GELU_C * x * x);
-                            *dx = dy * (0.5 * (1.0 + t) + 0.5 * x * (1.0 - t * t) * dt);
+                            *dx = dy
+                                * (0.5 * (1.0 + t) + 0.5 * x * (1.0 - t * t) * dt);
                         }
                     });
                 Ok(dx)
@@ -660,14 +741,18 @@ pub fn gelu(x: &Tensor) -> Result<Tensor> {
     x.contiguous()?.apply_op1(GeluOp)
 }
 
-/// Negative log-likelihood of each target under `softmax(logits)`: `lse(x) − x[target]`.
+/// Negative log-likelihood of each target under `softmax(logits)`: `lse(x) −
+/// x[target]`.
 struct NllOp;
 
-/// The vocabulary size of `logits` (`[.., v]`, `v > 0`), with `targets` shaped `[..]`.
+/// The vocabulary size of `logits` (`[.., v]`, `v > 0`), with `targets` shaped
+/// `[..]`.
 fn nll_vocab(logits: &[usize], targets: &[usize]) -> Result<usize> {
     match logits.split_last() {
         Some((&v, rows)) if v > 0 && rows == targets => Ok(v),
-        _ => bail!("cross-entropy: targets {targets:?} do not fit logits {logits:?}"),
+        _ => {
+            bail!("cross-entropy: targets {targets:?} do not fit logits {logits:?}")
+        }
     }
 }
 
@@ -693,15 +778,17 @@ impl CustomOp2 for NllOp {
             bail!("cross-entropy: target {t} is outside the vocabulary of {v}");
         }
         let mut nll = vec![0f32; targets.len()];
-        nll.par_chunks_mut(ROWS_PER_TASK).zip(x.par_chunks(v * ROWS_PER_TASK)).enumerate().for_each(
-            |(task, (out, x))| {
+        nll.par_chunks_mut(ROWS_PER_TASK)
+            .zip(x.par_chunks(v * ROWS_PER_TASK))
+            .enumerate()
+            .for_each(|(task, (out, x))| {
                 for (r, (out, x)) in out.iter_mut().zip(x.chunks(v)).enumerate() {
                     let max = row_max(x);
                     let lse = lane_sum(x, |a| exp_fast(a - max)).ln();
-                    *out = lse - (x[targets[task * ROWS_PER_TASK + r] as usize] - max);
+                    *out =
+                        lse - (x[targets[task * ROWS_PER_TASK + r] as usize] - max);
                 }
-            },
-        );
+            });
         Ok((CpuStorage::F32(nll), tl.shape().clone()))
     }
 
@@ -717,33 +804,39 @@ impl CustomOp2 for NllOp {
         let targets: Vec<u32> = targets.flatten_all()?.to_vec1()?;
         let dx = with_f32(dnll, |dnll| {
             let mut dx = with_f32(logits, |x| Ok(x.to_vec()))?;
-            dx.par_chunks_mut(v * ROWS_PER_TASK).enumerate().for_each(|(task, dx)| {
-                for (r, dx) in dx.chunks_mut(v).enumerate() {
-                    let row = task * ROWS_PER_TASK + r;
-                    let max = row_max(dx);
-                    let k = dnll[row] / exp_in_place_sum(dx, max);
-                    for d in dx.iter_mut() {
-                        *d *= k;
+            dx.par_chunks_mut(v * ROWS_PER_TASK).enumerate().for_each(
+                |(task, dx)| {
+                    for (r, dx) in dx.chunks_mut(v).enumerate() {
+                        let row = task * ROWS_PER_TASK + r;
+                        let max = row_max(dx);
+                        let k = dnll[row] / exp_in_place_sum(dx, max);
+                        for d in dx.iter_mut() {
+                            *d *= k;
+                        }
+                        dx[targets[row] as usize] -= dnll[row];
                     }
-                    dx[targets[row] as usize] -= dnll[row];
-                }
-            });
+                },
+            );
             Ok(dx)
         })?;
         Ok((Some(tensor(dx, logits.shape())?), None))
     }
 }
 
-/// Fused negative log-likelihood of `targets` (`[..]`, u32) under `logits` (`[.., vocab]`).
+/// Fused negative log-likelihood of `targets` (`[..]`, u32) under `logits` (`[..,
+/// vocab]`).
 pub fn nll(logits: &Tensor, targets: &Tensor) -> Result<Tensor> {
     nll_vocab(logits.dims(), targets.dims())?;
     check_f32("the logits", logits)?;
-    logits.contiguous()?.apply_op2(&targets.to_dtype(DType::U32)?.contiguous()?, NllOp)
+    logits
+        .contiguous()?
+        .apply_op2(&targets.to_dtype(DType::U32)?.contiguous()?, NllOp)
 }
 
-/// One AdamW step on a parameter, in place and in one pass: the moments `m` and `v` are
-/// updated and the parameter moves, with the gradient scaled by the clipping factor. The
-/// parameter, its gradient and both moments must have the same number of values.
+/// One AdamW step on a parameter, in place and in one pass: the moments `m` and `v`
+/// are updated and the parameter moves, with the gradient scaled by the clipping
+/// factor. The parameter, its gradient and both moments must have the same number
+/// of values.
 pub struct AdamWStep<'a> {
     pub m: Mutex<&'a mut [f32]>,
     pub v: Mutex<&'a mut [f32]>,
@@ -763,17 +856,29 @@ impl InplaceOp2 for AdamWStep<'_> {
         "fused-adamw"
     }
 
-    fn cpu_fwd(&self, ts: &mut CpuStorage, tl: &Layout, gs: &CpuStorage, gl: &Layout) -> Result<()> {
+    fn cpu_fwd(
+        &self,
+        ts: &mut CpuStorage,
+        tl: &Layout,
+        gs: &CpuStorage,
+        gl: &Layout,
+    ) -> Result<()> {
         let g = f32s(gs, gl)?;
-        let (a, b) = tl
-            .contiguous_offsets()
-            .ok_or_else(|| candle_core::Error::Msg("non-contiguous parameter".into()))?;
+        let (a, b) = tl.contiguous_offsets().ok_or_else(|| {
+            candle_core::Error::Msg("non-contiguous parameter".into())
+        })?;
         let theta = match ts {
             CpuStorage::F32(t) => &mut t[a..b],
             _ => bail!("parameters must be f32"),
         };
-        let mut m = self.m.lock().map_err(|_| candle_core::Error::Msg("poisoned".into()))?;
-        let mut v = self.v.lock().map_err(|_| candle_core::Error::Msg("poisoned".into()))?;
+        let mut m = self
+            .m
+            .lock()
+            .map_err(|_| candle_core::Error::Msg("poisoned".into()))?;
+        let mut v = self
+            .v
+            .lock()
+            .map_err(|_| candle_core::Error::Msg("poisoned".into()))?;
         let n = theta.len();
         if g.len() != n || m.len() != n || v.len() != n {
             bail!(
@@ -793,7 +898,8 @@ impl InplaceOp2 for AdamWStep<'_> {
                     let g = g[i] * c.grad_scale;
                     m[i] = c.beta1 * m[i] + (1.0 - c.beta1) * g;
                     v[i] = c.beta2 * v[i] + (1.0 - c.beta2) * g * g;
-                    let update = (m[i] / c.bias_correction1) / ((v[i] / c.bias_correction2).sqrt() + c.eps);
+                    let update = (m[i] / c.bias_correction1)
+                        / ((v[i] / c.bias_correction2).sqrt() + c.eps);
                     theta[i] = theta[i] * (1.0 - c.decay) - c.lr * update;
                 }
             });
@@ -812,7 +918,8 @@ pub fn sum_of_squares(t: &Tensor) -> Result<f64> {
     })
 }
 
-/// A read-only strided matrix inside a slice: element `(i, j)` is `data[offset + i·rs + j·cs]`.
+/// A read-only strided matrix inside a slice: element `(i, j)` is `data[offset +
+/// i·rs + j·cs]`.
 #[derive(Clone, Copy)]
 struct View<'a> {
     data: &'a [f32],
@@ -826,52 +933,71 @@ impl<'a> View<'a> {
         View { data, offset, rs, cs }
     }
 
-    /// A pointer to element `(0, 0)`, after checking that every element of a `rows × cols`
-    /// matrix with these strides lies inside `data` (rows and cols both > 0).
+    /// A pointer to element `(0, 0)`, after checking that every element of a `rows
+    /// × cols` matrix with these strides lies inside `data` (rows and cols both >
+    /// 0).
     fn ptr(&self, rows: usize, cols: usize) -> *const f32 {
         assert!(
-            in_bounds(self.data.len(), self.offset, (rows, cols), (self.rs, self.cs)),
+            in_bounds(
+                self.data.len(),
+                self.offset,
+                (rows, cols),
+                (self.rs, self.cs)
+            ),
             "view out of bounds"
         );
         self.data[self.offset..].as_ptr()
     }
 }
 
-/// Does the `rows × cols` matrix (both > 0) at `offset` with strides `(rs, cs)` lie inside a
-/// buffer of `len` elements? Saturating, so absurd strides fail instead of wrapping around.
-fn in_bounds(len: usize, offset: usize, (rows, cols): (usize, usize), (rs, cs): (usize, usize)) -> bool {
-    let last = (rows - 1).saturating_mul(rs).saturating_add((cols - 1).saturating_mul(cs));
+/// Does the `rows × cols` matrix (both > 0) at `offset` with strides `(rs, cs)` lie
+/// inside a buffer of `len` elements? Saturating, so absurd strides fail instead of
+/// wrapping around.
+fn in_bounds(
+    len: usize,
+    offset: usize,
+    (rows, cols): (usize, usize),
+    (rs, cs): (usize, usize),
+) -> bool {
+    let last =
+        (rows - 1).saturating_mul(rs).saturating_add((cols - 1).saturating_mul(cs));
     offset.saturating_add(last) < len
 }
 
-/// An output buffer that parallel tasks write in disjoint, strided parts. It holds the
-/// buffer's exclusive borrow for its whole life, so nothing else can read or write the buffer
-/// meanwhile, and in particular no input of a product can alias it.
+/// An output buffer that parallel tasks write in disjoint, strided parts. It holds
+/// the buffer's exclusive borrow for its whole life, so nothing else can read or
+/// write the buffer meanwhile, and in particular no input of a product can alias
+/// it.
 struct SharedOut<'a> {
     ptr: *mut f32,
     len: usize,
     _buf: std::marker::PhantomData<&'a mut [f32]>,
 }
 
-// SAFETY: a `SharedOut` is only written through `gemm_into`, whose contract makes every caller
-// write elements that no other thread reads or writes at the same time.
+// SAFETY: a `SharedOut` is only written through `gemm_into`, whose contract makes
+// every caller write elements that no other thread reads or writes at the same
+// time.
 unsafe impl Sync for SharedOut<'_> {}
 
 impl<'a> SharedOut<'a> {
     fn new(buf: &'a mut [f32]) -> Self {
-        SharedOut { ptr: buf.as_mut_ptr(), len: buf.len(), _buf: std::marker::PhantomData }
+        SharedOut {
+            ptr: buf.as_mut_ptr(),
+            len: buf.len(),
+            _buf: std::marker::PhantomData,
+        }
     }
 }
 
-/// `dst (m × n, at offset, row stride dst_rs) (+)= lhs (m × k) · rhs (k × n)`, plus `dst`
-/// itself when `accumulate`. Matrices are given by offset and (row, column) strides, so
-/// transposes cost nothing. The product is split over blocks of the output, never along `k`,
-/// so the result does not depend on the threads. Every extent is checked: out-of-bounds
-/// arguments panic (the public entry points check shapes first and return errors).
+/// `dst (m × n, at offset, row stride dst_rs) (+)= lhs (m × k) · rhs (k × n)`, plus
+/// `dst` itself when `accumulate`. Matrices are given by offset and (row, column)
+/// strides, so transposes cost nothing. The product is split over blocks of the
+/// output, never along `k`, so the result does not depend on the threads. Every
+/// extent is checked: out-of-bounds arguments panic (the public entry points check
+/// shapes first and return errors).
 ///
-/// # Safety
-/// While it runs, no other thread may read or write the `m × n` elements of `dst` it writes,
-/// `offset + i · dst_rs + j` for `i < m`, `j < n`.
+/// # Safety While it runs, no other thread may read or write the `m × n` elements
+/// of `dst` it writes, `offset + i · dst_rs + j` for `i < m`, `j < n`.
 unsafe fn gemm_into(
     (m, n, k): (usize, usize, usize),
     (dst, offset, dst_rs): (&SharedOut, usize, usize),
@@ -883,22 +1009,33 @@ unsafe fn gemm_into(
     if m == 0 || n == 0 {
         return;
     }
-    assert!(in_bounds(dst.len, offset, (m, n), (dst_rs, 1)), "output out of bounds");
+    assert!(
+        in_bounds(dst.len, offset, (m, n), (dst_rs, 1)),
+        "output out of bounds"
+    );
     if k == 0 {
         // An empty sum: the product is zero.
         if !accumulate {
             for i in 0..m {
-                // SAFETY: in bounds (checked above), and ours alone (the caller's contract).
-                unsafe { std::slice::from_raw_parts_mut(dst.ptr.add(offset + i * dst_rs), n).fill(0.0) };
+                // SAFETY: in bounds (checked above), and ours alone (the caller's
+                // contract).
+                unsafe {
+                    std::slice::from_raw_parts_mut(
+                        dst.ptr.add(offset + i * dst_rs),
+                        n,
+                    )
+                    .fill(0.0)
+                };
             }
         }
         return;
     }
     let (lp, rp) = (lhs.ptr(m, k), rhs.ptr(k, n));
-    // SAFETY: every element gemm reads lies inside `lhs` or `rhs` and every element it writes
-    // inside `dst` (checked above and by `View::ptr`); the inputs are shared borrows, so they
-    // cannot alias `dst`, which holds its buffer's exclusive borrow; no other thread touches
-    // the elements written (the caller's contract).
+    // SAFETY: every element gemm reads lies inside `lhs` or `rhs` and every element
+    // it writes inside `dst` (checked above and by `View::ptr`); the inputs are
+    // shared borrows, so they cannot alias `dst`, which holds its buffer's
+    // exclusive borrow; no other thread touches the elements written (the caller's
+    // contract).
     unsafe {
         gemm::gemm(
             m,
@@ -924,8 +1061,8 @@ unsafe fn gemm_into(
     }
 }
 
-/// `dst (m × n, contiguous) (+)= lhs (m × k) · rhs (k × n)` (see [`gemm_into`]), on every
-/// thread of the pool when `parallel`, else on the calling thread.
+/// `dst (m × n, contiguous) (+)= lhs (m × k) · rhs (k × n)` (see [`gemm_into`]), on
+/// every thread of the pool when `parallel`, else on the calling thread.
 fn matmul(
     (m, n, k): (usize, usize, usize),
     dst: &mut [f32],
@@ -936,23 +1073,43 @@ fn matmul(
 ) {
     assert_eq!(dst.len(), m * n, "output is not m × n");
     let threads = rayon::current_num_threads();
-    let par =
-        if parallel && threads > 1 { gemm::Parallelism::Rayon(threads) } else { gemm::Parallelism::None };
+    let par = if parallel && threads > 1 {
+        gemm::Parallelism::Rayon(threads)
+    } else {
+        gemm::Parallelism::None
+    };
     // SAFETY: `dst` is an exclusive borrow, so no other thread can access it.
-    unsafe { gemm_into((m, n, k), (&SharedOut::new(dst), 0, n), accumulate, lhs, rhs, par) }
+    unsafe {
+        gemm_into(
+            (m, n, k),
+            (&SharedOut::new(dst), 0, n),
+            accumulate,
+            lhs,
+            rhs,
+            par,
+        )
+    }
 }
 
-/// A linear layer `y = x Wᵀ + b` on `x` of shape `[rows, d_in]`, `W` of shape `[d_out, d_in]`:
-/// one matrix multiplication that starts from the bias instead of adding it afterwards.
+/// A linear layer `y = x Wᵀ + b` on `x` of shape `[rows, d_in]`, `W` of shape
+/// `[d_out, d_in]`: one matrix multiplication that starts from the bias instead of
+/// adding it afterwards.
 struct LinearOp;
 
-/// `(rows, d_in, d_out)` of `x` (`[rows, d_in]`), `W` (`[d_out, d_in]`) and the bias, if any
-/// (`[d_out]` or `[1, d_out]`); an error for any other shapes.
-fn linear_dims(x: &[usize], w: &[usize], b: Option<&[usize]>) -> Result<(usize, usize, usize)> {
+/// `(rows, d_in, d_out)` of `x` (`[rows, d_in]`), `W` (`[d_out, d_in]`) and the
+/// bias, if any (`[d_out]` or `[1, d_out]`); an error for any other shapes.
+fn linear_dims(
+    x: &[usize],
+    w: &[usize],
+    b: Option<&[usize]>,
+) -> Result<(usize, usize, usize)> {
     let (&[rows, d_in], &[d_out, w_in]) = (x, w) else {
-        bail!("fused linear: input {x:?} and weight {w:?} must be [rows, d_in] and [d_out, d_in]");
+        bail!(
+            "fused linear: input {x:?} and weight {w:?} must be [rows, d_in] and [d_out, d_in]"
+        );
     };
-    if d_in != w_in || b.is_some_and(|b| !matches!(*b, [n] | [1, n] if n == d_out)) {
+    if d_in != w_in || b.is_some_and(|b| !matches!(*b, [n] | [1, n] if n == d_out))
+    {
         bail!("fused linear: input {x:?}, weight {w:?} and bias {b:?} do not fit");
     }
     Ok((rows, d_in, d_out))
@@ -968,7 +1125,8 @@ fn linear_fwd(
         Some(b) => b.repeat(rows),
         None => vec![0f32; rows * d_out],
     };
-    // x is rows × d_in, w is d_out × d_in (read as its transpose), y is rows × d_out.
+    // x is rows × d_in, w is d_out × d_in (read as its transpose), y is rows ×
+    // d_out.
     matmul(
         (rows, d_out, d_in),
         &mut y,
@@ -994,9 +1152,23 @@ fn linear_bwd(
                 let mut dx = vec![0f32; rows * d_in];
                 let mut dw = vec![0f32; d_out * d_in];
                 let dy_rows = View::new(dy, 0, d_out, 1);
-                matmul((rows, d_in, d_out), &mut dx, false, dy_rows, View::new(w, 0, d_in, 1), true);
+                matmul(
+                    (rows, d_in, d_out),
+                    &mut dx,
+                    false,
+                    dy_rows,
+                    View::new(w, 0, d_in, 1),
+                    true,
+                );
                 let dy_t = View::new(dy, 0, 1, d_out);
-                matmul((d_out, d_in, rows), &mut dw, false, dy_t, View::new(x, 0, d_in, 1), true);
+                matmul(
+                    (d_out, d_in, rows),
+                    &mut dw,
+                    false,
+                    dy_t,
+                    View::new(x, 0, d_in, 1),
+                    true,
+                );
                 let mut db = vec![0f32; d_out];
                 if d_out > 0 {
                     let partial: Vec<Vec<f32>> = dy
@@ -1089,8 +1261,9 @@ impl CustomOp2 for LinearNoBiasOp {
     }
 }
 
-/// Fused `x Wᵀ + b` for `x` of shape `[rows, d_in]`, `W` of shape `[d_out, d_in]` and `b` of
-/// `d_out` values (`[d_out]` or `[1, d_out]`); returns `[rows, d_out]`. Other shapes are errors.
+/// Fused `x Wᵀ + b` for `x` of shape `[rows, d_in]`, `W` of shape `[d_out, d_in]`
+/// and `b` of `d_out` values (`[d_out]` or `[1, d_out]`); returns `[rows, d_out]`.
+/// Other shapes are errors.
 pub fn linear(x: &Tensor, w: &Tensor, b: Option<&Tensor>) -> Result<Tensor> {
     linear_dims(x.dims(), w.dims(), b.map(|b| b.dims()))?;
     check_f32("the input", x)?;
@@ -1106,11 +1279,12 @@ pub fn linear(x: &Tensor, w: &Tensor, b: Option<&Tensor>) -> Result<Tensor> {
     }
 }
 
-/// `dst (m × n, at offset, row stride dst_rs) (+)= lhs (m × k) · rhs (k × n)` on the calling
-/// thread, into a buffer that other tasks write elsewhere at the same time.
+/// `dst (m × n, at offset, row stride dst_rs) (+)= lhs (m × k) · rhs (k × n)` on
+/// the calling thread, into a buffer that other tasks write elsewhere at the same
+/// time.
 ///
-/// # Safety
-/// As [`gemm_into`]: no other thread may read or write the elements of `dst` written here.
+/// # Safety As [`gemm_into`]: no other thread may read or write the elements of
+/// `dst` written here.
 unsafe fn small_matmul(
     dims: (usize, usize, usize),
     dst: (&SharedOut, usize, usize),
@@ -1122,39 +1296,48 @@ unsafe fn small_matmul(
     unsafe { gemm_into(dims, dst, accumulate, lhs, rhs, gemm::Parallelism::None) }
 }
 
-/// Head layout of fused attention: `(b, t, hd, (mask_rows, mask_heads))` for `qkv` of shape
-/// `[b, t, (h + 2g) · hd]` and a mask of shape `[t, t]` or `[m, n, t, t]` with `m` 1 or `b`
-/// and `n` 1 or `h`.
-/// An error unless `h` and `g` are positive, `g` divides `h` (each key/value head serves
-/// `h / g` query heads) and `hd > 0`.
+/// Head layout of fused attention: `(b, t, hd, (mask_rows, mask_heads))` for `qkv`
+/// of shape `[b, t, (h + 2g) · hd]` and a mask of shape `[t, t]` or `[m, n, t, t]`
+/// with `m` 1 or `b` and `n` 1 or `h`. An error unless `h` and `g` are positive,
+/// `g` divides `h` (each key/value head serves `h / g` query heads) and `hd > 0`.
 fn attention_dims(
     qkv: &[usize],
     h: usize,
     g: usize,
     mask: Option<&[usize]>,
 ) -> Result<(usize, usize, usize, (usize, usize))> {
-    let &[b, t, w] = qkv else { bail!("fused attention: qkv {qkv:?} is not [b, t, (h + 2g)·hd]") };
+    let &[b, t, w] = qkv else {
+        bail!("fused attention: qkv {qkv:?} is not [b, t, (h + 2g)·hd]")
+    };
     if h == 0 || g == 0 || !h.is_multiple_of(g) {
-        bail!("fused attention: {h} query heads cannot share {g} key/value heads evenly");
+        bail!(
+            "fused attention: {h} query heads cannot share {g} key/value heads evenly"
+        );
     }
     if w == 0 || !w.is_multiple_of(h + 2 * g) {
-        bail!("fused attention: last dimension {w} is not (h + 2g)·hd with h = {h}, g = {g}, hd > 0");
+        bail!(
+            "fused attention: last dimension {w} is not (h + 2g)·hd with h = {h}, g = {g}, hd > 0"
+        );
     }
     let layout = match mask {
         None => (1, 1),
         Some(&[q, k]) if (q, k) == (t, t) => (1, 1),
-        Some(&[m, n, q, k]) if (q, k) == (t, t) && (m == 1 || m == b) && (n == 1 || n == h) => (m, n),
+        Some(&[m, n, q, k])
+            if (q, k) == (t, t) && (m == 1 || m == b) && (n == 1 || n == h) =>
+        {
+            (m, n)
+        }
         Some(m) => bail!("fused attention: mask {m:?} does not fit qkv {qkv:?}"),
     };
     Ok((b, t, w / (h + 2 * g), layout))
 }
 
 /// Scaled dot-product attention computed straight from the fused projection `qkv`
-/// (`[b, t, (h + 2g) · hd]`: `h` query heads, then `g` key heads, then `g` value heads), with an
-/// additive mask `[rows, n, t, t]` (`n`: 1, or one mask per head). Returns the heads already
-/// merged, `[b, t, h · hd]`.
-/// One task per (batch row, key/value head); query heads sharing that key/value head (GQA)
-/// are handled in turn by the same task, so every sum has a fixed order.
+/// (`[b, t, (h + 2g) · hd]`: `h` query heads, then `g` key heads, then `g` value
+/// heads), with an additive mask `[rows, n, t, t]` (`n`: 1, or one mask per head).
+/// Returns the heads already merged, `[b, t, h · hd]`. One task per (batch row,
+/// key/value head); query heads sharing that key/value head (GQA) are handled in
+/// turn by the same task, so every sum has a fixed order.
 struct AttentionOp {
     h: usize,
     g: usize,
@@ -1165,20 +1348,31 @@ struct AttentionOp {
     mask_rows: usize,
     /// Mask matrices per batch row: 1 (shared by every head) or `h`.
     mask_heads: usize,
-    /// The probabilities of the forward pass, `[b, h, t, t]`, kept for the first backward
-    /// pass (a second one recomputes them).
+    /// The probabilities of the forward pass, `[b, h, t, t]`, kept for the first
+    /// backward pass (a second one recomputes them).
     saved: Mutex<Vec<f32>>,
 }
 
 impl AttentionOp {
     /// Probabilities `p` (`t × t`) of query head `qh` of batch row `bi`.
-    fn probs(&self, qkv: &[f32], mask: Option<&[f32]>, bi: usize, qh: usize, t: usize, p: &mut [f32]) {
+    fn probs(
+        &self,
+        qkv: &[f32],
+        mask: Option<&[f32]>,
+        bi: usize,
+        qh: usize,
+        t: usize,
+        p: &mut [f32],
+    ) {
         let (h, g, hd) = (self.h, self.g, self.hd);
         let w = (h + 2 * g) * hd;
         let kh = qh / (h / g);
         let base = bi * t * w;
         // q rows are `w` apart inside batch row `bi`; kᵀ reads key head `kh`.
-        let (q, kt) = (View::new(qkv, base + qh * hd, w, 1), View::new(qkv, base + (h + kh) * hd, 1, w));
+        let (q, kt) = (
+            View::new(qkv, base + qh * hd, w, 1),
+            View::new(qkv, base + (h + kh) * hd, 1, w),
+        );
         matmul((t, t, hd), p, false, q, kt, false);
         let m = mask.map(|m| {
             let b = if self.mask_rows == 1 { 0 } else { bi };
@@ -1186,7 +1380,11 @@ impl AttentionOp {
             &m[(b * self.mask_heads + head) * t * t..][..t * t]
         });
         for i in 0..t {
-            scale_mask_softmax(&mut p[i * t..(i + 1) * t], self.scale, m.map(|m| &m[i * t..(i + 1) * t]));
+            scale_mask_softmax(
+                &mut p[i * t..(i + 1) * t],
+                self.scale,
+                m.map(|m| &m[i * t..(i + 1) * t]),
+            );
         }
     }
 }
@@ -1199,34 +1397,44 @@ impl CustomOp1 for AttentionOp {
     fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
         let qkv = f32s(s, l)?;
         let (h, g, hd) = (self.h, self.g, self.hd);
-        let (b, t, _, _) = attention_dims(l.dims(), h, g, self.mask.as_ref().map(|m| m.dims()))?;
+        let (b, t, _, _) =
+            attention_dims(l.dims(), h, g, self.mask.as_ref().map(|m| m.dims()))?;
         let (w, hpg) = ((h + 2 * g) * hd, h / g);
         let mut out = vec![0f32; b * t * h * hd];
         let mut all_p = vec![0f32; b * h * t * t];
         if !out.is_empty() {
             let optr = SharedOut::new(&mut out);
             let mut run = |mask: Option<&[f32]>| {
-                // Task `bi · g + kh` owns the probabilities of the `hpg` query heads of key head
-                // `kh` in batch row `bi`, which lie next to each other.
-                all_p.par_chunks_mut(hpg * t * t).enumerate().for_each(|(task, p_heads)| {
-                    let (bi, kh) = (task / g, task % g);
-                    for (i, p) in p_heads.chunks_mut(t * t).enumerate() {
-                        let qh = kh * hpg + i;
-                        self.probs(qkv, mask, bi, qh, t, p);
-                        let v = View::new(qkv, bi * t * w + (h + g + kh) * hd, w, 1);
-                        // SAFETY: only this task writes the columns of query head `qh` in batch
-                        // row `bi`: tasks are distinct `(bi, kh)` and `qh` is in `kh`'s group.
-                        unsafe {
-                            small_matmul(
-                                (t, hd, t),
-                                (&optr, bi * t * h * hd + qh * hd, h * hd),
-                                false,
-                                View::new(p, 0, t, 1),
-                                v,
-                            )
-                        };
-                    }
-                })
+                // Task `bi · g + kh` owns the probabilities of the `hpg` query
+                // heads of key head `kh` in batch row `bi`, which lie next to each
+                // other.
+                all_p.par_chunks_mut(hpg * t * t).enumerate().for_each(
+                    |(task, p_heads)| {
+                        let (bi, kh) = (task / g, task % g);
+                        for (i, p) in p_heads.chunks_mut(t * t).enumerate() {
+                            let qh = kh * hpg + i;
+                            self.probs(qkv, mask, bi, qh, t, p);
+                            let v = View::new(
+                                qkv,
+                                bi * t * w + (h + g + kh) * hd,
+                                w,
+                                1,
+                            );
+                            // SAFETY: only this task writes the columns of query
+                            // head `qh` in batch row `bi`: tasks are distinct `(bi,
+                            // kh)` and `qh` is in `kh`'s group.
+                            unsafe {
+                                small_matmul(
+                                    (t, hd, t),
+                                    (&optr, bi * t * h * hd + qh * hd, h * hd),
+                                    false,
+                                    View::new(p, 0, t, 1),
+                                    v,
+                                )
+                            };
+                        }
+                    },
+                )
             };
             match &self.mask {
                 Some(m) => with_f32(m, |m| {
@@ -1244,13 +1452,31 @@ impl CustomOp1 for AttentionOp {
 
     /// With `P` saved or recomputed: `dV = Pᵀ dO`, `dP = dO Vᵀ`,
     /// `dS = scale · P ⊙ (dP − rowsum(dP ⊙ P))`, `dQ = dS K`, `dK = dSᵀ Q`.
-    fn bwd(&self, qkv_t: &Tensor, _out: &Tensor, dout: &Tensor) -> Result<Option<Tensor>> {
+    fn bwd(
+        &self,
+        qkv_t: &Tensor,
+        _out: &Tensor,
+        dout: &Tensor,
+    ) -> Result<Option<Tensor>> {
         let (h, g, hd) = (self.h, self.g, self.hd);
-        let (b, t, _, _) = attention_dims(qkv_t.dims(), h, g, self.mask.as_ref().map(|m| m.dims()))?;
+        let (b, t, _, _) = attention_dims(
+            qkv_t.dims(),
+            h,
+            g,
+            self.mask.as_ref().map(|m| m.dims()),
+        )?;
         let (w, hpg) = ((h + 2 * g) * hd, h / g);
-        let mask = self.mask.as_ref().map(|m| m.flatten_all()?.to_vec1::<f32>()).transpose()?;
-        let saved =
-            std::mem::take(&mut *self.saved.lock().map_err(|_| candle_core::Error::Msg("poisoned".into()))?);
+        let mask = self
+            .mask
+            .as_ref()
+            .map(|m| m.flatten_all()?.to_vec1::<f32>())
+            .transpose()?;
+        let saved = std::mem::take(
+            &mut *self
+                .saved
+                .lock()
+                .map_err(|_| candle_core::Error::Msg("poisoned".into()))?,
+        );
         let saved = (saved.len() == b * h * t * t).then_some(saved);
         let dqkv = with_f32(qkv_t, |qkv| {
             with_f32(dout, |dout| {
@@ -1263,22 +1489,41 @@ impl CustomOp1 for AttentionOp {
                     let (bi, kh) = (task / g, task % g);
                     let (mut p, mut dp) = (vec![0f32; t * t], vec![0f32; t * t]);
                     let base = bi * t * w;
-                    let (k_at, v_at) = (base + (h + kh) * hd, base + (h + g + kh) * hd);
+                    let (k_at, v_at) =
+                        (base + (h + kh) * hd, base + (h + g + kh) * hd);
                     for qh in kh * hpg..(kh + 1) * hpg {
                         match &saved {
-                            Some(all) => p.copy_from_slice(&all[(bi * h + qh) * t * t..][..t * t]),
-                            None => self.probs(qkv, mask.as_deref(), bi, qh, t, &mut p),
+                            Some(all) => p.copy_from_slice(
+                                &all[(bi * h + qh) * t * t..][..t * t],
+                            ),
+                            None => {
+                                self.probs(qkv, mask.as_deref(), bi, qh, t, &mut p)
+                            }
                         }
                         let q_at = base + qh * hd;
-                        let d_o = View::new(dout, bi * t * h * hd + qh * hd, h * hd, 1);
+                        let d_o =
+                            View::new(dout, bi * t * h * hd + qh * hd, h * hd, 1);
                         // dP = dO Vᵀ
-                        matmul((t, t, hd), &mut dp, false, d_o, View::new(qkv, v_at, 1, w), false);
-                        // SAFETY: only this task writes batch row `bi`'s columns of key/value
-                        // head `kh` and of the query heads in its group in `dqkv`: tasks are
-                        // distinct `(bi, kh)`.
+                        matmul(
+                            (t, t, hd),
+                            &mut dp,
+                            false,
+                            d_o,
+                            View::new(qkv, v_at, 1, w),
+                            false,
+                        );
+                        // SAFETY: only this task writes batch row `bi`'s columns of
+                        // key/value head `kh` and of the query heads in its group
+                        // in `dqkv`: tasks are distinct `(bi, kh)`.
                         unsafe {
                             // dV += Pᵀ dO
-                            small_matmul((t, hd, t), (&dptr, v_at, w), true, View::new(&p, 0, 1, t), d_o);
+                            small_matmul(
+                                (t, hd, t),
+                                (&dptr, v_at, w),
+                                true,
+                                View::new(&p, 0, 1, t),
+                                d_o,
+                            );
                         }
                         for (pr, dr) in p.chunks(t).zip(dp.chunks_mut(t)) {
                             let dot = lane_dot(pr, dr);
@@ -1287,10 +1532,17 @@ impl CustomOp1 for AttentionOp {
                             }
                         }
                         let ds = View::new(&dp, 0, t, 1);
-                        // SAFETY: as above, this task alone writes these columns of `dqkv`.
+                        // SAFETY: as above, this task alone writes these columns of
+                        // `dqkv`.
                         unsafe {
                             // dQ = dS K
-                            small_matmul((t, hd, t), (&dptr, q_at, w), true, ds, View::new(qkv, k_at, w, 1));
+                            small_matmul(
+                                (t, hd, t),
+                                (&dptr, q_at, w),
+                                true,
+                                ds,
+                                View::new(qkv, k_at, w, 1),
+                            );
                             // dK += dSᵀ Q
                             let ds_t = View::new(&dp, 0, 1, t);
                             small_matmul(
@@ -1310,12 +1562,19 @@ impl CustomOp1 for AttentionOp {
     }
 }
 
-/// Fused attention from the output of the fused QKV projection (`[b, t, (h + 2g) · hd]`, with
-/// `g` dividing `h`) under an additive mask (`[t, t]` or `[m, n, t, t]`, `m` 1 or `b`, `n` 1 or
-/// `h`); returns
-/// `[b, t, h · hd]`, ready for the output projection. Other shapes are errors.
-pub fn attention(qkv: &Tensor, h: usize, g: usize, scale: f64, mask: Option<&Tensor>) -> Result<Tensor> {
-    let (_, _, hd, (mask_rows, mask_heads)) = attention_dims(qkv.dims(), h, g, mask.map(|m| m.dims()))?;
+/// Fused attention from the output of the fused QKV projection (`[b, t, (h + 2g) ·
+/// hd]`, with `g` dividing `h`) under an additive mask (`[t, t]` or `[m, n, t, t]`,
+/// `m` 1 or `b`, `n` 1 or `h`); returns `[b, t, h · hd]`, ready for the output
+/// projection. Other shapes are errors.
+pub fn attention(
+    qkv: &Tensor,
+    h: usize,
+    g: usize,
+    scale: f64,
+    mask: Option<&Tensor>,
+) -> Result<Tensor> {
+    let (_, _, hd, (mask_rows, mask_heads)) =
+        attention_dims(qkv.dims(), h, g, mask.map(|m| m.dims()))?;
     check_f32("qkv", qkv)?;
     if let Some(m) = mask {
         check_f32("the mask", m)?;
@@ -1357,6 +1616,13 @@ mod tests {
         let (a, b) = (vec![1f32; 6], vec![1f32; 6]);
         let mut dst = vec![0f32; 4];
         // 2 × 4 times 4 × 2: the left matrix needs 8 values and has 6.
-        matmul((2, 2, 4), &mut dst, false, View::new(&a, 0, 4, 1), View::new(&b, 0, 2, 1), false);
+        matmul(
+            (2, 2, 4),
+            &mut dst,
+            false,
+            View::new(&a, 0, 4, 1),
+            View::new(&b, 0, 2, 1),
+            false,
+        );
     }
 }

@@ -1,9 +1,10 @@
 //! The small layers: linear maps, LayerNorm, the GELU MLP, softmax and positions.
 //!
-//! Each layer is written here with differentiable candle operations, the version the book
-//! explains; by default the same computation runs as one of our fused kernels (see
-//! [`crate::kernels`], tested against these lines). candle 0.11's fused `softmax_last_dim`,
-//! `LayerNorm` module and `RmsNorm` give no gradient, so they are not used.
+//! Each layer is written here with differentiable candle operations, the version
+//! the book explains; by default the same computation runs as one of our fused
+//! kernels (see [`crate::kernels`], tested against these lines). candle 0.11's
+//! fused `softmax_last_dim`, `LayerNorm` module and `RmsNorm` give no gradient, so
+//! they are not used.
 
 use candle_core::{D, Result, Tensor};
 
@@ -31,19 +32,32 @@ impl Linear {
 
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
         let (d_out, d_in) = self.weight.dims2()?;
-        let Some((_, lead)) = x.dims().split_last().filter(|&(&last, _)| last == d_in) else {
-            candle_core::bail!("linear: input {:?} does not end in d_in = {d_in}", x.dims());
+        let Some((_, lead)) =
+            x.dims().split_last().filter(|&(&last, _)| last == d_in)
+        else {
+            candle_core::bail!(
+                "linear: input {:?} does not end in d_in = {d_in}",
+                x.dims()
+            );
         };
         if let Some(b) = self.bias.as_ref().filter(|b| b.elem_count() != d_out) {
-            candle_core::bail!("linear: bias {:?} does not hold d_out = {d_out} values", b.dims());
+            candle_core::bail!(
+                "linear: bias {:?} does not hold d_out = {d_out} values",
+                b.dims()
+            );
         }
         let rows = lead.iter().product::<usize>();
         let mut out_shape = x.dims().to_vec();
         *out_shape.last_mut().expect("input has a last dimension") = d_out;
         flops::add(2 * (rows * d_in * d_out) as u64);
         if kernels::enabled(Lever::Linear) {
-            // The same product, starting from the bias, in one call (see `kernels`).
-            let y = kernels::linear(&x.reshape((rows, d_in))?, &self.weight, self.bias.as_ref())?;
+            // The same product, starting from the bias, in one call (see
+            // `kernels`).
+            let y = kernels::linear(
+                &x.reshape((rows, d_in))?,
+                &self.weight,
+                self.bias.as_ref(),
+            )?;
             return y.reshape(out_shape);
         }
         let y = x.reshape((rows, d_in))?.matmul(&self.weight.t()?)?;
@@ -66,7 +80,10 @@ impl LayerNorm {
     pub const EPS: f64 = 1e-5;
 
     pub fn new(s: &Scope, d: usize) -> Result<Self> {
-        Ok(LayerNorm { gain: s.constant("gain", d, 1.0)?, bias: s.constant("bias", d, 0.0)? })
+        Ok(LayerNorm {
+            gain: s.constant("gain", d, 1.0)?,
+            bias: s.constant("bias", d, 0.0)?,
+        })
     }
 
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
@@ -82,7 +99,8 @@ impl LayerNorm {
     }
 }
 
-/// The position-wise MLP: `d → d_ff → d` with a GELU (tanh approximation) in between.
+/// The position-wise MLP: `d → d_ff → d` with a GELU (tanh approximation) in
+/// between.
 #[derive(Clone)]
 pub struct Mlp {
     pub up: Linear,
@@ -107,9 +125,9 @@ pub fn gelu(x: &Tensor) -> Result<Tensor> {
     if kernels::enabled(Lever::Gelu) { kernels::gelu(x) } else { x.gelu() }
 }
 
-/// Softmax over the last dimension. The row maximum is subtracted for stability; it is
-/// detached because softmax does not depend on it, which saves a backward pass through `max`.
-/// Masked entries hold −∞ and come out as exactly 0.
+/// Softmax over the last dimension. The row maximum is subtracted for stability; it
+/// is detached because softmax does not depend on it, which saves a backward pass
+/// through `max`. Masked entries hold −∞ and come out as exactly 0.
 pub fn softmax_last(x: &Tensor) -> Result<Tensor> {
     if kernels::enabled(Lever::Softmax) {
         return kernels::softmax(x, 1.0, None); // the same, fused into one pass
@@ -147,13 +165,18 @@ mod tests {
 
     #[test]
     fn softmax_rows_sum_to_one_and_masked_entries_are_zero() {
-        let x = Tensor::new(&[[1f32, 2., f32::NEG_INFINITY], [0., 0., 0.]], &crate::DEVICE).unwrap();
+        let x = Tensor::new(
+            &[[1f32, 2., f32::NEG_INFINITY], [0., 0., 0.]],
+            &crate::DEVICE,
+        )
+        .unwrap();
         let p = softmax_last(&x).unwrap().to_vec2::<f32>().unwrap();
         assert_eq!(p[0][2], 0.0);
         for row in &p {
             assert!((row.iter().sum::<f32>() - 1.0).abs() < 1e-6);
         }
-        let ls = log_softmax_last(&x).unwrap().exp().unwrap().to_vec2::<f32>().unwrap();
+        let ls =
+            log_softmax_last(&x).unwrap().exp().unwrap().to_vec2::<f32>().unwrap();
         assert!((ls[0][1] - p[0][1]).abs() < 1e-6);
     }
 
@@ -161,11 +184,15 @@ mod tests {
     fn layer_norm_output_has_zero_mean_unit_variance() {
         let store = ParamStore::new(0);
         let ln = LayerNorm::new(&store.scope("ln"), 8).unwrap();
-        let x = Tensor::arange(0f32, 16., &crate::DEVICE).unwrap().reshape((2, 8)).unwrap();
+        let x = Tensor::arange(0f32, 16., &crate::DEVICE)
+            .unwrap()
+            .reshape((2, 8))
+            .unwrap();
         let y = ln.forward(&x).unwrap().to_vec2::<f32>().unwrap();
         for row in y {
             let mean: f32 = row.iter().sum::<f32>() / 8.0;
-            let var: f32 = row.iter().map(|v| (v - mean).powi(2)).sum::<f32>() / 8.0;
+            let var: f32 =
+                row.iter().map(|v| (v - mean).powi(2)).sum::<f32>() / 8.0;
             assert!(mean.abs() < 1e-5 && (var - 1.0).abs() < 1e-3, "{mean} {var}");
         }
     }

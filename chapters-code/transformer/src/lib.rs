@@ -1,22 +1,30 @@
-//! The small Transformer library that every chapter of *Decoder-Only on Trial* builds on.
+//! The small Transformer library that every chapter of *Decoder-Only on Trial*
+//! builds on.
 //!
 //! One set of building blocks, written once and short enough to read in the book:
 //!
 //! - [`mask`]: which positions may attend to which (bidirectional, causal, prefix);
-//! - [`layers`], [`attention`], [`model`]: a pre-LayerNorm Transformer that runs as a causal
+//! - [`layers`], [`attention`], [`model`]: a pre-LayerNorm Transformer that runs as
+//!   a causal
 //!   decoder, a non-causal (prefix) decoder with the same weights, or an encoder-decoder;
-//! - [`config`]: exact parameter and FLOP formulas, checked against the real variables;
-//! - [`loss`], [`train`]: a masked cross-entropy and a deterministic AdamW training loop;
-//! - [`io`], [`plot`]: atomic writes of JSON, safetensors checkpoints and SVG figures;
-//! - [`chapter`]: the harness every chapter crate is written on (command line, outputs, tables);
-//! - [`rng`]: the one seeded ChaCha generator used for data, masking and initialisation;
-//! - [`kernels`]: fused CPU kernels with hand-written backward passes (linear, LayerNorm,
+//! - [`config`]: exact parameter and FLOP formulas, checked against the real
+//!   variables;
+//! - [`loss`], [`train`]: a masked cross-entropy and a deterministic AdamW training
+//!   loop;
+//! - [`io`], [`plot`]: atomic writes of JSON, safetensors checkpoints and SVG
+//!   figures;
+//! - [`chapter`]: the harness every chapter crate is written on (command line,
+//!   outputs, tables);
+//! - [`rng`]: the one seeded ChaCha generator used for data, masking and
+//!   initialisation;
+//! - [`kernels`]: fused CPU kernels with hand-written backward passes (linear,
+//!   LayerNorm,
 //!   attention, softmax, GELU, cross-entropy, AdamW), each one a switchable lever.
 //!
-//! Every tensor lives on the CPU in `f32`. Anything that trains uses either differentiable
-//! candle operations or our own kernels, whose backward passes are tested against those
-//! operations and finite differences (candle 0.11's fast softmax and LayerNorm kernels have
-//! no backward pass, so they are never used).
+//! Every tensor lives on the CPU in `f32`. Anything that trains uses either
+//! differentiable candle operations or our own kernels, whose backward passes are
+//! tested against those operations and finite differences (candle 0.11's fast
+//! softmax and LayerNorm kernels have no backward pass, so they are never used).
 
 pub mod attention;
 pub mod chapter;
@@ -42,5 +50,6 @@ pub use mask::MaskKind;
 pub use model::{DecoderOnly, EncoderDecoder, Forward};
 pub use params::ParamStore;
 
-/// The device every chapter runs on: the CPU, so results are the same on every reader's laptop.
+/// The device every chapter runs on: the CPU, so results are the same on every
+/// reader's laptop.
 pub const DEVICE: candle_core::Device = candle_core::Device::Cpu;

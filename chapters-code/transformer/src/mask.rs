@@ -1,8 +1,9 @@
 //! Attention masks: the one thing that separates the four architectures.
 //!
 //! A mask answers one question: may query position `i` read key position `j`?
-//! [`MaskKind::allows`] is the single source of truth; the additive mask tensors the models
-//! use are built from it, so what the book draws is what the models compute.
+//! [`MaskKind::allows`] is the single source of truth; the additive mask tensors
+//! the models use are built from it, so what the book draws is what the models
+//! compute.
 
 use candle_core::{Result, Tensor};
 
@@ -17,14 +18,15 @@ pub enum MaskKind {
     /// sequence-to-sequence mask; Wang et al.'s "non-causal decoder").
     /// One prefix length per batch row; a single value applies to every row.
     Prefix(Vec<usize>),
-    /// Bidirectional over the first `len` positions of each row, which are the row's real
-    /// tokens; the padding after them is never read (an encoder over a batch of sources of
-    /// different lengths). One length per batch row; a single value applies to every row.
+    /// Bidirectional over the first `len` positions of each row, which are the
+    /// row's real tokens; the padding after them is never read (an encoder over a
+    /// batch of sources of different lengths). One length per batch row; a single
+    /// value applies to every row.
     Padded(Vec<usize>),
-    /// A different direction per head (Su's second experiment): of `heads` heads, the first
-    /// `forward` see positions `0..=i` (forward-causal) and the rest positions `i..` (backward-
-    /// causal). Each head is triangular; together they cover the whole row, so the layer as a
-    /// whole reads in both directions.
+    /// A different direction per head (Su's second experiment): of `heads` heads,
+    /// the first `forward` see positions `0..=i` (forward-causal) and the rest
+    /// positions `i..` (backward-causal). Each head is triangular; together they
+    /// cover the whole row, so the layer as a whole reads in both directions.
     ForwardBackward { heads: usize, forward: usize },
 }
 
@@ -35,8 +37,9 @@ impl MaskKind {
         MaskKind::Prefix(vec![k])
     }
 
-    /// May query position `i` attend to key position `j` in batch row `row`? For a mask that
-    /// differs per head this answers for head 0; see [`MaskKind::allows_head`].
+    /// May query position `i` attend to key position `j` in batch row `row`? For a
+    /// mask that differs per head this answers for head 0; see
+    /// [`MaskKind::allows_head`].
     pub fn allows(&self, row: usize, i: usize, j: usize) -> bool {
         self.allows_head(row, 0, i, j)
     }
@@ -50,7 +53,9 @@ impl MaskKind {
                 let k = if ks.len() == 1 { ks[0] } else { ks[row] };
                 j <= i || j < k
             }
-            MaskKind::Padded(lens) => j < if lens.len() == 1 { lens[0] } else { lens[row] },
+            MaskKind::Padded(lens) => {
+                j < if lens.len() == 1 { lens[0] } else { lens[row] }
+            }
             MaskKind::ForwardBackward { forward, .. } => {
                 if head < *forward {
                     j <= i
@@ -75,10 +80,19 @@ impl MaskKind {
         }
     }
 
-    /// The mask as a boolean matrix (`t_q` × `t_k`) for batch row `row`; query `i` sits at
-    /// absolute position `offset + i` (non-zero when decoding with a cache).
-    pub fn matrix(&self, row: usize, t_q: usize, t_k: usize, offset: usize) -> Vec<Vec<bool>> {
-        (0..t_q).map(|i| (0..t_k).map(|j| self.allows(row, offset + i, j)).collect()).collect()
+    /// The mask as a boolean matrix (`t_q` × `t_k`) for batch row `row`; query `i`
+    /// sits at absolute position `offset + i` (non-zero when decoding with a
+    /// cache).
+    pub fn matrix(
+        &self,
+        row: usize,
+        t_q: usize,
+        t_k: usize,
+        offset: usize,
+    ) -> Vec<Vec<bool>> {
+        (0..t_q)
+            .map(|i| (0..t_k).map(|j| self.allows(row, offset + i, j)).collect())
+            .collect()
     }
 
     /// Number of distinct per-head masks: 1 unless the mask differs per head.
@@ -89,10 +103,16 @@ impl MaskKind {
         }
     }
 
-    /// An additive mask of shape `[rows, heads, t_q, t_k]` (`heads` from [`MaskKind::heads`]):
-    /// 0 where allowed, −∞ where blocked. Returns `None` for a bidirectional mask (nothing to
-    /// add).
-    pub fn additive(&self, batch: usize, t_q: usize, t_k: usize, offset: usize) -> Result<Option<Tensor>> {
+    /// An additive mask of shape `[rows, heads, t_q, t_k]` (`heads` from
+    /// [`MaskKind::heads`]): 0 where allowed, −∞ where blocked. Returns `None` for
+    /// a bidirectional mask (nothing to add).
+    pub fn additive(
+        &self,
+        batch: usize,
+        t_q: usize,
+        t_k: usize,
+        offset: usize,
+    ) -> Result<Option<Tensor>> {
         if *self == MaskKind::Bidirectional {
             return Ok(None);
         }
@@ -151,7 +171,10 @@ mod tests {
         let causal = MaskKind::Causal.matrix(0, n, n, 0);
         assert_eq!(MaskKind::prefix(0).matrix(0, n, n, 0), causal);
         assert_eq!(MaskKind::prefix(1).matrix(0, n, n, 0), causal);
-        assert_eq!(MaskKind::prefix(n).matrix(0, n, n, 0), MaskKind::Bidirectional.matrix(0, n, n, 0));
+        assert_eq!(
+            MaskKind::prefix(n).matrix(0, n, n, 0),
+            MaskKind::Bidirectional.matrix(0, n, n, 0)
+        );
     }
 
     #[test]
@@ -163,7 +186,10 @@ mod tests {
                 assert!(kind.allows(1, i, j));
             }
         }
-        assert_eq!(MaskKind::Padded(vec![4]).matrix(0, 4, 4, 0), MaskKind::Bidirectional.matrix(0, 4, 4, 0));
+        assert_eq!(
+            MaskKind::Padded(vec![4]).matrix(0, 4, 4, 0),
+            MaskKind::Bidirectional.matrix(0, 4, 4, 0)
+        );
     }
 
     #[test]
@@ -176,7 +202,11 @@ mod tests {
             for i in 0..6 {
                 for j in 0..6 {
                     let open = flat[(head * 6 + i) * 6 + j] == 0.0;
-                    assert_eq!(open, if head < 2 { j <= i } else { j >= i }, "head {head}, {i} -> {j}");
+                    assert_eq!(
+                        open,
+                        if head < 2 { j <= i } else { j >= i },
+                        "head {head}, {i} -> {j}"
+                    );
                 }
             }
         }

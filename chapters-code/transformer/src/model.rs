@@ -12,9 +12,11 @@ use crate::params::{ParamStore, Scope};
 /// Options for one forward pass.
 #[derive(Default)]
 pub struct Forward<'a> {
-    /// Per-layer caches: new positions are appended and attend to everything cached.
+    /// Per-layer caches: new positions are appended and attend to everything
+    /// cached.
     pub cache: Option<&'a mut Vec<KvCache>>,
-    /// Keep each layer's attention probabilities, keys, values and input hidden states.
+    /// Keep each layer's attention probabilities, keys, values and input hidden
+    /// states.
     pub trace: bool,
 }
 
@@ -46,7 +48,9 @@ impl Embeddings {
     fn new(s: &Scope, cfg: &Config) -> Result<Self> {
         let tokens = s.normal("tokens", (cfg.vocab_size, cfg.d_model), INIT_STD)?;
         let positions = match cfg.positions {
-            PositionKind::Learned => s.normal("positions", (cfg.max_len, cfg.d_model), INIT_STD)?,
+            PositionKind::Learned => {
+                s.normal("positions", (cfg.max_len, cfg.d_model), INIT_STD)?
+            }
             PositionKind::Sinusoidal => sinusoidal(cfg.max_len, cfg.d_model)?,
         };
         Ok(Embeddings { tokens, positions })
@@ -57,10 +61,14 @@ impl Embeddings {
         let (b, t) = ids.dims2()?;
         let max_len = self.positions.dims()[0];
         if offset + t > max_len {
-            candle_core::bail!("sequence of {} positions exceeds max_len {max_len}", offset + t);
+            candle_core::bail!(
+                "sequence of {} positions exceeds max_len {max_len}",
+                offset + t
+            );
         }
         let d = self.tokens.dims()[1];
-        let tok = self.tokens.index_select(&ids.flatten_all()?, 0)?.reshape((b, t, d))?;
+        let tok =
+            self.tokens.index_select(&ids.flatten_all()?, 0)?.reshape((b, t, d))?;
         tok.broadcast_add(&self.positions.narrow(0, offset, t)?)
     }
 }
@@ -92,7 +100,8 @@ impl Block {
         cache: Option<&mut KvCache>,
         trace: bool,
     ) -> Result<(Tensor, Option<AttnTrace>)> {
-        let (a, t) = self.attn.forward(&self.ln_attn.forward(x)?, mask, cache, trace)?;
+        let (a, t) =
+            self.attn.forward(&self.ln_attn.forward(x)?, mask, cache, trace)?;
         let x = (x + a)?;
         let x = (&x + self.mlp.forward(&self.ln_mlp.forward(&x)?)?)?;
         Ok((x, t))
@@ -100,7 +109,8 @@ impl Block {
 }
 // ANCHOR_END: block
 
-/// Residual-branch output projections start smaller, as in GPT-2: std / √(2 · layers).
+/// Residual-branch output projections start smaller, as in GPT-2: std / √(2 ·
+/// layers).
 fn residual_std(n_layers: usize) -> f64 {
     INIT_STD / ((2 * n_layers) as f64).sqrt()
 }
@@ -122,11 +132,15 @@ fn make_head(s: &Scope, cfg: &Config) -> Result<Option<Linear>> {
     if cfg.tie_embeddings {
         return Ok(None);
     }
-    Ok(Some(Linear { weight: s.normal("weight", (cfg.vocab_size, cfg.d_model), INIT_STD)?, bias: None }))
+    Ok(Some(Linear {
+        weight: s.normal("weight", (cfg.vocab_size, cfg.d_model), INIT_STD)?,
+        bias: None,
+    }))
 }
 
-/// A decoder-only Transformer. The same weights run as a causal decoder (GPT) or, given a
-/// prefix mask, as a non-causal decoder / prefix LM (UniLM's seq-to-seq mask).
+/// A decoder-only Transformer. The same weights run as a causal decoder (GPT) or,
+/// given a prefix mask, as a non-causal decoder / prefix LM (UniLM's seq-to-seq
+/// mask).
 #[derive(Clone)]
 pub struct DecoderOnly {
     pub cfg: Config,
@@ -138,7 +152,11 @@ pub struct DecoderOnly {
 
 impl DecoderOnly {
     /// Build the model, creating its variables in `store` under `name`.
-    pub fn new(store: &ParamStore, name: &str, cfg: &Config) -> anyhow::Result<Self> {
+    pub fn new(
+        store: &ParamStore,
+        name: &str,
+        cfg: &Config,
+    ) -> anyhow::Result<Self> {
         cfg.validate()?;
         let s = store.scope(name);
         let out_std = residual_std(cfg.n_layers);
@@ -158,7 +176,12 @@ impl DecoderOnly {
 
     // ANCHOR: decoder_run
     /// The full forward pass, with an optional KV cache and an optional trace.
-    pub fn run(&self, ids: &Tensor, mask: &MaskKind, opts: Forward) -> Result<Output> {
+    pub fn run(
+        &self,
+        ids: &Tensor,
+        mask: &MaskKind,
+        opts: Forward,
+    ) -> Result<Output> {
         let Forward { mut cache, trace } = opts;
         if let Some(c) = cache.as_deref_mut() {
             c.resize_with(self.blocks.len(), KvCache::default);
@@ -170,7 +193,11 @@ impl DecoderOnly {
             let layer_cache = cache.as_deref_mut().map(|c| &mut c[i]);
             let (y, t) = block.forward(&x, mask, layer_cache, trace)?;
             if let Some(attn) = t {
-                layers.push(LayerTrace { input: x.clone(), attn, cross_probs: None });
+                layers.push(LayerTrace {
+                    input: x.clone(),
+                    attn,
+                    cross_probs: None,
+                });
             }
             x = y;
         }
@@ -188,8 +215,9 @@ pub struct CrossBlock {
     pub cross: CrossAttention,
 }
 
-/// An encoder-decoder Transformer: `n_layers` bidirectional encoder blocks and `n_layers`
-/// causal decoder blocks with cross-attention; embeddings shared by both sides.
+/// An encoder-decoder Transformer: `n_layers` bidirectional encoder blocks and
+/// `n_layers` causal decoder blocks with cross-attention; embeddings shared by both
+/// sides.
 #[derive(Clone)]
 pub struct EncoderDecoder {
     pub cfg: Config,
@@ -202,24 +230,39 @@ pub struct EncoderDecoder {
 }
 
 impl EncoderDecoder {
-    pub fn new(store: &ParamStore, name: &str, cfg: &Config) -> anyhow::Result<Self> {
+    pub fn new(
+        store: &ParamStore,
+        name: &str,
+        cfg: &Config,
+    ) -> anyhow::Result<Self> {
         Self::build(store, name, cfg, false)
     }
 
-    /// T5's "encoder-decoder, shared" (Raffel et al. 2020, Table 2): decoder layer `i` runs the
-    /// same self-attention, MLP and LayerNorm weights as encoder layer `i`; only its
-    /// cross-attention (and the final LayerNorm) are its own. The parameters of a decoder of
-    /// `n_layers`, plus cross-attention, for the compute of an encoder-decoder: a weight used
-    /// on both sides receives the gradients of both.
-    pub fn shared(store: &ParamStore, name: &str, cfg: &Config) -> anyhow::Result<Self> {
+    /// T5's "encoder-decoder, shared" (Raffel et al. 2020, Table 2): decoder layer
+    /// `i` runs the same self-attention, MLP and LayerNorm weights as encoder layer
+    /// `i`; only its cross-attention (and the final LayerNorm) are its own. The
+    /// parameters of a decoder of `n_layers`, plus cross-attention, for the compute
+    /// of an encoder-decoder: a weight used on both sides receives the gradients of
+    /// both.
+    pub fn shared(
+        store: &ParamStore,
+        name: &str,
+        cfg: &Config,
+    ) -> anyhow::Result<Self> {
         Self::build(store, name, cfg, true)
     }
 
     // ANCHOR: shared
-    /// Create the variables in a fixed order: embeddings, encoder blocks, their final
-    /// LayerNorm, then per decoder layer its block (unless `shared`: then encoder block `i`
-    /// itself, the same tensors, not a copy of their values), LayerNorm and cross-attention.
-    fn build(store: &ParamStore, name: &str, cfg: &Config, shared: bool) -> anyhow::Result<Self> {
+    /// Create the variables in a fixed order: embeddings, encoder blocks, their
+    /// final LayerNorm, then per decoder layer its block (unless `shared`: then
+    /// encoder block `i` itself, the same tensors, not a copy of their values),
+    /// LayerNorm and cross-attention.
+    fn build(
+        store: &ParamStore,
+        name: &str,
+        cfg: &Config,
+        shared: bool,
+    ) -> anyhow::Result<Self> {
         cfg.validate()?;
         let s = store.scope(name);
         let out_std = residual_std(2 * cfg.n_layers);
@@ -231,7 +274,11 @@ impl EncoderDecoder {
         let decoder = (0..cfg.n_layers)
             .map(|i| {
                 let s = s.scope(format!("decoder.{i}"));
-                let block = if shared { encoder[i].clone() } else { Block::new(&s, cfg, out_std)? };
+                let block = if shared {
+                    encoder[i].clone()
+                } else {
+                    Block::new(&s, cfg, out_std)?
+                };
                 Ok(CrossBlock {
                     block,
                     ln_cross: LayerNorm::new(&s.scope("ln_cross"), cfg.d_model)?,
@@ -241,17 +288,30 @@ impl EncoderDecoder {
             .collect::<Result<Vec<_>>>()?;
         let ln_decoder = LayerNorm::new(&s.scope("ln_decoder"), cfg.d_model)?;
         let head = make_head(&s.scope("head"), cfg)?;
-        Ok(EncoderDecoder { cfg: cfg.clone(), emb, encoder, ln_encoder, decoder, ln_decoder, head })
+        Ok(EncoderDecoder {
+            cfg: cfg.clone(),
+            emb,
+            encoder,
+            ln_encoder,
+            decoder,
+            ln_decoder,
+            head,
+        })
     }
     // ANCHOR_END: shared
 
     /// Encode `src` (`[b, s]`) bidirectionally; optionally keep each layer's trace.
-    pub fn encode(&self, src: &Tensor, trace: bool) -> Result<(Tensor, Vec<LayerTrace>)> {
+    pub fn encode(
+        &self,
+        src: &Tensor,
+        trace: bool,
+    ) -> Result<(Tensor, Vec<LayerTrace>)> {
         self.encode_with(src, &MaskKind::Bidirectional, trace)
     }
 
-    /// Encode `src` under `mask`: [`MaskKind::Bidirectional`], or [`MaskKind::Padded`] for a
-    /// batch of sources of different lengths padded at the end.
+    /// Encode `src` under `mask`: [`MaskKind::Bidirectional`], or
+    /// [`MaskKind::Padded`] for a batch of sources of different lengths padded at
+    /// the end.
     pub fn encode_with(
         &self,
         src: &Tensor,
@@ -263,20 +323,30 @@ impl EncoderDecoder {
         for block in &self.encoder {
             let (y, t) = block.forward(&x, mask, None, trace)?;
             if let Some(attn) = t {
-                layers.push(LayerTrace { input: x.clone(), attn, cross_probs: None });
+                layers.push(LayerTrace {
+                    input: x.clone(),
+                    attn,
+                    cross_probs: None,
+                });
             }
             x = y;
         }
         Ok((self.ln_encoder.forward(&x)?, layers))
     }
 
-    /// Cross-attention keys and values of every decoder layer, from the encoder output.
+    /// Cross-attention keys and values of every decoder layer, from the encoder
+    /// output.
     pub fn cross_kv(&self, enc: &Tensor) -> Result<Vec<KvCache>> {
         self.decoder.iter().map(|b| b.cross.project_kv(enc)).collect()
     }
 
-    /// The same for a padded batch of sources: row `r`'s keys past `lens[r]` are never read.
-    pub fn cross_kv_padded(&self, enc: &Tensor, lens: &[usize]) -> Result<Vec<KvCache>> {
+    /// The same for a padded batch of sources: row `r`'s keys past `lens[r]` are
+    /// never read.
+    pub fn cross_kv_padded(
+        &self,
+        enc: &Tensor,
+        lens: &[usize],
+    ) -> Result<Vec<KvCache>> {
         let mut kv = self.cross_kv(enc)?;
         for c in &mut kv {
             c.lens = Some(lens.to_vec());
@@ -284,17 +354,29 @@ impl EncoderDecoder {
         Ok(kv)
     }
 
-    /// Logits for a padded batch: sources of real lengths `src_lens`, targets padded at the end
-    /// (harmless under the decoder's causal mask).
-    pub fn forward_padded(&self, src: &Tensor, src_lens: &[usize], tgt: &Tensor) -> Result<Tensor> {
-        let (enc, _) = self.encode_with(src, &MaskKind::Padded(src_lens.to_vec()), false)?;
+    /// Logits for a padded batch: sources of real lengths `src_lens`, targets
+    /// padded at the end (harmless under the decoder's causal mask).
+    pub fn forward_padded(
+        &self,
+        src: &Tensor,
+        src_lens: &[usize],
+        tgt: &Tensor,
+    ) -> Result<Tensor> {
+        let (enc, _) =
+            self.encode_with(src, &MaskKind::Padded(src_lens.to_vec()), false)?;
         let kv = self.cross_kv_padded(&enc, src_lens)?;
         Ok(self.decode(tgt, &kv, Forward::default())?.logits)
     }
 
     // ANCHOR: decode
-    /// Decode `tgt` (`[b, t]`) causally against precomputed cross-attention keys and values.
-    pub fn decode(&self, tgt: &Tensor, cross_kv: &[KvCache], opts: Forward) -> Result<Output> {
+    /// Decode `tgt` (`[b, t]`) causally against precomputed cross-attention keys
+    /// and values.
+    pub fn decode(
+        &self,
+        tgt: &Tensor,
+        cross_kv: &[KvCache],
+        opts: Forward,
+    ) -> Result<Output> {
         let Forward { mut cache, trace } = opts;
         if let Some(c) = cache.as_deref_mut() {
             c.resize_with(self.decoder.len(), KvCache::default);
@@ -305,9 +387,15 @@ impl EncoderDecoder {
         for (i, cb) in self.decoder.iter().enumerate() {
             let layer_cache = cache.as_deref_mut().map(|c| &mut c[i]);
             let b = &cb.block;
-            let (a, t) = b.attn.forward(&b.ln_attn.forward(&x)?, &MaskKind::Causal, layer_cache, trace)?;
+            let (a, t) = b.attn.forward(
+                &b.ln_attn.forward(&x)?,
+                &MaskKind::Causal,
+                layer_cache,
+                trace,
+            )?;
             let h = (&x + a)?;
-            let (c, cross_probs) = cb.cross.forward(&cb.ln_cross.forward(&h)?, &cross_kv[i], trace)?;
+            let (c, cross_probs) =
+                cb.cross.forward(&cb.ln_cross.forward(&h)?, &cross_kv[i], trace)?;
             let h = (h + c)?;
             let y = (&h + b.mlp.forward(&b.ln_mlp.forward(&h)?)?)?;
             if let Some(attn) = t {

@@ -1,10 +1,10 @@
-//! Pretraining objectives as batch builders: what the model reads, what it must predict, and
-//! which positions receive a loss.
+//! Pretraining objectives as batch builders: what the model reads, what it must
+//! predict, and which positions receive a loss.
 //!
 //! Every builder takes rows of token ids (normally packed to one fixed length with
-//! [`crate::tokenizer::BpeTokenizer::pack`]) and returns plain vectors plus the attention mask
-//! to run the model with; [`LmBatch::tensors`] turns them into the `[b, t]` tensors that
-//! [`crate::loss::masked_cross_entropy`] takes.
+//! [`crate::tokenizer::BpeTokenizer::pack`]) and returns plain vectors plus the
+//! attention mask to run the model with; [`LmBatch::tensors`] turns them into the
+//! `[b, t]` tensors that [`crate::loss::masked_cross_entropy`] takes.
 //!
 //! | builder | model input | targets | loss on | mask |
 //! |---|---|---|---|---|
@@ -16,13 +16,14 @@
 //!
 //! # Padding
 //!
-//! The library's attention has no key-padding mask: a `[PAD]` key is attended like any other.
-//! Rows of equal length therefore need no padding at all, and packing makes them equal. Rows of
-//! different lengths are padded at the end with `[PAD]`, which always gets weight 0 (no loss).
-//! Under a causal or prefix mask (with `k` inside the row) end padding is harmless, since no
-//! real position can see a later one. Under a bidirectional mask (MLM, the T5 encoder) real
-//! tokens do attend to the padding, a small contamination; span corruption avoids it because
-//! every row of the same length gives the same encoder and decoder lengths (the numbers of
+//! The library's attention has no key-padding mask: a `[PAD]` key is attended like
+//! any other. Rows of equal length therefore need no padding at all, and packing
+//! makes them equal. Rows of different lengths are padded at the end with `[PAD]`,
+//! which always gets weight 0 (no loss). Under a causal or prefix mask (with `k`
+//! inside the row) end padding is harmless, since no real position can see a later
+//! one. Under a bidirectional mask (MLM, the T5 encoder) real tokens do attend to
+//! the padding, a small contamination; span corruption avoids it because every row
+//! of the same length gives the same encoder and decoder lengths (the numbers of
 //! noise tokens and spans depend on the length only), so packed rows never pad.
 
 use rand::Rng as _;
@@ -33,7 +34,8 @@ use crate::mask::MaskKind;
 use crate::rng::Rng;
 use crate::tokenizer::Specials;
 
-/// A batch for a single-stack model (decoder-only, or an encoder as a bidirectional stack).
+/// A batch for a single-stack model (decoder-only, or an encoder as a bidirectional
+/// stack).
 #[derive(Debug, Clone, PartialEq)]
 pub struct LmBatch {
     /// What the model reads, `[b][t]`.
@@ -81,8 +83,16 @@ impl LmBatch {
     /// Input, target and weight tensors, `[b, t]` each (u32, u32, f32).
     pub fn tensors(
         &self,
-    ) -> candle_core::Result<(candle_core::Tensor, candle_core::Tensor, candle_core::Tensor)> {
-        Ok((tensor_u32(&self.input)?, tensor_u32(&self.target)?, tensor_f32(&self.weight)?))
+    ) -> candle_core::Result<(
+        candle_core::Tensor,
+        candle_core::Tensor,
+        candle_core::Tensor,
+    )> {
+        Ok((
+            tensor_u32(&self.input)?,
+            tensor_u32(&self.target)?,
+            tensor_f32(&self.weight)?,
+        ))
     }
 
     /// Tokens the model reads (padding excluded).
@@ -127,7 +137,10 @@ impl Seq2SeqBatch {
 
     /// Each source's real length (its tokens before the padding).
     pub fn source_lens(&self, pad: u32) -> Vec<usize> {
-        self.encoder_input.iter().map(|r| r.iter().rposition(|&x| x != pad).map_or(1, |i| i + 1)).collect()
+        self.encoder_input
+            .iter()
+            .map(|r| r.iter().rposition(|&x| x != pad).map_or(1, |i| i + 1))
+            .collect()
     }
 }
 
@@ -139,23 +152,27 @@ fn pad_rows<T: Copy>(rows: &mut [Vec<T>], pad: T) {
     }
 }
 
-/// Inputs and next-token targets from rows of length `t + 1`, padded; weights 1 on real targets.
-/// Inputs, targets and weights of a batch.
+/// Inputs and next-token targets from rows of length `t + 1`, padded; weights 1 on
+/// real targets. Inputs, targets and weights of a batch.
 type Parts = (Vec<Vec<u32>>, Vec<Vec<u32>>, Vec<Vec<f32>>);
 
 fn shifted(rows: &[Vec<u32>], sp: &Specials) -> Parts {
-    let mut input: Vec<Vec<u32>> = rows.iter().map(|r| r[..r.len().saturating_sub(1)].to_vec()).collect();
-    let mut target: Vec<Vec<u32>> = rows.iter().map(|r| r.get(1..).unwrap_or(&[]).to_vec()).collect();
+    let mut input: Vec<Vec<u32>> =
+        rows.iter().map(|r| r[..r.len().saturating_sub(1)].to_vec()).collect();
+    let mut target: Vec<Vec<u32>> =
+        rows.iter().map(|r| r.get(1..).unwrap_or(&[]).to_vec()).collect();
     pad_rows(&mut input, sp.pad);
     pad_rows(&mut target, sp.pad);
-    let weight =
-        target.iter().map(|r| r.iter().map(|&x| f32::from(u8::from(x != sp.pad))).collect()).collect();
+    let weight = target
+        .iter()
+        .map(|r| r.iter().map(|&x| f32::from(u8::from(x != sp.pad))).collect())
+        .collect();
     (input, target, weight)
 }
 
 // ANCHOR: full_lm
-/// Full language modelling (GPT): read `x[0..t]`, predict `x[1..t+1]`, a loss at every
-/// position. Rows have length `t + 1`.
+/// Full language modelling (GPT): read `x[0..t]`, predict `x[1..t+1]`, a loss at
+/// every position. Rows have length `t + 1`.
 pub fn full_lm(rows: &[Vec<u32>], sp: &Specials) -> LmBatch {
     let (input, target, weight) = shifted(rows, sp);
     LmBatch { input, target, weight, mask: MaskKind::Causal }
@@ -163,11 +180,12 @@ pub fn full_lm(rows: &[Vec<u32>], sp: &Specials) -> LmBatch {
 // ANCHOR_END: full_lm
 
 // ANCHOR: prefix_lm
-/// Prefix language modelling: per row a prefix length `k` drawn uniformly from `1..=t`; the
-/// prefix is read bidirectionally and the rest causally. Position `i` predicts token `i + 1`,
-/// and for `i < k − 1` that token lies inside the prefix, visible to position `i`: those
-/// positions get no loss. The supervised positions are `k − 1 .. t`, `t − k + 1` of them, so on
-/// average `(t + 1) / 2t ≈ ½` of the row.
+/// Prefix language modelling: per row a prefix length `k` drawn uniformly from
+/// `1..=t`; the prefix is read bidirectionally and the rest causally. Position `i`
+/// predicts token `i + 1`, and for `i < k − 1` that token lies inside the prefix,
+/// visible to position `i`: those positions get no loss. The supervised positions
+/// are `k − 1 .. t`, `t − k + 1` of them, so on average `(t + 1) / 2t ≈ ½` of the
+/// row.
 pub fn prefix_lm(rows: &[Vec<u32>], rng: &mut Rng, sp: &Specials) -> LmBatch {
     let (input, target, mut weight) = shifted(rows, sp);
     let mut ks = Vec::with_capacity(rows.len());
@@ -202,9 +220,10 @@ impl Default for MlmConfig {
 }
 
 // ANCHOR: bert_mask
-/// BERT's corruption of one row: choose `round(rate · n)` of the `n` non-special positions
-/// (at least one), replace each chosen token by `[MASK]` (80%), by a random regular token
-/// (10%) or by itself (10%). Returns the corrupted row and the loss weights (1 on the chosen).
+/// BERT's corruption of one row: choose `round(rate · n)` of the `n` non-special
+/// positions (at least one), replace each chosen token by `[MASK]` (80%), by a
+/// random regular token (10%) or by itself (10%). Returns the corrupted row and the
+/// loss weights (1 on the chosen).
 pub fn bert_corrupt(
     row: &[u32],
     rng: &mut Rng,
@@ -212,13 +231,15 @@ pub fn bert_corrupt(
     vocab: u32,
     cfg: &MlmConfig,
 ) -> (Vec<u32>, Vec<f32>) {
-    let eligible: Vec<usize> = (0..row.len()).filter(|&i| !sp.is_special(row[i])).collect();
+    let eligible: Vec<usize> =
+        (0..row.len()).filter(|&i| !sp.is_special(row[i])).collect();
     let mut input = row.to_vec();
     let mut weight = vec![0f32; row.len()];
     if eligible.is_empty() {
         return (input, weight);
     }
-    let n = ((cfg.rate * eligible.len() as f64).round() as usize).clamp(1, eligible.len());
+    let n = ((cfg.rate * eligible.len() as f64).round() as usize)
+        .clamp(1, eligible.len());
     for &i in eligible.choose_multiple(rng, n) {
         weight[i] = 1.0;
         let u: f64 = rng.random();
@@ -232,10 +253,17 @@ pub fn bert_corrupt(
 }
 // ANCHOR_END: bert_mask
 
-/// BERT's masked language modelling: each row corrupted by [`bert_corrupt`], the model reads
-/// the whole row bidirectionally and predicts the original token at the chosen positions.
-/// `vocab` is the vocabulary size (random replacements are drawn from the regular ids).
-pub fn masked_lm(rows: &[Vec<u32>], rng: &mut Rng, sp: &Specials, vocab: u32, cfg: &MlmConfig) -> LmBatch {
+/// BERT's masked language modelling: each row corrupted by [`bert_corrupt`], the
+/// model reads the whole row bidirectionally and predicts the original token at the
+/// chosen positions. `vocab` is the vocabulary size (random replacements are drawn
+/// from the regular ids).
+pub fn masked_lm(
+    rows: &[Vec<u32>],
+    rng: &mut Rng,
+    sp: &Specials,
+    vocab: u32,
+    cfg: &MlmConfig,
+) -> LmBatch {
     let (mut input, mut weight): (Vec<_>, Vec<_>) =
         rows.iter().map(|r| bert_corrupt(r, rng, sp, vocab, cfg)).unzip();
     let mut target = rows.to_vec();
@@ -245,9 +273,10 @@ pub fn masked_lm(rows: &[Vec<u32>], rng: &mut Rng, sp: &Specials, vocab: u32, cf
     LmBatch { input, target, weight, mask: MaskKind::Bidirectional }
 }
 
-/// UniLM's sequence-to-sequence cloze: a random prefix length per row as in [`prefix_lm`],
-/// BERT's corruption of 15% of the positions in both segments, a loss on the chosen positions,
-/// the original tokens as targets at the same positions (no shift).
+/// UniLM's sequence-to-sequence cloze: a random prefix length per row as in
+/// [`prefix_lm`], BERT's corruption of 15% of the positions in both segments, a
+/// loss on the chosen positions, the original tokens as targets at the same
+/// positions (no shift).
 pub fn unilm_seq2seq(
     rows: &[Vec<u32>],
     rng: &mut Rng,
@@ -256,7 +285,9 @@ pub fn unilm_seq2seq(
     cfg: &MlmConfig,
 ) -> LmBatch {
     let mut b = masked_lm(rows, rng, sp, vocab, cfg);
-    b.mask = MaskKind::Prefix(rows.iter().map(|r| rng.random_range(1..=r.len().max(1))).collect());
+    b.mask = MaskKind::Prefix(
+        rows.iter().map(|r| rng.random_range(1..=r.len().max(1))).collect(),
+    );
     b
 }
 
@@ -276,9 +307,11 @@ impl Default for SpanConfig {
     }
 }
 
-/// Split `total` items into `parts` non-empty segments, uniformly among all such splits.
+/// Split `total` items into `parts` non-empty segments, uniformly among all such
+/// splits.
 fn random_segmentation(total: usize, parts: usize, rng: &mut Rng) -> Vec<usize> {
-    let mut cuts: Vec<usize> = rand::seq::index::sample(rng, total - 1, parts - 1).into_vec();
+    let mut cuts: Vec<usize> =
+        rand::seq::index::sample(rng, total - 1, parts - 1).into_vec();
     cuts.sort_unstable();
     let mut lens = Vec::with_capacity(parts);
     let mut prev = 0;
@@ -291,16 +324,18 @@ fn random_segmentation(total: usize, parts: usize, rng: &mut Rng) -> Vec<usize> 
 }
 
 // ANCHOR: noise_mask
-/// T5's noise mask for a row of `len` tokens: `round(rate · len)` noise tokens (at least 1)
-/// in `round(noise / mean_span)` spans (at least 1), the spans and the gaps between them of
-/// random positive lengths, alternating gap, span, gap, span, ... so the row starts with kept
-/// text and ends with a span. Returns `true` at dropped positions.
+/// T5's noise mask for a row of `len` tokens: `round(rate · len)` noise tokens (at
+/// least 1) in `round(noise / mean_span)` spans (at least 1), the spans and the
+/// gaps between them of random positive lengths, alternating gap, span, gap, span,
+/// ... so the row starts with kept text and ends with a span. Returns `true` at
+/// dropped positions.
 pub fn noise_mask(len: usize, cfg: &SpanConfig, rng: &mut Rng) -> Vec<bool> {
     if len < 2 {
         return vec![false; len];
     }
     let noise = ((cfg.rate * len as f64).round() as usize).clamp(1, len - 1);
-    let spans = ((noise as f64 / cfg.mean_span).round() as usize).clamp(1, noise.min(len - noise));
+    let spans = ((noise as f64 / cfg.mean_span).round() as usize)
+        .clamp(1, noise.min(len - noise));
     let noise_lens = random_segmentation(noise, spans, rng);
     let keep_lens = random_segmentation(len - noise, spans, rng);
     let mut mask = Vec::with_capacity(len);
@@ -318,7 +353,8 @@ pub fn span_counts(len: usize, cfg: &SpanConfig) -> (usize, usize) {
         return (0, 0);
     }
     let noise = ((cfg.rate * len as f64).round() as usize).clamp(1, len - 1);
-    let spans = ((noise as f64 / cfg.mean_span).round() as usize).clamp(1, noise.min(len - noise));
+    let spans = ((noise as f64 / cfg.mean_span).round() as usize)
+        .clamp(1, noise.min(len - noise));
     (noise, spans)
 }
 
@@ -334,16 +370,24 @@ pub enum SpanError {
 }
 
 // ANCHOR: corrupt_spans
-/// T5's input and target for one row and its noise mask: each run of dropped tokens becomes
-/// one sentinel in the input (`<extra_id_0>`, `<extra_id_1>`, ... in order); the target lists
-/// each sentinel followed by the tokens it replaced. Both end with `[EOS]`.
+/// T5's input and target for one row and its noise mask: each run of dropped tokens
+/// becomes one sentinel in the input (`<extra_id_0>`, `<extra_id_1>`, ... in
+/// order); the target lists each sentinel followed by the tokens it replaced. Both
+/// end with `[EOS]`.
 ///
-/// "Thank you for inviting me to your party last week." →
-/// input  "Thank you <extra_id_0> me to your party <extra_id_1> week. [EOS]",
-/// target "<extra_id_0> for inviting <extra_id_1> last [EOS]".
-pub fn corrupt_spans(row: &[u32], noise: &[bool], sp: &Specials) -> Result<(Vec<u32>, Vec<u32>), SpanError> {
+/// "Thank you for inviting me to your party last week." → input "Thank you
+/// <extra_id_0> me to your party <extra_id_1> week. [EOS]", target "<extra_id_0>
+/// for inviting <extra_id_1> last [EOS]".
+pub fn corrupt_spans(
+    row: &[u32],
+    noise: &[bool],
+    sp: &Specials,
+) -> Result<(Vec<u32>, Vec<u32>), SpanError> {
     if row.len() != noise.len() {
-        return Err(SpanError::LengthMismatch { row: row.len(), mask: noise.len() });
+        return Err(SpanError::LengthMismatch {
+            row: row.len(),
+            mask: noise.len(),
+        });
     }
     let (mut input, mut target) = (Vec::new(), Vec::new());
     let mut span = 0;
@@ -353,9 +397,10 @@ pub fn corrupt_spans(row: &[u32], noise: &[bool], sp: &Specials) -> Result<(Vec<
             continue;
         }
         if i == 0 || !noise[i - 1] {
-            let s = sp
-                .sentinel(span)
-                .ok_or(SpanError::TooFewSentinels { spans: span + 1, available: sp.n_sentinels })?;
+            let s = sp.sentinel(span).ok_or(SpanError::TooFewSentinels {
+                spans: span + 1,
+                available: sp.n_sentinels,
+            })?;
             input.push(s);
             target.push(s);
             span += 1;
@@ -368,9 +413,13 @@ pub fn corrupt_spans(row: &[u32], noise: &[bool], sp: &Specials) -> Result<(Vec<
 }
 // ANCHOR_END: corrupt_spans
 
-/// The inverse of [`corrupt_spans`]: put each span of the target back where its sentinel
-/// stands in the input.
-pub fn restore_spans(input: &[u32], target: &[u32], sp: &Specials) -> Result<Vec<u32>, SpanError> {
+/// The inverse of [`corrupt_spans`]: put each span of the target back where its
+/// sentinel stands in the input.
+pub fn restore_spans(
+    input: &[u32],
+    target: &[u32],
+    sp: &Specials,
+) -> Result<Vec<u32>, SpanError> {
     let strip = |x: &[u32]| -> Result<Vec<u32>, SpanError> {
         match x.split_last() {
             Some((&last, rest)) if last == sp.eos => Ok(rest.to_vec()),
@@ -382,17 +431,26 @@ pub fn restore_spans(input: &[u32], target: &[u32], sp: &Specials) -> Result<Vec
     for &x in &target {
         match sp.sentinel_index(x) {
             Some(i) if i == spans.len() => spans.push(Vec::new()),
-            Some(_) => return Err(SpanError::Malformed("sentinels out of order in the target")),
-            None => {
-                spans.last_mut().ok_or(SpanError::Malformed("target does not start with a sentinel"))?.push(x)
+            Some(_) => {
+                return Err(SpanError::Malformed(
+                    "sentinels out of order in the target",
+                ));
             }
+            None => spans
+                .last_mut()
+                .ok_or(SpanError::Malformed(
+                    "target does not start with a sentinel",
+                ))?
+                .push(x),
         }
     }
     let mut out = Vec::new();
     for &x in &input {
         match sp.sentinel_index(x) {
             Some(i) => {
-                out.extend(spans.get(i).ok_or(SpanError::Malformed("sentinel missing from the target"))?)
+                out.extend(spans.get(i).ok_or(SpanError::Malformed(
+                    "sentinel missing from the target",
+                ))?)
             }
             None => out.push(x),
         }
@@ -401,10 +459,10 @@ pub fn restore_spans(input: &[u32], target: &[u32], sp: &Specials) -> Result<Vec
 }
 
 // ANCHOR: span_corruption
-/// T5's span corruption for the encoder-decoder: the encoder reads the corrupted row, the
-/// decoder reads `[BOS]` followed by the target shifted right, and predicts the target (the
-/// sentinels and the dropped spans). Every target position gets a loss; padding (only needed
-/// when rows differ in length) gets none.
+/// T5's span corruption for the encoder-decoder: the encoder reads the corrupted
+/// row, the decoder reads `[BOS]` followed by the target shifted right, and
+/// predicts the target (the sentinels and the dropped spans). Every target position
+/// gets a loss; padding (only needed when rows differ in length) gets none.
 pub fn span_corruption(
     rows: &[Vec<u32>],
     rng: &mut Rng,
@@ -413,7 +471,8 @@ pub fn span_corruption(
 ) -> Result<Seq2SeqBatch, SpanError> {
     let (mut enc, mut dec_in, mut dec_tgt) = (Vec::new(), Vec::new(), Vec::new());
     for row in rows {
-        let (input, target) = corrupt_spans(row, &noise_mask(row.len(), cfg, rng), sp)?;
+        let (input, target) =
+            corrupt_spans(row, &noise_mask(row.len(), cfg, rng), sp)?;
         let mut shifted = vec![sp.bos];
         shifted.extend(&target[..target.len() - 1]);
         enc.push(input);
@@ -423,18 +482,26 @@ pub fn span_corruption(
     pad_rows(&mut enc, sp.pad);
     pad_rows(&mut dec_in, sp.pad);
     pad_rows(&mut dec_tgt, sp.pad);
-    let decoder_weight =
-        dec_in.iter().map(|r| r.iter().map(|&x| f32::from(u8::from(x != sp.pad))).collect()).collect();
-    Ok(Seq2SeqBatch { encoder_input: enc, decoder_input: dec_in, decoder_target: dec_tgt, decoder_weight })
+    let decoder_weight = dec_in
+        .iter()
+        .map(|r| r.iter().map(|&x| f32::from(u8::from(x != sp.pad))).collect())
+        .collect();
+    Ok(Seq2SeqBatch {
+        encoder_input: enc,
+        decoder_input: dec_in,
+        decoder_target: dec_tgt,
+        decoder_weight,
+    })
 }
 // ANCHOR_END: span_corruption
 
 // ANCHOR: decoder_span_corruption
-/// T5's span corruption for a decoder-only model (Wang et al.'s CD:MLM and ND:MLM): the
-/// corrupted input and the target are concatenated into one sequence, and only the target part
-/// receives a loss. `non_causal` makes the input part a bidirectional prefix (the non-causal
-/// decoder); otherwise the whole sequence is read causally. Rows of equal length give
-/// sequences of equal length, so packed rows never pad.
+/// T5's span corruption for a decoder-only model (Wang et al.'s CD:MLM and ND:MLM):
+/// the corrupted input and the target are concatenated into one sequence, and only
+/// the target part receives a loss. `non_causal` makes the input part a
+/// bidirectional prefix (the non-causal decoder); otherwise the whole sequence is
+/// read causally. Rows of equal length give sequences of equal length, so packed
+/// rows never pad.
 pub fn decoder_span_corruption(
     rows: &[Vec<u32>],
     rng: &mut Rng,
@@ -442,16 +509,19 @@ pub fn decoder_span_corruption(
     cfg: &SpanConfig,
     non_causal: bool,
 ) -> Result<LmBatch, SpanError> {
-    let (mut seqs, mut ks) = (Vec::with_capacity(rows.len()), Vec::with_capacity(rows.len()));
+    let (mut seqs, mut ks) =
+        (Vec::with_capacity(rows.len()), Vec::with_capacity(rows.len()));
     for row in rows {
-        let (mut input, target) = corrupt_spans(row, &noise_mask(row.len(), cfg, rng), sp)?;
+        let (mut input, target) =
+            corrupt_spans(row, &noise_mask(row.len(), cfg, rng), sp)?;
         ks.push(input.len());
         input.extend(target);
         seqs.push(input);
     }
     let (input, target, mut weight) = shifted(&seqs, sp);
     for (w, &k) in weight.iter_mut().zip(&ks) {
-        // Position i predicts token i + 1: the first target token is predicted at k − 1.
+        // Position i predicts token i + 1: the first target token is predicted at k
+        // − 1.
         for x in &mut w[..k - 1] {
             *x = 0.0;
         }
@@ -462,45 +532,71 @@ pub fn decoder_span_corruption(
 // ANCHOR_END: decoder_span_corruption
 
 // ANCHOR: seq2seq_prefix_lm
-/// Prefix language modelling for the encoder-decoder (Wang et al.'s ED:PLM): rows of `t`
-/// tokens are split at one point `k` drawn uniformly from `1..t` for the whole batch; the
-/// encoder reads `x[0..k]`, the decoder reads `[BOS]` and `x[k..t−1]` and predicts `x[k..t]`.
-/// One split per batch keeps every source and target the same length, so nothing is padded
-/// (a split per row would pad both stacks to nearly the full row); over many batches the
-/// splits have the same distribution as per-row ones.
-pub fn seq2seq_prefix_lm(rows: &[Vec<u32>], rng: &mut Rng, sp: &Specials) -> Seq2SeqBatch {
+/// Prefix language modelling for the encoder-decoder (Wang et al.'s ED:PLM): rows
+/// of `t` tokens are split at one point `k` drawn uniformly from `1..t` for the
+/// whole batch; the encoder reads `x[0..k]`, the decoder reads `[BOS]` and
+/// `x[k..t−1]` and predicts `x[k..t]`. One split per batch keeps every source and
+/// target the same length, so nothing is padded (a split per row would pad both
+/// stacks to nearly the full row); over many batches the splits have the same
+/// distribution as per-row ones.
+pub fn seq2seq_prefix_lm(
+    rows: &[Vec<u32>],
+    rng: &mut Rng,
+    sp: &Specials,
+) -> Seq2SeqBatch {
     let t = rows.iter().map(Vec::len).min().unwrap_or(0);
     let k = rng.random_range(1..t.max(2));
-    let pairs: Vec<(Vec<u32>, Vec<u32>)> = rows.iter().map(|r| (r[..k].to_vec(), r[k..].to_vec())).collect();
+    let pairs: Vec<(Vec<u32>, Vec<u32>)> =
+        rows.iter().map(|r| (r[..k].to_vec(), r[k..].to_vec())).collect();
     seq2seq_pairs(&pairs, sp)
 }
 // ANCHOR_END: seq2seq_prefix_lm
 
-/// Source–target pairs for the encoder-decoder: the encoder reads each source, the decoder
-/// reads `[BOS]` and the target shifted right and predicts the target. Both sides are padded
-/// at the end; padding gets no loss.
-pub fn seq2seq_pairs(pairs: &[(Vec<u32>, Vec<u32>)], sp: &Specials) -> Seq2SeqBatch {
+/// Source–target pairs for the encoder-decoder: the encoder reads each source, the
+/// decoder reads `[BOS]` and the target shifted right and predicts the target. Both
+/// sides are padded at the end; padding gets no loss.
+pub fn seq2seq_pairs(
+    pairs: &[(Vec<u32>, Vec<u32>)],
+    sp: &Specials,
+) -> Seq2SeqBatch {
     let mut enc: Vec<Vec<u32>> = pairs.iter().map(|(s, _)| s.clone()).collect();
     let mut dec_in: Vec<Vec<u32>> = pairs
         .iter()
-        .map(|(_, t)| std::iter::once(sp.bos).chain(t[..t.len().saturating_sub(1)].iter().copied()).collect())
+        .map(|(_, t)| {
+            std::iter::once(sp.bos)
+                .chain(t[..t.len().saturating_sub(1)].iter().copied())
+                .collect()
+        })
         .collect();
     let mut dec_tgt: Vec<Vec<u32>> = pairs.iter().map(|(_, t)| t.clone()).collect();
     pad_rows(&mut enc, sp.pad);
     pad_rows(&mut dec_in, sp.pad);
     pad_rows(&mut dec_tgt, sp.pad);
-    let decoder_weight =
-        dec_tgt.iter().map(|r| r.iter().map(|&x| f32::from(u8::from(x != sp.pad))).collect()).collect();
-    Seq2SeqBatch { encoder_input: enc, decoder_input: dec_in, decoder_target: dec_tgt, decoder_weight }
+    let decoder_weight = dec_tgt
+        .iter()
+        .map(|r| r.iter().map(|&x| f32::from(u8::from(x != sp.pad))).collect())
+        .collect();
+    Seq2SeqBatch {
+        encoder_input: enc,
+        decoder_input: dec_in,
+        decoder_target: dec_tgt,
+        decoder_weight,
+    }
 }
 
 // ANCHOR: prompted_lm
-/// Prompt–answer pairs for a decoder-only model (multitask finetuning): each row is the prompt
-/// followed by the answer, and only the answer's tokens receive a loss. `non_causal` reads each
-/// prompt as a bidirectional prefix (the non-causal decoder). Rows are padded at the end, which
-/// no real position can see under either mask.
-pub fn prompted_lm(pairs: &[(Vec<u32>, Vec<u32>)], sp: &Specials, non_causal: bool) -> LmBatch {
-    let seqs: Vec<Vec<u32>> = pairs.iter().map(|(p, a)| [p.as_slice(), a.as_slice()].concat()).collect();
+/// Prompt–answer pairs for a decoder-only model (multitask finetuning): each row is
+/// the prompt followed by the answer, and only the answer's tokens receive a loss.
+/// `non_causal` reads each prompt as a bidirectional prefix (the non-causal
+/// decoder). Rows are padded at the end, which no real position can see under
+/// either mask.
+pub fn prompted_lm(
+    pairs: &[(Vec<u32>, Vec<u32>)],
+    sp: &Specials,
+    non_causal: bool,
+) -> LmBatch {
+    let seqs: Vec<Vec<u32>> =
+        pairs.iter().map(|(p, a)| [p.as_slice(), a.as_slice()].concat()).collect();
     let (input, target, mut weight) = shifted(&seqs, sp);
     for (w, (p, _)) in weight.iter_mut().zip(pairs) {
         for x in &mut w[..p.len().saturating_sub(1)] {
@@ -522,14 +618,25 @@ mod tests {
     use crate::rng;
     use proptest::prelude::*;
 
-    const SP: Specials =
-        Specials { pad: 0, bos: 1, eos: 2, sep: 3, mask: 4, first_sentinel: 5, n_sentinels: 40 };
+    const SP: Specials = Specials {
+        pad: 0,
+        bos: 1,
+        eos: 2,
+        sep: 3,
+        mask: 4,
+        first_sentinel: 5,
+        n_sentinels: 40,
+    };
     const VOCAB: u32 = 300;
 
     fn rows(seed: u64, b: usize, lens: &[usize]) -> Vec<Vec<u32>> {
         let mut r = rng::seeded(seed);
         (0..b)
-            .map(|i| (0..lens[i % lens.len()]).map(|_| r.random_range(SP.first_regular()..VOCAB)).collect())
+            .map(|i| {
+                (0..lens[i % lens.len()])
+                    .map(|_| r.random_range(SP.first_regular()..VOCAB))
+                    .collect()
+            })
             .collect()
     }
 
@@ -537,7 +644,10 @@ mod tests {
     fn the_t5_example_from_the_paper() {
         // Thank you for inviting me to your party last week .
         let row: Vec<u32> = (100..111).collect();
-        let noise = [false, false, true, true, false, false, false, false, true, false, false];
+        let noise = [
+            false, false, true, true, false, false, false, false, true, false,
+            false,
+        ];
         let (input, target) = corrupt_spans(&row, &noise, &SP).unwrap();
         assert_eq!(input, vec![100, 101, 5, 104, 105, 106, 107, 6, 109, 110, 2]);
         assert_eq!(target, vec![5, 102, 103, 6, 108, 2]);
@@ -561,7 +671,8 @@ mod tests {
         let b = prefix_lm(&rs, &mut rng::seeded(4), &SP);
         for r in 0..50 {
             for i in 0..32 {
-                // Position i predicts token i + 1 of the input; if i may attend to i + 1, no loss.
+                // Position i predicts token i + 1 of the input; if i may attend to
+                // i + 1, no loss.
                 if i + 1 < 32 && b.mask.allows(r, i, i + 1) {
                     assert_eq!(b.weight[r][i], 0.0, "row {r} position {i}");
                 }
@@ -641,8 +752,10 @@ mod tests {
     #[test]
     fn bert_rates_hold_over_many_rows() {
         let rs = rows(7, 2000, &[64]);
-        let b = masked_lm(&rs, &mut rng::seeded(8), &SP, VOCAB, &MlmConfig::default());
-        let (mut chosen, mut masked, mut same, mut other) = (0usize, 0usize, 0usize, 0usize);
+        let b =
+            masked_lm(&rs, &mut rng::seeded(8), &SP, VOCAB, &MlmConfig::default());
+        let (mut chosen, mut masked, mut same, mut other) =
+            (0usize, 0usize, 0usize, 0usize);
         for r in 0..rs.len() {
             for i in 0..64 {
                 if b.weight[r][i] == 0.0 {
@@ -664,7 +777,8 @@ mod tests {
         let n = chosen as f64;
         assert_eq!(chosen, 2000 * 10); // round(0.15 · 64) = 10 per row
         assert!((masked as f64 / n - 0.8).abs() < 0.01, "{masked}");
-        // A random replacement equals the original 1 time in 295, so "same" is a little above 10%.
+        // A random replacement equals the original 1 time in 295, so "same" is a
+        // little above 10%.
         assert!((same as f64 / n - 0.1).abs() < 0.01, "{same}");
         assert!((other as f64 / n - 0.1).abs() < 0.01, "{other}");
         assert_eq!(b.mask, MaskKind::Bidirectional);
@@ -676,7 +790,13 @@ mod tests {
         row.extend(100..140u32);
         row.push(SP.eos);
         for s in 0..200 {
-            let (_, w) = bert_corrupt(&row, &mut rng::seeded(s), &SP, VOCAB, &MlmConfig::default());
+            let (_, w) = bert_corrupt(
+                &row,
+                &mut rng::seeded(s),
+                &SP,
+                VOCAB,
+                &MlmConfig::default(),
+            );
             assert_eq!(w[0], 0.0);
             assert_eq!(*w.last().unwrap(), 0.0);
             assert_eq!(w.iter().filter(|&&x| x > 0.0).count(), 6);

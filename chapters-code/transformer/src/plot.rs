@@ -1,6 +1,11 @@
-//! SVG figures through plotters: line charts, heat maps and interval charts, written atomically.
+//! SVG figures through plotters: line charts, heat maps and interval charts,
+//! written atomically.
 //!
-//! Text is emitted as SVG `<text>` (no font files are needed), so figures build anywhere.
+//! Text is emitted as SVG `<text>` (no font files are needed), so figures build
+//! anywhere. Line charts lay out their own axes (see [`ticks`] and
+//! [`legend_corner`]) so that they can go into a paper as they are; `cargo xtask
+//! check-figures` checks every generated SVG for the defects this avoids
+//! (float-artefact and `.0` tick labels, clipped text, legends on the data).
 
 use std::path::Path;
 
@@ -25,7 +30,11 @@ pub struct Series {
     pub points: Vec<(f64, f64)>,
 }
 
-/// A line chart.
+/// A line chart, 720 px wide: light major grid, tick values chosen from the data
+/// (integer ticks for integer data, 1-2-5 steps on linear axes, powers of ten on
+/// log axes), markers only on series of at most [`MARKER_MAX_POINTS`] points, and
+/// the legend in a corner of the plot that no series passes through, or below the
+/// plot when every corner is taken.
 pub struct LineChart<'a> {
     pub title: &'a str,
     pub x_label: &'a str,
@@ -35,90 +44,574 @@ pub struct LineChart<'a> {
     pub series: &'a [Series],
 }
 
+/// A series with more points than this is drawn as a line only, without a marker
+/// per point.
+pub const MARKER_MAX_POINTS: usize = 25;
+
+/// Text sizes in CSS pixels (the SVG backend writes `size / 1.24`, so [`font`]
+/// undoes that).
+const TITLE_PX: f64 = 17.0;
+const AXIS_PX: f64 = 15.0;
+const TICK_PX: f64 = 14.0;
+const LEGEND_PX: f64 = 14.0;
+const LEGEND_ROW: f64 = 21.0;
+const WIDTH: u32 = 720;
+const HEIGHT: u32 = 440;
+const GRID: RGBColor = RGBColor(222, 222, 222);
+
 fn err<E: std::fmt::Debug>(e: E) -> anyhow::Error {
     anyhow!("drawing failed: {e:?}")
 }
 
-fn bounds(values: impl Iterator<Item = f64>, log: bool) -> (f64, f64) {
-    let (mut lo, mut hi) = (f64::INFINITY, f64::NEG_INFINITY);
-    for v in values.filter(|v| v.is_finite() && (!log || *v > 0.0)) {
-        lo = lo.min(v);
-        hi = hi.max(v);
-    }
-    if !lo.is_finite() {
-        return (if log { 0.1 } else { 0.0 }, 1.0);
-    }
-    if log {
-        (lo / 1.2, hi * 1.2)
-    } else {
-        let pad = ((hi - lo) * 0.05).max(1e-9);
-        (lo - pad, hi + pad)
+fn font(px: f64) -> FontDesc<'static> {
+    ("sans-serif", px * 1.24).into_font()
+}
+
+/// A generous estimate of the width of `s` in pixels at `px`, from DejaVu Sans'
+/// advance widths (wider than Arial's or Helvetica's, so text fits whichever
+/// sans-serif font the reader has).
+fn text_width(s: &str, px: f64) -> f64 {
+    let em: f64 = s
+        .chars()
+        .map(|c| match c {
+            'i' | 'j' | 'l' | '\'' | '|' | '.' | ',' | ':' | ';' | '!' => 0.28,
+            ' ' | 'f' | 't' | 'I' | '(' | ')' | '[' | ']' | '/' | '-' => 0.4,
+            'r' => 0.42,
+            'm' | 'w' | 'M' | 'W' | '%' | '×' | '—' => 1.0,
+            c if c.is_ascii_uppercase() => 0.78,
+            // Superscripts.
+            '⁰'..='⁹' | '¹' | '²' | '³' | '⁻' => 0.42,
+            _ => 0.64,
+        })
+        .sum();
+    em * px
+}
+
+/// The ticks of one axis. Positions (`lo`, `hi`, the tick positions) are in
+/// plotting space: the value itself on a linear axis, its base-10 logarithm on a
+/// log axis.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Ticks {
+    pub lo: f64,
+    pub hi: f64,
+    /// Labelled ticks (with a grid line): position and label.
+    pub major: Vec<(f64, String)>,
+    /// Unlabelled short ticks (log axes: 2×, 3×, ... 9× each power of ten).
+    pub minor: Vec<f64>,
+}
+
+impl Ticks {
+    /// The labels, in order.
+    pub fn labels(&self) -> Vec<&str> {
+        self.major.iter().map(|(_, l)| l.as_str()).collect()
     }
 }
 
+/// The ticks of an axis showing `values` (non-finite values, and non-positive ones
+/// on a log axis, are ignored).
+///
+/// A linear axis gets steps of 1, 2 or 5 × 10^k, at least 1 when every value is an
+/// integer, labelled with the fewest decimals that tell them apart. A log axis is
+/// labelled at powers of ten (every second or third one when there are many),
+/// written 0.01 … 1000 or 10⁻⁵ … 10⁴; a log axis spanning less than about two
+/// decades gets 1-2-5 ticks instead.
+pub fn ticks(values: &[f64], log: bool) -> Ticks {
+    if log { log_ticks(values) } else { linear_ticks(values) }
+}
+
+fn min_max(values: impl Iterator<Item = f64>) -> Option<(f64, f64)> {
+    values.fold(None, |acc, v| match acc {
+        None => Some((v, v)),
+        Some((lo, hi)) => Some((lo.min(v), hi.max(v))),
+    })
+}
+
+/// The 1, 2 or 5 × 10^k step nearest to `raw`.
+fn nice_step(raw: f64) -> f64 {
+    let mag = 10f64.powi(raw.log10().floor() as i32);
+    let r = raw / mag;
+    let m = if r < 1.5 {
+        1.0
+    } else if r < 3.5 {
+        2.0
+    } else if r < 7.5 {
+        5.0
+    } else {
+        10.0
+    };
+    m * mag
+}
+
+const SUPERSCRIPT: [char; 10] = ['⁰', '¹', '²', '³', '⁴', '⁵', '⁶', '⁷', '⁸', '⁹'];
+
+/// "10" with `k` in superscript digits: 10⁻³, 10⁴.
+pub fn power_of_ten(k: i32) -> String {
+    let mut s = String::from("10");
+    if k < 0 {
+        s.push('⁻');
+    }
+    s.extend(
+        k.unsigned_abs()
+            .to_string()
+            .chars()
+            .map(|c| SUPERSCRIPT[c as usize - '0' as usize]),
+    );
+    s
+}
+
+/// A minus sign for figures (U+2212) instead of a hyphen.
+fn minus(s: String) -> String {
+    match s.strip_prefix('-') {
+        Some(rest) => format!("−{rest}"),
+        None => s,
+    }
+}
+
+/// Labels for evenly spaced `values` `step` apart: the fewest decimals that tell
+/// them apart, or a mantissa × 10^k when the values are very large or very small.
+fn linear_labels(values: &[f64], step: f64) -> Vec<String> {
+    let top = values.iter().map(|v| v.abs()).fold(0.0, f64::max);
+    let step_exp = (step.log10() + 1e-9).floor() as i32;
+    if top >= 1e6 || (top > 0.0 && top < 1e-3) {
+        let e = top.log10().floor() as i32;
+        let decimals = (e - step_exp).max(0) as usize;
+        let scale = 10f64.powi(e);
+        return values
+            .iter()
+            .map(|&v| {
+                if v.abs() < step * 1e-6 {
+                    "0".to_string()
+                } else {
+                    minus(format!("{:.*}×{}", decimals, v / scale, power_of_ten(e)))
+                }
+            })
+            .collect();
+    }
+    let decimals = (-step_exp).max(0) as usize;
+    values
+        .iter()
+        .map(|&v| {
+            let v = if v.abs() < step * 1e-6 { 0.0 } else { v };
+            minus(format!("{v:.decimals$}"))
+        })
+        .collect()
+}
+
+fn linear_ticks(values: &[f64]) -> Ticks {
+    let finite: Vec<f64> =
+        values.iter().copied().filter(|v| v.is_finite()).collect();
+    let integer = !finite.is_empty()
+        && finite.iter().all(|v| v.fract() == 0.0 && v.abs() < 1e15);
+    let (mut lo, mut hi) = min_max(finite.iter().copied()).unwrap_or((0.0, 1.0));
+    if hi - lo <= 1e-12 * hi.abs().max(lo.abs()).max(1e-300) {
+        let d = if integer || lo == 0.0 { 1.0 } else { lo.abs() * 0.1 };
+        (lo, hi) = (lo - d, hi + d);
+    }
+    let pad = 0.04 * (hi - lo);
+    let (lo, hi) = (lo - pad, hi + pad);
+    let mut step = nice_step((hi - lo) / 5.0);
+    if integer {
+        step = step.max(1.0);
+    }
+    let (k0, k1) = ((lo / step).ceil() as i64, (hi / step).floor() as i64);
+    let at: Vec<f64> = (k0..=k1).map(|k| k as f64 * step).collect();
+    let labels = linear_labels(&at, step);
+    Ticks { lo, hi, major: at.into_iter().zip(labels).collect(), minor: Vec::new() }
+}
+
+/// The label of 10^k on a log axis: plain (0.01 … 1000) when `plain`, else 10ᵏ.
+fn decade_label(k: i32, plain: bool) -> String {
+    match (plain, k) {
+        (true, k) if k < 0 => {
+            format!("{:.*}", k.unsigned_abs() as usize, 10f64.powi(k))
+        }
+        (true, k) => 10u64.pow(k as u32).to_string(),
+        (false, k) => power_of_ten(k),
+    }
+}
+
+fn log_ticks(values: &[f64]) -> Ticks {
+    let positive: Vec<f64> =
+        values.iter().copied().filter(|v| v.is_finite() && *v > 0.0).collect();
+    let integer = !positive.is_empty() && positive.iter().all(|v| v.fract() == 0.0);
+    let (mut a, mut b) =
+        min_max(positive.iter().map(|v| v.log10())).unwrap_or((-1.0, 0.0));
+    if b - a < 1e-9 {
+        (a, b) = (a - 0.5, b + 0.5);
+    }
+    let pad = 0.04 * (b - a);
+    let (a, b) = (a - pad, b + pad);
+    let decades: Vec<i32> = (a.ceil() as i32..=b.floor() as i32).collect();
+    if decades.len() >= 3 {
+        let stride = decades.len().div_ceil(7) as i32;
+        let labelled: Vec<i32> =
+            decades.iter().copied().filter(|k| k.rem_euclid(stride) == 0).collect();
+        let plain = labelled.iter().all(|k| (-2..=3).contains(k));
+        let major = labelled
+            .iter()
+            .map(|&k| (f64::from(k), decade_label(k, plain)))
+            .collect();
+        let minor = if stride == 1 {
+            (a.floor() as i32..=b.floor() as i32)
+                .flat_map(|k| {
+                    (2..10).map(move |m| f64::from(k) + f64::from(m).log10())
+                })
+                .filter(|l| (a..=b).contains(l))
+                .collect()
+        } else {
+            decades
+                .iter()
+                .filter(|k| k.rem_euclid(stride) != 0)
+                .map(|&k| f64::from(k))
+                .collect()
+        };
+        return Ticks { lo: a, hi: b, major, minor };
+    }
+    // Less than about two decades: 1-2-5 (or 1…9) × 10^k, else evenly spaced
+    // values.
+    let candidates = |ms: &[u32]| -> Vec<(i32, u32)> {
+        (a.floor() as i32 - 1..=b.ceil() as i32)
+            .flat_map(|k| ms.iter().map(move |&m| (k, m)))
+            .filter(|&(k, m)| {
+                (a..=b).contains(&(f64::from(k) + f64::from(m).log10()))
+            })
+            .filter(|&(k, _)| !integer || k >= 0)
+            .collect()
+    };
+    let mut picked = candidates(&[1, 2, 5]);
+    if picked.len() < 3 {
+        picked = candidates(&[1, 2, 3, 4, 5, 6, 7, 8, 9]);
+    }
+    if picked.len() >= 3 {
+        let plain = picked.iter().all(|&(k, _)| (-4..=5).contains(&k));
+        let major = picked
+            .iter()
+            .map(|&(k, m)| {
+                let at = f64::from(k) + f64::from(m).log10();
+                let label = match (plain, k) {
+                    (true, k) if k < 0 => {
+                        format!(
+                            "{:.*}",
+                            k.unsigned_abs() as usize,
+                            f64::from(m) * 10f64.powi(k)
+                        )
+                    }
+                    (true, k) => (u64::from(m) * 10u64.pow(k as u32)).to_string(),
+                    (false, k) if m == 1 => power_of_ten(k),
+                    (false, k) => format!("{m}×{}", power_of_ten(k)),
+                };
+                (at, label)
+            })
+            .collect();
+        return Ticks { lo: a, hi: b, major, minor: Vec::new() };
+    }
+    let (lo, hi) = (10f64.powf(a), 10f64.powf(b));
+    let step = nice_step((hi - lo) / 4.0);
+    let at: Vec<f64> = ((lo / step).ceil() as i64..=(hi / step).floor() as i64)
+        .map(|k| k as f64 * step)
+        .collect();
+    let labels = linear_labels(&at, step);
+    Ticks {
+        lo: a,
+        hi: b,
+        major: at.iter().map(|v| v.log10()).zip(labels).collect(),
+        minor: Vec::new(),
+    }
+}
+
+/// A rectangle in pixels: left, top, right, bottom.
+pub type Rect = [f64; 4];
+
+/// Whether the segment from `p` to `q` touches the rectangle `r` (Liang–Barsky
+/// clipping).
+pub fn segment_meets_rect(p: (f64, f64), q: (f64, f64), r: Rect) -> bool {
+    let (dx, dy) = (q.0 - p.0, q.1 - p.1);
+    let (mut t0, mut t1) = (0.0f64, 1.0f64);
+    for (d, room) in
+        [(-dx, p.0 - r[0]), (dx, r[2] - p.0), (-dy, p.1 - r[1]), (dy, r[3] - p.1)]
+    {
+        if d == 0.0 {
+            if room < 0.0 {
+                return false;
+            }
+        } else {
+            let t = room / d;
+            if d < 0.0 {
+                t0 = t0.max(t);
+            } else {
+                t1 = t1.min(t);
+            }
+            if t0 > t1 {
+                return false;
+            }
+        }
+    }
+    true
+}
+
+/// Whether any series (polylines in pixels; a single point counts as a point)
+/// touches `r`.
+pub fn series_meet_rect(series: &[Vec<(f64, f64)>], r: Rect) -> bool {
+    series.iter().any(|pts| match pts.as_slice() {
+        [] => false,
+        [p] => segment_meets_rect(*p, *p, r),
+        pts => pts.windows(2).any(|w| segment_meets_rect(w[0], w[1], r)),
+    })
+}
+
+/// Where a legend of `size` (width, height, in pixels) can sit inside the plotting
+/// area `plot` without covering data: the top-left corner of the first free corner
+/// among top right, top left, bottom right and bottom left (8 px in from the frame,
+/// with 6 px clear of every series line and point), or `None` when no corner is
+/// free and the legend belongs outside the plot. `series` are the plotted polylines
+/// in pixels (y grows downwards).
+pub fn legend_corner(
+    plot: Rect,
+    size: (f64, f64),
+    series: &[Vec<(f64, f64)>],
+) -> Option<(f64, f64)> {
+    const INSET: f64 = 8.0;
+    const CLEAR: f64 = 6.0;
+    let (w, h) = size;
+    if w + 2.0 * INSET > plot[2] - plot[0] || h + 2.0 * INSET > plot[3] - plot[1] {
+        return None;
+    }
+    let (left, right) = (plot[0] + INSET, plot[2] - INSET - w);
+    let (top, bottom) = (plot[1] + INSET, plot[3] - INSET - h);
+    [(right, top), (left, top), (right, bottom), (left, bottom)].into_iter().find(
+        |&(x, y)| {
+            !series_meet_rect(
+                series,
+                [x - CLEAR, y - CLEAR, x + w + CLEAR, y + h + CLEAR],
+            )
+        },
+    )
+}
+
+/// How the legend's entries are laid out below the plot: columns and rows.
+fn below_grid(n: usize, entry_w: f64, avail_w: f64) -> (usize, usize) {
+    let cols = ((avail_w / entry_w).floor() as usize).clamp(1, n.max(1));
+    (cols, n.div_ceil(cols))
+}
+
+/// The pixel geometry of a line chart, decided before anything is drawn.
+struct Layout {
+    height: u32,
+    plot: Rect,
+    x: Ticks,
+    y: Ticks,
+    /// The series in pixels.
+    lines: Vec<Vec<(f64, f64)>>,
+    markers: Vec<bool>,
+    legend: Legend,
+}
+
+enum Legend {
+    None,
+    /// Boxed inside the plot, top-left corner and size.
+    Inside((f64, f64), (f64, f64)),
+    /// Below the plot: top edge, column width, columns.
+    Below(f64, f64, usize),
+}
+
 impl LineChart<'_> {
+    fn layout(&self) -> Layout {
+        let usable = |p: &&(f64, f64)| {
+            p.0.is_finite()
+                && p.1.is_finite()
+                && (!self.log_x || p.0 > 0.0)
+                && (!self.log_y || p.1 > 0.0)
+        };
+        let xs: Vec<f64> = self
+            .series
+            .iter()
+            .flat_map(|s| s.points.iter().filter(usable).map(|p| p.0))
+            .collect();
+        let ys: Vec<f64> = self
+            .series
+            .iter()
+            .flat_map(|s| s.points.iter().filter(usable).map(|p| p.1))
+            .collect();
+        let (x, y) = (ticks(&xs, self.log_x), ticks(&ys, self.log_y));
+        let widest = |t: &Ticks| {
+            t.major.iter().map(|(_, l)| text_width(l, TICK_PX)).fold(0.0, f64::max)
+        };
+        let y_title =
+            if self.y_label.is_empty() { 0.0 } else { AXIS_PX * 1.3 + 6.0 };
+        let left = (10.0 + y_title + widest(&y) + 11.0).round();
+        let last_half =
+            x.major.last().map_or(0.0, |(_, l)| text_width(l, TICK_PX) / 2.0);
+        let right = f64::from(WIDTH) - (last_half + 6.0).max(22.0);
+        let top =
+            if self.title.is_empty() { 14.0 } else { 14.0 + TITLE_PX * 1.2 + 12.0 };
+        let x_title =
+            if self.x_label.is_empty() { 0.0 } else { AXIS_PX * 1.3 + 6.0 };
+        let bottom = f64::from(HEIGHT) - (10.0 + TICK_PX * 1.3 + x_title + 10.0);
+        let plot = [left, top, right, bottom.round()];
+        let to_px = |(px, py): (f64, f64)| {
+            let (tx, ty) = (
+                if self.log_x { px.log10() } else { px },
+                if self.log_y { py.log10() } else { py },
+            );
+            (
+                plot[0] + (tx - x.lo) / (x.hi - x.lo) * (plot[2] - plot[0]),
+                plot[3] - (ty - y.lo) / (y.hi - y.lo) * (plot[3] - plot[1]),
+            )
+        };
+        let lines: Vec<Vec<(f64, f64)>> = self
+            .series
+            .iter()
+            .map(|s| s.points.iter().filter(usable).map(|&p| to_px(p)).collect())
+            .collect();
+        let markers: Vec<bool> =
+            lines.iter().map(|l| l.len() <= MARKER_MAX_POINTS).collect();
+        let labelled = self.series.iter().filter(|s| !s.label.is_empty()).count();
+        let text_w = self
+            .series
+            .iter()
+            .map(|s| text_width(&s.label, LEGEND_PX))
+            .fold(0.0, f64::max);
+        let (mut height, mut legend) = (HEIGHT, Legend::None);
+        if labelled > 0 {
+            let size = (
+                10.0 + 26.0 + 8.0 + text_w + 10.0,
+                8.0 + LEGEND_ROW * self.series.len() as f64,
+            );
+            legend = match legend_corner(plot, size, &lines) {
+                Some(at) => Legend::Inside(at, size),
+                None => {
+                    let entry_w = 26.0 + 8.0 + text_w + 24.0;
+                    let (cols, rows) = below_grid(
+                        self.series.len(),
+                        entry_w,
+                        f64::from(WIDTH) - plot[0] - 10.0,
+                    );
+                    height += (LEGEND_ROW * rows as f64 + 10.0).ceil() as u32;
+                    Legend::Below(f64::from(HEIGHT) - 4.0, entry_w, cols)
+                }
+            };
+        }
+        Layout { height, plot, x, y, lines, markers, legend }
+    }
+
     /// Render to an SVG string.
     pub fn to_svg(&self) -> anyhow::Result<String> {
+        let l = self.layout();
         let mut svg = String::new();
         {
-            let root = SVGBackend::with_string(&mut svg, (720, 440)).into_drawing_area();
+            let root = SVGBackend::with_string(&mut svg, (WIDTH, l.height))
+                .into_drawing_area();
             root.fill(&WHITE).map_err(err)?;
-            self.draw(&root)?;
+            self.draw(&root, &l)?;
             root.present().map_err(err)?;
         }
         Ok(svg)
     }
 
-    fn draw(&self, root: &DrawingArea<SVGBackend, Shift>) -> anyhow::Result<()> {
-        let xs = bounds(self.series.iter().flat_map(|s| s.points.iter().map(|p| p.0)), self.log_x);
-        let ys = bounds(self.series.iter().flat_map(|s| s.points.iter().map(|p| p.1)), self.log_y);
-        let mut builder = ChartBuilder::on(root);
-        builder
-            .caption(self.title, ("sans-serif", 20))
-            .margin(12)
-            .x_label_area_size(44)
-            .y_label_area_size(64);
-        macro_rules! finish {
-            ($chart:expr) => {{
-                let mut chart = $chart;
-                chart.configure_mesh().x_desc(self.x_label).y_desc(self.y_label).draw().map_err(err)?;
-                for (i, s) in self.series.iter().enumerate() {
-                    let c = PALETTE[i % PALETTE.len()];
-                    let pts: Vec<_> = s
-                        .points
-                        .iter()
-                        .copied()
-                        .filter(|p| (!self.log_x || p.0 > 0.0) && (!self.log_y || p.1 > 0.0))
-                        .collect();
-                    chart
-                        .draw_series(LineSeries::new(pts.clone(), c.stroke_width(2)))
-                        .map_err(err)?
-                        .label(s.label.as_str())
-                        .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], c.stroke_width(2)));
-                    chart.draw_series(pts.iter().map(|&p| Circle::new(p, 3, c.filled()))).map_err(err)?;
-                }
-                chart
-                    .configure_series_labels()
-                    .background_style(WHITE.mix(0.85))
-                    .border_style(BLACK)
-                    .draw()
-                    .map_err(err)?;
-            }};
+    fn draw(
+        &self,
+        root: &DrawingArea<SVGBackend, Shift>,
+        l: &Layout,
+    ) -> anyhow::Result<()> {
+        use plotters::style::text_anchor::{HPos, Pos, VPos};
+        let [x0, y0, x1, y1] = l.plot;
+        let px = |t: f64| x0 + (t - l.x.lo) / (l.x.hi - l.x.lo) * (x1 - x0);
+        let py = |t: f64| y1 - (t - l.y.lo) / (l.y.hi - l.y.lo) * (y1 - y0);
+        let at = |x: f64, y: f64| (x.round() as i32, y.round() as i32);
+        let line = |pts: Vec<(i32, i32)>, c: RGBColor, w: u32| {
+            root.draw(&PathElement::new(pts, c.stroke_width(w)))
+        };
+        let text = |s: &str, pos: (i32, i32), style: TextStyle| {
+            root.draw(&Text::new(s, pos, style))
+        };
+        // Light major grid.
+        for (t, _) in &l.x.major {
+            line(vec![at(px(*t), y0), at(px(*t), y1)], GRID, 1).map_err(err)?;
         }
-        match (self.log_x, self.log_y) {
-            (false, false) => finish!(builder.build_cartesian_2d(xs.0..xs.1, ys.0..ys.1).map_err(err)?),
-            (true, false) => {
-                finish!(builder.build_cartesian_2d((xs.0..xs.1).log_scale(), ys.0..ys.1).map_err(err)?)
+        for (t, _) in &l.y.major {
+            line(vec![at(x0, py(*t)), at(x1, py(*t))], GRID, 1).map_err(err)?;
+        }
+        // The data.
+        for (i, pts) in l.lines.iter().enumerate() {
+            let c = PALETTE[i % PALETTE.len()];
+            let pix: Vec<(i32, i32)> = pts.iter().map(|&(x, y)| at(x, y)).collect();
+            line(pix.clone(), c, 2).map_err(err)?;
+            if l.markers[i] {
+                for p in pix {
+                    root.draw(&Circle::new(p, 4, c.filled())).map_err(err)?;
+                }
             }
-            (false, true) => {
-                finish!(builder.build_cartesian_2d(xs.0..xs.1, (ys.0..ys.1).log_scale()).map_err(err)?)
+        }
+        // Axes, ticks and their labels.
+        line(vec![at(x0, y1), at(x1, y1)], BLACK, 1).map_err(err)?;
+        line(vec![at(x0, y0), at(x0, y1)], BLACK, 1).map_err(err)?;
+        let tick_style =
+            |h: HPos, v: VPos| TextStyle::from(font(TICK_PX)).pos(Pos::new(h, v));
+        for (t, label) in &l.x.major {
+            line(vec![at(px(*t), y1), at(px(*t), y1 + 5.0)], BLACK, 1)
+                .map_err(err)?;
+            text(label, at(px(*t), y1 + 8.0), tick_style(HPos::Center, VPos::Top))
+                .map_err(err)?;
+        }
+        for t in &l.x.minor {
+            line(vec![at(px(*t), y1), at(px(*t), y1 + 3.0)], BLACK, 1)
+                .map_err(err)?;
+        }
+        for (t, label) in &l.y.major {
+            line(vec![at(x0 - 5.0, py(*t)), at(x0, py(*t))], BLACK, 1)
+                .map_err(err)?;
+            text(
+                label,
+                at(x0 - 8.0, py(*t)),
+                tick_style(HPos::Right, VPos::Center),
+            )
+            .map_err(err)?;
+        }
+        for t in &l.y.minor {
+            line(vec![at(x0 - 3.0, py(*t)), at(x0, py(*t))], BLACK, 1)
+                .map_err(err)?;
+        }
+        let axis_style =
+            |v: VPos| TextStyle::from(font(AXIS_PX)).pos(Pos::new(HPos::Center, v));
+        let x_title_y = y1 + 10.0 + TICK_PX * 1.3 + 6.0;
+        text(self.x_label, at((x0 + x1) / 2.0, x_title_y), axis_style(VPos::Top))
+            .map_err(err)?;
+        let y_style = axis_style(VPos::Top).transform(FontTransform::Rotate270);
+        text(self.y_label, at(10.0, (y0 + y1) / 2.0), y_style).map_err(err)?;
+        if !self.title.is_empty() {
+            let style = TextStyle::from(font(TITLE_PX))
+                .pos(Pos::new(HPos::Center, VPos::Top));
+            text(self.title, at(f64::from(WIDTH) / 2.0, 12.0), style)
+                .map_err(err)?;
+        }
+        // The legend.
+        let entry = |i: usize, x: f64, cy: f64| -> anyhow::Result<()> {
+            let c = PALETTE[i % PALETTE.len()];
+            line(vec![at(x, cy), at(x + 26.0, cy)], c, 2).map_err(err)?;
+            if l.markers[i] {
+                root.draw(&Circle::new(at(x + 13.0, cy), 4, c.filled()))
+                    .map_err(err)?;
             }
-            (true, true) => {
-                finish!(
-                    builder
-                        .build_cartesian_2d((xs.0..xs.1).log_scale(), (ys.0..ys.1).log_scale())
-                        .map_err(err)?
-                )
+            let style = TextStyle::from(font(LEGEND_PX))
+                .pos(Pos::new(HPos::Left, VPos::Center));
+            text(&self.series[i].label, at(x + 34.0, cy), style).map_err(err)
+        };
+        match l.legend {
+            Legend::None => {}
+            Legend::Inside((x, y), (w, h)) => {
+                let rect = [at(x, y), at(x + w, y + h)];
+                // No frame: the box only hides the grid (its width is a generous
+                // estimate).
+                root.draw(&Rectangle::new(rect, WHITE.filled())).map_err(err)?;
+                for i in 0..self.series.len() {
+                    entry(i, x + 10.0, y + 4.0 + LEGEND_ROW * (i as f64 + 0.5))?;
+                }
+            }
+            Legend::Below(top, entry_w, cols) => {
+                for i in 0..self.series.len() {
+                    let (col, row) = ((i % cols) as f64, (i / cols) as f64);
+                    entry(i, x0 + entry_w * col, top + LEGEND_ROW * (row + 0.5))?;
+                }
             }
         }
         Ok(())
@@ -130,9 +623,9 @@ impl LineChart<'_> {
     }
 }
 
-/// A heat map of a matrix with row and column labels, for non-negative values such as attention
-/// weights: white at 0, dark blue at the largest value, with a colour bar. Cells equal to `None`
-/// are drawn grey: "blocked" under a mask.
+/// A heat map of a matrix with row and column labels, for non-negative values such
+/// as attention weights: white at 0, dark blue at the largest value, with a colour
+/// bar. Cells equal to `None` are drawn grey: "blocked" under a mask.
 pub struct Heatmap<'a> {
     pub title: &'a str,
     pub rows: &'a [String],
@@ -148,62 +641,100 @@ impl Heatmap<'_> {
         if self.values.len() != nr || self.values.iter().any(|r| r.len() != nc) {
             anyhow::bail!("heat map values must be {nr} × {nc}");
         }
-        // Colours run from white (0) to dark blue at the largest value, shown on a colour bar.
-        let vmax =
-            self.values.iter().flatten().flatten().copied().filter(|v| v.is_finite()).fold(0.0, f64::max);
+        // Colours run from white (0) to dark blue at the largest value, shown on a
+        // colour bar.
+        let vmax = self
+            .values
+            .iter()
+            .flatten()
+            .flatten()
+            .copied()
+            .filter(|v| v.is_finite())
+            .fold(0.0, f64::max);
         let vmax = if vmax > 0.0 { vmax } else { 1.0 };
         let colour_of = |v: f64| {
             let t = (v / vmax).clamp(0.0, 1.0);
-            let mix = |hi: u8, lo: u8| (f64::from(hi) + (f64::from(lo) - f64::from(hi)) * t) as u8;
+            let mix = |hi: u8, lo: u8| {
+                (f64::from(hi) + (f64::from(lo) - f64::from(hi)) * t) as u8
+            };
             RGBColor(mix(255, 8), mix(255, 48), mix(255, 107))
         };
         // Room for labels: about 7 px per character at 13 px.
-        let chars = |v: &[String]| v.iter().map(|s| s.chars().count()).max().unwrap_or(1) as i32;
+        let chars = |v: &[String]| {
+            v.iter().map(|s| s.chars().count()).max().unwrap_or(1) as i32
+        };
         let cell = (360 / nr.max(nc)).clamp(12, 40) as i32;
-        let left = 16 + 7 * chars(self.rows).max(chars(&[self.y_label.to_string()]) / 2);
+        let left =
+            16 + 7 * chars(self.rows).max(chars(&[self.y_label.to_string()]) / 2);
         let top = 40 + 7 * chars(self.cols) + 8;
         let grid_w = cell * nc as i32;
         let (w, h) = (left + grid_w + 110, top + cell * nr as i32 + 44);
         let mut svg = String::new();
         {
-            let root = SVGBackend::with_string(&mut svg, (w as u32, h as u32)).into_drawing_area();
+            let root = SVGBackend::with_string(&mut svg, (w as u32, h as u32))
+                .into_drawing_area();
             root.fill(&WHITE).map_err(err)?;
             let font = ("sans-serif", 13).into_font();
-            root.draw(&Text::new(self.title, (10, 10), ("sans-serif", 17).into_font())).map_err(err)?;
+            root.draw(&Text::new(
+                self.title,
+                (10, 10),
+                ("sans-serif", 17).into_font(),
+            ))
+            .map_err(err)?;
             for (j, c) in self.cols.iter().enumerate() {
                 let x = left + cell * j as i32 + cell / 2 - 6;
                 let style = font.clone().transform(FontTransform::Rotate270);
-                root.draw(&Text::new(c.as_str(), (x, top - 6), style)).map_err(err)?;
+                root.draw(&Text::new(c.as_str(), (x, top - 6), style))
+                    .map_err(err)?;
             }
             for (i, r) in self.rows.iter().enumerate() {
                 let y = top + cell * i as i32 + cell / 2 - 6;
-                root.draw(&Text::new(r.as_str(), (10, y), font.clone())).map_err(err)?;
+                root.draw(&Text::new(r.as_str(), (10, y), font.clone()))
+                    .map_err(err)?;
                 for (j, v) in self.values[i].iter().enumerate() {
                     let (x, yy) = (left + cell * j as i32, top + cell * i as i32);
                     let colour = v.map_or(RGBColor(190, 190, 190), colour_of);
-                    root.draw(&Rectangle::new([(x, yy), (x + cell - 1, yy + cell - 1)], colour.filled()))
-                        .map_err(err)?;
+                    root.draw(&Rectangle::new(
+                        [(x, yy), (x + cell - 1, yy + cell - 1)],
+                        colour.filled(),
+                    ))
+                    .map_err(err)?;
                 }
             }
             let bottom = top + cell * nr as i32 + 18;
-            root.draw(&Text::new(self.x_label, (left, bottom), font.clone())).map_err(err)?;
-            root.draw(&Text::new(format!("rows: {}", self.y_label), (10, bottom + 16), font.clone()))
+            root.draw(&Text::new(self.x_label, (left, bottom), font.clone()))
                 .map_err(err)?;
+            root.draw(&Text::new(
+                format!("rows: {}", self.y_label),
+                (10, bottom + 16),
+                font.clone(),
+            ))
+            .map_err(err)?;
             // Colour bar.
             let (bx, bh) = (left + grid_w + 20, (cell * nr as i32).max(60));
             for k in 0..bh {
                 let v = vmax * f64::from(bh - k) / f64::from(bh);
-                root.draw(&Rectangle::new([(bx, top + k), (bx + 14, top + k + 1)], colour_of(v).filled()))
-                    .map_err(err)?;
+                root.draw(&Rectangle::new(
+                    [(bx, top + k), (bx + 14, top + k + 1)],
+                    colour_of(v).filled(),
+                ))
+                .map_err(err)?;
             }
-            root.draw(&Text::new(format!("{vmax:.2}"), (bx + 20, top - 4), font.clone())).map_err(err)?;
-            root.draw(&Text::new("0", (bx + 20, top + bh - 10), font.clone())).map_err(err)?;
+            root.draw(&Text::new(
+                format!("{vmax:.2}"),
+                (bx + 20, top - 4),
+                font.clone(),
+            ))
+            .map_err(err)?;
+            root.draw(&Text::new("0", (bx + 20, top + bh - 10), font.clone()))
+                .map_err(err)?;
             root.draw(&Rectangle::new(
                 [(bx, top + bh + 10), (bx + 14, top + bh + 24)],
                 RGBColor(190, 190, 190).filled(),
             ))
             .map_err(err)?;
-            root.draw(&Text::new("blocked", (bx + 20, top + bh + 11), font)).map_err(err)?;
+            root.draw(&Text::new("blocked", (bx + 20, top + bh + 11), font))
+                .map_err(err)?;
             root.present().map_err(err)?;
         }
         Ok(svg)
@@ -221,15 +752,17 @@ pub struct Group {
     pub values: Vec<(f64, f64, f64)>,
 }
 
-/// Grouped means with error bars over named categories (for example accuracy per task, one
-/// group per model), with an optional reference value per category drawn as a dashed mark
-/// (for example chance). The legend sits below the plot, never on the data.
+/// Grouped means with error bars over named categories (for example accuracy per
+/// task, one group per model), with an optional reference value per category drawn
+/// as a dashed mark (for example chance). The legend sits below the plot, never on
+/// the data.
 pub struct IntervalChart<'a> {
     pub title: &'a str,
     pub categories: &'a [String],
     pub groups: &'a [Group],
     pub y_label: &'a str,
-    /// A reference per category, drawn across the category's width, and its legend label.
+    /// A reference per category, drawn across the category's width, and its legend
+    /// label.
     pub reference: Option<(&'a [f64], &'a str)>,
     pub y_range: (f64, f64),
     /// Decimals of the y-axis labels.
@@ -240,40 +773,60 @@ impl IntervalChart<'_> {
     pub fn to_svg(&self) -> anyhow::Result<String> {
         let (nc, ng) = (self.categories.len(), self.groups.len());
         if nc == 0 || ng == 0 || self.groups.iter().any(|g| g.values.len() != nc) {
-            anyhow::bail!("an interval chart needs one value per category in every group");
+            anyhow::bail!(
+                "an interval chart needs one value per category in every group"
+            );
         }
         if self.reference.is_some_and(|(r, _)| r.len() != nc) {
-            anyhow::bail!("an interval chart's reference needs one value per category");
+            anyhow::bail!(
+                "an interval chart's reference needs one value per category"
+            );
         }
         let legend_rows = ng.div_ceil(3) + usize::from(self.reference.is_some());
         let (w, h) = (720u32, 400 + 22 * legend_rows as u32);
         let mut svg = String::new();
         {
-            let root = SVGBackend::with_string(&mut svg, (w, h)).into_drawing_area();
+            let root =
+                SVGBackend::with_string(&mut svg, (w, h)).into_drawing_area();
             root.fill(&WHITE).map_err(err)?;
             let (plot, legend) = root.split_vertically(400);
+            let y_text = |y: f64| format!("{y:.*}", self.y_decimals);
+            let widest = [self.y_range.0, self.y_range.1]
+                .iter()
+                .map(|&y| text_width(&y_text(y), TICK_PX))
+                .fold(0.0, f64::max);
+            let y_area = 10.0
+                + if self.y_label.is_empty() { 0.0 } else { AXIS_PX * 1.3 + 6.0 }
+                + widest
+                + 12.0;
             let mut chart = ChartBuilder::on(&plot)
-                .caption(self.title, ("sans-serif", 18))
+                .caption(self.title, font(TITLE_PX))
                 .margin(12)
-                .x_label_area_size(36)
-                .y_label_area_size(56)
+                .x_label_area_size(40)
+                .y_label_area_size(y_area.round() as u32)
                 .build_cartesian_2d(0f64..nc as f64, self.y_range.0..self.y_range.1)
                 .map_err(err)?;
             let cats = self.categories.to_vec();
             chart
                 .configure_mesh()
                 .disable_x_mesh()
-                .disable_y_mesh()
+                .bold_line_style(GRID)
+                .light_line_style(TRANSPARENT)
+                .label_style(font(TICK_PX))
+                .axis_desc_style(font(AXIS_PX))
                 .x_labels(nc * 2 + 1)
                 .x_label_formatter(&|x| {
                     let i = (x - 0.5).round();
-                    if (x - 0.5 - i).abs() < 1e-6 && i >= 0.0 && (i as usize) < cats.len() {
+                    if (x - 0.5 - i).abs() < 1e-6
+                        && i >= 0.0
+                        && (i as usize) < cats.len()
+                    {
                         cats[i as usize].clone()
                     } else {
                         String::new()
                     }
                 })
-                .y_label_formatter(&|y| format!("{y:.*}", self.y_decimals))
+                .y_label_formatter(&|y| minus(y_text(*y)))
                 .y_desc(self.y_label)
                 .draw()
                 .map_err(err)?;
@@ -309,22 +862,37 @@ impl IntervalChart<'_> {
                             .map_err(err)?;
                     }
                     chart
-                        .draw_series(std::iter::once(Circle::new((x, m), 4, colour.filled())))
+                        .draw_series(std::iter::once(Circle::new(
+                            (x, m),
+                            4,
+                            colour.filled(),
+                        )))
                         .map_err(err)?;
                 }
             }
-            let font = ("sans-serif", 14).into_font();
+            let font = font(LEGEND_PX);
             for (g, group) in self.groups.iter().enumerate() {
                 let (col, row) = ((g % 3) as i32, (g / 3) as i32);
                 let (x, y) = (70 + 210 * col, 6 + 22 * row);
                 let colour = PALETTE[g % PALETTE.len()];
-                legend.draw(&Circle::new((x, y + 7), 4, colour.filled())).map_err(err)?;
-                legend.draw(&Text::new(group.label.as_str(), (x + 12, y), font.clone())).map_err(err)?;
+                legend
+                    .draw(&Circle::new((x, y + 7), 4, colour.filled()))
+                    .map_err(err)?;
+                legend
+                    .draw(&Text::new(
+                        group.label.as_str(),
+                        (x + 12, y),
+                        font.clone(),
+                    ))
+                    .map_err(err)?;
             }
             if let Some((_, label)) = self.reference {
                 let y = 6 + 22 * ng.div_ceil(3) as i32;
                 legend
-                    .draw(&PathElement::new(vec![(62, y + 7), (78, y + 7)], BLACK.stroke_width(1)))
+                    .draw(&PathElement::new(
+                        vec![(62, y + 7), (78, y + 7)],
+                        BLACK.stroke_width(1),
+                    ))
                     .map_err(err)?;
                 legend.draw(&Text::new(label, (82, y), font)).map_err(err)?;
             }
@@ -338,22 +906,278 @@ impl IntervalChart<'_> {
 mod tests {
     use super::*;
 
+    fn labels(values: &[f64], log: bool) -> Vec<String> {
+        ticks(values, log).labels().into_iter().map(String::from).collect()
+    }
+
+    fn chart(series: &[Series], log_x: bool, log_y: bool) -> String {
+        LineChart {
+            title: "a title",
+            x_label: "x",
+            y_label: "y",
+            log_x,
+            log_y,
+            series,
+        }
+        .to_svg()
+        .unwrap()
+    }
+
+    /// Every `<text>` of an SVG from this module: anchor x, y, `text-anchor`,
+    /// content.
+    fn texts(svg: &str) -> Vec<(f64, f64, String, String)> {
+        let attr = |tag: &str, name: &str| -> String {
+            let key = format!(" {name}=\"");
+            tag.split_once(&key)
+                .and_then(|(_, r)| r.split_once('"'))
+                .map(|(v, _)| v.to_string())
+                .unwrap_or_default()
+        };
+        svg.split("<text")
+            .skip(1)
+            .map(|t| {
+                let (tag, rest) = t.split_once('>').unwrap();
+                let content =
+                    rest.split_once("</text>").unwrap().0.trim().to_string();
+                (
+                    attr(tag, "x").parse().unwrap(),
+                    attr(tag, "y").parse().unwrap(),
+                    attr(tag, "text-anchor"),
+                    content,
+                )
+            })
+            .collect()
+    }
+
+    fn canvas(svg: &str) -> (f64, f64) {
+        let head = svg.split_once('>').unwrap().0;
+        let get = |k: &str| {
+            head.split_once(&format!("{k}=\""))
+                .unwrap()
+                .1
+                .split_once('"')
+                .unwrap()
+                .0
+                .parse()
+                .unwrap()
+        };
+        (get("width"), get("height"))
+    }
+
+    fn line(points: Vec<(f64, f64)>) -> Series {
+        Series { label: "a series".into(), points }
+    }
+
+    #[test]
+    fn integer_data_gets_integer_ticks() {
+        let turns: Vec<f64> = (1..=10).map(f64::from).collect();
+        assert_eq!(labels(&turns, false), ["2", "4", "6", "8", "10"]);
+        assert_eq!(labels(&[1.0, 2.0, 3.0], false), ["1", "2", "3"]);
+        let index: Vec<f64> = (1..=512).map(f64::from).collect();
+        assert_eq!(labels(&index, false), ["0", "100", "200", "300", "400", "500"]);
+        assert_eq!(
+            labels(&[280.0, 300.0, 320.0], false),
+            ["280", "290", "300", "310", "320"]
+        );
+        // On a log axis too, and never below 1.
+        let ratios = [1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0];
+        assert_eq!(labels(&ratios, true), ["1", "2", "5", "10", "20", "50"]);
+        let svg = chart(
+            &[line(turns.iter().map(|&t| (t, t * t)).collect())],
+            false,
+            false,
+        );
+        let shown: Vec<String> = texts(&svg).into_iter().map(|t| t.3).collect();
+        assert!(
+            shown.iter().any(|t| t == "10")
+                && !shown.iter().any(|t| t.ends_with(".0")),
+            "{shown:?}"
+        );
+    }
+
+    #[test]
+    fn linear_ticks_are_nice_and_free_of_float_artefacts() {
+        assert_eq!(
+            labels(&[0.1, 0.7], false),
+            ["0.1", "0.2", "0.3", "0.4", "0.5", "0.6", "0.7"]
+        );
+        assert_eq!(labels(&[2.2, 4.4], false), ["2.5", "3.0", "3.5", "4.0"]);
+        assert_eq!(labels(&[-1.0, 1.0], false), ["−1", "0", "1"]);
+        assert_eq!(labels(&[-1.0, 0.9], false), ["−1.0", "−0.5", "0.0", "0.5"]);
+        assert_eq!(
+            labels(&[0.0, 0.03], false),
+            ["0.000", "0.005", "0.010", "0.015", "0.020", "0.025", "0.030"]
+        );
+        assert_eq!(
+            labels(&[0.0, 3e7], false),
+            ["0", "0.5×10⁷", "1.0×10⁷", "1.5×10⁷", "2.0×10⁷", "2.5×10⁷", "3.0×10⁷"]
+        );
+        // A constant series still gets an axis.
+        assert_eq!(labels(&[5.0, 5.0], false), ["4", "5", "6"]);
+        assert_eq!(labels(&[], false), ["0.0", "0.2", "0.4", "0.6", "0.8", "1.0"]);
+    }
+
+    #[test]
+    fn log_axes_are_labelled_at_powers_of_ten() {
+        assert_eq!(
+            labels(&[1e-5, 1e-3, 1.0], true),
+            ["10⁻⁵", "10⁻⁴", "10⁻³", "10⁻²", "10⁻¹", "10⁰"]
+        );
+        assert_eq!(labels(&[0.1, 100.0], true), ["0.1", "1", "10", "100"]);
+        assert_eq!(
+            labels(&[64.0, 4096.0], true),
+            ["100", "200", "500", "1000", "2000"]
+        );
+        assert_eq!(labels(&[16.0, 16384.0], true), ["10²", "10³", "10⁴"]);
+        // Many decades: every third, with the others as minor ticks.
+        let t = ticks(&[1e-16, 1.0], true);
+        assert_eq!(t.labels(), ["10⁻¹⁵", "10⁻¹²", "10⁻⁹", "10⁻⁶", "10⁻³", "10⁰"]);
+        assert!(t.minor.contains(&-1.0) && !t.minor.contains(&-3.0), "{t:?}");
+        // Less than a decade: 1…9 × 10^k.
+        assert_eq!(labels(&[2.0, 8.0], true), ["2", "3", "4", "5", "6", "7", "8"]);
+        assert_eq!(
+            labels(&[0.02, 0.5], true),
+            ["0.02", "0.05", "0.1", "0.2", "0.5"]
+        );
+        // A narrow range falls back on evenly spaced values.
+        assert_eq!(
+            labels(&[3.0, 3.2], true),
+            ["3.00", "3.05", "3.10", "3.15", "3.20"]
+        );
+        // Zeros and negatives are left out of a log axis.
+        assert_eq!(
+            labels(&[0.0, -1.0, 1e-4, 1.0], true),
+            ["10⁻⁴", "10⁻³", "10⁻²", "10⁻¹", "10⁰"]
+        );
+        let svg = chart(
+            &[line(
+                (0..512)
+                    .map(|i| (f64::from(i + 1), 10f64.powf(-f64::from(i) / 40.0)))
+                    .collect(),
+            )],
+            false,
+            true,
+        );
+        let shown: Vec<String> = texts(&svg).into_iter().map(|t| t.3).collect();
+        assert!(
+            shown.contains(&"10⁻¹²".to_string())
+                && !shown.iter().any(|t| t.contains("e-")),
+            "{shown:?}"
+        );
+    }
+
+    #[test]
+    fn no_label_leaves_the_canvas() {
+        let tiny: Vec<(f64, f64)> =
+            (0..50).map(|i| (f64::from(i), 1e-7 * f64::from(i + 1))).collect();
+        for svg in [
+            chart(&[line(tiny.clone())], false, true),
+            chart(&[line(tiny)], false, false),
+        ] {
+            let (w, h) = canvas(&svg);
+            for (x, y, anchor, text) in texts(&svg) {
+                let width = text_width(&text, TICK_PX);
+                let (left, right) = match anchor.as_str() {
+                    "end" => (x - width, x),
+                    "middle" => (x - width / 2.0, x + width / 2.0),
+                    _ => (x, x + width),
+                };
+                // The rotated y-axis title runs vertically; only its anchor is
+                // checked.
+                let (left, right) =
+                    if text == "y" { (x, x) } else { (left, right) };
+                assert!(
+                    left >= 0.0 && right <= w && (0.0..=h).contains(&y),
+                    "{text:?} at {x}, {y} ({anchor})"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn markers_only_on_short_series() {
+        let short = line((0..10).map(|i| (f64::from(i), f64::from(i))).collect());
+        let long = line((0..512).map(|i| (f64::from(i), f64::from(i))).collect());
+        // Ten on the line and one in the legend.
+        assert_eq!(chart(&[short], false, false).matches("<circle").count(), 11);
+        assert_eq!(chart(&[long], false, false).matches("<circle").count(), 0);
+    }
+
+    #[test]
+    fn the_legend_takes_a_free_corner_or_goes_below() {
+        let plot = [0.0, 0.0, 400.0, 300.0];
+        let size = (100.0, 50.0);
+        // A falling diagonal leaves the top-right corner free.
+        let falling = vec![vec![(0.0, 0.0), (400.0, 300.0)]];
+        assert_eq!(legend_corner(plot, size, &falling), Some((292.0, 8.0)));
+        // A rising one takes it; top left is next.
+        let rising = vec![vec![(0.0, 300.0), (400.0, 0.0)]];
+        assert_eq!(legend_corner(plot, size, &rising), Some((8.0, 8.0)));
+        // A line that only passes through a corner, with both ends outside it,
+        // still counts.
+        let through = vec![vec![(250.0, 0.0), (400.0, 100.0)], falling[0].clone()];
+        assert_eq!(legend_corner(plot, size, &through), Some((8.0, 242.0)));
+        // A single point in a corner takes it.
+        let points =
+            vec![vec![(350.0, 30.0)], vec![(30.0, 30.0)], vec![(350.0, 280.0)]];
+        assert_eq!(legend_corner(plot, size, &points), Some((8.0, 242.0)));
+        // Every corner taken, or a legend too large: none.
+        let crowded = vec![falling[0].clone(), rising[0].clone()];
+        assert_eq!(legend_corner(plot, size, &crowded), None);
+        assert_eq!(legend_corner(plot, (390.0, 50.0), &[]), None);
+        // In a chart: a free corner keeps the figure's size and puts the box there;
+        // a crowded one moves the legend below and makes the figure taller.
+        let falling = [line(vec![(0.0, 10.0), (5.0, 5.0), (10.0, 0.0)])];
+        let svg = chart(&falling, false, false);
+        assert_eq!(canvas(&svg), (720.0, 440.0));
+        let label = texts(&svg).into_iter().find(|t| t.3 == "a series").unwrap();
+        assert!(
+            label.0 > 500.0 && label.1 < 120.0,
+            "legend not at the top right: {label:?}"
+        );
+        let crowded = [falling[0].points.clone(), vec![(0.0, 0.0), (10.0, 10.0)]]
+            .map(|points| Series { label: "a series".into(), points });
+        let svg = chart(&crowded, false, false);
+        assert!(canvas(&svg).1 > 440.0, "{:?}", canvas(&svg));
+        let label = texts(&svg).into_iter().find(|t| t.3 == "a series").unwrap();
+        assert!(label.1 > 440.0 - 10.0, "legend not below the plot: {label:?}");
+    }
+
     #[test]
     fn charts_render_labels_as_svg_text() {
-        let s = [Series { label: "causal".into(), points: vec![(1.0, 2.0), (2.0, 1.0)] }];
-        let svg = LineChart { title: "t", x_label: "x", y_label: "y", log_x: false, log_y: true, series: &s }
-            .to_svg()
-            .unwrap();
+        let s = [Series {
+            label: "causal".into(),
+            points: vec![(1.0, 2.0), (2.0, 1.0)],
+        }];
+        let svg = LineChart {
+            title: "t",
+            x_label: "x",
+            y_label: "y",
+            log_x: false,
+            log_y: true,
+            series: &s,
+        }
+        .to_svg()
+        .unwrap();
         assert!(svg.starts_with("<svg") && svg.contains("causal"), "{svg}");
         let rows = vec!["a".to_string(), "b".to_string()];
         let vals = vec![vec![Some(1.0), None], vec![Some(0.5), Some(0.5)]];
-        let hm =
-            Heatmap { title: "m", rows: &rows, cols: &rows, values: &vals, x_label: "key", y_label: "query" };
+        let hm = Heatmap {
+            title: "m",
+            rows: &rows,
+            cols: &rows,
+            values: &vals,
+            x_label: "key",
+            y_label: "query",
+        };
         assert!(hm.to_svg().unwrap().contains("query"));
         let bad = vec![vec![Some(1.0)]];
         assert!(Heatmap { values: &bad, ..hm }.to_svg().is_err());
         let cats = vec!["yes_no".to_string(), "bigger".to_string()];
-        let groups = [Group { label: "CD:FLM".into(), values: vec![(50.0, 45.0, 55.0), (60.0, 58.0, 62.0)] }];
+        let groups = [Group {
+            label: "CD:FLM".into(),
+            values: vec![(50.0, 45.0, 55.0), (60.0, 58.0, 62.0)],
+        }];
         let chart = IntervalChart {
             title: "t",
             categories: &cats,
@@ -364,10 +1188,26 @@ mod tests {
             y_decimals: 0,
         };
         let svg = chart.to_svg().unwrap();
-        assert!(svg.contains("yes_no") && svg.contains("CD:FLM") && svg.contains("chance"), "{svg}");
+        assert!(
+            svg.contains("yes_no")
+                && svg.contains("CD:FLM")
+                && svg.contains("chance"),
+            "{svg}"
+        );
         // The y labels carry the decimals asked for.
-        let fine = IntervalChart { y_range: (-0.5, 0.5), y_decimals: 2, ..chart }.to_svg().unwrap();
-        assert!(fine.contains("0.00\n") || fine.contains(">0.00<") || fine.contains("-0.50"), "{fine}");
-        assert!(IntervalChart { reference: Some((&[50.0], "chance")), ..chart }.to_svg().is_err());
+        let fine = IntervalChart { y_range: (-0.5, 0.5), y_decimals: 2, ..chart }
+            .to_svg()
+            .unwrap();
+        assert!(
+            fine.contains("0.00\n")
+                || fine.contains(">0.00<")
+                || fine.contains("-0.50"),
+            "{fine}"
+        );
+        assert!(
+            IntervalChart { reference: Some((&[50.0], "chance")), ..chart }
+                .to_svg()
+                .is_err()
+        );
     }
 }

@@ -1,12 +1,14 @@
 //! The one seeded random number generator.
 //!
-//! candle's CPU generator cannot be seeded, so every random number in the book (data,
-//! masking, initialisation) comes from a ChaCha generator built here from an explicit seed.
+//! candle's CPU generator cannot be seeded, so every random number in the book
+//! (data, masking, initialisation) comes from a ChaCha generator built here from an
+//! explicit seed.
 
 use rand::{RngCore, SeedableRng};
 use rand_distr::{Distribution, StandardNormal};
 
-/// The generator used everywhere: ChaCha with 8 rounds, fast and reproducible across platforms.
+/// The generator used everywhere: ChaCha with 8 rounds, fast and reproducible
+/// across platforms.
 pub type Rng = rand_chacha::ChaCha8Rng;
 
 /// A generator from a seed. Two calls with the same seed give the same stream.
@@ -14,10 +16,12 @@ pub fn seeded(seed: u64) -> Rng {
     Rng::seed_from_u64(seed)
 }
 
-/// An independent stream for one purpose (for example "init" or "data"), derived from a seed
-/// and a label, so that adding draws to one stream never shifts another.
+/// An independent stream for one purpose (for example "init" or "data"), derived
+/// from a seed and a label, so that adding draws to one stream never shifts
+/// another.
 pub fn stream(seed: u64, label: &str) -> Rng {
-    // FNV-1a over the label, mixed with the seed: stable across platforms and Rust versions.
+    // FNV-1a over the label, mixed with the seed: stable across platforms and Rust
+    // versions.
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
     for b in label.bytes() {
         h ^= u64::from(b);
@@ -61,7 +65,8 @@ mod tests {
     fn normal_samples_have_the_requested_spread() {
         let v = normal_vec(&mut seeded(1), 20_000, 0.5);
         let mean = v.iter().map(|&x| f64::from(x)).sum::<f64>() / v.len() as f64;
-        let var = v.iter().map(|&x| (f64::from(x) - mean).powi(2)).sum::<f64>() / v.len() as f64;
+        let var = v.iter().map(|&x| (f64::from(x) - mean).powi(2)).sum::<f64>()
+            / v.len() as f64;
         assert!(mean.abs() < 0.02, "mean {mean}");
         assert!((var.sqrt() - 0.5).abs() < 0.02, "std {}", var.sqrt());
     }

@@ -1,13 +1,15 @@
 //! A byte-level BPE tokenizer, trained with Hugging Face's `tokenizers` crate.
 //!
 //! The saved `tokenizer.json` is the library's standard format, so Python's
-//! `tokenizers.Tokenizer.from_file("tokenizer.json")` loads it unchanged. Byte-level
-//! pre-tokenisation (GPT-2's) starts from all 256 bytes, so every text encodes and decodes back
-//! to itself exactly; merges are learned from the corpus up to the requested vocabulary size.
+//! `tokenizers.Tokenizer.from_file("tokenizer.json")` loads it unchanged.
+//! Byte-level pre-tokenisation (GPT-2's) starts from all 256 bytes, so every text
+//! encodes and decodes back to itself exactly; merges are learned from the corpus
+//! up to the requested vocabulary size.
 //!
-//! Special tokens come first, with fixed ids: `[PAD]` 0, `[BOS]` 1, `[EOS]` 2, `[SEP]` 3,
-//! `[MASK]` 4, then the sentinels `<extra_id_0>`, `<extra_id_1>`, ... (T5's names). Every
-//! other id is a regular token; [`Specials::first_regular`] is the first of them.
+//! Special tokens come first, with fixed ids: `[PAD]` 0, `[BOS]` 1, `[EOS]` 2,
+//! `[SEP]` 3, `[MASK]` 4, then the sentinels `<extra_id_0>`, `<extra_id_1>`, ...
+//! (T5's names). Every other id is a regular token; [`Specials::first_regular`] is
+//! the first of them.
 
 use std::collections::HashSet;
 use std::path::Path;
@@ -25,7 +27,8 @@ pub const PAD: &str = "[PAD]";
 pub const BOS: &str = "[BOS]";
 /// End of a document (and of an encoder input or a decoder target).
 pub const EOS: &str = "[EOS]";
-/// Separator between two segments (source and target of a sequence-to-sequence example).
+/// Separator between two segments (source and target of a sequence-to-sequence
+/// example).
 pub const SEP: &str = "[SEP]";
 /// BERT's mask token.
 pub const MASK: &str = "[MASK]";
@@ -49,19 +52,33 @@ pub struct Specials {
 }
 
 impl Specials {
-    /// The layout every tokenizer of this module uses: five named tokens, then the sentinels.
+    /// The layout every tokenizer of this module uses: five named tokens, then the
+    /// sentinels.
     pub fn with_sentinels(n_sentinels: u32) -> Self {
-        Specials { pad: 0, bos: 1, eos: 2, sep: 3, mask: 4, first_sentinel: 5, n_sentinels }
+        Specials {
+            pad: 0,
+            bos: 1,
+            eos: 2,
+            sep: 3,
+            mask: 4,
+            first_sentinel: 5,
+            n_sentinels,
+        }
     }
 
     /// The id of sentinel `i`, if there is one.
     pub fn sentinel(&self, i: usize) -> Option<u32> {
-        u32::try_from(i).ok().filter(|&i| i < self.n_sentinels).map(|i| self.first_sentinel + i)
+        u32::try_from(i)
+            .ok()
+            .filter(|&i| i < self.n_sentinels)
+            .map(|i| self.first_sentinel + i)
     }
 
     /// Which sentinel `id` is, if it is one.
     pub fn sentinel_index(&self, id: u32) -> Option<usize> {
-        (self.first_sentinel..self.first_regular()).contains(&id).then(|| (id - self.first_sentinel) as usize)
+        (self.first_sentinel..self.first_regular())
+            .contains(&id)
+            .then(|| (id - self.first_sentinel) as usize)
     }
 
     /// The first id that is not a special token.
@@ -76,7 +93,8 @@ impl Specials {
 
     /// The special tokens' names, in id order.
     pub fn names(&self) -> Vec<String> {
-        let mut v: Vec<String> = [PAD, BOS, EOS, SEP, MASK].map(String::from).to_vec();
+        let mut v: Vec<String> =
+            [PAD, BOS, EOS, SEP, MASK].map(String::from).to_vec();
         v.extend((0..self.n_sentinels as usize).map(sentinel_name));
         v
     }
@@ -95,9 +113,13 @@ fn tk<T>(r: tokenizers::Result<T>) -> anyhow::Result<T> {
 
 // ANCHOR: train_tokenizer
 impl BpeTokenizer {
-    /// Train byte-level BPE on `texts` up to `vocab_size` ids (specials and the 256 byte
-    /// symbols included), with `n_sentinels` sentinel tokens.
-    pub fn train<I, S>(texts: I, vocab_size: usize, n_sentinels: u32) -> anyhow::Result<Self>
+    /// Train byte-level BPE on `texts` up to `vocab_size` ids (specials and the 256
+    /// byte symbols included), with `n_sentinels` sentinel tokens.
+    pub fn train<I, S>(
+        texts: I,
+        vocab_size: usize,
+        n_sentinels: u32,
+    ) -> anyhow::Result<Self>
     where
         I: Iterator<Item = S> + Send,
         S: AsRef<str> + Send,
@@ -106,12 +128,18 @@ impl BpeTokenizer {
         let minimum = 256 + specials.first_regular() as usize;
         if vocab_size <= minimum {
             bail!(
-                "vocab_size {vocab_size} leaves no room for merges (256 bytes + {} specials)",
+                "vocab_size {vocab_size} leaves no room for merges \
+                 (256 bytes + {} specials)",
                 minimum - 256
             );
         }
-        let special_tokens = specials.names().into_iter().map(|n| AddedToken::from(n, true)).collect();
-        // The trainer wants a std HashSet; ByteLevel hands out another hash set type.
+        let special_tokens = specials
+            .names()
+            .into_iter()
+            .map(|n| AddedToken::from(n, true))
+            .collect();
+        // The trainer wants a std HashSet; ByteLevel hands out another hash set
+        // type.
         let alphabet: HashSet<char> = ByteLevel::alphabet().into_iter().collect();
         let trainer = BpeTrainerBuilder::new()
             .vocab_size(vocab_size)
@@ -147,8 +175,8 @@ impl BpeTokenizer {
         tk(self.inner.to_string(true))
     }
 
-    /// Read a tokenizer from `tokenizer.json` text; the number of sentinels is read from its
-    /// vocabulary.
+    /// Read a tokenizer from `tokenizer.json` text; the number of sentinels is read
+    /// from its vocabulary.
     pub fn from_json(json: &str) -> anyhow::Result<Self> {
         let inner = tk(json.parse::<Tokenizer>())?;
         let mut n = 0;
@@ -165,8 +193,10 @@ impl BpeTokenizer {
 
     /// Load a `tokenizer.json`.
     pub fn load(path: &Path) -> anyhow::Result<Self> {
-        let json = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-        Self::from_json(&json).with_context(|| format!("loading {}", path.display()))
+        let json = std::fs::read_to_string(path)
+            .with_context(|| format!("reading {}", path.display()))?;
+        Self::from_json(&json)
+            .with_context(|| format!("loading {}", path.display()))
     }
 
     /// Number of ids, special tokens included.
@@ -184,7 +214,8 @@ impl BpeTokenizer {
         tk(self.inner.decode(ids, false))
     }
 
-    /// How one token reads: its decoded text (a leading space included), or a special name.
+    /// How one token reads: its decoded text (a leading space included), or a
+    /// special name.
     pub fn token_text(&self, id: u32) -> String {
         if self.specials.is_special(id) {
             return self.inner.id_to_token(id).unwrap_or_default();
@@ -193,10 +224,14 @@ impl BpeTokenizer {
     }
 
     // ANCHOR: pack
-    /// Encode documents as `[BOS] doc [EOS]`, concatenate them, and cut the stream into rows of
-    /// exactly `len` tokens (the incomplete last row is dropped). Packing leaves no padding:
-    /// every position of every row is real text.
-    pub fn pack<S: AsRef<str>>(&self, docs: &[S], len: usize) -> anyhow::Result<Vec<Vec<u32>>> {
+    /// Encode documents as `[BOS] doc [EOS]`, concatenate them, and cut the stream
+    /// into rows of exactly `len` tokens (the incomplete last row is dropped).
+    /// Packing leaves no padding: every position of every row is real text.
+    pub fn pack<S: AsRef<str>>(
+        &self,
+        docs: &[S],
+        len: usize,
+    ) -> anyhow::Result<Vec<Vec<u32>>> {
         if len == 0 {
             bail!("rows must hold at least one token");
         }
@@ -216,7 +251,8 @@ mod tests {
     use super::*;
 
     fn small() -> BpeTokenizer {
-        BpeTokenizer::train(crate::corpus::documents(1, 300).iter(), 400, 8).unwrap()
+        BpeTokenizer::train(crate::corpus::documents(1, 300).iter(), 400, 8)
+            .unwrap()
     }
 
     #[test]
@@ -224,9 +260,15 @@ mod tests {
         let tok = small();
         assert_eq!(tok.vocab_size(), 400);
         assert_eq!(tok.inner.token_to_id(MASK), Some(tok.specials.mask));
-        assert_eq!(tok.inner.token_to_id("<extra_id_7>"), Some(tok.specials.sentinel(7).unwrap()));
+        assert_eq!(
+            tok.inner.token_to_id("<extra_id_7>"),
+            Some(tok.specials.sentinel(7).unwrap())
+        );
         assert_eq!(tok.specials.sentinel(8), None);
-        assert_eq!(tok.specials.sentinel_index(tok.specials.first_sentinel + 3), Some(3));
+        assert_eq!(
+            tok.specials.sentinel_index(tok.specials.first_sentinel + 3),
+            Some(3)
+        );
         assert_eq!(tok.specials.sentinel_index(tok.specials.mask), None);
         let back = BpeTokenizer::from_json(&tok.to_json().unwrap()).unwrap();
         assert_eq!(back.specials, tok.specials);

@@ -1,8 +1,8 @@
-//! The training loop: AdamW, linear warm-up then cosine decay, global-norm gradient clipping,
-//! periodic evaluation and a progress bar.
+//! The training loop: AdamW, linear warm-up then cosine decay, global-norm gradient
+//! clipping, periodic evaluation and a progress bar.
 //!
-//! Deterministic by construction: the data generator is seeded, the initial weights come from
-//! the parameter store's seeded generator, and nothing else is random.
+//! Deterministic by construction: the data generator is seeded, the initial weights
+//! come from the parameter store's seeded generator, and nothing else is random.
 
 use std::sync::Mutex;
 use std::time::Instant;
@@ -30,7 +30,8 @@ pub struct TrainConfig {
     pub eps: f64,
     /// Clip the global gradient norm to this value.
     pub clip: f64,
-    /// Evaluate every this many steps (and after the last); 0 evaluates only at the end.
+    /// Evaluate every this many steps (and after the last); 0 evaluates only at the
+    /// end.
     pub eval_every: usize,
     /// Seed of the data stream handed to the step function.
     pub seed: u64,
@@ -70,7 +71,8 @@ impl TrainConfig {
     }
 }
 
-/// What one training step reports back: the loss to minimise and what it was computed on.
+/// What one training step reports back: the loss to minimise and what it was
+/// computed on.
 pub struct StepLoss {
     pub loss: Tensor,
     /// Tokens the model read in this step.
@@ -125,15 +127,18 @@ impl AdamW {
         Ok(AdamW { vars, m, v, t: 0, cfg: cfg.clone() })
     }
 
-    /// Clip the gradients to the configured global norm, take one step at learning rate `lr`,
-    /// and return the gradient norm before clipping. A parameter without a gradient, or a
-    /// non-finite gradient, is an error: training must never silently stop learning.
+    /// Clip the gradients to the configured global norm, take one step at learning
+    /// rate `lr`, and return the gradient norm before clipping. A parameter without
+    /// a gradient, or a non-finite gradient, is an error: training must never
+    /// silently stop learning.
     pub fn step(&mut self, grads: &GradStore, lr: f64) -> anyhow::Result<f64> {
         let fused = kernels::enabled(Lever::AdamW);
         let mut sq = 0f64;
         let mut gs = Vec::with_capacity(self.vars.len());
         for (name, var) in &self.vars {
-            let g = grads.get(var.as_tensor()).with_context(|| format!("{name} received no gradient"))?;
+            let g = grads
+                .get(var.as_tensor())
+                .with_context(|| format!("{name} received no gradient"))?;
             sq += if fused {
                 kernels::sum_of_squares(g)?
             } else {
@@ -151,9 +156,11 @@ impl AdamW {
         let bc1 = 1.0 - b1.powi(self.t);
         let bc2 = 1.0 - b2.powi(self.t);
         for (i, (_, var)) in self.vars.iter().enumerate() {
-            let decay = if var.rank() >= 2 { lr * self.cfg.weight_decay } else { 0.0 };
+            let decay =
+                if var.rank() >= 2 { lr * self.cfg.weight_decay } else { 0.0 };
             if fused {
-                // The five lines below in one in-place pass over θ, m and v (see `kernels`).
+                // The five lines below in one in-place pass over θ, m and v (see
+                // `kernels`).
                 let op = kernels::AdamWStep {
                     m: Mutex::new(&mut self.m[i]),
                     v: Mutex::new(&mut self.v[i]),
@@ -171,21 +178,24 @@ impl AdamW {
             }
             let shape = var.shape();
             let g = (gs[i] * scale)?;
-            let m = ((Tensor::from_slice(&self.m[i], shape, var.device())? * b1)? + (&g * (1.0 - b1))?)?;
-            let v =
-                ((Tensor::from_slice(&self.v[i], shape, var.device())? * b2)? + (g.sqr()? * (1.0 - b2))?)?;
+            let m = ((Tensor::from_slice(&self.m[i], shape, var.device())? * b1)?
+                + (&g * (1.0 - b1))?)?;
+            let v = ((Tensor::from_slice(&self.v[i], shape, var.device())? * b2)?
+                + (g.sqr()? * (1.0 - b2))?)?;
             let denom = ((&v / bc2)?.sqrt()? + self.cfg.eps)?;
             let update = ((&m / bc1)? / denom)?;
             let theta = ((var.as_tensor() * (1.0 - decay))? - (update * lr)?)?;
             var.set(&theta)?;
-            (self.m[i], self.v[i]) = (m.flatten_all()?.to_vec1()?, v.flatten_all()?.to_vec1()?);
+            (self.m[i], self.v[i]) =
+                (m.flatten_all()?.to_vec1()?, v.flatten_all()?.to_vec1()?);
         }
         Ok(norm)
     }
 }
 
-/// Train the variables of `store`. `step_fn(step, rng)` builds a batch from the seeded data
-/// stream and returns its loss; `eval_fn(step)` returns a held-out metric.
+/// Train the variables of `store`. `step_fn(step, rng)` builds a batch from the
+/// seeded data stream and returns its loss; `eval_fn(step)` returns a held-out
+/// metric.
 pub fn train(
     store: &ParamStore,
     cfg: &TrainConfig,
@@ -240,9 +250,11 @@ fn progress_bar(cfg: &TrainConfig) -> ProgressBar {
     }
     let bar = ProgressBar::new(cfg.steps as u64);
     bar.set_style(
-        ProgressStyle::with_template("{elapsed_precise} [{bar:30}] {pos}/{len} {msg} (eta {eta})")
-            .expect("valid template")
-            .progress_chars("=> "),
+        ProgressStyle::with_template(
+            "{elapsed_precise} [{bar:30}] {pos}/{len} {msg} (eta {eta})",
+        )
+        .expect("valid template")
+        .progress_chars("=> "),
     );
     bar
 }
@@ -253,7 +265,13 @@ mod tests {
 
     #[test]
     fn schedule_warms_up_then_decays_to_the_floor() {
-        let c = TrainConfig { steps: 110, warmup: 10, lr: 1.0, min_lr_ratio: 0.1, ..TrainConfig::default() };
+        let c = TrainConfig {
+            steps: 110,
+            warmup: 10,
+            lr: 1.0,
+            min_lr_ratio: 0.1,
+            ..TrainConfig::default()
+        };
         assert!((c.lr_at(0) - 0.1).abs() < 1e-12);
         assert!((c.lr_at(9) - 1.0).abs() < 1e-12);
         assert!((c.lr_at(10) - 1.0).abs() < 1e-12);

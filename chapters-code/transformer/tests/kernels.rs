@@ -1,9 +1,10 @@
-//! The fused kernels compute what the plain differentiable operations compute: same outputs,
-//! same gradients (within a few f32 ulps), and gradients that match finite differences taken
-//! in f64 arithmetic, with respect to every input and parameter. Small shapes check the
-//! arithmetic; shapes that span several parallel tasks (hundreds of rows, tens of thousands of
-//! elements) check how the work is split and how partial sums are added up again. Switching
-//! kernels on and off is process-wide, so the tests that do it hold one lock.
+//! The fused kernels compute what the plain differentiable operations compute: same
+//! outputs, same gradients (within a few f32 ulps), and gradients that match finite
+//! differences taken in f64 arithmetic, with respect to every input and parameter.
+//! Small shapes check the arithmetic; shapes that span several parallel tasks
+//! (hundreds of rows, tens of thousands of elements) check how the work is split
+//! and how partial sums are added up again. Switching kernels on and off is
+//! process-wide, so the tests that do it hold one lock.
 
 mod common;
 
@@ -16,7 +17,10 @@ use transformer::kernels::{self, Lever};
 use transformer::layers::{LayerNorm, Linear, gelu, softmax_last};
 use transformer::loss::{masked_cross_entropy, token_nll};
 use transformer::train::{AdamW, TrainConfig};
-use transformer::{Config, DEVICE, DecoderOnly, MaskKind, ParamStore, PositionKind, SelfAttention, rng};
+use transformer::{
+    Config, DEVICE, DecoderOnly, MaskKind, ParamStore, PositionKind, SelfAttention,
+    rng,
+};
 
 static LEVERS: Mutex<()> = Mutex::new(());
 
@@ -26,7 +30,12 @@ fn levers() -> std::sync::MutexGuard<'static, ()> {
 
 fn random(seed: u64, shape: &[usize], std: f64) -> Tensor {
     let n = shape.iter().product();
-    Tensor::from_vec(rng::normal_vec(&mut rng::seeded(seed), n, std), shape, &DEVICE).unwrap()
+    Tensor::from_vec(
+        rng::normal_vec(&mut rng::seeded(seed), n, std),
+        shape,
+        &DEVICE,
+    )
+    .unwrap()
 }
 
 fn var(seed: u64, shape: &[usize], std: f64) -> Var {
@@ -45,18 +54,34 @@ fn rel_diff(a: &Tensor, b: &Tensor) -> f32 {
     a.iter().zip(&b).fold(0f32, |m, (x, y)| m.max((x - y).abs())) / scale
 }
 
-/// Output and gradients (with respect to `vars`) of `sum(f(vars) ⊙ w)`, with one lever on or off.
-fn run(lever: Lever, on: bool, vars: &[&Var], w: &Tensor, f: &dyn Fn() -> Tensor) -> (Tensor, Vec<Tensor>) {
+/// Output and gradients (with respect to `vars`) of `sum(f(vars) ⊙ w)`, with one
+/// lever on or off.
+fn run(
+    lever: Lever,
+    on: bool,
+    vars: &[&Var],
+    w: &Tensor,
+    f: &dyn Fn() -> Tensor,
+) -> (Tensor, Vec<Tensor>) {
     kernels::set(lever, on);
     let y = f();
     let grads = (&y * w).unwrap().sum_all().unwrap().backward().unwrap();
-    let g = vars.iter().map(|v| grads.get(v.as_tensor()).expect("a gradient").clone()).collect();
+    let g = vars
+        .iter()
+        .map(|v| grads.get(v.as_tensor()).expect("a gradient").clone())
+        .collect();
     kernels::set(lever, true);
     (y, g)
 }
 
 /// Fused and plain agree on the output and on every gradient.
-fn assert_fused_equals_plain(lever: Lever, vars: &[&Var], w: &Tensor, f: &dyn Fn() -> Tensor, tol: f32) {
+fn assert_fused_equals_plain(
+    lever: Lever,
+    vars: &[&Var],
+    w: &Tensor,
+    f: &dyn Fn() -> Tensor,
+    tol: f32,
+) {
     let (y1, g1) = run(lever, true, vars, w, f);
     let (y0, g0) = run(lever, false, vars, w, f);
     let d = rel_diff(&y1, &y0);
@@ -67,9 +92,10 @@ fn assert_fused_equals_plain(lever: Lever, vars: &[&Var], w: &Tensor, f: &dyn Fn
     }
 }
 
-/// The fused gradients of `sum(f() ⊙ w)` with respect to every one of `vars`, against central
-/// differences of the same function computed in f64 by `f64_fn` (given every var in f64, in
-/// order, and run with every kernel off), at a few coordinates of each.
+/// The fused gradients of `sum(f() ⊙ w)` with respect to every one of `vars`,
+/// against central differences of the same function computed in f64 by `f64_fn`
+/// (given every var in f64, in order, and run with every kernel off), at a few
+/// coordinates of each.
 fn assert_matches_finite_differences(
     lever: Lever,
     vars: &[&Var],
@@ -78,11 +104,13 @@ fn assert_matches_finite_differences(
     f64_fn: &dyn Fn(&[Tensor]) -> Tensor,
 ) {
     let (_, grads) = run(lever, true, vars, w, f);
-    let x64: Vec<Tensor> = vars.iter().map(|v| v.as_tensor().to_dtype(DType::F64).unwrap()).collect();
+    let x64: Vec<Tensor> =
+        vars.iter().map(|v| v.as_tensor().to_dtype(DType::F64).unwrap()).collect();
     let w64 = w.to_dtype(DType::F64).unwrap();
     let loss = |ts: &[Tensor]| -> f64 {
         kernels::set_all(false);
-        let l = (f64_fn(ts) * &w64).unwrap().sum_all().unwrap().to_scalar().unwrap();
+        let l =
+            (f64_fn(ts) * &w64).unwrap().sum_all().unwrap().to_scalar().unwrap();
         kernels::set_all(true);
         l
     };
@@ -102,7 +130,11 @@ fn assert_matches_finite_differences(
             down[idx] -= h;
             let numeric = (at(&up) - at(&down)) / (2.0 * h);
             let err = (numeric - f64::from(g[idx])).abs() / f64::from(gmax);
-            assert!(err < 1e-4, "{lever:?} var {vi}[{idx}]: fused {} vs finite difference {numeric}", g[idx]);
+            assert!(
+                err < 1e-4,
+                "{lever:?} var {vi}[{idx}]: fused {} vs finite difference {numeric}",
+                g[idx]
+            );
         }
     }
 }
@@ -110,18 +142,32 @@ fn assert_matches_finite_differences(
 fn layer_norm_case(x_shape: &[usize], param_shape: &[usize], seed: u64, fd: bool) {
     let d = *x_shape.last().unwrap();
     let x = var(seed, x_shape, 1.5);
-    let gain = Var::from_tensor(&(random(seed + 1, &[d], 0.3) + 1.0).unwrap().reshape(param_shape).unwrap())
-        .unwrap();
+    let gain = Var::from_tensor(
+        &(random(seed + 1, &[d], 0.3) + 1.0).unwrap().reshape(param_shape).unwrap(),
+    )
+    .unwrap();
     let bias = Var::from_tensor(&random(seed + 2, param_shape, 0.3)).unwrap();
-    let ln = LayerNorm { gain: gain.as_tensor().clone(), bias: bias.as_tensor().clone() };
+    let ln = LayerNorm {
+        gain: gain.as_tensor().clone(),
+        bias: bias.as_tensor().clone(),
+    };
     let w = random(seed + 3, x_shape, 1.0);
     let f = || ln.forward(x.as_tensor()).unwrap();
     let tol = if fd { 2e-6 } else { 1e-5 };
     assert_fused_equals_plain(Lever::LayerNorm, &[&x, &gain, &bias], &w, &f, tol);
     if fd {
-        let plain64 =
-            |ts: &[Tensor]| LayerNorm { gain: ts[1].clone(), bias: ts[2].clone() }.forward(&ts[0]).unwrap();
-        assert_matches_finite_differences(Lever::LayerNorm, &[&x, &gain, &bias], &w, &f, &plain64);
+        let plain64 = |ts: &[Tensor]| {
+            LayerNorm { gain: ts[1].clone(), bias: ts[2].clone() }
+                .forward(&ts[0])
+                .unwrap()
+        };
+        assert_matches_finite_differences(
+            Lever::LayerNorm,
+            &[&x, &gain, &bias],
+            &w,
+            &f,
+            &plain64,
+        );
     }
 }
 
@@ -131,11 +177,13 @@ fn fused_layer_norm_equals_the_plain_one_and_finite_differences() {
     layer_norm_case(&[3, 5, 16], &[16], 1, true);
     // [1, d] parameters get [1, d] gradients.
     layer_norm_case(&[2, 3, 8], &[1, 8], 11, true);
-    // 330 rows: 21 tasks, the last one partial, whose gain and bias partials are summed.
+    // 330 rows: 21 tasks, the last one partial, whose gain and bias partials are
+    // summed.
     layer_norm_case(&[3, 110, 48], &[48], 21, false);
 }
 
-/// What attention computes for a softmax: scale, add the mask, softmax (plain or fused).
+/// What attention computes for a softmax: scale, add the mask, softmax (plain or
+/// fused).
 fn scaled_masked_softmax(x: &Tensor, scale: f64, mask: Option<&Tensor>) -> Tensor {
     if kernels::enabled(Lever::Softmax) {
         return kernels::softmax(x, scale, mask).unwrap();
@@ -148,16 +196,29 @@ fn scaled_masked_softmax(x: &Tensor, scale: f64, mask: Option<&Tensor>) -> Tenso
     softmax_last(&s).unwrap()
 }
 
-/// Softmax over `[b, h, t_q, t_k]` scores under `mask`, whose queries sit at `offset`.
-fn softmax_case(mask: &MaskKind, (b, h, t_q, t_k): (usize, usize, usize, usize), offset: usize, fd: bool) {
+/// Softmax over `[b, h, t_q, t_k]` scores under `mask`, whose queries sit at
+/// `offset`.
+fn softmax_case(
+    mask: &MaskKind,
+    (b, h, t_q, t_k): (usize, usize, usize, usize),
+    offset: usize,
+    fd: bool,
+) {
     let x = var(5, &[b, h, t_q, t_k], 2.0);
     let w = random(6, &[b, h, t_q, t_k], 1.0);
     let m = mask.additive(b, t_q, t_k, offset).unwrap();
     let scale = 0.37;
     let f = || scaled_masked_softmax(x.as_tensor(), scale, m.as_ref());
-    assert_fused_equals_plain(Lever::Softmax, &[&x], &w, &f, if fd { 2e-6 } else { 1e-5 });
+    assert_fused_equals_plain(
+        Lever::Softmax,
+        &[&x],
+        &w,
+        &f,
+        if fd { 2e-6 } else { 1e-5 },
+    );
     if fd {
-        let plain64 = |ts: &[Tensor]| scaled_masked_softmax(&ts[0], scale, m.as_ref());
+        let plain64 =
+            |ts: &[Tensor]| scaled_masked_softmax(&ts[0], scale, m.as_ref());
         assert_matches_finite_differences(Lever::Softmax, &[&x], &w, &f, &plain64);
     }
     // Blocked entries are exactly zero, allowed ones positive.
@@ -169,7 +230,11 @@ fn softmax_case(mask: &MaskKind, (b, h, t_q, t_k): (usize, usize, usize, usize),
                 for j in 0..t_k {
                     let p = y[((bi * h + hi) * t_q + i) * t_k + j];
                     let open = mask.allows_head(bi, hi, offset + i, j);
-                    assert_eq!(p > 0.0, open, "{mask:?} row {bi} head {hi} ({i}, {j})");
+                    assert_eq!(
+                        p > 0.0,
+                        open,
+                        "{mask:?} row {bi} head {hi} ({i}, {j})"
+                    );
                 }
             }
         }
@@ -179,17 +244,30 @@ fn softmax_case(mask: &MaskKind, (b, h, t_q, t_k): (usize, usize, usize, usize),
 #[test]
 fn fused_masked_softmax_equals_the_plain_one_and_finite_differences() {
     let _l = levers();
-    for mask in [MaskKind::Causal, MaskKind::Prefix(vec![2, 5]), MaskKind::Bidirectional] {
+    for mask in
+        [MaskKind::Causal, MaskKind::Prefix(vec![2, 5]), MaskKind::Bidirectional]
+    {
         softmax_case(&mask, (2, 3, 7, 7), 0, true);
         // One query against cached keys, as in decoding.
         softmax_case(&mask, (2, 3, 1, 6), 5, true);
-        // 360 rows of 70 keys (6 tasks of 64 rows, the last partial); 60 queries at offset 10.
+        // 360 rows of 70 keys (6 tasks of 64 rows, the last partial); 60 queries at
+        // offset 10.
         softmax_case(&mask, (2, 3, 60, 70), 10, false);
     }
     softmax_case(&MaskKind::Prefix(vec![3, 50]), (2, 3, 60, 70), 10, false);
     // One mask per head: forward-causal and backward-causal heads.
-    softmax_case(&MaskKind::ForwardBackward { heads: 3, forward: 1 }, (2, 3, 7, 7), 0, true);
-    softmax_case(&MaskKind::ForwardBackward { heads: 3, forward: 2 }, (2, 3, 60, 60), 0, false);
+    softmax_case(
+        &MaskKind::ForwardBackward { heads: 3, forward: 1 },
+        (2, 3, 7, 7),
+        0,
+        true,
+    );
+    softmax_case(
+        &MaskKind::ForwardBackward { heads: 3, forward: 2 },
+        (2, 3, 60, 60),
+        0,
+        false,
+    );
     // Rows of 2,500 keys: sums over three blocks of 1,024, the last one partial.
     softmax_case(&MaskKind::Causal, (1, 2, 3, 2_500), 2_490, false);
     softmax_case(&MaskKind::Bidirectional, (1, 2, 3, 2_500), 0, false);
@@ -214,22 +292,38 @@ fn fused_gelu_equals_the_plain_one_and_finite_differences() {
 #[test]
 fn fused_cross_entropy_equals_the_plain_one_and_finite_differences() {
     let _l = levers();
-    for ((b, t, v), fd) in
-        [((3, 5, 11), true), ((2, 1, 11), true), ((3, 110, 37), false), ((2, 3, 3_001), false)]
-    {
+    for ((b, t, v), fd) in [
+        ((3, 5, 11), true),
+        ((2, 1, 11), true),
+        ((3, 110, 37), false),
+        ((2, 3, 3_001), false),
+    ] {
         let x = var(9, &[b, t, v], 3.0);
         let targets = random_ids(&mut rng::seeded(10), b, t, v);
         let w = random(11, &[b, t], 1.0);
         let f = || token_nll(x.as_tensor(), &targets).unwrap();
-        assert_fused_equals_plain(Lever::CrossEntropy, &[&x], &w, &f, if fd { 2e-6 } else { 1e-5 });
+        assert_fused_equals_plain(
+            Lever::CrossEntropy,
+            &[&x],
+            &w,
+            &f,
+            if fd { 2e-6 } else { 1e-5 },
+        );
         if fd {
             let plain64 = |ts: &[Tensor]| token_nll(&ts[0], &targets).unwrap();
-            assert_matches_finite_differences(Lever::CrossEntropy, &[&x], &w, &f, &plain64);
+            assert_matches_finite_differences(
+                Lever::CrossEntropy,
+                &[&x],
+                &w,
+                &f,
+                &plain64,
+            );
         }
     }
 }
 
-/// The whole model: every parameter's gradient with all kernels equals the plain one.
+/// The whole model: every parameter's gradient with all kernels equals the plain
+/// one.
 #[test]
 fn fused_model_gradients_equal_the_plain_ones() {
     let _l = levers();
@@ -237,14 +331,30 @@ fn fused_model_gradients_equal_the_plain_ones() {
     let s = ParamStore::new(3);
     let m = DecoderOnly::new(&s, "dec", &cfg).unwrap();
     let ids = random_ids(&mut rng::seeded(4), 2, 12, cfg.vocab_size);
-    let w = Tensor::from_vec((0..24).map(|i| (i % 3) as f32).collect::<Vec<_>>(), (2, 12), &DEVICE).unwrap();
+    let w = Tensor::from_vec(
+        (0..24).map(|i| (i % 3) as f32).collect::<Vec<_>>(),
+        (2, 12),
+        &DEVICE,
+    )
+    .unwrap();
     let grads = |on: bool| {
         kernels::set_all(on);
-        let loss = masked_cross_entropy(&m.forward(&ids, &MaskKind::prefix(4)).unwrap(), &ids, &w).unwrap();
+        let loss = masked_cross_entropy(
+            &m.forward(&ids, &MaskKind::prefix(4)).unwrap(),
+            &ids,
+            &w,
+        )
+        .unwrap();
         let g = loss.backward().unwrap();
         kernels::set_all(true);
         let l: f32 = loss.to_scalar().unwrap();
-        (l, s.vars().into_iter().map(|(n, v)| (n, g.get(v.as_tensor()).unwrap().clone())).collect::<Vec<_>>())
+        (
+            l,
+            s.vars()
+                .into_iter()
+                .map(|(n, v)| (n, g.get(v.as_tensor()).unwrap().clone()))
+                .collect::<Vec<_>>(),
+        )
     };
     let (l1, g1) = grads(true);
     let (l0, g0) = grads(false);
@@ -255,10 +365,11 @@ fn fused_model_gradients_equal_the_plain_ones() {
     }
 }
 
-/// The in-place AdamW step moves the parameters as the plain one does. (On a quadratic loss:
-/// in a real model some gradients are pure rounding noise, such as the key biases', which
-/// softmax ignores, and Adam's normalisation turns such noise into full-size steps.) The
-/// matrix has 42,000 values: three tasks, the last one partial.
+/// The in-place AdamW step moves the parameters as the plain one does. (On a
+/// quadratic loss: in a real model some gradients are pure rounding noise, such as
+/// the key biases', which softmax ignores, and Adam's normalisation turns such
+/// noise into full-size steps.) The matrix has 42,000 values: three tasks, the last
+/// one partial.
 #[test]
 fn fused_adamw_equals_the_plain_one() {
     let _l = levers();
@@ -268,8 +379,13 @@ fn fused_adamw_equals_the_plain_one() {
             let sc = s.scope("p");
             let a = sc.normal("matrix", (rows, cols), 1.0).unwrap();
             let b = sc.constant("vector", cols, 0.5).unwrap();
-            let (ta, tb) = (random(20, &[rows, cols], 1.0), random(21, &[cols], 1.0));
-            let cfg = TrainConfig { clip: 2.0, weight_decay: 0.1, ..TrainConfig::default() };
+            let (ta, tb) =
+                (random(20, &[rows, cols], 1.0), random(21, &[cols], 1.0));
+            let cfg = TrainConfig {
+                clip: 2.0,
+                weight_decay: 0.1,
+                ..TrainConfig::default()
+            };
             let mut opt = AdamW::new(&s, &cfg).unwrap();
             for _ in 0..4 {
                 let loss = ((&a - &ta).unwrap().sqr().unwrap().sum_all().unwrap()
@@ -280,18 +396,31 @@ fn fused_adamw_equals_the_plain_one() {
                 opt.step(&grads, 1e-1).unwrap();
                 kernels::set(Lever::AdamW, true);
             }
-            s.vars().into_iter().map(|(n, v)| (n, v.as_tensor().clone())).collect::<Vec<_>>()
+            s.vars()
+                .into_iter()
+                .map(|(n, v)| (n, v.as_tensor().clone()))
+                .collect::<Vec<_>>()
         };
         let (fused, plain) = (params(true), params(false));
         for ((name, a), (_, b)) in fused.iter().zip(&plain) {
             let d = rel_diff(a, b);
-            assert!(d < 1e-6, "{name} {rows}×{cols}: parameters differ by {d:e} after 4 steps");
+            assert!(
+                d < 1e-6,
+                "{name} {rows}×{cols}: parameters differ by {d:e} after 4 steps"
+            );
         }
     }
 }
 
-/// A linear layer on `x_shape`, with no bias, a `[d_out]` bias or a `[1, d_out]` one.
-fn linear_case(x_shape: &[usize], d_out: usize, bias_rank: usize, seed: u64, fd: bool) {
+/// A linear layer on `x_shape`, with no bias, a `[d_out]` bias or a `[1, d_out]`
+/// one.
+fn linear_case(
+    x_shape: &[usize],
+    d_out: usize,
+    bias_rank: usize,
+    seed: u64,
+    fd: bool,
+) {
     let d_in = *x_shape.last().unwrap();
     let x = var(seed, x_shape, 1.0);
     let w = var(seed + 1, &[d_out, d_in], 0.3);
@@ -303,14 +432,25 @@ fn linear_case(x_shape: &[usize], d_out: usize, bias_rank: usize, seed: u64, fd:
     let mut out_shape = x_shape.to_vec();
     *out_shape.last_mut().unwrap() = d_out;
     let out = random(seed + 3, &out_shape, 1.0);
-    let lin = Linear { weight: w.as_tensor().clone(), bias: b.as_ref().map(|b| b.as_tensor().clone()) };
+    let lin = Linear {
+        weight: w.as_tensor().clone(),
+        bias: b.as_ref().map(|b| b.as_tensor().clone()),
+    };
     let f = || lin.forward(x.as_tensor()).unwrap();
     let mut vars = vec![&x, &w];
     vars.extend(b.as_ref());
-    assert_fused_equals_plain(Lever::Linear, &vars, &out, &f, if fd { 2e-6 } else { 1e-5 });
+    assert_fused_equals_plain(
+        Lever::Linear,
+        &vars,
+        &out,
+        &f,
+        if fd { 2e-6 } else { 1e-5 },
+    );
     if fd {
         let plain64 = |ts: &[Tensor]| {
-            Linear { weight: ts[1].clone(), bias: ts.get(2).cloned() }.forward(&ts[0]).unwrap()
+            Linear { weight: ts[1].clone(), bias: ts.get(2).cloned() }
+                .forward(&ts[0])
+                .unwrap()
         };
         assert_matches_finite_differences(Lever::Linear, &vars, &out, &f, &plain64);
     }
@@ -321,15 +461,27 @@ fn fused_linear_equals_the_plain_one_and_finite_differences() {
     let _l = levers();
     for bias_rank in [1, 0, 2] {
         linear_case(&[3, 5, 16], 24, bias_rank, 12, true);
-        // 330 rows: six partial bias sums of 64 rows, the last one partial; d_out ≠ d_in.
+        // 330 rows: six partial bias sums of 64 rows, the last one partial; d_out ≠
+        // d_in.
         linear_case(&[3, 110, 40], 56, bias_rank, 32, false);
     }
     linear_case(&[1, 1, 16], 24, 1, 42, true);
 }
 
-/// A self-attention layer with `h` query heads sharing `g` key/value heads of size `hd`.
-fn attention_layer(h: usize, g: usize, hd: usize, seed: u64) -> (ParamStore, SelfAttention, Config) {
-    let cfg = Config { d_model: h * hd, n_heads: h, n_kv_heads: g, ..small(PositionKind::Learned, false, g) };
+/// A self-attention layer with `h` query heads sharing `g` key/value heads of size
+/// `hd`.
+fn attention_layer(
+    h: usize,
+    g: usize,
+    hd: usize,
+    seed: u64,
+) -> (ParamStore, SelfAttention, Config) {
+    let cfg = Config {
+        d_model: h * hd,
+        n_heads: h,
+        n_kv_heads: g,
+        ..small(PositionKind::Learned, false, g)
+    };
     let s = ParamStore::new(seed);
     let attn = SelfAttention::new(&s.scope("a"), &cfg, 0.2).unwrap();
     // Non-zero biases, so that their gradients are tested on a general point.
@@ -341,10 +493,16 @@ fn attention_layer(h: usize, g: usize, hd: usize, seed: u64) -> (ParamStore, Sel
     (s, attn, cfg)
 }
 
-/// Fused attention against the plain path, for the input and every parameter: outputs and
-/// gradients, then the gradients of a second backward pass, which recomputes the
-/// probabilities instead of reusing the saved ones; finite differences if `fd`.
-fn attention_case(mask: &MaskKind, (b, t): (usize, usize), (h, g, hd): (usize, usize, usize), fd: bool) {
+/// Fused attention against the plain path, for the input and every parameter:
+/// outputs and gradients, then the gradients of a second backward pass, which
+/// recomputes the probabilities instead of reusing the saved ones; finite
+/// differences if `fd`.
+fn attention_case(
+    mask: &MaskKind,
+    (b, t): (usize, usize),
+    (h, g, hd): (usize, usize, usize),
+    fd: bool,
+) {
     let (s, attn, cfg) = attention_layer(h, g, hd, 6);
     let x = var(16, &[b, t, cfg.d_model], 1.0);
     let out = random(17, &[b, t, cfg.d_model], 1.0);
@@ -356,49 +514,94 @@ fn attention_case(mask: &MaskKind, (b, t): (usize, usize), (h, g, hd): (usize, u
     let f = || attn.forward(x.as_tensor(), mask, None, false).unwrap().0;
     let tol = if fd { 2e-6 } else { 1e-5 };
     assert_fused_equals_plain(Lever::Attention, &vars, &out, &f, tol);
-    // Two backward passes through one forward: the second recomputes the probabilities.
+    // Two backward passes through one forward: the second recomputes the
+    // probabilities.
     let y = f();
     let loss = (&y * &out).unwrap().sum_all().unwrap();
     let (first, second) = (loss.backward().unwrap(), loss.backward().unwrap());
     for (i, v) in vars.iter().enumerate() {
-        let (a, b) = (first.get(v.as_tensor()).unwrap(), second.get(v.as_tensor()).unwrap());
-        assert_eq!(values(a), values(b), "{mask:?}: gradient {i} of the recomputing backward differs");
+        let (a, b) =
+            (first.get(v.as_tensor()).unwrap(), second.get(v.as_tensor()).unwrap());
+        assert_eq!(
+            values(a),
+            values(b),
+            "{mask:?}: gradient {i} of the recomputing backward differs"
+        );
     }
     if fd {
         let plain64 = |ts: &[Tensor]| {
-            let lin = |w: &Tensor, b: &Tensor| Linear { weight: w.clone(), bias: Some(b.clone()) };
-            let a64 = SelfAttention { qkv: lin(&ts[1], &ts[2]), out: lin(&ts[3], &ts[4]), ..attn.clone() };
+            let lin = |w: &Tensor, b: &Tensor| Linear {
+                weight: w.clone(),
+                bias: Some(b.clone()),
+            };
+            let a64 = SelfAttention {
+                qkv: lin(&ts[1], &ts[2]),
+                out: lin(&ts[3], &ts[4]),
+                ..attn.clone()
+            };
             a64.forward(&ts[0], mask, None, false).unwrap().0
         };
-        assert_matches_finite_differences(Lever::Attention, &vars, &out, &f, &plain64);
+        assert_matches_finite_differences(
+            Lever::Attention,
+            &vars,
+            &out,
+            &f,
+            &plain64,
+        );
     }
 }
 
 #[test]
 fn fused_attention_equals_the_plain_one_and_finite_differences() {
     let _l = levers();
-    for (mask, kv) in [(MaskKind::Causal, 4), (MaskKind::Prefix(vec![2, 5]), 2), (MaskKind::Bidirectional, 1)]
-    {
+    for (mask, kv) in [
+        (MaskKind::Causal, 4),
+        (MaskKind::Prefix(vec![2, 5]), 2),
+        (MaskKind::Bidirectional, 1),
+    ] {
         attention_case(&mask, (2, 7), (4, kv, 4), true);
     }
-    // GQA with three groups of two, head size 16; one position; then a longer sequence.
-    for mask in [MaskKind::Causal, MaskKind::Prefix(vec![2, 5]), MaskKind::Bidirectional] {
+    // GQA with three groups of two, head size 16; one position; then a longer
+    // sequence.
+    for mask in
+        [MaskKind::Causal, MaskKind::Prefix(vec![2, 5]), MaskKind::Bidirectional]
+    {
         attention_case(&mask, (2, 5), (6, 3, 16), true);
         attention_case(&mask, (2, 1), (6, 3, 16), true);
     }
-    for mask in [MaskKind::Causal, MaskKind::Prefix(vec![3, 40, 17]), MaskKind::Bidirectional] {
+    for mask in [
+        MaskKind::Causal,
+        MaskKind::Prefix(vec![3, 40, 17]),
+        MaskKind::Bidirectional,
+    ] {
         attention_case(&mask, (3, 40), (6, 3, 16), false);
     }
     attention_case(&MaskKind::Prefix(vec![3, 40, 17]), (3, 40), (6, 2, 16), false);
     // One mask per head, with and without grouped keys and values.
-    attention_case(&MaskKind::ForwardBackward { heads: 4, forward: 2 }, (2, 7), (4, 4, 4), true);
-    attention_case(&MaskKind::ForwardBackward { heads: 6, forward: 3 }, (2, 9), (6, 3, 16), true);
-    attention_case(&MaskKind::ForwardBackward { heads: 6, forward: 3 }, (3, 40), (6, 2, 16), false);
+    attention_case(
+        &MaskKind::ForwardBackward { heads: 4, forward: 2 },
+        (2, 7),
+        (4, 4, 4),
+        true,
+    );
+    attention_case(
+        &MaskKind::ForwardBackward { heads: 6, forward: 3 },
+        (2, 9),
+        (6, 3, 16),
+        true,
+    );
+    attention_case(
+        &MaskKind::ForwardBackward { heads: 6, forward: 3 },
+        (3, 40),
+        (6, 2, 16),
+        false,
+    );
 }
 
 proptest! {
     #![proptest_config(ProptestConfig {
-        // A fixed seed: the same cases on every run (3,000 random ones passed while writing).
+        // A fixed seed: the same cases on every run (3,000 random ones passed while
+        // writing).
         cases: 64,
         failure_persistence: None,
         rng_seed: proptest::test_runner::RngSeed::Fixed(2026),
@@ -423,12 +626,14 @@ proptest! {
         let d = h * hd;
         linear_case(&[b, t, d], 3 * d + 1, 1, seed, false);
         if d >= 8 {
-            // Over a handful of values, LayerNorm's input gradient is nearly zero (exactly zero
-            // over one or two), and both paths compute rounding noise, which does not compare.
+            // Over a handful of values, LayerNorm's input gradient is nearly zero
+            // (exactly zero over one or two), and both paths compute rounding
+            // noise, which does not compare.
             layer_norm_case(&[b, t, d], &[d], seed, false);
         }
-        // GELU's error is relative to its largest values: at least 64 of them, so that the
-        // largest is not a tiny one, where both tanh approximations cancel to different noise.
+        // GELU's error is relative to its largest values: at least 64 of them, so
+        // that the largest is not a tiny one, where both tanh approximations cancel
+        // to different noise.
         let x = var(seed, &[b, t, d + 64], 3.0);
         let w = random(seed + 1, &[b, t, d + 64], 1.0);
         let f = || gelu(x.as_tensor()).unwrap();

@@ -1,6 +1,7 @@
-//! Accuracy and speed of the long reductions in the fused softmax and cross-entropy, on demand:
-//! `cargo test --release -p transformer --test kernels_timing -- --ignored --nocapture`.
-//! Not part of the normal run (timings say nothing on a shared machine under test load).
+//! Accuracy and speed of the long reductions in the fused softmax and
+//! cross-entropy, on demand: `cargo test --release -p transformer --test
+//! kernels_timing -- --ignored --nocapture`. Not part of the normal run (timings
+//! say nothing on a shared machine under test load).
 
 use std::time::Instant;
 
@@ -11,17 +12,26 @@ use transformer::{DEVICE, rng};
 
 fn random(seed: u64, shape: &[usize], std: f64) -> Tensor {
     let n = shape.iter().product();
-    Tensor::from_vec(rng::normal_vec(&mut rng::seeded(seed), n, std), shape, &DEVICE).unwrap()
+    Tensor::from_vec(
+        rng::normal_vec(&mut rng::seeded(seed), n, std),
+        shape,
+        &DEVICE,
+    )
+    .unwrap()
 }
 
-/// Largest `|Σ_j p_ij − 1|` over the rows of a softmax output, the sums taken in f64.
+/// Largest `|Σ_j p_ij − 1|` over the rows of a softmax output, the sums taken in
+/// f64.
 fn worst_row_sum_error(p: &Tensor) -> f64 {
     let t_k = p.dims()[p.rank() - 1];
     let v: Vec<f32> = p.flatten_all().unwrap().to_vec1().unwrap();
-    v.chunks(t_k).map(|r| (r.iter().map(|&a| f64::from(a)).sum::<f64>() - 1.0).abs()).fold(0.0, f64::max)
+    v.chunks(t_k)
+        .map(|r| (r.iter().map(|&a| f64::from(a)).sum::<f64>() - 1.0).abs())
+        .fold(0.0, f64::max)
 }
 
-/// Best wall time of `f` over `n` runs, in milliseconds (the least disturbed by other load).
+/// Best wall time of `f` over `n` runs, in milliseconds (the least disturbed by
+/// other load).
 fn best_ms(n: usize, mut f: impl FnMut()) -> f64 {
     f();
     let mut times: Vec<f64> = (0..n)
@@ -55,8 +65,12 @@ fn long_reductions_accuracy_and_speed() {
     }
     let (rows, v) = (512, 8_192);
     let logits = Var::from_tensor(&random(2, &[rows, v], 3.0)).unwrap();
-    let targets =
-        Tensor::from_vec((0..rows as u32).map(|i| i * 13 % v as u32).collect(), rows, &DEVICE).unwrap();
+    let targets = Tensor::from_vec(
+        (0..rows as u32).map(|i| i * 13 % v as u32).collect(),
+        rows,
+        &DEVICE,
+    )
+    .unwrap();
     let ms = best_ms(21, || {
         let nll = token_nll(logits.as_tensor(), &targets).unwrap();
         nll.sum_all().unwrap().backward().unwrap();

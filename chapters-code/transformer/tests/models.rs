@@ -7,7 +7,8 @@ use candle_core::{IndexOp, Tensor};
 use common::{max_abs_diff, random_ids, small};
 use transformer::model::Forward;
 use transformer::{
-    Config, DecoderOnly, EncoderDecoder, KvCache, MaskKind, ParamStore, PositionKind, flops, rng,
+    Config, DecoderOnly, EncoderDecoder, KvCache, MaskKind, ParamStore,
+    PositionKind, flops, rng,
 };
 
 fn configs() -> Vec<Config> {
@@ -37,8 +38,12 @@ fn parameter_formulas_equal_the_real_variables() {
     }
 }
 
-/// The loss of `ed` on a fixed batch, and its gradient for every variable of `store`, by name.
-fn ed_gradients(ed: &EncoderDecoder, store: &ParamStore) -> std::collections::HashMap<String, Vec<f32>> {
+/// The loss of `ed` on a fixed batch, and its gradient for every variable of
+/// `store`, by name.
+fn ed_gradients(
+    ed: &EncoderDecoder,
+    store: &ParamStore,
+) -> std::collections::HashMap<String, Vec<f32>> {
     let cfg = &ed.cfg;
     let src = random_ids(&mut rng::seeded(2), 2, 6, cfg.vocab_size);
     let tgt = random_ids(&mut rng::seeded(3), 2, 5, cfg.vocab_size);
@@ -48,30 +53,41 @@ fn ed_gradients(ed: &EncoderDecoder, store: &ParamStore) -> std::collections::Ha
         .vars()
         .into_iter()
         .map(|(n, v)| {
-            let g = grads.get(v.as_tensor()).expect("every variable gets a gradient");
+            let g =
+                grads.get(v.as_tensor()).expect("every variable gets a gradient");
             (n, g.flatten_all().unwrap().to_vec1::<f32>().unwrap())
         })
         .collect()
 }
 
 #[test]
-fn the_shared_encoder_decoder_has_one_set_of_block_weights_trained_from_both_sides() {
+fn the_shared_encoder_decoder_has_one_set_of_block_weights_trained_from_both_sides()
+{
     let cfg = small(PositionKind::Learned, false, 2);
     let shared_store = ParamStore::new(7);
     let shared = EncoderDecoder::shared(&shared_store, "ed", &cfg).unwrap();
-    // One set of variables: the decoder owns only its cross-attention and LayerNorms.
-    let names: Vec<String> = shared_store.vars().into_iter().map(|(n, _)| n).collect();
+    // One set of variables: the decoder owns only its cross-attention and
+    // LayerNorms.
+    let names: Vec<String> =
+        shared_store.vars().into_iter().map(|(n, _)| n).collect();
     for n in names.iter().filter(|n| n.starts_with("ed.decoder.")) {
         let rest = n.splitn(4, '.').nth(3).unwrap();
-        assert!(rest.starts_with("cross.") || rest.starts_with("ln_cross."), "{n} is not shared");
+        assert!(
+            rest.starts_with("cross.") || rest.starts_with("ln_cross."),
+            "{n} is not shared"
+        );
     }
-    // The same weights, unshared: decoder blocks hold copies of the encoder's values.
+    // The same weights, unshared: decoder blocks hold copies of the encoder's
+    // values.
     let plain_store = ParamStore::new(0);
     let plain = EncoderDecoder::new(&plain_store, "ed", &cfg).unwrap();
     let values = shared_store.tensors();
     let source = |n: &str| -> String {
         match n.splitn(4, '.').collect::<Vec<_>>()[..] {
-            ["ed", "decoder", i, rest] if !rest.starts_with("cross.") && !rest.starts_with("ln_cross.") => {
+            ["ed", "decoder", i, rest]
+                if !rest.starts_with("cross.")
+                    && !rest.starts_with("ln_cross.") =>
+            {
                 format!("ed.encoder.{i}.{rest}")
             }
             _ => n.into(),
@@ -82,17 +98,32 @@ fn the_shared_encoder_decoder_has_one_set_of_block_weights_trained_from_both_sid
     }
     let src = random_ids(&mut rng::seeded(2), 2, 6, cfg.vocab_size);
     let tgt = random_ids(&mut rng::seeded(3), 2, 5, cfg.vocab_size);
-    let diff = max_abs_diff(&shared.forward(&src, &tgt).unwrap(), &plain.forward(&src, &tgt).unwrap());
+    let diff = max_abs_diff(
+        &shared.forward(&src, &tgt).unwrap(),
+        &plain.forward(&src, &tgt).unwrap(),
+    );
     assert_eq!(diff, 0.0, "the same function");
     // A shared weight's gradient is the sum of its encoder and decoder uses.
-    let (gs, gp) = (ed_gradients(&shared, &shared_store), ed_gradients(&plain, &plain_store));
+    let (gs, gp) =
+        (ed_gradients(&shared, &shared_store), ed_gradients(&plain, &plain_store));
     let weight = "ed.encoder.1.attn.qkv.weight";
-    let both: Vec<f32> =
-        gp[weight].iter().zip(&gp["ed.decoder.1.attn.qkv.weight"]).map(|(a, b)| a + b).collect();
-    let worst = gs[weight].iter().zip(&both).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
+    let both: Vec<f32> = gp[weight]
+        .iter()
+        .zip(&gp["ed.decoder.1.attn.qkv.weight"])
+        .map(|(a, b)| a + b)
+        .collect();
+    let worst = gs[weight]
+        .iter()
+        .zip(&both)
+        .map(|(a, b)| (a - b).abs())
+        .fold(0f32, f32::max);
     let scale = both.iter().map(|x| x.abs()).fold(0f32, f32::max);
     assert!(scale > 0.0 && worst <= 1e-5 * scale, "{worst} vs {scale}");
-    let enc_only = gp[weight].iter().zip(&gs[weight]).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
+    let enc_only = gp[weight]
+        .iter()
+        .zip(&gs[weight])
+        .map(|(a, b)| (a - b).abs())
+        .fold(0f32, f32::max);
     assert!(enc_only > 1e-3 * scale, "the decoder's use contributes");
 }
 
@@ -106,7 +137,8 @@ fn forward_and_backward_heads_never_read_the_future_or_the_past() {
     let ids = random_ids(&mut rng::seeded(1), 2, t, cfg.vocab_size);
     let out = model.run(&ids, &mask, Forward { cache: None, trace: true }).unwrap();
     for layer in &out.layers {
-        let probs: Vec<f32> = layer.attn.probs.flatten_all().unwrap().to_vec1().unwrap();
+        let probs: Vec<f32> =
+            layer.attn.probs.flatten_all().unwrap().to_vec1().unwrap();
         for b in 0..2 {
             for head in 0..h {
                 for i in 0..t {
@@ -119,12 +151,14 @@ fn forward_and_backward_heads_never_read_the_future_or_the_past() {
             }
         }
     }
-    // The layer as a whole reads both ways: changing the last token changes the first output.
+    // The layer as a whole reads both ways: changing the last token changes the
+    // first output.
     let v: Vec<u32> = ids.flatten_all().unwrap().to_vec1().unwrap();
     let mut w = v.clone();
     w[t - 1] = (w[t - 1] + 1) % cfg.vocab_size as u32;
     let ids2 = Tensor::from_vec(w, (2, t), &transformer::DEVICE).unwrap();
-    let (a, b) = (model.forward(&ids, &mask).unwrap(), model.forward(&ids2, &mask).unwrap());
+    let (a, b) =
+        (model.forward(&ids, &mask).unwrap(), model.forward(&ids2, &mask).unwrap());
     assert!(max_abs_diff(&a.i((0, 0)).unwrap(), &b.i((0, 0)).unwrap()) > 0.0);
 }
 
@@ -135,8 +169,13 @@ fn flop_formulas_equal_the_counted_matmuls() {
         let dec = DecoderOnly::new(&s, "dec", &cfg).unwrap();
         let (b, t) = (3, 10);
         let ids = random_ids(&mut rng::seeded(1), b, t, cfg.vocab_size);
-        let (_, counted) = flops::count(|| dec.forward(&ids, &MaskKind::Causal).unwrap());
-        assert_eq!(counted, (b * t) as u64 * cfg.decoder_only_flops_per_token(t), "{cfg:?}");
+        let (_, counted) =
+            flops::count(|| dec.forward(&ids, &MaskKind::Causal).unwrap());
+        assert_eq!(
+            counted,
+            (b * t) as u64 * cfg.decoder_only_flops_per_token(t),
+            "{cfg:?}"
+        );
 
         let s = ParamStore::new(0);
         let ed = EncoderDecoder::new(&s, "ed", &cfg).unwrap();
@@ -147,7 +186,11 @@ fn flop_formulas_equal_the_counted_matmuls() {
         let s = ParamStore::new(0);
         let shared = EncoderDecoder::shared(&s, "ed", &cfg).unwrap();
         let (_, counted) = flops::count(|| shared.forward(&src, &tgt).unwrap());
-        assert_eq!(counted, b as u64 * cfg.encoder_decoder_flops(7, 5), "shared weights, same compute");
+        assert_eq!(
+            counted,
+            b as u64 * cfg.encoder_decoder_flops(7, 5),
+            "shared weights, same compute"
+        );
     }
 }
 
@@ -157,14 +200,23 @@ fn same_seed_same_weights_different_seed_different_weights() {
     let w = |seed| {
         let s = ParamStore::new(seed);
         DecoderOnly::new(&s, "dec", &cfg).unwrap();
-        s.tensors()["dec.blocks.0.attn.qkv.weight"].flatten_all().unwrap().to_vec1::<f32>().unwrap()
+        s.tensors()["dec.blocks.0.attn.qkv.weight"]
+            .flatten_all()
+            .unwrap()
+            .to_vec1::<f32>()
+            .unwrap()
     };
     assert_eq!(w(5), w(5));
     assert_ne!(w(5), w(6));
 }
 
 /// Perturb the token at `pos` and report which output positions changed.
-fn changed_positions(model: &DecoderOnly, mask: &MaskKind, t: usize, pos: usize) -> Vec<bool> {
+fn changed_positions(
+    model: &DecoderOnly,
+    mask: &MaskKind,
+    t: usize,
+    pos: usize,
+) -> Vec<bool> {
     let mut r = rng::seeded(9);
     let ids = random_ids(&mut r, 1, t, model.cfg.vocab_size);
     let mut v = ids.flatten_all().unwrap().to_vec1::<u32>().unwrap();
@@ -172,11 +224,14 @@ fn changed_positions(model: &DecoderOnly, mask: &MaskKind, t: usize, pos: usize)
     let ids2 = Tensor::from_vec(v, (1, t), &transformer::DEVICE).unwrap();
     let a = model.forward(&ids, mask).unwrap();
     let b = model.forward(&ids2, mask).unwrap();
-    (0..t).map(|i| max_abs_diff(&a.i((0, i)).unwrap(), &b.i((0, i)).unwrap()) > 0.0).collect()
+    (0..t)
+        .map(|i| max_abs_diff(&a.i((0, i)).unwrap(), &b.i((0, i)).unwrap()) > 0.0)
+        .collect()
 }
 
 #[test]
-fn causal_outputs_never_depend_on_later_tokens_prefix_outputs_do_inside_the_prefix() {
+fn causal_outputs_never_depend_on_later_tokens_prefix_outputs_do_inside_the_prefix()
+{
     let cfg = small(PositionKind::Learned, false, 4);
     let s = ParamStore::new(3);
     let model = DecoderOnly::new(&s, "dec", &cfg).unwrap();
@@ -187,7 +242,8 @@ fn causal_outputs_never_depend_on_later_tokens_prefix_outputs_do_inside_the_pref
     // Under a prefix of 5, token 3 is in the prefix: every position changes.
     let p = changed_positions(&model, &MaskKind::prefix(k), t, 3);
     assert!(p.iter().all(|&x| x), "{p:?}");
-    // Token 8 is after the prefix: positions before it cannot change, under either mask.
+    // Token 8 is after the prefix: positions before it cannot change, under either
+    // mask.
     let p = changed_positions(&model, &MaskKind::prefix(k), t, 8);
     assert_eq!(p, (0..t).map(|i| i >= 8).collect::<Vec<_>>());
 }
@@ -199,21 +255,32 @@ fn traced_attention_probabilities_respect_the_mask() {
     let model = DecoderOnly::new(&s, "dec", &cfg).unwrap();
     let t = 9;
     let ids = random_ids(&mut rng::seeded(1), 2, t, cfg.vocab_size);
-    for mask in [MaskKind::Bidirectional, MaskKind::Causal, MaskKind::prefix(4), MaskKind::Prefix(vec![2, 6])]
-    {
-        let out = model.run(&ids, &mask, Forward { cache: None, trace: true }).unwrap();
+    for mask in [
+        MaskKind::Bidirectional,
+        MaskKind::Causal,
+        MaskKind::prefix(4),
+        MaskKind::Prefix(vec![2, 6]),
+    ] {
+        let out =
+            model.run(&ids, &mask, Forward { cache: None, trace: true }).unwrap();
         assert_eq!(out.layers.len(), cfg.n_layers);
         for layer in &out.layers {
             assert_eq!(layer.attn.probs.dims(), &[2, cfg.n_heads, t, t]);
-            let probs: Vec<f32> = layer.attn.probs.flatten_all().unwrap().to_vec1().unwrap();
+            let probs: Vec<f32> =
+                layer.attn.probs.flatten_all().unwrap().to_vec1().unwrap();
             for b in 0..2 {
                 let allowed = mask.matrix(b, t, t, 0);
                 for h in 0..cfg.n_heads {
                     for i in 0..t {
-                        let row = &probs[((b * cfg.n_heads + h) * t + i) * t..][..t];
+                        let row =
+                            &probs[((b * cfg.n_heads + h) * t + i) * t..][..t];
                         assert!((row.iter().sum::<f32>() - 1.0).abs() < 1e-5);
                         for j in 0..t {
-                            assert_eq!(row[j] > 0.0, allowed[i][j], "{mask:?} b{b} h{h} i{i} j{j}");
+                            assert_eq!(
+                                row[j] > 0.0,
+                                allowed[i][j],
+                                "{mask:?} b{b} h{h} i{i} j{j}"
+                            );
                         }
                     }
                 }
@@ -224,7 +291,9 @@ fn traced_attention_probabilities_respect_the_mask() {
 
 #[test]
 fn cached_decoding_equals_full_recomputation() {
-    for (mask, kv) in [(MaskKind::Causal, 4), (MaskKind::prefix(4), 2), (MaskKind::Causal, 1)] {
+    for (mask, kv) in
+        [(MaskKind::Causal, 4), (MaskKind::prefix(4), 2), (MaskKind::Causal, 1)]
+    {
         let cfg = small(PositionKind::Learned, false, kv);
         let s = ParamStore::new(11);
         let model = DecoderOnly::new(&s, "dec", &cfg).unwrap();
@@ -235,18 +304,33 @@ fn cached_decoding_equals_full_recomputation() {
         let mut cache: Vec<KvCache> = Vec::new();
         let mut pieces = vec![
             model
-                .run(&ids.narrow(1, 0, 4).unwrap(), &mask, Forward { cache: Some(&mut cache), trace: false })
+                .run(
+                    &ids.narrow(1, 0, 4).unwrap(),
+                    &mask,
+                    Forward { cache: Some(&mut cache), trace: false },
+                )
                 .unwrap()
                 .logits,
         ];
         for i in 4..t {
             let step = ids.narrow(1, i, 1).unwrap();
             pieces.push(
-                model.run(&step, &mask, Forward { cache: Some(&mut cache), trace: false }).unwrap().logits,
+                model
+                    .run(
+                        &step,
+                        &mask,
+                        Forward { cache: Some(&mut cache), trace: false },
+                    )
+                    .unwrap()
+                    .logits,
             );
         }
         let inc = Tensor::cat(&pieces, 1).unwrap();
-        assert!(max_abs_diff(&full, &inc) < 1e-5, "{mask:?}: {}", max_abs_diff(&full, &inc));
+        assert!(
+            max_abs_diff(&full, &inc) < 1e-5,
+            "{mask:?}: {}",
+            max_abs_diff(&full, &inc)
+        );
         assert_eq!(cache[0].len(), t);
         assert_eq!(cache[0].bytes(), 2 * 2 * kv * cfg.head_dim() * t * 4);
     }
@@ -266,7 +350,14 @@ fn encoder_decoder_cached_decoding_equals_teacher_forcing() {
     let pieces: Vec<Tensor> = (0..6)
         .map(|i| {
             let step = tgt.narrow(1, i, 1).unwrap();
-            model.decode(&step, &cross, Forward { cache: Some(&mut cache), trace: false }).unwrap().logits
+            model
+                .decode(
+                    &step,
+                    &cross,
+                    Forward { cache: Some(&mut cache), trace: false },
+                )
+                .unwrap()
+                .logits
         })
         .collect();
     assert!(max_abs_diff(&full, &Tensor::cat(&pieces, 1).unwrap()) < 1e-5);
@@ -323,8 +414,9 @@ fn checkpoints_round_trip_and_reject_mismatches() {
 
 #[test]
 fn a_padded_source_batch_gives_each_row_its_unpadded_logits() {
-    // Two sources of lengths 7 and 4, padded to 7: with the padded mask, the second row's
-    // logits equal those of running it alone, unpadded; without it, they would not.
+    // Two sources of lengths 7 and 4, padded to 7: with the padded mask, the second
+    // row's logits equal those of running it alone, unpadded; without it, they
+    // would not.
     let cfg = small(PositionKind::Learned, false, 2);
     let s = ParamStore::new(5);
     let ed = EncoderDecoder::new(&s, "ed", &cfg).unwrap();
@@ -332,13 +424,18 @@ fn a_padded_source_batch_gives_each_row_its_unpadded_logits() {
     let tgt = random_ids(&mut rng::seeded(7), 2, 3, cfg.vocab_size);
     let padded = ed.forward_padded(&src, &[7, 4], &tgt).unwrap();
     for (row, len) in [(0usize, 7usize), (1, 4)] {
-        let alone =
-            ed.forward(&src.i((row..row + 1, 0..len)).unwrap(), &tgt.i(row..row + 1).unwrap()).unwrap();
+        let alone = ed
+            .forward(
+                &src.i((row..row + 1, 0..len)).unwrap(),
+                &tgt.i(row..row + 1).unwrap(),
+            )
+            .unwrap();
         let d = max_abs_diff(&padded.i(row..row + 1).unwrap(), &alone);
         assert!(d < 1e-5, "row {row}: {d}");
     }
     let unmasked = ed.forward(&src, &tgt).unwrap();
-    let alone = ed.forward(&src.i((1..2, 0..4)).unwrap(), &tgt.i(1..2).unwrap()).unwrap();
+    let alone =
+        ed.forward(&src.i((1..2, 0..4)).unwrap(), &tgt.i(1..2).unwrap()).unwrap();
     assert!(
         max_abs_diff(&unmasked.i(1..2).unwrap(), &alone) > 1e-4,
         "the padding should matter without the mask"
@@ -347,7 +444,8 @@ fn a_padded_source_batch_gives_each_row_its_unpadded_logits() {
 
 #[test]
 fn a_checkpoint_loads_into_candle_nns_var_builder() {
-    // Chapter 4 saves its pretrained models this way; any candle user can read them back by name.
+    // Chapter 4 saves its pretrained models this way; any candle user can read them
+    // back by name.
     let cfg = small(PositionKind::Learned, false, 2);
     let s = ParamStore::new(8);
     DecoderOnly::new(&s, "model", &cfg).unwrap();

@@ -1,12 +1,13 @@
-//! `probe`: measure one point of chapter 3's sweep (one `n`, `d`, `β`, seed and mask) and
-//! print every measure.
+//! `probe`: measure one point of chapter 3's sweep (one `n`, `d`, `β`, seed and
+//! mask) and print every measure.
 
 use clap::Parser;
 
 use ch03_low_rank::{Mask, Probe, probe, sequential_linear_algebra, validate};
 
-/// Measure one bidirectional or causal attention matrix built from random queries and keys:
-/// rank at several tolerances, effective and stable rank, condition number, determinant.
+/// Measure one bidirectional or causal attention matrix built from random queries
+/// and keys: rank at several tolerances, effective and stable rank, condition
+/// number, determinant.
 #[derive(Parser, Debug)]
 #[command(name = "probe", version)]
 struct Cli {
@@ -29,7 +30,14 @@ struct Cli {
 
 fn print_probe(p: &Probe) {
     let m = &p.measures;
-    println!("{} attention, n = {}, d = {}, beta = {}, seed = {}", p.mask.name(), p.n, p.d, p.beta, p.seed);
+    println!(
+        "{} attention, n = {}, d = {}, beta = {}, seed = {}",
+        p.mask.name(),
+        p.n,
+        p.d,
+        p.beta,
+        p.seed
+    );
     println!("  rank at NumPy's tolerance (max(n)·eps)   {}", m.rank_eps);
     println!("  rank at relative tolerance 1e-3          {}", m.rank_1e3);
     println!("  rank at relative tolerance 1e-6          {}", m.rank_1e6);
@@ -41,8 +49,14 @@ fn print_probe(p: &Probe) {
     println!("  rank of the head output A·V (n × d)      {}", p.output_rank);
     if let Some(c) = &p.diagonal {
         println!("  log10 det A (exact, from the diagonal)   {:.1}", c.log10_det);
-        println!("  log10 min_i A_ii                         {:.2}", c.log10_min_diag);
-        println!("  log10 cond lower bound (1 / min A_ii)    {:.2}", c.log10_cond_lower_bound);
+        println!(
+            "  log10 min_i A_ii                         {:.2}",
+            c.log10_min_diag
+        );
+        println!(
+            "  log10 cond lower bound (1 / min A_ii)    {:.2}",
+            c.log10_cond_lower_bound
+        );
         println!("  every A_ii > 0 (so det A > 0)            {}", c.all_positive);
     }
 }

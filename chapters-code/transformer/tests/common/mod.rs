@@ -21,10 +21,20 @@ pub fn small(positions: PositionKind, tie: bool, n_kv_heads: usize) -> Config {
 }
 
 pub fn random_ids(rng: &mut Rng, b: usize, t: usize, vocab: usize) -> Tensor {
-    let v: Vec<u32> = (0..b * t).map(|_| rng.random_range(0..vocab as u32)).collect();
+    let v: Vec<u32> =
+        (0..b * t).map(|_| rng.random_range(0..vocab as u32)).collect();
     Tensor::from_vec(v, (b, t), &transformer::DEVICE).unwrap()
 }
 
 pub fn max_abs_diff(a: &Tensor, b: &Tensor) -> f32 {
-    (a - b).unwrap().abs().unwrap().flatten_all().unwrap().max(0).unwrap().to_scalar().unwrap()
+    (a - b)
+        .unwrap()
+        .abs()
+        .unwrap()
+        .flatten_all()
+        .unwrap()
+        .max(0)
+        .unwrap()
+        .to_scalar()
+        .unwrap()
 }
