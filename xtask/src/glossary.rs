@@ -321,21 +321,7 @@ fn prose(text: &str) -> (Vec<char>, Vec<Link>) {
             }
             '`' => {
                 let run = s[i..].iter().take_while(|&&c| c == '`').count();
-                let mut j = i + run;
-                let mut end = None;
-                while j < n {
-                    if s[j] == '`' {
-                        let r = s[j..].iter().take_while(|&&c| c == '`').count();
-                        if r == run {
-                            end = Some(j + r);
-                            break;
-                        }
-                        j += r;
-                    } else {
-                        j += 1;
-                    }
-                }
-                match end {
+                match crate::math::code_span_end(&s, i) {
                     Some(e) => {
                         blank(&mut s, i, e);
                         i = e;

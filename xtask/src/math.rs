@@ -165,22 +165,7 @@ fn inline(line: &str) -> Result<String> {
             '`' => {
                 // A code span: copy through the matching run of backticks.
                 let run = chars[i..].iter().take_while(|&&c| c == '`').count();
-                let mut j = i + run;
-                let mut end = None;
-                while j < chars.len() {
-                    if chars[j] == '`' {
-                        let r =
-                            chars[j..].iter().take_while(|&&c| c == '`').count();
-                        if r == run {
-                            end = Some(j + r);
-                            break;
-                        }
-                        j += r;
-                    } else {
-                        j += 1;
-                    }
-                }
-                let stop = end.unwrap_or(i + run);
+                let stop = code_span_end(&chars, i).unwrap_or(i + run);
                 out.extend(&chars[i..stop]);
                 i = stop;
             }
@@ -242,6 +227,25 @@ impl Preprocessor for Math {
         }
         Ok(book)
     }
+}
+
+/// Where the code span that opens at `chars[i]` (a run of backticks) ends: just past
+/// the matching run of as many backticks, or `None` when the run is never closed.
+pub(crate) fn code_span_end(chars: &[char], i: usize) -> Option<usize> {
+    let run = chars[i..].iter().take_while(|&&c| c == '`').count();
+    let mut j = i + run;
+    while j < chars.len() {
+        if chars[j] == '`' {
+            let r = chars[j..].iter().take_while(|&&c| c == '`').count();
+            if r == run {
+                return Some(j + r);
+            }
+            j += r;
+        } else {
+            j += 1;
+        }
+    }
+    None
 }
 
 #[cfg(test)]
