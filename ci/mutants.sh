@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# On demand, not in CI: mutation testing of the fast kernels (the project's only unsafe code),
+# to show that their tests catch wrong answers. cargo-mutants changes one operator, constant or
+# return value at a time in chapters-code/transformer/src/kernels.rs and runs the kernel tests;
+# a mutant that no test catches is listed in <out>/mutants.out/missed.txt.
+#
+# The process-tuning levers (Lever::*, enabled, set, configure_threads, keep_freed_memory) are
+# left out: switching a kernel off or changing thread and allocator settings changes speed, not
+# results, so the tests (which compare the fused path with the plain one) cannot and should not
+# tell them apart.
+#
+# Usage: ci/mutants.sh [out-dir]   (about an hour on 2 cores; installs cargo-mutants when missing)
+set -euo pipefail
+root="$(cd "$(dirname "$0")/.." && pwd)"
+out="${1:-$root/target/mutants}"
+version=27.1.0
+if ! cargo mutants --version 2>/dev/null | grep -q "$version"; then
+  echo "mutants: installing cargo-mutants $version from crates.io" >&2
+  cargo install --locked --version "$version" cargo-mutants
+fi
+cd "$root"
+exec cargo mutants --file chapters-code/transformer/src/kernels.rs --package transformer \
+  --profile release --jobs 2 --output "$out" --timeout 60 --build-timeout 300 \
+  --exclude-re 'Lever::|replace enabled|replace set |configure_threads|keep_freed_memory' \
+  -- --lib --test kernels --test kernels_errors
