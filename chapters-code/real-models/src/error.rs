@@ -43,9 +43,7 @@ pub enum Error {
     MissingMember { path: PathBuf, member: String },
 
     /// A model's files are not where the fetch puts them.
-    #[error(
-        "model files not found: {path} is missing; run `cargo run --release -p real-models -- fetch`"
-    )]
+    #[error("model files not found: {path} is missing; run `cargo xtask models`")]
     NotFetched { path: PathBuf },
 
     /// A configuration file or GGUF metadata is missing a key or holds a bad value.

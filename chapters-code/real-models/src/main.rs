@@ -1,5 +1,5 @@
 //! `cargo run --release -p real-models -- fetch [--dir DIR]`: download, check and
-//! extract the two models (`cargo xtask models` may wrap this later).
+//! extract the two models (what `cargo xtask models` runs).
 
 use std::path::PathBuf;
 use std::time::Instant;

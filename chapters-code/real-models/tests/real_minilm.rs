@@ -11,9 +11,7 @@ use real_models::fetch::{MINILM, default_dir};
 fn similar_sentences_are_closer() {
     let dir = default_dir();
     if !MINILM.is_fetched(&dir) {
-        println!(
-            "skipped: models not fetched, run `cargo run --release -p real-models -- fetch`"
-        );
+        println!("skipped: models not fetched, run `cargo xtask models`");
         return;
     }
     let start = Instant::now();

@@ -14,9 +14,7 @@ use real_models::smollm::SmolLm;
 fn gguf() -> Option<PathBuf> {
     let dir = default_dir();
     if !SMOLLM2.is_fetched(&dir) {
-        println!(
-            "skipped: models not fetched, run `cargo run --release -p real-models -- fetch`"
-        );
+        println!("skipped: models not fetched, run `cargo xtask models`");
         return None;
     }
     Some(SmolLm::path_in(&dir))
