@@ -551,6 +551,35 @@ fn attention_case(
     }
 }
 
+/// An additive mask `[b, h, t, t]` that differs in every batch row and head: each
+/// entry blocked (−∞) at random, the diagonal always open so that no row is empty.
+fn mask_per_row_and_head(seed: u64, (b, h, t): (usize, usize, usize)) -> Tensor {
+    let draw = random(seed, &[b, h, t, t], 1.0);
+    let open: Vec<f32> = values(&draw)
+        .iter()
+        .enumerate()
+        .map(|(i, &v)| {
+            let (q, k) = ((i / t) % t, i % t);
+            if q == k || v > 0.0 { 0.0 } else { f32::NEG_INFINITY }
+        })
+        .collect();
+    Tensor::from_vec(open, &[b, h, t, t], &DEVICE).unwrap()
+}
+
+#[test]
+fn fused_softmax_takes_a_mask_per_batch_row_and_head() {
+    let _l = levers();
+    // Masks shaped [b, h, t, t] (neither shared over the batch nor over the
+    // heads), so that every batch row and head must find its own mask row.
+    for (b, h, t) in [(2, 3, 7), (3, 2, 40)] {
+        let x = var(5, &[b, h, t, t], 2.0);
+        let w = random(6, &[b, h, t, t], 1.0);
+        let m = mask_per_row_and_head(7, (b, h, t));
+        let f = || scaled_masked_softmax(x.as_tensor(), 0.37, Some(&m));
+        assert_fused_equals_plain(Lever::Softmax, &[&x], &w, &f, 1e-5);
+    }
+}
+
 #[test]
 fn fused_attention_equals_the_plain_one_and_finite_differences() {
     let _l = levers();

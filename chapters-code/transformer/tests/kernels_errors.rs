@@ -210,6 +210,16 @@ fn attention_and_softmax_refuse_masks_that_do_not_fit() {
                 .contains("does not fit")
         );
     }
+    // A two-dimensional mask must be t × t.
+    for m in [zeros(&[6, 6]), zeros(&[5, 6]), zeros(&[4, 5])] {
+        assert!(
+            err(kernels::attention(&qkv, 8, 2, 0.5, Some(&m)))
+                .contains("does not fit")
+        );
+        assert!(
+            err(kernels::softmax(&scores, 0.5, Some(&m))).contains("does not fit")
+        );
+    }
     let m64 = zeros(&[5, 5]).to_dtype(DType::F64).unwrap();
     assert!(
         err(kernels::softmax(&scores, 0.5, Some(&m64))).contains("expected f32")
