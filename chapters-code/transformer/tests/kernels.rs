@@ -580,6 +580,64 @@ fn fused_softmax_takes_a_mask_per_batch_row_and_head() {
     }
 }
 
+/// Attention from the fused projection `qkv` (`[b, t, (h + 2g)·hd]`) with plain
+/// candle ops: query head `qh` reads key/value head `qh / (h / g)`; the heads come
+/// back merged, `[b, t, h·hd]`.
+fn plain_attention_from_qkv(
+    qkv: &Tensor,
+    (h, g, hd): (usize, usize, usize),
+    scale: f64,
+    mask: &Tensor,
+) -> Tensor {
+    let (b, t, _) = qkv.dims3().unwrap();
+    let heads = |from: usize, n: usize| {
+        qkv.narrow(2, from * hd, n * hd)
+            .unwrap()
+            .reshape((b, t, n, hd))
+            .unwrap()
+            .transpose(1, 2)
+            .unwrap()
+            .contiguous()
+            .unwrap()
+    };
+    let (q, k, v) = (heads(0, h), heads(h, g), heads(h + g, g));
+    let shared = |x: &Tensor| {
+        let per: Vec<Tensor> =
+            (0..h).map(|qh| x.narrow(1, qh / (h / g), 1).unwrap()).collect();
+        Tensor::cat(&per, 1).unwrap()
+    };
+    let (k, v) = (shared(&k), shared(&v));
+    let scores = (q.matmul(&k.t().unwrap()).unwrap() * scale).unwrap();
+    let p = softmax_last(&scores.broadcast_add(mask).unwrap()).unwrap();
+    p.matmul(&v).unwrap().transpose(1, 2).unwrap().reshape((b, t, h * hd)).unwrap()
+}
+
+#[test]
+fn fused_attention_takes_a_mask_per_batch_row_and_head() {
+    // Masks shaped [b, h, t, t], different in every batch row and head, with and
+    // without grouped keys and values; outputs and the gradient with respect to
+    // qkv against the plain ops.
+    for (b, t, (h, g, hd)) in [(2, 7, (4, 4, 4)), (3, 20, (6, 3, 8))] {
+        let qkv = var(21, &[b, t, (h + 2 * g) * hd], 1.0);
+        let w = random(22, &[b, t, h * hd], 1.0);
+        let m = mask_per_row_and_head(23, (b, h, t));
+        let scale = 1.0 / (hd as f64).sqrt();
+        let fused =
+            kernels::attention(qkv.as_tensor(), h, g, scale, Some(&m)).unwrap();
+        let plain =
+            plain_attention_from_qkv(qkv.as_tensor(), (h, g, hd), scale, &m);
+        assert!(rel_diff(&fused, &plain) < 1e-5, "({b}, {t}, {h}, {g}) outputs");
+        let grad = |y: &Tensor| {
+            let loss = (y * &w).unwrap().sum_all().unwrap();
+            loss.backward().unwrap().get(qkv.as_tensor()).unwrap().clone()
+        };
+        assert!(
+            rel_diff(&grad(&fused), &grad(&plain)) < 1e-5,
+            "({b}, {t}, {h}, {g}) gradient"
+        );
+    }
+}
+
 #[test]
 fn fused_attention_equals_the_plain_one_and_finite_differences() {
     let _l = levers();
