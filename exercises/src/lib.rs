@@ -452,26 +452,7 @@ pub fn assert_mask(yours: &[Vec<bool>], expected: &[Vec<bool>], what: &str) {
     if yours == expected {
         return;
     }
-    let (a, b) = (grid(yours), grid(expected));
-    let width = a
-        .lines()
-        .map(|l| l.chars().count())
-        .max()
-        .unwrap_or(0)
-        .max("your answer".len());
-    let mut out = format!(
-        "{what}: your mask differs from the expected one\n\n{:<width$}   expected\n",
-        "your answer"
-    );
-    let (la, lb): (Vec<&str>, Vec<&str>) =
-        (a.lines().collect(), b.lines().collect());
-    for i in 0..la.len().max(lb.len()) {
-        out.push_str(&format!(
-            "{:<width$}   {}\n",
-            la.get(i).unwrap_or(&""),
-            lb.get(i).unwrap_or(&"")
-        ));
-    }
+    let mut out = side_by_side(what, "mask", &grid(yours), &grid(expected));
     let first = (0..expected.len().max(yours.len())).find_map(|i| {
         let (ra, rb) = (yours.get(i), expected.get(i));
         match (ra, rb) {
@@ -567,26 +548,7 @@ pub fn assert_matrix(
     {
         return;
     }
-    let (a, b) = (table(yours), table(expected));
-    let width = a
-        .lines()
-        .map(|l| l.chars().count())
-        .max()
-        .unwrap_or(0)
-        .max("your answer".len());
-    let mut out = format!(
-        "{what}: your matrix differs from the expected one\n\n{:<width$}   expected\n",
-        "your answer"
-    );
-    let (la, lb): (Vec<&str>, Vec<&str>) =
-        (a.lines().collect(), b.lines().collect());
-    for i in 0..la.len().max(lb.len()) {
-        out.push_str(&format!(
-            "{:<width$}   {}\n",
-            la.get(i).unwrap_or(&""),
-            lb.get(i).unwrap_or(&"")
-        ));
-    }
+    let mut out = side_by_side(what, "matrix", &table(yours), &table(expected));
     let first = (0..expected.len().max(yours.len())).find_map(|i| {
         match (yours.get(i), expected.get(i)) {
             (Some(ra), Some(rb)) if ra.len() != rb.len() => Some(format!(
@@ -617,4 +579,29 @@ pub fn assert_matrix(
         out.push_str(&format!("\n{d}\n"));
     }
     panic!("{out}");
+}
+
+/// "`what`: your `kind` differs from the expected one", then the reader's answer and
+/// the expected one drawn side by side, under those two headings.
+fn side_by_side(what: &str, kind: &str, yours: &str, expected: &str) -> String {
+    let width = yours
+        .lines()
+        .map(|l| l.chars().count())
+        .max()
+        .unwrap_or(0)
+        .max("your answer".len());
+    let mut out = format!(
+        "{what}: your {kind} differs from the expected one\n\n{:<width$}   expected\n",
+        "your answer"
+    );
+    let (la, lb): (Vec<&str>, Vec<&str>) =
+        (yours.lines().collect(), expected.lines().collect());
+    for i in 0..la.len().max(lb.len()) {
+        out.push_str(&format!(
+            "{:<width$}   {}\n",
+            la.get(i).unwrap_or(&""),
+            lb.get(i).unwrap_or(&"")
+        ));
+    }
+    out
 }
