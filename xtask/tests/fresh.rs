@@ -7,7 +7,8 @@ use std::path::Path;
 use xtask::chapters::Chapter;
 use xtask::fresh::{stale, write_manifest};
 
-static CHAPTERS: &[Chapter] = &[Chapter { id: "ch09", package: "ch09-demo" }];
+static CHAPTERS: &[Chapter] =
+    &[Chapter { id: "ch09", package: "ch09-demo", models: false }];
 
 fn workspace(root: &Path) {
     fs::write(root.join("Cargo.toml"), "[workspace]\n").unwrap();

@@ -13,6 +13,7 @@ use candle_nn::{Embedding, LayerNorm, Linear, Module, VarBuilder};
 use serde::Deserialize;
 use tokenizers::{PaddingParams, PaddingStrategy, Tokenizer, TruncationParams};
 
+use crate::HeadTrace;
 use crate::error::{Error, Result};
 
 /// The fields of a Hugging Face BERT `config.json` this encoder reads.
@@ -74,7 +75,7 @@ impl BertConfig {
         Ok(())
     }
 
-    fn head_dim(&self) -> usize {
+    pub fn head_dim(&self) -> usize {
         self.hidden_size / self.num_attention_heads
     }
 }
@@ -165,15 +166,28 @@ impl SelfAttention {
     /// real tokens and a large negative number for padding. Returns the heads'
     /// outputs concatenated.
     pub fn forward(&self, x: &Tensor, additive_mask: &Tensor) -> Result<Tensor> {
+        Ok(self.forward_traced(x, additive_mask)?.0)
+    }
+
+    /// As [`SelfAttention::forward`], and also each head's attention logits `Q Kᵀ
+    /// / √d_h` before the padding mask, `[batch, heads, time, time]`, and its
+    /// values `V`, `[batch, heads, time, head_dim]`.
+    pub fn forward_traced(
+        &self,
+        x: &Tensor,
+        additive_mask: &Tensor,
+    ) -> Result<(Tensor, HeadTrace)> {
         let (b, t, d) = x.dims3()?;
         let q = self.split_heads(&self.query.forward(x)?)?;
         let k = self.split_heads(&self.key.forward(x)?)?;
         let v = self.split_heads(&self.value.forward(x)?)?;
         let scale = 1.0 / (self.head_dim as f64).sqrt();
-        let scores = (q.matmul(&k.t()?)? * scale)?.broadcast_add(additive_mask)?;
-        let probs = candle_nn::ops::softmax_last_dim(&scores)?;
+        let logits = (q.matmul(&k.t()?)? * scale)?;
+        let probs = candle_nn::ops::softmax_last_dim(
+            &logits.broadcast_add(additive_mask)?,
+        )?;
         let out = probs.matmul(&v)?.transpose(1, 2)?.reshape((b, t, d))?;
-        Ok(out)
+        Ok((out, HeadTrace { logits, values: v }))
     }
 }
 
@@ -221,12 +235,20 @@ impl EncoderLayer {
     }
 
     pub fn forward(&self, x: &Tensor, additive_mask: &Tensor) -> Result<Tensor> {
-        let a = self
-            .attention_out
-            .forward(&self.attention.forward(x, additive_mask)?)?;
+        Ok(self.forward_traced(x, additive_mask)?.0)
+    }
+
+    /// As [`EncoderLayer::forward`], and also the attention's [`HeadTrace`].
+    pub fn forward_traced(
+        &self,
+        x: &Tensor,
+        additive_mask: &Tensor,
+    ) -> Result<(Tensor, HeadTrace)> {
+        let (attended, trace) = self.attention.forward_traced(x, additive_mask)?;
+        let a = self.attention_out.forward(&attended)?;
         let h = self.attention_norm.forward(&(x + a)?)?;
         let y = self.ffn_norm.forward(&(&h + self.ffn.forward(&h)?)?)?;
-        Ok(y)
+        Ok((y, trace))
     }
 }
 
@@ -265,12 +287,26 @@ impl BertModel {
         type_ids: &Tensor,
         mask: &Tensor,
     ) -> Result<Tensor> {
+        Ok(self.forward_traced(ids, type_ids, mask)?.0)
+    }
+
+    /// As [`BertModel::forward`], and also every layer's [`HeadTrace`], first layer
+    /// first.
+    pub fn forward_traced(
+        &self,
+        ids: &Tensor,
+        type_ids: &Tensor,
+        mask: &Tensor,
+    ) -> Result<(Tensor, Vec<HeadTrace>)> {
         let additive = padding_mask(mask)?;
         let mut x = self.embeddings.forward(ids, type_ids)?;
+        let mut traces = Vec::with_capacity(self.layers.len());
         for layer in &self.layers {
-            x = layer.forward(&x, &additive)?;
+            let (y, trace) = layer.forward_traced(&x, &additive)?;
+            x = y;
+            traces.push(trace);
         }
-        Ok(x)
+        Ok((x, traces))
     }
 }
 

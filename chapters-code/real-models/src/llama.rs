@@ -13,6 +13,7 @@ use candle_core::quantized::gguf_file::{Content, Value};
 use candle_core::{D, DType, Device, Tensor};
 use candle_nn::{Embedding, Linear, Module, RmsNorm};
 
+use crate::HeadTrace;
 use crate::error::{Error, Result};
 
 const ORIGIN: &str = "GGUF metadata";
@@ -268,6 +269,7 @@ impl Attention {
         x: &Tensor,
         rope: &Rope,
         cache: &mut KvCache,
+        trace: Option<&mut Vec<HeadTrace>>,
     ) -> Result<Tensor> {
         let (b, t, _) = x.dims3()?;
         let offset = cache.len();
@@ -280,16 +282,21 @@ impl Attention {
         let group = self.n_heads / self.n_kv_heads;
         let (k, v) = (repeat_kv(&k, group)?, repeat_kv(&v, group)?);
         let scale = 1.0 / (self.head_dim as f64).sqrt();
-        let mut scores = (q.matmul(&k.t()?)? * scale)?;
-        if t > 1 {
-            scores = scores.broadcast_add(&causal_mask(t, offset, x.device())?)?;
-        }
-        let probs = candle_nn::ops::softmax_last_dim(&scores)?;
+        let logits = (q.matmul(&k.t()?)? * scale)?;
+        let masked = if t > 1 {
+            logits.broadcast_add(&causal_mask(t, offset, x.device())?)?
+        } else {
+            logits.clone()
+        };
+        let probs = candle_nn::ops::softmax_last_dim(&masked)?;
         let out = probs.matmul(&v)?.transpose(1, 2)?.reshape((
             b,
             t,
             self.n_heads * self.head_dim,
         ))?;
+        if let Some(trace) = trace {
+            trace.push(HeadTrace { logits, values: v });
+        }
         Ok(self.o.forward(&out)?)
     }
 }
@@ -346,9 +353,10 @@ impl Block {
         x: &Tensor,
         rope: &Rope,
         cache: &mut KvCache,
+        trace: Option<&mut Vec<HeadTrace>>,
     ) -> Result<Tensor> {
-        let h =
-            (x + self.attn.forward(&self.attn_norm.forward(x)?, rope, cache)?)?;
+        let normed = self.attn_norm.forward(x)?;
+        let h = (x + self.attn.forward(&normed, rope, cache, trace)?)?;
         Ok((&h + self.mlp.forward(&self.ffn_norm.forward(&h)?)?)?)
     }
 }
@@ -483,6 +491,21 @@ impl Llama {
         tokens: &Tensor,
         cache: &mut Cache,
     ) -> Result<Tensor> {
+        let x = self.forward_hidden(tokens, cache, None)?;
+        let t = x.dim(1)?;
+        let last = x.narrow(1, t - 1, 1)?.squeeze(1)?;
+        Ok(self.lm_head.forward(&last)?)
+    }
+
+    /// Run `tokens` after what `cache` holds, appending to it, and return every
+    /// position's final (normalised) hidden state, `[batch, time, d_model]`. With
+    /// `trace`, each block's [`HeadTrace`] is pushed onto it.
+    pub fn forward_hidden(
+        &self,
+        tokens: &Tensor,
+        cache: &mut Cache,
+        mut trace: Option<&mut Vec<HeadTrace>>,
+    ) -> Result<Tensor> {
         let (_, t) = tokens.dims2()?;
         if t == 0 {
             return Err(Error::config("input", "no tokens to run"));
@@ -495,10 +518,9 @@ impl Llama {
         }
         let mut x = self.embed.forward(tokens)?;
         for (block, kv) in self.blocks.iter().zip(cache.layers.iter_mut()) {
-            x = block.forward(&x, &self.rope, kv)?;
+            x = block.forward(&x, &self.rope, kv, trace.as_deref_mut())?;
         }
-        let last = x.narrow(1, t - 1, 1)?.squeeze(1)?;
-        Ok(self.lm_head.forward(&self.norm.forward(&last)?)?)
+        Ok(self.norm.forward(&x)?)
     }
 
     /// Greedy decoding of up to `max_new` tokens after `prompt`, stopping after any

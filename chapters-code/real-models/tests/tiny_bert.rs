@@ -3,18 +3,16 @@
 //! implementation of the same equations, ignores padding, and rejects bad input
 //! with errors.
 
-mod common;
-
 use std::collections::HashMap;
 
 use candle_core::{Device, Tensor};
-use common::*;
 use real_models::Error;
 use real_models::bert::SentenceEncoder;
+use real_models::fixtures::*;
 
 fn tiny() -> (tempfile::TempDir, SentenceEncoder) {
     let dir = tempfile::tempdir().unwrap();
-    write_tiny_bert(dir.path(), 7);
+    write_tiny_bert(dir.path(), 7).unwrap();
     let enc = SentenceEncoder::load(dir.path()).unwrap();
     (dir, enc)
 }
@@ -78,7 +76,7 @@ fn bad_input_gives_errors_not_panics() {
         Err(Error::NotFetched { .. })
     ));
 
-    write_tiny_bert(dir.path(), 1);
+    write_tiny_bert(dir.path(), 1).unwrap();
     let cfg = std::fs::read_to_string(dir.path().join("config.json")).unwrap();
     std::fs::write(
         dir.path().join("config.json"),
@@ -93,7 +91,7 @@ fn bad_input_gives_errors_not_panics() {
     assert!(matches!(SentenceEncoder::load(dir.path()), Err(Error::Config { .. })));
 
     // Weights that lack a tensor.
-    write_tiny_bert(dir.path(), 1);
+    write_tiny_bert(dir.path(), 1).unwrap();
     let path = dir.path().join("model.safetensors");
     let mut w = candle_core::safetensors::load(&path, &Device::Cpu).unwrap();
     w.remove("encoder.layer.1.output.dense.weight");
@@ -104,7 +102,7 @@ fn bad_input_gives_errors_not_panics() {
     assert!(err.to_string().contains("output.dense.weight"), "{err}");
 
     // More tokens than learned positions.
-    write_tiny_bert(dir.path(), 1);
+    write_tiny_bert(dir.path(), 1).unwrap();
     let enc = SentenceEncoder::load(dir.path()).unwrap();
     let long = vec!["a"; 2 * BERT_POSITIONS].join(" ");
     assert!(

@@ -3,19 +3,17 @@
 //! cached decoding equals recomputation, the tokenizer round-trips any text, and
 //! bad files give errors.
 
-mod common;
-
 use candle_core::quantized::GgmlDType;
 use candle_core::{Device, Tensor};
-use common::*;
 use real_models::Error;
+use real_models::fixtures::*;
 use real_models::llama::{Cache, Llama, LlamaConfig};
 use real_models::smollm::{ChatTemplate, SmolLm};
 
 fn tiny(dtype: GgmlDType) -> (tempfile::TempDir, SmolLm) {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("tiny.gguf");
-    write_tiny_llama(&path, 11, dtype);
+    write_tiny_llama(&path, 11, dtype).unwrap();
     let m = SmolLm::load(&path).unwrap();
     (dir, m)
 }
@@ -154,7 +152,7 @@ fn bad_files_give_errors_not_panics() {
     std::fs::write(&p, b"this is not a gguf file at all").unwrap();
     assert!(matches!(Llama::load(&p), Err(Error::Config { .. })));
 
-    write_tiny_llama_with(&p, 1, GgmlDType::F32, "gpt2", None);
+    write_tiny_llama_with(&p, 1, GgmlDType::F32, "gpt2", None).unwrap();
     let err = Llama::load(&p).err().expect("wrong architecture");
     assert!(err.to_string().contains("gpt2"), "{err}");
 
@@ -164,7 +162,8 @@ fn bad_files_give_errors_not_panics() {
         GgmlDType::F32,
         "llama",
         Some("blk.1.attn_k.weight"),
-    );
+    )
+    .unwrap();
     let err = Llama::load(&p).err().expect("missing tensor");
     assert!(err.to_string().contains("blk.1.attn_k.weight"), "{err}");
 

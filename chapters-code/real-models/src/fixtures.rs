@@ -1,7 +1,8 @@
 //! Tiny models of the same formats as the real ones, written by our own code: a
 //! random BERT as safetensors + config.json + tokenizer.json, and a random Llama as
-//! GGUF with a byte-level BPE tokenizer and a ChatML template in its metadata.
-#![allow(dead_code)]
+//! GGUF with a byte-level BPE tokenizer and a ChatML template in its metadata. The
+//! loading tests use them, and so does the quick configuration, which runs every
+//! analysis without the fetched models.
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -12,17 +13,19 @@ use candle_core::{Device, Tensor};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
+use crate::error::{Error, Result};
+
 /// A tensor of uniform values in `[-scale, scale]` from a seeded generator.
-pub fn random(rng: &mut ChaCha8Rng, shape: &[usize], scale: f32) -> Tensor {
+pub fn random(rng: &mut ChaCha8Rng, shape: &[usize], scale: f32) -> Result<Tensor> {
     let n: usize = shape.iter().product();
     let v: Vec<f32> = (0..n).map(|_| rng.random_range(-scale..scale)).collect();
-    Tensor::from_vec(v, shape, &Device::Cpu).unwrap()
+    Ok(Tensor::from_vec(v, shape, &Device::Cpu)?)
 }
 
 /// A tensor of values near 1 (for norm gains).
-pub fn near_one(rng: &mut ChaCha8Rng, n: usize) -> Tensor {
+pub fn near_one(rng: &mut ChaCha8Rng, n: usize) -> Result<Tensor> {
     let v: Vec<f32> = (0..n).map(|_| 1.0 + rng.random_range(-0.1..0.1)).collect();
-    Tensor::from_vec(v, n, &Device::Cpu).unwrap()
+    Ok(Tensor::from_vec(v, n, &Device::Cpu)?)
 }
 
 pub const BERT_WORDS: &[&str] = &[
@@ -38,24 +41,25 @@ pub const BERT_POSITIONS: usize = 24;
 
 /// Write a tiny random BERT (`config.json`, `model.safetensors`, `tokenizer.json`)
 /// into `dir`.
-pub fn write_tiny_bert(dir: &Path, seed: u64) {
+pub fn write_tiny_bert(dir: &Path, seed: u64) -> Result<()> {
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let (d, f) = (BERT_HIDDEN, BERT_FFN);
     let mut t: HashMap<String, Tensor> = HashMap::new();
-    let mut put = |name: &str, x: Tensor| {
-        t.insert(name.to_string(), x);
+    let mut put = |name: &str, x: Result<Tensor>| -> Result<()> {
+        t.insert(name.to_string(), x?);
+        Ok(())
     };
     put(
         "embeddings.word_embeddings.weight",
         random(&mut rng, &[BERT_WORDS.len(), d], 1.0),
-    );
+    )?;
     put(
         "embeddings.position_embeddings.weight",
         random(&mut rng, &[BERT_POSITIONS, d], 0.5),
-    );
-    put("embeddings.token_type_embeddings.weight", random(&mut rng, &[2, d], 0.5));
-    put("embeddings.LayerNorm.weight", near_one(&mut rng, d));
-    put("embeddings.LayerNorm.bias", random(&mut rng, &[d], 0.1));
+    )?;
+    put("embeddings.token_type_embeddings.weight", random(&mut rng, &[2, d], 0.5))?;
+    put("embeddings.LayerNorm.weight", near_one(&mut rng, d))?;
+    put("embeddings.LayerNorm.bias", random(&mut rng, &[d], 0.1))?;
     for l in 0..BERT_LAYERS {
         let p = |s: &str| format!("encoder.layer.{l}.{s}");
         for (name, out_dim, in_dim) in [
@@ -70,15 +74,15 @@ pub fn write_tiny_bert(dir: &Path, seed: u64) {
             put(
                 &p(&format!("{name}.weight")),
                 random(&mut rng, &[out_dim, in_dim], s),
-            );
-            put(&p(&format!("{name}.bias")), random(&mut rng, &[out_dim], 0.1));
+            )?;
+            put(&p(&format!("{name}.bias")), random(&mut rng, &[out_dim], 0.1))?;
         }
         for name in ["attention.output.LayerNorm", "output.LayerNorm"] {
-            put(&p(&format!("{name}.weight")), near_one(&mut rng, d));
-            put(&p(&format!("{name}.bias")), random(&mut rng, &[d], 0.1));
+            put(&p(&format!("{name}.weight")), near_one(&mut rng, d))?;
+            put(&p(&format!("{name}.bias")), random(&mut rng, &[d], 0.1))?;
         }
     }
-    candle_core::safetensors::save(&t, dir.join("model.safetensors")).unwrap();
+    candle_core::safetensors::save(&t, dir.join("model.safetensors"))?;
     let config = serde_json::json!({
         "architectures": ["BertModel"], "model_type": "bert",
         "vocab_size": BERT_WORDS.len(), "hidden_size": d, "num_hidden_layers": BERT_LAYERS,
@@ -86,12 +90,14 @@ pub fn write_tiny_bert(dir: &Path, seed: u64) {
         "max_position_embeddings": BERT_POSITIONS, "type_vocab_size": 2, "layer_norm_eps": 1e-12,
         "position_embedding_type": "absolute", "pad_token_id": 0
     });
-    std::fs::write(dir.join("config.json"), config.to_string()).unwrap();
-    write_wordpiece_tokenizer(&dir.join("tokenizer.json"));
+    let path = dir.join("config.json");
+    std::fs::write(&path, config.to_string())
+        .map_err(|e| Error::io("writing", &path, e))?;
+    write_wordpiece_tokenizer(&dir.join("tokenizer.json"))
 }
 
 /// A BERT WordPiece tokenizer over [`BERT_WORDS`], saved as `tokenizer.json`.
-fn write_wordpiece_tokenizer(path: &Path) {
+fn write_wordpiece_tokenizer(path: &Path) -> Result<()> {
     use tokenizers::models::wordpiece::WordPiece;
     use tokenizers::normalizers::bert::BertNormalizer;
     use tokenizers::pre_tokenizers::bert::BertPreTokenizer;
@@ -106,18 +112,19 @@ fn write_wordpiece_tokenizer(path: &Path) {
         .vocab(vocab)
         .unk_token("[UNK]".into())
         .build()
-        .unwrap();
+        .map_err(Error::tokenizer)?;
     let mut tok = tokenizers::Tokenizer::new(wp);
-    tok.with_normalizer(Some(BertNormalizer::default())).unwrap();
+    tok.with_normalizer(Some(BertNormalizer::default()))
+        .map_err(Error::tokenizer)?;
     tok.with_pre_tokenizer(Some(BertPreTokenizer));
     let post = TemplateProcessing::builder()
         .try_single("[CLS] $A [SEP]")
-        .unwrap()
+        .map_err(Error::tokenizer)?
         .special_tokens(vec![("[CLS]", 2), ("[SEP]", 3)])
         .build()
-        .unwrap();
+        .map_err(Error::tokenizer)?;
     tok.with_post_processor(Some(post));
-    tok.save(path, false).unwrap();
+    tok.save(path, false).map_err(Error::tokenizer)
 }
 
 /// Shape of the tiny Llama: grouped-query attention with 4 query heads sharing 2 KV
@@ -127,7 +134,7 @@ pub const LLAMA_HEADS: usize = 4;
 pub const LLAMA_KV_HEADS: usize = 2;
 pub const LLAMA_FFN: usize = 64;
 pub const LLAMA_LAYERS: usize = 2;
-pub const LLAMA_CONTEXT: usize = 128;
+pub const LLAMA_CONTEXT: usize = 1024;
 
 /// SmolLM2-135M-Instruct's chat template, as its GGUF stores it.
 pub const SMOLLM2_TEMPLATE: &str = "{% for message in messages %}{% if loop.first and messages[0]['role'] != 'system' %}{{ '<|im_start|>system\nYou are a helpful AI assistant named SmolLM, trained by Hugging Face<|im_end|>\n' }}{% endif %}{{'<|im_start|>' + message['role'] + '\n' + message['content'] + '<|im_end|>' + '\n'}}{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}";
@@ -159,8 +166,8 @@ pub fn llama_vocab() -> (Vec<String>, Vec<i32>, Vec<String>) {
 
 /// Write a tiny random Llama GGUF; matrices stored as `dtype` (F32 or Q8_0), norms
 /// as F32.
-pub fn write_tiny_llama(path: &Path, seed: u64, dtype: GgmlDType) {
-    write_tiny_llama_with(path, seed, dtype, "llama", None);
+pub fn write_tiny_llama(path: &Path, seed: u64, dtype: GgmlDType) -> Result<()> {
+    write_tiny_llama_with(path, seed, dtype, "llama", None)
 }
 
 /// As [`write_tiny_llama`], with another architecture name or one tensor left out.
@@ -170,7 +177,7 @@ pub fn write_tiny_llama_with(
     dtype: GgmlDType,
     arch: &str,
     leave_out: Option<&str>,
-) {
+) -> Result<()> {
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let (tokens, types, merges) = llama_vocab();
     let (d, f, hd) = (LLAMA_D, LLAMA_FFN, LLAMA_D / LLAMA_HEADS);
@@ -178,26 +185,30 @@ pub fn write_tiny_llama_with(
     let mut tensors: Vec<(String, QTensor)> = Vec::new();
     let mat =
         |name: String, out_dim: usize, in_dim: usize, rng: &mut ChaCha8Rng| {
-            let x = random(rng, &[out_dim, in_dim], 1.0 / (in_dim as f32).sqrt());
-            (name, QTensor::quantize(&x, dtype).unwrap())
+            let x = random(rng, &[out_dim, in_dim], 1.0 / (in_dim as f32).sqrt())?;
+            Ok::<_, Error>((name, QTensor::quantize(&x, dtype)?))
         };
     let norm = |name: String, rng: &mut ChaCha8Rng| {
-        (name, QTensor::quantize(&near_one(rng, d), GgmlDType::F32).unwrap())
+        Ok::<_, Error>((
+            name,
+            QTensor::quantize(&near_one(rng, d)?, GgmlDType::F32)?,
+        ))
     };
-    let mut list = vec![mat("token_embd.weight".into(), tokens.len(), d, &mut rng)];
+    let mut list =
+        vec![mat("token_embd.weight".into(), tokens.len(), d, &mut rng)?];
     for l in 0..LLAMA_LAYERS {
         let p = |s: &str| format!("blk.{l}.{s}.weight");
-        list.push(norm(p("attn_norm"), &mut rng));
-        list.push(mat(p("attn_q"), d, d, &mut rng));
-        list.push(mat(p("attn_k"), kv, d, &mut rng));
-        list.push(mat(p("attn_v"), kv, d, &mut rng));
-        list.push(mat(p("attn_output"), d, d, &mut rng));
-        list.push(norm(p("ffn_norm"), &mut rng));
-        list.push(mat(p("ffn_gate"), f, d, &mut rng));
-        list.push(mat(p("ffn_up"), f, d, &mut rng));
-        list.push(mat(p("ffn_down"), d, f, &mut rng));
+        list.push(norm(p("attn_norm"), &mut rng)?);
+        list.push(mat(p("attn_q"), d, d, &mut rng)?);
+        list.push(mat(p("attn_k"), kv, d, &mut rng)?);
+        list.push(mat(p("attn_v"), kv, d, &mut rng)?);
+        list.push(mat(p("attn_output"), d, d, &mut rng)?);
+        list.push(norm(p("ffn_norm"), &mut rng)?);
+        list.push(mat(p("ffn_gate"), f, d, &mut rng)?);
+        list.push(mat(p("ffn_up"), f, d, &mut rng)?);
+        list.push(mat(p("ffn_down"), d, f, &mut rng)?);
     }
-    list.push(norm("output_norm.weight".into(), &mut rng));
+    list.push(norm("output_norm.weight".into(), &mut rng)?);
     tensors.extend(list.into_iter().filter(|(n, _)| Some(n.as_str()) != leave_out));
 
     let strings = |v: &[String]| {
@@ -230,6 +241,19 @@ pub fn write_tiny_llama_with(
         md.iter().map(|(k, v)| (k.as_str(), v)).collect();
     let t_refs: Vec<(&str, &QTensor)> =
         tensors.iter().map(|(k, v)| (k.as_str(), v)).collect();
-    let mut file = std::fs::File::create(path).unwrap();
-    gguf_file::write(&mut file, &md_refs, &t_refs).unwrap();
+    let mut file =
+        std::fs::File::create(path).map_err(|e| Error::io("creating", path, e))?;
+    gguf_file::write(&mut file, &md_refs, &t_refs)?;
+    Ok(())
+}
+
+/// Both tiny models inside `dir`, laid out as the fetch lays out the real ones.
+pub fn write_tiny_models(dir: &Path) -> Result<()> {
+    let bert = crate::fetch::MINILM.dir(dir);
+    let llama = crate::fetch::SMOLLM2.dir(dir);
+    for d in [&bert, &llama] {
+        std::fs::create_dir_all(d).map_err(|e| Error::io("creating", d, e))?;
+    }
+    write_tiny_bert(&bert, 7)?;
+    write_tiny_llama(&llama.join(crate::fetch::SMOLLM2_GGUF), 11, GgmlDType::Q8_0)
 }

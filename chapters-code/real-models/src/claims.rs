@@ -1,0 +1,113 @@
+//! The sentences the pages say about the real models' results, each computed from
+//! them.
+
+use transformer::chapter::Claims;
+
+use crate::report::Outcome;
+
+pub fn claims(o: &Outcome) -> Claims {
+    let (r, t) = (&o.report, &o.timings);
+    let mut c = Claims::new();
+    let (e, d) = (&r.encoder_params, &r.decoder_params);
+    c.add(
+        "counts_match",
+        e.predicted == e.in_file && d.predicted == d.in_file,
+        "the formulas give every parameter in both files, to the last one",
+    );
+    let (re, rd) = (&r.ranks.encoder, &r.ranks.decoder);
+    c.add(
+        "encoder_log_rank_bound",
+        re.log_rank_max.is_some_and(|m| m <= re.head_dim + 1),
+        format!(
+            "no encoder head's ln A has rank above d_h + 1 = {}",
+            re.head_dim + 1
+        ),
+    );
+    c.add(
+        "decoder_diagonals_positive",
+        rd.all_diagonals_positive == Some(true),
+        "every diagonal entry of every causal matrix is positive, so every one is \
+         invertible in exact arithmetic",
+    );
+    // Difference of the mean effective ranks against its standard error (heads
+    // and passages treated as independent draws, which they are not quite).
+    let (me, md) = (re.effective_rank.mean, rd.effective_rank.mean);
+    let se = (re.effective_rank.std.powi(2) / re.matrices as f64
+        + rd.effective_rank.std.powi(2) / rd.matrices as f64)
+        .sqrt();
+    c.add(
+        "decoder_effective_rank_higher",
+        md - me > 2.0 * se,
+        format!(
+            "the decoder's mean effective rank is higher than the encoder's, by {:.1}, \
+             more than twice the difference's standard error ({:.1})",
+            md - me,
+            se
+        ),
+    );
+    let toy = &r.toy;
+    let toy_gap = toy.causal_effective_rank - toy.encoder_effective_rank;
+    c.add(
+        "gap_smaller_than_toy",
+        toy.tokens == r.ranks.tokens && md - me < toy_gap / 4.0,
+        format!(
+            "less than a quarter of the gap between chapter 3's trained-in-a-minute \
+             models ({toy_gap:.1})"
+        ),
+    );
+    c.add(
+        "encoder_never_full_rank",
+        re.full_rank_1e3_percent == 0.0,
+        "not one encoder matrix has full rank at 1e-3",
+    );
+    c.add(
+        "most_causal_rank_deficient",
+        rd.full_rank_1e3_percent < 50.0 && rd.all_diagonals_positive == Some(true),
+        "most causal matrices fall short of full rank at 1e-3 although every one is \
+         invertible",
+    );
+    let ch = &r.chat;
+    let (ed, dd) = (&ch.encoder_drift.per_layer, &ch.decoder_drift.per_layer);
+    c.add(
+        "first_layer_values_unchanged",
+        ed.first().is_some_and(|&x| x < 1e-5) && dd.first().is_some_and(|&x| x < 1e-5),
+        "in the first layer neither model's values change by more than f32 rounding \
+         (1e-5)",
+    );
+    c.add(
+        "decoder_drift_is_rounding",
+        ch.decoder_drift.max < 1e-5,
+        "the decoder's earlier values change by less than 1e-5 (rounding in f32)",
+    );
+    c.add(
+        "encoder_drift_large",
+        ed.len() > 1 && ed[1..].iter().all(|&x| x > 0.1),
+        "in every later layer the encoder's earlier values change by more than 10%",
+    );
+    c.add(
+        "recomputed_prefill_slower",
+        t.chat.turns.iter().skip(1).all(|x| x.recomputed_prefill_ms > x.kept_prefill_ms),
+        "after the first turn, recomputing the conversation makes every prefill slower",
+    );
+    c.add(
+        "uncached_decoding_slower",
+        t.chat.uncached_over_cached > 1.0,
+        "decoding without any cache is slower",
+    );
+    c.add(
+        "kept_equals_recomputed",
+        ch.kept_equals_recomputed,
+        "every reply token is the same whether the cache is kept or recomputed",
+    );
+    c.add(
+        "uncached_equals_cached",
+        ch.uncached_equals_cached,
+        "decoding with no cache at all gives the same tokens",
+    );
+    c.add(
+        "kv_size_matches_formula",
+        ch.kv.bytes_per_token_measured == ch.kv.bytes_per_token,
+        "the cache measured after the chat holds exactly the formula's bytes per token",
+    );
+    c
+}

@@ -1,0 +1,93 @@
+//! The quick configuration end to end, on tiny random models of the real formats:
+//! its clock-free report is snapshot-tested, its claims hold, and the CLI keeps the
+//! harness's contract.
+
+use real_models::{Settings, compute, outputs::outputs};
+use transformer::chapter::Preset;
+
+/// The report with the drifts that are pure f32 rounding (which varies with the
+/// machine: the decoder's, and the encoder's first layer) replaced by whether they
+/// are below 1e-5.
+fn stable_view(r: &real_models::Report) -> serde_json::Value {
+    let mut v = serde_json::to_value(r).unwrap();
+    let drift = &mut v["chat"]["decoder_drift"];
+    let below = |x: &serde_json::Value| x.as_f64().unwrap() < 1e-5;
+    drift["max"] = below(&drift["max"]).into();
+    let layers: Vec<serde_json::Value> = drift["per_layer"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| below(x).into())
+        .collect();
+    drift["per_layer"] = layers.into();
+    let first = &mut v["chat"]["encoder_drift"]["per_layer"][0];
+    *first = below(first).into();
+    v
+}
+
+#[test]
+fn quick_report_snapshot() {
+    let start = std::time::Instant::now();
+    let settings = Settings::new(Preset::Quick, &Default::default()).unwrap();
+    let outcome = compute(&settings).unwrap();
+    let r = &outcome.report;
+    assert_eq!(r.run.models, "tiny");
+    // Loading and counting agree on the tiny files as on the real ones.
+    for c in [&r.encoder_params, &r.decoder_params] {
+        assert_eq!(c.predicted, c.in_file, "{}", c.model);
+    }
+    assert!(r.chat.kept_equals_recomputed && r.chat.uncached_equals_cached);
+    assert_eq!(r.chat.kv.bytes_per_token_measured, r.chat.kv.bytes_per_token);
+    assert!(r.chat.decoder_drift.max < 1e-5);
+    assert!(r.chat.encoder_drift.per_layer[0] < 1e-5);
+    insta::assert_json_snapshot!("quick_report", stable_view(r));
+    let out = outputs(&outcome).unwrap();
+    for name in
+        ["params.md", "ranks.md", "chat.md", "drift.md", "ranks_by_depth.svg"]
+    {
+        assert!(out.files().contains_key(name), "{name} missing");
+    }
+    assert!(start.elapsed().as_secs() < 20, "quick run took {:?}", start.elapsed());
+}
+
+#[test]
+fn the_command_line_keeps_the_harness_contract() {
+    transformer::chapter::check_cli(
+        env!("CARGO_BIN_EXE_real-models"),
+        &["--models", "--tokens", "--reply-tokens"],
+        &[
+            "timings.json",
+            "claims.json",
+            "params.md",
+            "ranks.md",
+            "ranks_encoder_layers.md",
+            "ranks_decoder_layers.md",
+            "chat.md",
+            "drift.md",
+            "ranks_by_depth.svg",
+            "chat_time.svg",
+        ],
+        &[
+            (&["--tokens", "2"], "tokens"),
+            (&["--tokens", "many"], "tokens"),
+            (&["--reply-tokens", "0"], "reply-tokens"),
+            (&["--models", "/nonexistent"], "quick"),
+        ],
+    );
+}
+
+#[test]
+fn the_default_run_without_models_says_how_to_fetch_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_real-models"))
+        .args(["--models"])
+        .arg(dir.path().join("nothing-here"))
+        .arg("--out")
+        .arg(dir.path().join("out"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("cargo xtask models"), "{err}");
+    assert!(!dir.path().join("out").exists(), "a failed run wrote outputs");
+}
