@@ -24,6 +24,12 @@ pub fn claims(o: &Outcome) -> Claims {
         ),
     );
     c.add(
+        "output_rank_reaches_head_dim",
+        re.output_rank_max == re.head_dim && rd.output_rank_max == rd.head_dim,
+        "in both models the largest rank of a head's output A V is exactly d_h, the \
+         most it can be",
+    );
+    c.add(
         "decoder_diagonals_positive",
         rd.all_diagonals_positive == Some(true),
         "every diagonal entry of every causal matrix is positive, so every one is \
@@ -56,9 +62,13 @@ pub fn claims(o: &Outcome) -> Claims {
         ),
     );
     c.add(
-        "encoder_never_full_rank",
-        re.full_rank_1e3_percent == 0.0,
-        "not one encoder matrix has full rank at 1e-3",
+        "encoder_fewer_full_rank",
+        re.full_rank_1e3_percent < rd.full_rank_1e3_percent,
+        format!(
+            "fewer encoder matrices than causal ones have full rank at 1e-3 ({}% against \
+             {}%)",
+            re.full_rank_1e3_percent, rd.full_rank_1e3_percent
+        ),
     );
     c.add(
         "most_causal_rank_deficient",
@@ -89,6 +99,18 @@ pub fn claims(o: &Outcome) -> Claims {
         t.chat.turns.iter().skip(1).all(|x| x.recomputed_prefill_ms > x.kept_prefill_ms),
         "after the first turn, recomputing the conversation makes every prefill slower",
     );
+    if let (Some(turn), Some(time)) = (ch.turns.last(), t.chat.turns.last()) {
+        let tokens = turn.context_tokens as f64 / turn.new_tokens.max(1) as f64;
+        c.add(
+            "prefill_time_sublinear",
+            time.prefill_ratio < tokens,
+            format!(
+                "the last turn's recomputed prefill ran {tokens:.1} times as many tokens as \
+                 the kept one in {} times the time",
+                time.prefill_ratio
+            ),
+        );
+    }
     c.add(
         "uncached_decoding_slower",
         t.chat.uncached_over_cached > 1.0,

@@ -29,26 +29,37 @@ pub struct Count {
     pub parts: Vec<Part>,
     pub predicted: usize,
     pub in_file: usize,
+    /// The configuration the formulas use: `d`, `f`, `L`, `V`, ... by name.
+    pub dims: BTreeMap<&'static str, usize>,
     /// Parameters of one attention sublayer (projections only), and what the
     /// book's `4d² + 4d` gives at the same `d`.
     pub attention_per_layer: usize,
     pub attention_4d2_4d: usize,
+    /// The bias-free part `4d²`, and what grouped-query attention saves of it
+    /// (`2d (h − g) d_h`; zero without it).
+    pub attention_4d2: usize,
+    pub attention_gqa_saving: usize,
 }
 
 impl Count {
     fn new(
         model: &'static str,
         parts: Vec<Part>,
+        dims: BTreeMap<&'static str, usize>,
         attention_per_layer: usize,
-        d: usize,
+        gqa_saving: usize,
     ) -> Self {
+        let d = dims["d"];
         Count {
             model,
             predicted: parts.iter().map(|p| p.predicted).sum(),
             in_file: parts.iter().map(|p| p.in_file).sum(),
             parts,
+            dims,
             attention_per_layer,
             attention_4d2_4d: 4 * d * d + 4 * d,
+            attention_4d2: 4 * d * d,
+            attention_gqa_saving: gqa_saving,
         }
     }
 }
@@ -127,7 +138,8 @@ pub fn bert(dir: &Path) -> anyhow::Result<Count> {
             in_file: pooler,
         });
     }
-    Ok(Count::new("encoder", parts, attention, d))
+    let dims = [("d", d), ("f", f), ("L", l), ("V", v), ("P", p), ("T", t)];
+    Ok(Count::new("encoder", parts, dims.into_iter().collect(), attention, 0))
 }
 
 // ANCHOR: llama_count
@@ -183,6 +195,16 @@ pub fn llama(dir: &Path) -> anyhow::Result<Count> {
         part("feed-forward", "L (3df + d)", l * (3 * d * f + d)),
         part("final norm", "d", d),
     ];
-    Ok(Count::new("decoder", parts, attention, d))
+    let dims = [
+        ("d", d),
+        ("f", f),
+        ("L", l),
+        ("V", v),
+        ("h", c.n_heads),
+        ("g", c.n_kv_heads),
+        ("d_h", c.head_dim),
+    ];
+    let saving = 2 * d * (c.n_heads - c.n_kv_heads) * c.head_dim;
+    Ok(Count::new("decoder", parts, dims.into_iter().collect(), attention, saving))
 }
 // ANCHOR_END: llama_count

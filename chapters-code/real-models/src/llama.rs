@@ -13,6 +13,8 @@ use candle_core::quantized::gguf_file::{Content, Value};
 use candle_core::{D, DType, Device, Tensor};
 use candle_nn::{Embedding, Linear, Module, RmsNorm};
 
+use transformer::attention::KvCache;
+
 use crate::HeadTrace;
 use crate::error::{Error, Result};
 
@@ -149,42 +151,10 @@ pub fn string_list(content: &Content, key: &str) -> Result<Vec<String>> {
         .collect()
 }
 
-/// Key/value cache of one attention layer: keys and values of every position seen
-/// so far, `[batch, kv_heads, time, head_dim]`, grown by concatenation along time.
-/// It mirrors `transformer::attention::KvCache` of the book's shared library
-/// (written again here, since this crate must not change the library).
-#[derive(Debug, Clone, Default)]
-pub struct KvCache {
-    pub k: Option<Tensor>,
-    pub v: Option<Tensor>,
-}
-
-impl KvCache {
-    /// Number of cached positions.
-    pub fn len(&self) -> usize {
-        self.k.as_ref().map_or(0, |k| k.dims()[2])
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
-    /// Append new keys and values along the time axis; return everything cached so
-    /// far.
-    pub fn append(&mut self, k: &Tensor, v: &Tensor) -> Result<(Tensor, Tensor)> {
-        let cat = |old: &Option<Tensor>, new: &Tensor| match old {
-            Some(old) => Tensor::cat(&[old, new], 2),
-            None => Ok(new.clone()),
-        };
-        let (k, v) = (cat(&self.k, k)?, cat(&self.v, v)?);
-        self.k = Some(k.clone());
-        self.v = Some(v.clone());
-        Ok((k, v))
-    }
-}
-
-/// One [`KvCache`] per block.
-#[derive(Debug, Clone)]
+/// One [`KvCache`] per block: the book's own cache from the shared library
+/// (`transformer::attention::KvCache`), keys and values `[batch, kv_heads, time,
+/// head_dim]` grown by concatenation along time, the same type chapter 6 measures.
+#[derive(Clone)]
 pub struct Cache {
     pub layers: Vec<KvCache>,
 }
@@ -202,6 +172,11 @@ impl Cache {
 
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+
+    /// Bytes held by every layer's keys and values.
+    pub fn bytes(&self) -> usize {
+        self.layers.iter().map(KvCache::bytes).sum()
     }
 }
 

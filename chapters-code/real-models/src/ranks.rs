@@ -2,7 +2,7 @@
 //! passages, cut to the same number of tokens; every layer's and head's logits are
 //! taken from the forward pass and measured in `f64` with chapter 3's own code.
 
-use anyhow::bail;
+use anyhow::{Context, bail};
 use candle_core::{DType, Tensor};
 use ch03_low_rank::measures::{
     CausalDiagonal, Mask, Measures, attention, numerical_rank, singular_values,
@@ -227,12 +227,13 @@ pub fn ranks(
     let (mut enc, mut dec) = (Vec::new(), Vec::new());
     for (p, text) in passages.iter().enumerate() {
         let what = format!("passage {}", p + 1);
-        // The encoder reads `[CLS]` + the passage's first `n - 1` tokens.
+        // The encoder reads `[CLS]`, the passage's first `n - 2` tokens, `[SEP]`.
         let e = encoder
             .tokenizer
             .encode(*text, true)
             .map_err(crate::Error::tokenizer)?;
-        let ids = first(e.get_ids(), n, &what)?;
+        let mut ids = first(e.get_ids(), n, &what)?;
+        ids[n - 1] = *e.get_ids().last().context("an empty encoding")?;
         let row =
             Tensor::new(ids.as_slice(), &candle_core::Device::Cpu)?.unsqueeze(0)?;
         let (_, traces) = encoder.model.forward_traced(

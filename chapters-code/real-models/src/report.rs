@@ -21,7 +21,10 @@ pub struct Run {
     pub models: &'static str,
     pub tokens: usize,
     pub passages: usize,
+    pub turns: usize,
     pub reply_tokens: usize,
+    /// Each chat is timed this many times; each turn reports its fastest.
+    pub timing_repeats: usize,
 }
 
 /// Chapter 3's trained-in-a-minute models at the same length, from its committed
@@ -132,7 +135,9 @@ pub fn compute(s: &Settings) -> anyhow::Result<Outcome> {
                 models: if s.models.real() { "real" } else { "tiny" },
                 tokens: s.tokens,
                 passages: s.passages.len(),
+                turns: s.turns.len(),
                 reply_tokens: s.reply_tokens,
+                timing_repeats: crate::chat::TIMING_REPEATS,
             },
             encoder_params,
             decoder_params,
