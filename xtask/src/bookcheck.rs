@@ -14,6 +14,7 @@ use anyhow::{Context, Result, bail};
 use mdbook_driver::MDBook;
 use mdbook_driver::book::BookItem;
 use mdbook_driver::config::HtmlConfig;
+use mdbook_preprocessor::Preprocessor;
 use tracing::{Event, Level, Subscriber, field::Field, field::Visit};
 use tracing_subscriber::layer::{Context as LayerContext, Layer, SubscriberExt};
 
@@ -206,6 +207,86 @@ include!(concat!(env!("OUT_DIR"), "/math_assets.rs"));
 
 /// Write the MathML stylesheet and fonts (embedded at compile time, see
 /// `build.rs`).
+/// The book's own preprocessors, in the order book.toml runs them (after mdBook's
+/// `links`, which does the includes).
+pub const PREPROCESSORS: [&str; 3] = ["values", "math", "tables"];
+
+/// The command book.toml declares for preprocessor `name`.
+pub fn preprocess_command(name: &str) -> String {
+    format!("cargo xtask preprocess {name}")
+}
+
+/// Write the MathML stylesheet and fonts into `dir` (the book's `mathml/` folder,
+/// which mdBook copies into every build), touching only files whose bytes differ,
+/// so that `mdbook serve`, which watches the folder, does not rebuild forever.
+pub fn write_math_assets(dir: &Path) -> Result<()> {
+    for (name, bytes) in MATH_ASSETS {
+        let path = dir.join(name);
+        if std::fs::read(&path).is_ok_and(|old| old == *bytes) {
+            continue;
+        }
+        std::fs::create_dir_all(path.parent().context("asset path has a folder")?)?;
+        let tmp = path.with_extension("partial");
+        std::fs::write(&tmp, bytes)
+            .and_then(|()| std::fs::rename(&tmp, &path))
+            .with_context(|| format!("writing {}", path.display()))?;
+    }
+    Ok(())
+}
+
+/// `cargo xtask preprocess NAME`, as mdBook runs a preprocessor: the book on
+/// standard input, the preprocessed book on standard output.
+pub fn preprocess_stdio(name: &str) -> Result<()> {
+    let (ctx, book) = mdbook_preprocessor::parse_input(std::io::stdin().lock())
+        .context("reading the book mdBook sent")?;
+    let src = ctx.root.join(&ctx.config.book.src);
+    let book = match name {
+        "values" => Values::new(src.join("generated")).run(&ctx, book)?,
+        "math" => {
+            write_math_assets(&src.join("mathml"))?;
+            Math.run(&ctx, book)?
+        }
+        "tables" => crate::tables::Tables.run(&ctx, book)?,
+        other => bail!(
+            "unknown preprocessor `{other}`; the book's are {}",
+            PREPROCESSORS.join(", ")
+        ),
+    };
+    serde_json::to_writer(std::io::stdout().lock(), &book)
+        .context("writing the preprocessed book")?;
+    Ok(())
+}
+
+/// Build the book as plain `mdbook build` does (book.toml's preprocessors run as
+/// commands) into `out`, and return the HTML pages that differ from the strict
+/// build's in `strict` (by path under the output folder).
+pub fn plain_build_differences(
+    root: &Path,
+    strict: &Path,
+    out: &Path,
+) -> Result<Vec<String>> {
+    let mut book = MDBook::load(root)
+        .with_context(|| format!("loading the book at {}", root.display()))?;
+    book.config.set("build.build-dir", out)?;
+    book.build().context("the plain mdBook build failed")?;
+    let plain = book.build_dir_for("html");
+    let mut differ = Vec::new();
+    for item in book.iter() {
+        if let BookItem::Chapter(ch) = item
+            && let Some(path) = &ch.path
+        {
+            let page = path.with_extension("html");
+            let a = std::fs::read(strict.join(&page));
+            let b = std::fs::read(plain.join(&page));
+            match (a, b) {
+                (Ok(a), Ok(b)) if a == b => {}
+                _ => differ.push(page.display().to_string()),
+            }
+        }
+    }
+    Ok(differ)
+}
+
 fn copy_math_assets(out_dir: &Path) -> Result<()> {
     for (name, bytes) in MATH_ASSETS {
         let path = out_dir.join("mathml").join(name);
@@ -352,6 +433,21 @@ fn build_inner(root: &Path) -> Result<Built> {
     if src.join("generated").is_dir() {
         crate::figures::check_dirs(&[src.join("generated")])?;
     }
+    // book.toml declares the book's preprocessors as commands (so that plain
+    // `mdbook build` runs them too); here the same ones run in process, each taking
+    // its declared command's place and position.
+    for name in PREPROCESSORS {
+        let key = format!("preprocessor.{name}.command");
+        let command: Option<String> = book.config.get(&key)?;
+        if command.as_deref() != Some(&preprocess_command(name)) {
+            bail!(
+                "book.toml must declare [preprocessor.{name}] with command = \"{}\" \
+                 (found {command:?})",
+                preprocess_command(name)
+            );
+        }
+    }
+    write_math_assets(&src.join("mathml"))?;
     book.with_preprocessor(Values::new(src.join("generated")));
     book.with_preprocessor(Math);
     book.with_preprocessor(crate::tables::Tables);

