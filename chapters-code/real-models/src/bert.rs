@@ -60,6 +60,12 @@ impl BertConfig {
                 self.hidden_size, self.num_attention_heads
             ));
         }
+        if self.max_position_embeddings < 4 {
+            return bad(format!(
+                "max_position_embeddings {} is too small (at least 4)",
+                self.max_position_embeddings
+            ));
+        }
         if self.hidden_act != "gelu" {
             return bad(format!(
                 "hidden_act `{}` is not supported (only `gelu`)",

@@ -26,6 +26,7 @@ pub struct Turn {
     pub new_tokens: usize,
     /// Tokens recomputing runs before this turn's reply: the whole conversation.
     pub context_tokens: usize,
+    /// Tokens generated, the one that ended the turn included.
     pub reply_tokens: usize,
 }
 
@@ -55,7 +56,10 @@ pub struct KvSize {
     pub head_dim: usize,
     /// `2 L g d_h · 4` bytes (keys and values, f32).
     pub bytes_per_token: usize,
-    /// The cache's tensors after the chat, divided by the tokens it holds.
+    /// The cache after the chat: the library's `KvCache::bytes` over every layer,
+    /// the tokens it holds, and their quotient.
+    pub bytes_held: usize,
+    pub tokens_held: usize,
     pub bytes_per_token_measured: usize,
     /// The same model without grouped-query attention (`g = h`).
     pub bytes_per_token_without_gqa: usize,
@@ -64,12 +68,18 @@ pub struct KvSize {
     pub full_context_mib: f64,
 }
 
+/// Changes below this are f32 rounding (they differ from machine to machine), and
+/// are recorded as 0.
+pub const DRIFT_FLOOR: f64 = 1e-5;
+
 /// How much earlier tokens' cached values change when a turn is appended, per
-/// layer: `‖V' − V‖ / ‖V‖` over the first turn's positions.
+/// layer: `‖V' − V‖ / ‖V‖` over the first turn's positions, 0 where it is below
+/// [`DRIFT_FLOOR`].
 #[derive(Debug, Clone, Serialize)]
 pub struct Drift {
     pub first_turn_tokens: usize,
     pub appended_tokens: usize,
+    pub floor: f64,
     pub per_layer: Vec<f64>,
     pub max: f64,
 }
@@ -235,9 +245,17 @@ fn drift(a: &[HeadTrace], b: &[HeadTrace], m: usize) -> anyhow::Result<Vec<f64>>
         .collect()
 }
 
-fn drift_summary(per_layer: Vec<f64>, first: usize, appended: usize) -> Drift {
+fn drift_summary(raw: Vec<f64>, first: usize, appended: usize) -> Drift {
+    let per_layer: Vec<f64> =
+        raw.iter().map(|&x| if x < DRIFT_FLOOR { 0.0 } else { x }).collect();
     let max = per_layer.iter().copied().fold(0.0, f64::max);
-    Drift { first_turn_tokens: first, appended_tokens: appended, per_layer, max }
+    Drift {
+        first_turn_tokens: first,
+        appended_tokens: appended,
+        floor: DRIFT_FLOOR,
+        per_layer,
+        max,
+    }
 }
 
 /// Append the second turn to the first and compare the first turn's cached values
@@ -314,6 +332,7 @@ pub fn run(
     // same for both and not counted), fastest of `TIMING_REPEATS`.
     let prompt = lm.chat_prompt(users[0])?;
     let (mut cached_s, mut uncached_s) = (f64::INFINITY, f64::INFINITY);
+    // Steps timed: every token after the first.
     let (mut cached, mut plain) = (Vec::new(), Vec::new());
     for _ in 0..TIMING_REPEATS {
         let (ids, s) = decode_timed(lm, &prompt, uncached, true)?;
@@ -321,7 +340,12 @@ pub fn run(
         let (ids, s) = decode_timed(lm, &prompt, uncached, false)?;
         (plain, uncached_s) = (ids, uncached_s.min(s));
     }
-    let steps = (plain.len().max(2) - 1) as f64;
+    let steps = |ids: &[u32]| ids.len().saturating_sub(1) as f64;
+    if steps(&cached) == 0.0 || steps(&plain) == 0.0 {
+        anyhow::bail!(
+            "the first reply ended after one token, so no decoding step could be timed"
+        );
+    }
 
     let c = &lm.model.config;
     let per_head = 2 * c.n_layers * c.head_dim * 4;
@@ -332,6 +356,8 @@ pub fn run(
         kv_heads: c.n_kv_heads,
         head_dim: c.head_dim,
         bytes_per_token: per_head * c.n_kv_heads,
+        bytes_held: held,
+        tokens_held: cache.len(),
         bytes_per_token_measured: held / cache.len().max(1),
         bytes_per_token_without_gqa: per_head * c.n_heads,
         context_length: c.context_length,
@@ -363,9 +389,11 @@ pub fn run(
             })
         })
         .collect::<anyhow::Result<Vec<_>>>()?;
-    let first = format!("{} {}", users[0], turns[0].reply);
-    let second =
-        format!(" {} {}", users[1 % users.len()], turns[1 % turns.len()].reply);
+    let ([u1, u2, ..], [t1, t2, ..]) = (users, turns.as_slice()) else {
+        anyhow::bail!("the chat needs at least two turns");
+    };
+    let first = format!("{u1} {}", t1.reply);
+    let second = format!(" {u2} {}", t2.reply);
     let (decoder_drift, encoder_drift) =
         drifts(lm, encoder, &first, &second, encoder_cap)?;
 
@@ -391,9 +419,12 @@ pub fn run(
     let times = ChatTimes {
         turns: turn_times,
         total_ratio: round_dp(rc / kc, 2),
-        cached_tokens_per_s: round_sig(steps / cached_s, 3),
-        uncached_tokens_per_s: round_sig(steps / uncached_s, 3),
-        uncached_over_cached: round_dp(uncached_s / cached_s, 1),
+        cached_tokens_per_s: round_sig(steps(&cached) / cached_s, 3),
+        uncached_tokens_per_s: round_sig(steps(&plain) / uncached_s, 3),
+        uncached_over_cached: round_dp(
+            (uncached_s / steps(&plain)) / (cached_s / steps(&cached)),
+            1,
+        ),
     };
     let chat = Chat {
         turns,

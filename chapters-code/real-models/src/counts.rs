@@ -5,7 +5,6 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use anyhow::{Context, bail};
-use candle_core::Device;
 use candle_core::quantized::gguf_file::Content;
 use serde::Serialize;
 
@@ -85,13 +84,18 @@ fn by_part(
 pub fn bert(dir: &Path) -> anyhow::Result<Count> {
     let c = BertConfig::from_file(&MINILM.file(dir, "config.json"))?;
     let weights = MINILM.file(dir, "model.safetensors");
-    let loaded = candle_core::safetensors::load(&weights, &Device::Cpu)
-        .with_context(|| format!("reading {}", weights.display()))?;
+    // Only the header is read: the shapes, not the weights.
+    // SAFETY: the file is memory-mapped read-only and nothing writes the extracted
+    // model files after the fetch.
+    let file =
+        unsafe { candle_core::safetensors::MmapedSafetensors::new(&weights) }
+            .with_context(|| format!("reading {}", weights.display()))?;
     // `position_ids` is a stored index buffer (0, 1, 2, ...), not a parameter.
-    let tensors: Vec<(String, usize)> = loaded
-        .iter()
+    let tensors: Vec<(String, usize)> = file
+        .tensors()
+        .into_iter()
         .filter(|(k, _)| !k.ends_with("position_ids"))
-        .map(|(k, t)| (k.clone(), t.elem_count()))
+        .map(|(k, t)| (k, t.shape().iter().product()))
         .collect();
     let file = by_part(&tensors, |name| {
         let name = name.strip_prefix("bert.").unwrap_or(name);

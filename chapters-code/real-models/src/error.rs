@@ -13,6 +13,12 @@ pub enum Error {
     )]
     PipMissing { manual: String },
 
+    /// `$DOOT_OFFLINE` is set and a wheel is missing.
+    #[error(
+        "DOOT_OFFLINE is set, so nothing is downloaded; unset it, or place the wheels by hand:\n{manual}"
+    )]
+    Offline { manual: String },
+
     /// pip ran but did not produce the wheel.
     #[error("`{command}` failed ({status}):\n{stderr}")]
     PipFailed { command: String, status: String, stderr: String },

