@@ -1,7 +1,9 @@
 // Load every page of the built book in Debian's Chromium, with the network blocked except for
 // the local server, and check what a reader sees. Usage:
 //   node check-book.mjs <built-book-dir> <SUMMARY.md> <output-dir>
-// Writes screenshots of each chapter's first figure and the list of external links to <output-dir>.
+// Writes a screenshot of every figure as a reader sees it, in the light theme (1280-px window)
+// and the navy theme (1024-px window), under <output-dir>/figures/<theme>/, and the list of
+// external links, to <output-dir>.
 import http from 'node:http';
 import fs from 'node:fs';
 import path from 'node:path';
@@ -12,9 +14,30 @@ if (!bookDir || !summaryPath || !outDir) {
   console.error('usage: node check-book.mjs <built-book-dir> <SUMMARY.md> <output-dir>');
   process.exit(2);
 }
-const shotsDir = path.join(outDir, 'screenshots');
+const shotsDir = path.join(outDir, 'figures');
 fs.rmSync(outDir, { recursive: true, force: true });
-fs.mkdirSync(shotsDir, { recursive: true });
+for (const theme of ['light', 'navy']) fs.mkdirSync(path.join(shotsDir, theme), { recursive: true });
+
+// Every figure on the page, one PNG each: <page>-<n>.png, n counting from 1 in page order.
+async function shootFigures(tab, page, theme) {
+  // Figures folded into <details> are shot too (opened, as printing opens them).
+  await tab.evaluate(() => document.querySelectorAll('main details').forEach((d) => { d.open = true; }));
+  // mdBook wraps each image in a click-to-zoom label with a second, hidden copy
+  // (inside .img-wrapper): shoot the image the reader sees, not the copy.
+  const imgs = tab.locator('main :not(.img-wrapper) > img');
+  const n = await imgs.count();
+  const stem = page.replace(/[\/]/g, '_').replace(/\.html$/, '');
+  for (let i = 0; i < n; i++) {
+    const img = imgs.nth(i);
+    if (!(await img.isVisible())) {
+      problems.push(`${page} (${theme}): figure ${i + 1} (${await img.getAttribute('src')}) is not visible`);
+      continue;
+    }
+    await img.scrollIntoViewIfNeeded();
+    const file = `${stem}-${String(i + 1).padStart(2, '0')}.png`;
+    await img.screenshot({ path: path.join(shotsDir, theme, file) });
+  }
+}
 
 // Pages in reading order, from SUMMARY.md.
 const pages = [...fs.readFileSync(summaryPath, 'utf8').matchAll(/\]\(([^)]+\.md)\)/g)]
@@ -148,11 +171,7 @@ for (const page of pages) {
     if (/^[a-z]+:/i.test(href)) { if (!href.startsWith(origin)) external.add(href); continue; }
     linksToCheck.push({ from: page, href });
   }
-  if (report.images.length > 0) {
-    const first = tab.locator('main img').first();
-    await first.scrollIntoViewIfNeeded();
-    await first.screenshot({ path: path.join(shotsDir, page.replace(/[\/]/g, '_').replace(/\.html$/, '.png')) });
-  }
+  await shootFigures(tab, page, layouts[0].theme);
   await tab.close();
 }
 
@@ -162,7 +181,10 @@ for (const layout of layouts.slice(1)) {
   for (const page of pages) {
     const tab = await ctx.newPage();
     const resp = await tab.goto(`${origin}/${page}`, { waitUntil: 'load' });
-    if (resp && resp.status() === 200) await checkWidths(tab, page, layout);
+    if (resp && resp.status() === 200) {
+      await checkWidths(tab, page, layout);
+      await shootFigures(tab, page, layout.theme);
+    }
     await tab.close();
   }
   await ctx.close();
@@ -204,11 +226,13 @@ for (const { from, href } of linksToCheck) {
 await browser.close();
 server.close();
 fs.writeFileSync(path.join(outDir, 'external-links.txt'), [...external].sort().join('\n') + '\n');
-const shots = fs.readdirSync(shotsDir).length;
+const shots = ['light', 'navy'].map((t) => fs.readdirSync(path.join(shotsDir, t)).length);
+if (shots[0] !== shots[1]) problems.push(`${shots[0]} figures shot in the light theme but ${shots[1]} in navy`);
 if (problems.length) {
   const unique = [...new Set(problems)];
   console.error(`browser check: ${unique.length} problem(s):\n  ` + unique.join('\n  '));
   process.exit(1);
 }
 console.log(`browser check: ${pages.length} pages OK, ${linksToCheck.length} internal links OK, ` +
-  `${external.size} external links listed, ${shots} screenshots in ${shotsDir}`);
+  `${external.size} external links listed; figures as a reader sees them: ${shots[0]} light and ` +
+  `${shots[1]} navy screenshots in ${shotsDir}`);

