@@ -438,6 +438,7 @@ fn build_inner(root: &Path) -> Result<Built> {
     }
     crate::references::check_book(&book)?;
     crate::glossary::check_book(&book)?;
+    crate::captions::check_book(&book)?;
     if src.join("generated").is_dir() {
         crate::figures::check_dirs(&[src.join("generated")])?;
     }

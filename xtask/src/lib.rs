@@ -2,6 +2,7 @@
 //! tested.
 
 pub mod bookcheck;
+pub mod captions;
 pub mod chapters;
 pub mod figures;
 pub mod fresh;
