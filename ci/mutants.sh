@@ -1,13 +1,12 @@
 #!/usr/bin/env bash
 # On demand, not in CI: mutation testing of the fast kernels (the project's only unsafe code),
 # to show that their tests catch wrong answers. cargo-mutants changes one operator, constant or
-# return value at a time in chapters-code/transformer/src/kernels.rs and runs the kernel tests;
+# return value at a time in chapters-code/transformer/src/kernels/ and runs the kernel tests;
 # a mutant that no test catches is listed in <out>/mutants.out/missed.txt.
 #
-# The process-tuning levers (Lever::*, enabled, set, configure_threads, keep_freed_memory) are
-# left out: switching a kernel off or changing thread and allocator settings changes speed, not
-# results, so the tests (which compare the fused path with the plain one) cannot and should not
-# tell them apart.
+# The process tuning (tune_process, keep_freed_memory) and the Kernels and Tuning defaults are
+# left out: thread and allocator settings change speed, not results, so the tests (which
+# compare the fused path with the plain one) cannot and should not tell them apart.
 #
 # Usage: ci/mutants.sh [out-dir]   (about an hour on 2 cores; installs cargo-mutants when missing)
 set -euo pipefail
@@ -19,7 +18,7 @@ if ! cargo mutants --version 2>/dev/null | grep -q "$version"; then
   cargo install --locked --version "$version" cargo-mutants
 fi
 cd "$root"
-exec cargo mutants --file chapters-code/transformer/src/kernels.rs --package transformer \
+exec cargo mutants --file 'chapters-code/transformer/src/kernels/*.rs' --package transformer \
   --profile release --jobs 2 --output "$out" --timeout 60 --build-timeout 300 \
-  --exclude-re 'Lever::|replace enabled|replace set |configure_threads|keep_freed_memory' \
+  --exclude-re 'tune_process|keep_freed_memory|<impl Default for (Kernels|Tuning)>' \
   -- --lib --test kernels --test kernels_errors

@@ -3,8 +3,7 @@
 
 use transformer::{Config, PositionKind};
 
-/// The exact number of parameters of `transformer::EncoderDecoder::new(store, name,
-/// cfg)`.
+/// The exact number of parameters of `transformer::EncoderDecoder::new(/// cfg, store.vb().pp(name))`.
 pub fn encoder_decoder_params(cfg: &Config) -> usize {
     let d = cfg.d_model;
     let kv = cfg.n_kv_heads * (d / cfg.n_heads);

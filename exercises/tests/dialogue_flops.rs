@@ -26,7 +26,7 @@ fn counted(
     let mut out = Vec::new();
     match serving {
         Serving::CacheReuse | Serving::Reencode => {
-            let dec = DecoderOnly::new(&store, "dec", cfg).unwrap();
+            let dec = DecoderOnly::new(cfg, store.vb().pp("dec")).unwrap();
             let mut cache = Vec::new();
             for t in 0..turns {
                 let history = t * (user + reply);
@@ -54,7 +54,7 @@ fn counted(
             }
         }
         Serving::EncoderDecoder => {
-            let ed = EncoderDecoder::new(&store, "ed", cfg).unwrap();
+            let ed = EncoderDecoder::new(cfg, store.vb().pp("ed")).unwrap();
             for t in 0..turns {
                 let prompt = t * (user + reply) + user;
                 let (_, f) = flops::count(|| {
@@ -88,6 +88,7 @@ fn config(n_kv_heads: usize, n_layers: usize) -> Config {
         max_len: 80,
         positions: PositionKind::Learned,
         tie_embeddings: false,
+        kernels: Default::default(),
     }
 }
 

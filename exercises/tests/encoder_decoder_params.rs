@@ -7,7 +7,7 @@ use transformer::{Config, EncoderDecoder, ParamStore, PositionKind};
 /// The number of parameters the library's encoder-decoder really creates.
 fn instantiated(cfg: &Config) -> usize {
     let store = ParamStore::new(0);
-    EncoderDecoder::new(&store, "ed", cfg).unwrap();
+    EncoderDecoder::new(cfg, store.vb().pp("ed")).unwrap();
     store.num_params()
 }
 
@@ -22,6 +22,7 @@ fn small() -> Config {
         max_len: 12,
         positions: PositionKind::Learned,
         tie_embeddings: false,
+        kernels: Default::default(),
     }
 }
 

@@ -23,18 +23,19 @@ fn config(n_layers: usize, n_kv_heads: usize) -> Config {
         max_len: 64,
         positions: PositionKind::Learned,
         tie_embeddings: true,
+        kernels: Default::default(),
     }
 }
 
 /// What the library's models really multiply on one pair.
 fn counted(cfg: &Config, n: usize, m: usize) -> (u64, u64) {
     let s = ParamStore::new(0);
-    let dec = DecoderOnly::new(&s, "dec", cfg).unwrap();
+    let dec = DecoderOnly::new(cfg, s.vb().pp("dec")).unwrap();
     let (_, d) = flops::count(|| {
         dec.forward(&ids(n + m - 1, cfg.vocab_size), &MaskKind::prefix(n)).unwrap()
     });
     let s = ParamStore::new(0);
-    let ed = EncoderDecoder::new(&s, "ed", cfg).unwrap();
+    let ed = EncoderDecoder::new(cfg, s.vb().pp("ed")).unwrap();
     let (_, e) = flops::count(|| {
         ed.forward(&ids(n, cfg.vocab_size), &ids(m, cfg.vocab_size)).unwrap()
     });

@@ -13,8 +13,8 @@ use candle_core::{D, DType, IndexOp, Tensor};
 use clap::{Parser, ValueEnum};
 use rand::Rng as _;
 use serde::{Deserialize, Serialize};
-use transformer::kernels::{self, Lever};
-use transformer::loss::masked_cross_entropy;
+use transformer::kernels::{Kernels, Tuning, tune_process};
+use transformer::loss::{masked_cross_entropy, token_nll_reference};
 use transformer::model::Forward;
 use transformer::rng::Rng;
 use transformer::train::{StepLoss, TrainConfig, train};
@@ -121,6 +121,79 @@ struct Settings {
     cfg: Config,
     batch: usize,
     seq: usize,
+    /// The loss through the fused cross-entropy kernel (else the reference).
+    fused_loss: bool,
+}
+
+/// One optimisation the levers measurement switches on, in the order it does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+#[value(rename_all = "snake_case")]
+enum Lever {
+    /// No extra threads for candle's element-wise operations.
+    CandleThreads,
+    /// Keep freed memory in the process.
+    KeepMemory,
+    Linear,
+    LayerNorm,
+    Softmax,
+    Gelu,
+    CrossEntropy,
+    Adamw,
+    /// Attention straight from the fused QKV projection.
+    Attention,
+}
+
+impl Lever {
+    fn name(self) -> String {
+        self.to_possible_value()
+            .expect("no lever is skipped")
+            .get_name()
+            .to_string()
+    }
+}
+
+/// What a list of levers switches on: process settings, kernels, the loss.
+struct Levers {
+    tuning: Tuning,
+    kernels: Kernels,
+    fused_loss: bool,
+}
+
+/// Parse `all`, `none` or a comma-separated list of lever names.
+fn parse_levers(list: &str) -> anyhow::Result<Levers> {
+    let on: Vec<Lever> = match list {
+        "all" => Lever::value_variants().to_vec(),
+        "none" => Vec::new(),
+        _ => list
+            .split(',')
+            .map(|name| {
+                Lever::from_str(name.trim(), false).map_err(|_| {
+                    let known: Vec<String> =
+                        Lever::value_variants().iter().map(|l| l.name()).collect();
+                    anyhow::anyhow!(
+                        "unknown lever {name:?}; known: {}, all, none",
+                        known.join(", ")
+                    )
+                })
+            })
+            .collect::<anyhow::Result<_>>()?,
+    };
+    let has = |l: Lever| on.contains(&l);
+    Ok(Levers {
+        tuning: Tuning {
+            one_candle_thread: has(Lever::CandleThreads),
+            keep_freed_memory: has(Lever::KeepMemory),
+        },
+        kernels: Kernels {
+            linear: has(Lever::Linear),
+            layer_norm: has(Lever::LayerNorm),
+            softmax: has(Lever::Softmax),
+            gelu: has(Lever::Gelu),
+            attention: has(Lever::Attention),
+            adamw: has(Lever::Adamw),
+        },
+        fused_loss: has(Lever::CrossEntropy),
+    })
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -168,10 +241,11 @@ struct TorchResults {
     decode: Option<DecodeResult>,
 }
 
-fn settings(cli: &Cli) -> anyhow::Result<Settings> {
+fn settings(cli: &Cli, levers: &Levers) -> anyhow::Result<Settings> {
     let mut cfg = match cli.config {
         Preset::Tiny => Config::tiny(),
     };
+    cfg.kernels = levers.kernels;
     if let Some(d) = cli.d_model {
         cfg.d_model = d as usize;
         cfg.d_ff = 4 * d as usize;
@@ -197,7 +271,12 @@ fn settings(cli: &Cli) -> anyhow::Result<Settings> {
             cfg.max_len
         );
     }
-    Ok(Settings { seq: cfg.max_len, batch: cli.batch as usize, cfg })
+    Ok(Settings {
+        seq: cfg.max_len,
+        batch: cli.batch as usize,
+        cfg,
+        fused_loss: levers.fused_loss,
+    })
 }
 
 /// `batch` random sequences of `seq + 1` tokens: inputs are the first `seq`,
@@ -214,9 +293,10 @@ fn random_batch(
     Ok((t.narrow(1, 0, seq)?.contiguous()?, t.narrow(1, 1, seq)?.contiguous()?))
 }
 
-fn train_config(steps: usize, seed: u64) -> TrainConfig {
+fn train_config(steps: usize, seed: u64, kernels: Kernels) -> TrainConfig {
     TrainConfig {
         steps,
+        kernels,
         lr: 1e-3,
         warmup: 2,
         seed,
@@ -232,20 +312,21 @@ fn bench_train(
     seed: u64,
 ) -> anyhow::Result<TrainResult> {
     let store = ParamStore::new(seed);
-    let model = DecoderOnly::new(&store, "gpt", &s.cfg)?;
+    let model = DecoderOnly::new(&s.cfg, store.vb().pp("gpt"))?;
     let ones = Tensor::ones((s.batch, s.seq), DType::F32, &DEVICE)?;
     let mut starts = Vec::new();
     let log = train(
         &store,
-        &train_config(warmup + steps, seed),
+        &train_config(warmup + steps, seed, s.cfg.kernels),
         |_, r| {
             starts.push(Instant::now());
             let (x, y) = random_batch(r, s.batch, s.seq, s.cfg.vocab_size)?;
-            let loss = masked_cross_entropy(
-                &model.forward(&x, &MaskKind::Causal)?,
-                &y,
-                &ones,
-            )?;
+            let logits = model.forward(&x, &MaskKind::Causal)?;
+            let loss = if s.fused_loss {
+                masked_cross_entropy(&logits, &y, &ones)?
+            } else {
+                token_nll_reference(&logits, &y)?.mean_all()?
+            };
             Ok(StepLoss {
                 loss,
                 tokens_seen: s.batch * s.seq,
@@ -275,7 +356,7 @@ fn bench_decode(
     seed: u64,
 ) -> anyhow::Result<DecodeResult> {
     let store = ParamStore::new(seed);
-    let model = DecoderOnly::new(&store, "gpt", &s.cfg)?;
+    let model = DecoderOnly::new(&s.cfg, store.vb().pp("gpt"))?;
     let mut r = transformer::rng::stream(seed, "prompt");
     let new_tokens = s.seq - prompt;
     let generate = |ids: &Tensor| -> anyhow::Result<Vec<u32>> {
@@ -322,11 +403,11 @@ fn bench_decode(
 /// check.
 fn save_weights(s: &Settings, path: &Path, seed: u64) -> anyhow::Result<()> {
     let store = ParamStore::new(seed);
-    let model = DecoderOnly::new(&store, "gpt", &s.cfg)?;
+    let model = DecoderOnly::new(&s.cfg, store.vb().pp("gpt"))?;
     let ones = Tensor::ones((s.batch, s.seq), DType::F32, &DEVICE)?;
     train(
         &store,
-        &TrainConfig { lr: 1e-2, ..train_config(3, seed) },
+        &TrainConfig { lr: 1e-2, ..train_config(3, seed, s.cfg.kernels) },
         |_, r| {
             let (x, y) = random_batch(r, s.batch, s.seq, s.cfg.vocab_size)?;
             let loss = masked_cross_entropy(
@@ -370,15 +451,16 @@ fn save_weights(s: &Settings, path: &Path, seed: u64) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Training speed with the levers switched on cumulatively, in [`Lever::ALL`]'s
+/// Training speed with the levers switched on cumulatively, in [`Lever`]'s
 /// order. Some levers act once per process, so each configuration runs in a fresh
 /// child process.
 fn bench_levers(cli: &Cli) -> anyhow::Result<Vec<LeverResult>> {
     let exe = std::env::current_exe()?;
     let mut out: Vec<LeverResult> = Vec::new();
     for round in 0..cli.lever_rounds as usize {
-        for k in 0..=Lever::ALL.len() {
-            let on: Vec<&str> = Lever::ALL[..k].iter().map(|l| l.name()).collect();
+        let all = Lever::value_variants();
+        for k in 0..=all.len() {
+            let on: Vec<String> = all[..k].iter().map(|l| l.name()).collect();
             let json = std::env::temp_dir()
                 .join(format!("bench-levers-{}-{k}.json", std::process::id()));
             let mut cmd = std::process::Command::new(&exe);
@@ -422,7 +504,7 @@ fn bench_levers(cli: &Cli) -> anyhow::Result<Vec<LeverResult>> {
                 m.train.context("child wrote no training result")?.tokens_per_s;
             let name = match k {
                 0 => "no levers".to_string(),
-                _ => format!("+ {}", Lever::ALL[k - 1].name()),
+                _ => format!("+ {}", all[k - 1].name()),
             };
             println!("  {name:<18} {tps:>9.0} tokens/s");
             // Other processes only slow a run down: keep each configuration's best
@@ -593,27 +675,8 @@ fn write_book_outputs(
     Ok(())
 }
 
-fn set_levers(list: &str) -> anyhow::Result<()> {
-    match list {
-        "all" => kernels::set_all(true),
-        "none" => kernels::set_all(false),
-        _ => {
-            kernels::set_all(false);
-            for name in list.split(',') {
-                let known = Lever::ALL.map(|l| l.name()).join(", ");
-                let l = Lever::from_name(name.trim()).with_context(|| {
-                    format!("unknown lever {name:?}; known: {known}, all, none")
-                })?;
-                kernels::set(l, true);
-            }
-        }
-    }
-    Ok(())
-}
-
-fn run(cli: Cli) -> anyhow::Result<()> {
-    set_levers(&cli.levers)?;
-    let s = settings(&cli)?;
+fn run(cli: Cli, levers: &Levers) -> anyhow::Result<()> {
+    let s = settings(&cli, levers)?;
     let (steps, warmup) = (cli.steps as usize, cli.warmup as usize);
     let params = s.cfg.decoder_only_params();
     let threads = candle_core::utils::get_num_threads();
@@ -728,7 +791,17 @@ fn run(cli: Cli) -> anyhow::Result<()> {
 }
 
 fn main() -> ExitCode {
-    match run(Cli::parse()) {
+    let cli = Cli::parse();
+    let levers = match parse_levers(&cli.levers) {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            return ExitCode::from(2);
+        }
+    };
+    // SAFETY: no thread has started yet (parsing the command line starts none).
+    unsafe { tune_process(levers.tuning) };
+    match run(cli, &levers) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e:#}");

@@ -5,11 +5,13 @@
 use anyhow::anyhow;
 use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
-use transformer::plot::PALETTE;
+use transformer::plot::{Architecture, architecture_colour};
 
-/// The colour of each mask, used for the same meaning in every panel.
-const BIDIRECTIONAL: RGBColor = PALETTE[0];
-const CAUSAL: RGBColor = PALETTE[2];
+/// The colour of each mask, used for the same meaning in every panel: that of the
+/// architecture it belongs to in every figure of the book (the encoder's, the
+/// causal decoder's).
+const BIDIRECTIONAL: RGBColor = architecture_colour(Architecture::Encoder);
+const CAUSAL: RGBColor = architecture_colour(Architecture::CausalDecoder);
 
 fn err<E: std::fmt::Debug>(e: E) -> anyhow::Error {
     anyhow!("drawing failed: {e:?}")

@@ -56,12 +56,12 @@ pub struct Models {
 impl Models {
     pub fn new(cfg: &Config) -> anyhow::Result<Self> {
         let stack_store = ParamStore::new(SEED);
-        let stack = DecoderOnly::new(&stack_store, "stack", cfg)?;
+        let stack = DecoderOnly::new(cfg, stack_store.vb().pp("stack"))?;
         let ed_store = ParamStore::new(SEED);
-        let ed = EncoderDecoder::new(&ed_store, "ed", cfg)?;
+        let ed = EncoderDecoder::new(cfg, ed_store.vb().pp("ed"))?;
         let deep_cfg = Config { n_layers: 2 * cfg.n_layers, ..cfg.clone() };
         let deep_store = ParamStore::new(SEED);
-        let deep = DecoderOnly::new(&deep_store, "deep", &deep_cfg)?;
+        let deep = DecoderOnly::new(&deep_cfg, deep_store.vb().pp("deep"))?;
         Ok(Models { stack_store, stack, ed_store, ed, deep_store, deep })
     }
 }

@@ -34,6 +34,7 @@ pub fn config(preset: Preset) -> Result<Config, SettingsError> {
             max_len: 32,
             positions: PositionKind::Learned,
             tie_embeddings: false,
+            kernels: Default::default(),
         }),
         Preset::Default => Ok(Config {
             vocab_size: 1024,
@@ -45,6 +46,7 @@ pub fn config(preset: Preset) -> Result<Config, SettingsError> {
             max_len: 64,
             positions: PositionKind::Learned,
             tie_embeddings: false,
+            kernels: Default::default(),
         }),
         Preset::Large => Err(SettingsError::NoLarge),
     }

@@ -2,23 +2,29 @@
 
 use transformer::chapter::Outputs;
 use transformer::io::thousands;
-use transformer::plot::{LineChart, Series};
+use transformer::plot::{Architecture, Dash, LineChart, Series};
 
 use crate::*;
+
+/// The model each objective trains, whose colour its curves take in every figure.
+fn architecture(objective: Objective) -> Architecture {
+    match objective {
+        Objective::FullLm => Architecture::CausalDecoder,
+        Objective::PrefixLm => Architecture::NonCausalDecoder,
+        Objective::MaskedLm => Architecture::Encoder,
+    }
+}
 
 fn series(
     run: &Run,
     x: impl Fn(&EvalPoint) -> usize,
     y: impl Fn(&EvalPoint) -> Option<f64>,
 ) -> Series {
-    Series {
-        label: run.objective.label().to_string(),
-        points: run
-            .evals
-            .iter()
-            .filter_map(|e| y(e).map(|v| (x(e) as f64, v)))
-            .collect(),
-    }
+    Series::new(
+        run.objective.label(),
+        run.evals.iter().filter_map(|e| y(e).map(|v| (x(e) as f64, v))).collect(),
+    )
+    .architecture(architecture(run.objective))
 }
 
 /// `results.json`, the figures, the tables and `tokenizer.json`.
@@ -33,14 +39,16 @@ pub fn outputs(chapter: &Computed) -> anyhow::Result<Outputs> {
     let span = t.masked_lm.evals.iter().map(|e| e.tokens_seen as f64);
     let (x0, x1) =
         (span.clone().fold(f64::INFINITY, f64::min), span.fold(0.0, f64::max));
-    own.push(Series {
-        label: "unigram baseline for the masked LM (token frequencies only)"
-            .to_string(),
-        points: vec![
-            (x0, t.unigram_baseline_masked_lm),
-            (x1, t.unigram_baseline_masked_lm),
-        ],
-    });
+    own.push(
+        Series::new(
+            "unigram baseline for the masked LM (token frequencies only)",
+            vec![
+                (x0, t.unigram_baseline_masked_lm),
+                (x1, t.unigram_baseline_masked_lm),
+            ],
+        )
+        .dash(Dash::Dashed),
+    );
     let svg = LineChart {
         title: "Held-out loss (each on its own objective) against tokens seen",
         x_label: "tokens seen",

@@ -156,6 +156,7 @@ impl Settings {
             max_len: self.seq_len,
             positions: PositionKind::Learned,
             tie_embeddings: false,
+            kernels: Default::default(),
         }
     }
 }

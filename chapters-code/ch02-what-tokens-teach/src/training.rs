@@ -139,8 +139,10 @@ pub fn train_run(
     seed: u64,
 ) -> anyhow::Result<Run> {
     let store = ParamStore::new(seed);
-    let model =
-        DecoderOnly::new(&store, "model", &s.model_config(tok.vocab_size()))?;
+    let model = DecoderOnly::new(
+        &s.model_config(tok.vocab_size()),
+        store.vb().pp("model"),
+    )?;
     let cfg = TrainConfig {
         steps: s.steps,
         lr: s.lr,

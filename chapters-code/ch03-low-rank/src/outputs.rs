@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 
 use transformer::chapter::round_dp;
 use transformer::io::thousands;
-use transformer::plot::{LineChart, Series};
+use transformer::plot::{Architecture, Dash, LineChart, Series};
 
 use crate::collapse::{Variant, sci};
 use crate::trained::{Model, TrainedReport};
@@ -57,6 +57,21 @@ fn label(mask: Mask) -> &'static str {
     mask.name()
 }
 
+/// The model whose attention a mask is, whose colour its series take in every
+/// figure: the encoder's (bidirectional) or the causal decoder's.
+fn architecture(mask: Mask) -> Architecture {
+    match mask {
+        Mask::Bidirectional => Architecture::Encoder,
+        Mask::Causal => Architecture::CausalDecoder,
+    }
+}
+
+/// The line of the `k`-th value of a second variable (β, d, the block), so that
+/// series of one mask, in one colour, stay apart.
+fn dash(k: usize) -> Dash {
+    [Dash::Solid, Dash::Dashed, Dash::Dotted][k % 3]
+}
+
 pub(crate) fn figures(
     cfg: &RunConfig,
     r: &Report,
@@ -68,19 +83,23 @@ pub(crate) fn figures(
     // Singular-value spectra at the headline size, seed 0.
     let [q, k, _] = draw_qkv(n, d, 0);
     let mut spectra = Vec::new();
-    for &beta in cfg.betas.iter().filter(|&&b| b == 0.1 || b == 1.0 || b == 10.0) {
+    let betas = cfg.betas.iter().filter(|&&b| b == 0.1 || b == 1.0 || b == 10.0);
+    for (kb, &beta) in betas.enumerate() {
         let s = logits(q.as_ref(), k.as_ref(), beta);
         for mask in Mask::BOTH {
             let sv = singular_values(crate::attention(s.as_ref(), mask).as_ref())?;
             let top = sv[0];
-            spectra.push(Series {
-                label: format!("{} β={beta}", label(mask)),
-                points: sv
-                    .iter()
-                    .enumerate()
-                    .map(|(i, s)| ((i + 1) as f64, s / top))
-                    .collect(),
-            });
+            spectra.push(
+                Series::new(
+                    format!("{} β={beta}", label(mask)),
+                    sv.iter()
+                        .enumerate()
+                        .map(|(i, s)| ((i + 1) as f64, s / top))
+                        .collect(),
+                )
+                .architecture(architecture(mask))
+                .dash(dash(kb)),
+            );
         }
     }
     let title = format!("Singular values of A (n = {n}, d = {d}, seed 0)");
@@ -108,7 +127,7 @@ pub(crate) fn figures(
         ),
     ] {
         let mut series = Vec::new();
-        for dd in [d_small, d] {
+        for (kd, dd) in [d_small, d].into_iter().enumerate() {
             for mask in Mask::BOTH {
                 let points = cfg
                     .betas
@@ -125,10 +144,11 @@ pub(crate) fn figures(
                         )
                     })
                     .collect();
-                series.push(Series {
-                    label: format!("{} d={dd}", label(mask)),
-                    points,
-                });
+                series.push(
+                    Series::new(format!("{} d={dd}", label(mask)), points)
+                        .architecture(architecture(mask))
+                        .dash(dash(kd)),
+                );
             }
         }
         let title = format!("A's {what} against the temperature β (n = {n})");
@@ -146,7 +166,8 @@ pub(crate) fn figures(
     // Effective rank / n against n / d, averaged over (n, d) pairs with the same
     // ratio.
     let mut series = Vec::new();
-    for &beta in cfg.betas.iter().filter(|&&b| b == 0.1 || b == 1.0) {
+    let betas = cfg.betas.iter().filter(|&&b| b == 0.1 || b == 1.0);
+    for (kb, &beta) in betas.enumerate() {
         for mask in Mask::BOTH {
             let mut by_ratio: BTreeMap<usize, Vec<f64>> = BTreeMap::new();
             for &nn in &cfg.ns {
@@ -164,10 +185,11 @@ pub(crate) fn figures(
                     (x as f64, ys.iter().sum::<f64>() / ys.len() as f64)
                 })
                 .collect();
-            series.push(Series {
-                label: format!("{} β={beta}", label(mask)),
-                points,
-            });
+            series.push(
+                Series::new(format!("{} β={beta}", label(mask)), points)
+                    .architecture(architecture(mask))
+                    .dash(dash(kb)),
+            );
         }
     }
     let chart = LineChart {
@@ -184,16 +206,17 @@ pub(crate) fn figures(
     let series: Vec<Series> = cfg
         .ns
         .iter()
-        .map(|&nn| Series {
-            label: format!("n={nn}"),
-            points: cfg
-                .betas
-                .iter()
-                .map(|&b| {
-                    let s = &r.points[&point_key(nn, d, b)]["causal"];
-                    (b, s.log10_det_exact.expect("causal").mean)
-                })
-                .collect(),
+        .map(|&nn| {
+            Series::new(
+                format!("n={nn}"),
+                cfg.betas
+                    .iter()
+                    .map(|&b| {
+                        let s = &r.points[&point_key(nn, d, b)]["causal"];
+                        (b, s.log10_det_exact.expect("causal").mean)
+                    })
+                    .collect(),
+            )
         })
         .collect();
     let title = format!("Causal attention: exact log₁₀ det A (d = {d})");
@@ -209,18 +232,21 @@ pub(crate) fn figures(
 
     // Rank collapse with depth.
     let mut series = Vec::new();
-    for variant in Variant::ALL {
+    for (kv, variant) in Variant::ALL.into_iter().enumerate() {
         for mask in Mask::BOTH {
             let s = &r.collapse.series[variant.name()][mask.name()];
-            series.push(Series {
-                label: format!("{}, {}", variant.label(), mask.name()),
-                points: s
-                    .log10_mean
-                    .iter()
-                    .enumerate()
-                    .map(|(l, &y)| (l as f64, 10f64.powf(y)))
-                    .collect(),
-            });
+            series.push(
+                Series::new(
+                    format!("{}, {}", variant.label(), mask.name()),
+                    s.log10_mean
+                        .iter()
+                        .enumerate()
+                        .map(|(l, &y)| (l as f64, 10f64.powf(y)))
+                        .collect(),
+                )
+                .architecture(architecture(mask))
+                .dash(dash(kv)),
+            );
         }
     }
     let title = format!(
@@ -259,8 +285,14 @@ pub(crate) fn figures(
         ),
     ] {
         let mut series = Vec::new();
-        for (name, m) in ordered(t) {
-            for (when, heads) in [("init", &m.init), ("trained", &m.trained)] {
+        for model in Model::ALL {
+            let Some(m) = t.models.get(model.name()) else { continue };
+            let (name, arch) = (model.name(), model_architecture(model));
+            // Trained solid, at initialisation dashed.
+            for (when, heads, dash) in [
+                ("init", &m.init, Dash::Dashed),
+                ("trained", &m.trained, Dash::Solid),
+            ] {
                 let points: Vec<(f64, f64)> = heads
                     .iter()
                     .enumerate()
@@ -270,8 +302,11 @@ pub(crate) fn figures(
                     })
                     .collect();
                 if !points.is_empty() {
-                    series
-                        .push(Series { label: format!("{name}, {when}"), points });
+                    series.push(
+                        Series::new(format!("{name}, {when}"), points)
+                            .architecture(arch)
+                            .dash(dash),
+                    );
                 }
             }
         }
@@ -477,6 +512,15 @@ fn arrow_opt(a: Option<f64>, b: Option<f64>, digits: usize) -> String {
 }
 
 /// The trained models in the page's order: causal decoder, prefix LM, encoder.
+/// The architecture each trained model is.
+fn model_architecture(model: Model) -> Architecture {
+    match model {
+        Model::Causal => Architecture::CausalDecoder,
+        Model::Prefix => Architecture::NonCausalDecoder,
+        Model::Masked => Architecture::Encoder,
+    }
+}
+
 fn ordered(
     t: &TrainedReport,
 ) -> impl Iterator<Item = (&'static str, &crate::trained::ModelReport)> {

@@ -291,6 +291,7 @@ fn model_config(cfg: &TrainedConfig, vocab_size: usize) -> Config {
         max_len: cfg.seq_len,
         positions: PositionKind::Learned,
         tie_embeddings: false,
+        kernels: Default::default(),
     }
 }
 
@@ -471,8 +472,10 @@ fn train_model(
     which: Model,
 ) -> anyhow::Result<ModelReport> {
     let store = ParamStore::new(cfg.seed);
-    let model =
-        DecoderOnly::new(&store, "model", &model_config(cfg, d.tok.vocab_size()))?;
+    let model = DecoderOnly::new(
+        &model_config(cfg, d.tok.vocab_size()),
+        store.vb().pp("model"),
+    )?;
     let steps = if which == Model::Masked { cfg.mlm_steps } else { cfg.steps };
     let measured: Vec<Vec<u32>> = d.eval_rows[..cfg.measured_rows]
         .iter()
@@ -574,7 +577,7 @@ pub fn train_and_measure(cfg: &TrainedConfig) -> anyhow::Result<TrainedReport> {
         Ok(round_dp(Measures::of(a.as_ref())?.effective_rank, 2))
     };
     let store = ParamStore::new(cfg.seed);
-    DecoderOnly::new(&store, "model", &mcfg)?;
+    DecoderOnly::new(&mcfg, store.vb().pp("model"))?;
     let params = store.num_params();
     Ok(TrainedReport {
         params,

@@ -118,9 +118,11 @@ impl Net {
     ) -> anyhow::Result<Net> {
         Ok(match arch {
             Arch::Causal | Arch::NonCausal => {
-                Net::Decoder(DecoderOnly::new(store, "model", cfg)?)
+                Net::Decoder(DecoderOnly::new(cfg, store.vb().pp("model"))?)
             }
-            Arch::EncDec => Net::EncDec(EncoderDecoder::new(store, "model", cfg)?),
+            Arch::EncDec => {
+                Net::EncDec(EncoderDecoder::new(cfg, store.vb().pp("model"))?)
+            }
         })
     }
 

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use transformer::chapter::{Outputs, Table};
 use transformer::corpus::TaskFamily;
 use transformer::io::thousands;
-use transformer::plot::{Group, IntervalChart, LineChart, Series};
+use transformer::plot::{Architecture, Group, IntervalChart, LineChart, Series};
 
 use crate::*;
 
@@ -223,6 +223,28 @@ fn adaptation_table(r: &Report) -> String {
     t.markdown()
 }
 
+/// The colour an architecture takes in every figure of the book.
+fn architecture(arch: Arch) -> Architecture {
+    match arch {
+        Arch::Causal => Architecture::CausalDecoder,
+        Arch::NonCausal => Architecture::NonCausalDecoder,
+        Arch::EncDec => Architecture::EncoderDecoder,
+    }
+}
+
+/// The group of the cell called `name` ("CD:FLM"): in its architecture's colour,
+/// with open markers for the span-corruption cells so that the two cells of one
+/// architecture stay apart.
+fn cell_group(name: &str, values: Vec<(f64, f64, f64)>) -> Group {
+    let group = Group::new(name, values);
+    match Cell::ALL.into_iter().find(|c| c.name() == name) {
+        Some(c) => group
+            .architecture(architecture(c.arch))
+            .hollow(c.objective == Objective::SpanMlm),
+        None => group,
+    }
+}
+
 /// Accuracy per family, mean and range over seeds, one group per cell, chance
 /// marked.
 fn family_chart(
@@ -238,13 +260,13 @@ fn family_chart(
         .iter()
         .map(|c| {
             let by = pick(c);
-            Group {
-                label: c.cell.clone(),
-                values: families
+            cell_group(
+                &c.cell,
+                families
                     .iter()
                     .map(|f| (by[f].mean, by[f].min, by[f].max))
                     .collect(),
-            }
+            )
         })
         .collect();
     let levels: Vec<f64> = families.iter().map(|f| chance.per_family[f]).collect();
@@ -284,7 +306,7 @@ fn curve_chart(r: &Report) -> anyhow::Result<String> {
                     (s.mean, s.min, s.max)
                 })
                 .collect();
-            Group { label: c.cell.clone(), values }
+            cell_group(&c.cell, values)
         })
         .collect();
     let chance = vec![r.chance_scene.held_out; points.len()];
@@ -304,26 +326,18 @@ fn curve_chart(r: &Report) -> anyhow::Result<String> {
 /// scratch, step by step, mean over seeds.
 fn adaptation_chart(r: &Report) -> anyhow::Result<String> {
     let a = &r.adaptation;
+    let steps = |curve: &[f64]| -> Vec<(f64, f64)> {
+        curve.iter().enumerate().map(|(i, &y)| ((i + 1) as f64, y)).collect()
+    };
+    // The adapted model in the colour of the causal decoder it started as.
     let series = [
-        Series {
-            label: "CD:FLM + ND:MLM adaptation (steps after pretraining)"
-                .to_string(),
-            points: a
-                .adapted_curve
-                .iter()
-                .enumerate()
-                .map(|(i, &y)| ((i + 1) as f64, y))
-                .collect(),
-        },
-        Series {
-            label: "ND:MLM from scratch".to_string(),
-            points: a
-                .scratch_curve
-                .iter()
-                .enumerate()
-                .map(|(i, &y)| ((i + 1) as f64, y))
-                .collect(),
-        },
+        Series::new(
+            "CD:FLM + ND:MLM adaptation (steps after pretraining)",
+            steps(&a.adapted_curve),
+        )
+        .architecture(Architecture::CausalDecoder),
+        Series::new("ND:MLM from scratch", steps(&a.scratch_curve))
+            .architecture(Architecture::NonCausalDecoder),
     ];
     LineChart {
         title: "",

@@ -177,6 +177,7 @@ impl Settings {
             max_len: 256,
             positions: PositionKind::Learned,
             tie_embeddings: true,
+            kernels: Default::default(),
         }
     }
 }

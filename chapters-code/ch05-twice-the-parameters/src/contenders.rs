@@ -99,12 +99,14 @@ impl Contender {
         let cfg = s.model_config(vocab_size, self.layers(s.layers));
         Ok(match (self.arch, self.shared) {
             (Arch::EncDec, false) => {
-                Net::EncDec(EncoderDecoder::new(store, "model", &cfg)?)
+                Net::EncDec(EncoderDecoder::new(&cfg, store.vb().pp("model"))?)
             }
             (Arch::EncDec, true) => {
-                Net::EncDec(EncoderDecoder::shared(store, "model", &cfg)?)
+                Net::EncDec(EncoderDecoder::shared(&cfg, store.vb().pp("model"))?)
             }
-            (_, false) => Net::Decoder(DecoderOnly::new(store, "model", &cfg)?),
+            (_, false) => {
+                Net::Decoder(DecoderOnly::new(&cfg, store.vb().pp("model"))?)
+            }
             (arch, true) => {
                 anyhow::bail!("{arch:?} has no second stack to share weights with")
             }

@@ -1,8 +1,11 @@
 //! Outputs: results.json, the tables and the figures.
 
+use ch04_zero_shot::Arch;
 use transformer::chapter::{Outputs, Spread, Table};
 use transformer::io::thousands;
-use transformer::plot::{Group, IntervalChart, LineChart, Series};
+use transformer::plot::{
+    Architecture, Dash, Group, IntervalChart, LineChart, Series,
+};
 
 use crate::*;
 
@@ -262,29 +265,57 @@ fn su_table(r: &Report) -> String {
     t.markdown()
 }
 
+/// A contender's line: its architecture's colour (as in every figure of the
+/// book), solid at depth `L`, dashed at `2L` or with shared stacks, dotted at
+/// `L/2`.
+fn contender_style(c: &Contender) -> (Option<Architecture>, Dash) {
+    let arch = match c.arch {
+        Arch::Causal => Architecture::CausalDecoder,
+        Arch::NonCausal => Architecture::NonCausalDecoder,
+        Arch::EncDec => Architecture::EncoderDecoder,
+    };
+    let dash = match (c.shared, c.depth) {
+        (true, _) | (false, Depth::TwoL) => Dash::Dashed,
+        (false, Depth::HalfL) => Dash::Dotted,
+        (false, Depth::L) => Dash::Solid,
+    };
+    (Some(arch), dash)
+}
+
+/// One curve of [`loss_chart`]: label, points, architecture (whose colour it takes;
+/// `None`: the next free colour) and line.
+type Curve<'a> = (&'a str, &'a [Point], Option<Architecture>, Dash);
+
 /// Held-out loss curves, mean over seeds, against tokens seen or (log axis) FLOPs
 /// spent.
 fn loss_chart<'a>(
-    curves: impl Iterator<Item = (&'a str, &'a [Point])>,
+    curves: impl Iterator<Item = Curve<'a>>,
     by_flops: bool,
     y_label: &str,
 ) -> anyhow::Result<String> {
     let series: Vec<Series> = curves
-        .map(|(label, curve)| Series {
-            label: label.to_string(),
-            points: curve
-                .iter()
-                .map(|p| {
-                    (
-                        if by_flops {
-                            p.forward_flops as f64 / 1e9
-                        } else {
-                            p.tokens_seen as f64 / 1e3
-                        },
-                        p.heldout_loss,
-                    )
-                })
-                .collect(),
+        .map(|(label, curve, arch, dash)| {
+            let s = Series::new(
+                label,
+                curve
+                    .iter()
+                    .map(|p| {
+                        (
+                            if by_flops {
+                                p.forward_flops as f64 / 1e9
+                            } else {
+                                p.tokens_seen as f64 / 1e3
+                            },
+                            p.heldout_loss,
+                        )
+                    })
+                    .collect(),
+            )
+            .dash(dash);
+            match arch {
+                Some(a) => s.architecture(a),
+                None => s,
+            }
         })
         .collect();
     LineChart {
@@ -303,8 +334,10 @@ fn loss_chart<'a>(
 }
 
 fn curves_chart(r: &Report, by_flops: bool) -> anyhow::Result<String> {
-    let curves =
-        r.contenders.iter().map(|c| (c.contender.name, c.curve.as_slice()));
+    let curves = r.contenders.iter().map(|c| {
+        let (arch, dash) = contender_style(&c.contender);
+        (c.contender.name, c.curve.as_slice(), arch, dash)
+    });
     loss_chart(curves, by_flops, "held-out loss (nats per token), mean over seeds")
 }
 
@@ -315,11 +348,10 @@ fn matchup_chart(r: &Report) -> anyhow::Result<String> {
         r.matchups.iter().map(|m| m.matchup.key.to_string()).collect();
     let d: Vec<&Difference> =
         r.matchups.iter().map(|m| &m.differences["heldout_loss"]).collect();
-    let groups = [Group {
-        label: "held-out loss, A − B (nats per token), mean and 95% interval"
-            .to_string(),
-        values: d.iter().map(|d| (d.mean, d.ci_low, d.ci_high)).collect(),
-    }];
+    let groups = [Group::new(
+        "held-out loss, A − B (nats per token), mean and 95% interval",
+        d.iter().map(|d| (d.mean, d.ci_low, d.ci_high)).collect(),
+    )];
     let lo = d.iter().map(|d| d.ci_low).fold(0.0, f64::min);
     let hi = d.iter().map(|d| d.ci_high).fold(0.0, f64::max);
     let pad = 0.1 * (hi - lo).max(1e-3);
@@ -337,7 +369,14 @@ fn matchup_chart(r: &Report) -> anyhow::Result<String> {
 }
 
 fn su_chart(r: &Report) -> anyhow::Result<String> {
-    let curves = r.su.encoders.iter().map(|e| (e.name, e.curve.as_slice()));
+    // The all-bidirectional encoder is BERT's, in the encoder's colour; the
+    // forward-backward one is no architecture of the book's, in the next free
+    // colour.
+    let curves = r.su.encoders.iter().map(|e| {
+        let arch =
+            (e.heads == Heads::Bidirectional).then_some(Architecture::Encoder);
+        (e.name, e.curve.as_slice(), arch, Dash::Solid)
+    });
     loss_chart(
         curves,
         false,

@@ -172,7 +172,7 @@ pub fn train_encoder(
 ) -> anyhow::Result<Encoder> {
     let store = ParamStore::new(seed);
     let cfg = s.model_config(data.world.tok.vocab_size(), s.layers);
-    let m = DecoderOnly::new(&store, "model", &cfg)?;
+    let m = DecoderOnly::new(&cfg, store.vb().pp("model"))?;
     let batch = s.world.batch;
     let heldout = corrupted(
         &data.heldout,

@@ -218,14 +218,15 @@ pub fn equality_case(seed: u64) -> Result<EqualityCase> {
             PositionKind::Sinusoidal
         },
         tie_embeddings: r.random_bool(0.5),
+        kernels: Default::default(),
     };
     let prompt_len = r.random_range(1..=12);
     let n_new = r.random_range(1..=16);
     let prompt: Vec<u32> =
         (0..prompt_len).map(|_| r.random_range(0..cfg.vocab_size as u32)).collect();
     let store = ParamStore::new(seed);
-    let dec = DecoderOnly::new(&store, "dec", &cfg)?;
-    let ed = EncoderDecoder::new(&store, "ed", &cfg)?;
+    let dec = DecoderOnly::new(&cfg, store.vb().pp("dec"))?;
+    let ed = EncoderDecoder::new(&cfg, store.vb().pp("ed"))?;
     let mut same_tokens = [false; 3];
     let mut worst = 0f64;
     for (i, kind) in

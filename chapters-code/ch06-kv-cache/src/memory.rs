@@ -143,7 +143,7 @@ pub fn kv_heads_point(
 ) -> Result<(KvHeadsRow, f64)> {
     let cfg = Config { n_kv_heads: g, ..base.clone() };
     let store = ParamStore::new(seed);
-    let model = DecoderOnly::new(&store, "dec", &cfg)?;
+    let model = DecoderOnly::new(&cfg, store.vb().pp("dec"))?;
     let tokens =
         random_tokens(&mut rng::stream(seed, "kv-heads"), n + 1, cfg.vocab_size);
     let mut cache = Vec::new();

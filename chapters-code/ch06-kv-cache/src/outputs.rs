@@ -6,9 +6,32 @@ use transformer::chapter::round_sig;
 use transformer::io::thousands;
 
 use transformer::chapter::Outputs;
-use transformer::plot::{LineChart, Series};
+use transformer::plot::{Architecture, Dash, LineChart, Series};
 
 use crate::*;
+
+/// A dialogue strategy's line: its architecture's colour (as in every figure of
+/// the book); the causal decoder that recomputes its history dashed.
+fn strategy_style(s: Strategy) -> (Architecture, Dash) {
+    match s {
+        Strategy::CausalReuse => (Architecture::CausalDecoder, Dash::Solid),
+        Strategy::CausalRecompute => (Architecture::CausalDecoder, Dash::Dashed),
+        Strategy::PrefixReencode => (Architecture::NonCausalDecoder, Dash::Solid),
+        Strategy::EncDecReencode => (Architecture::EncoderDecoder, Dash::Solid),
+    }
+}
+
+/// The line of a way of holding the history (`ShiftRow::key`) in the
+/// invalidation figure: the model's colour; the second way of one model dashed.
+fn shift_style(key: &str) -> (Architecture, Dash) {
+    match key {
+        "causal" => (Architecture::CausalDecoder, Dash::Solid),
+        "prefix_frozen" => (Architecture::NonCausalDecoder, Dash::Dashed),
+        "prefix_lm" => (Architecture::NonCausalDecoder, Dash::Solid),
+        "encoder" => (Architecture::EncoderDecoder, Dash::Solid),
+        _ => (Architecture::EncoderDecoder, Dash::Dashed),
+    }
+}
 
 fn invalidation_table(
     rows: &BTreeMap<String, ShiftRow>,
@@ -168,14 +191,14 @@ pub fn outputs(o: &Outcome) -> Result<Outputs> {
         log_x: true,
         log_y: true,
         series: &[
-            Series {
-                label: "without cache (run everything again)".into(),
-                points: ctx(&|i| tim.decode[i].ms_full),
-            },
-            Series {
-                label: "with KV cache (newest token only)".into(),
-                points: ctx(&|i| tim.decode[i].ms_cached),
-            },
+            Series::new(
+                "without cache (run everything again)",
+                ctx(&|i| tim.decode[i].ms_full),
+            ),
+            Series::new(
+                "with KV cache (newest token only)",
+                ctx(&|i| tim.decode[i].ms_cached),
+            ),
         ],
     }
     .to_svg()?;
@@ -187,14 +210,11 @@ pub fn outputs(o: &Outcome) -> Result<Outputs> {
         log_x: true,
         log_y: true,
         series: &[
-            Series {
-                label: "predicted by counted FLOPs".into(),
-                points: ctx(&|i| rep.decode[i].predicted_speedup),
-            },
-            Series {
-                label: "measured".into(),
-                points: ctx(&|i| tim.decode[i].measured_speedup),
-            },
+            Series::new(
+                "predicted by counted FLOPs",
+                ctx(&|i| rep.decode[i].predicted_speedup),
+            ),
+            Series::new("measured", ctx(&|i| tim.decode[i].measured_speedup)),
         ],
     }
     .to_svg()?;
@@ -203,13 +223,17 @@ pub fn outputs(o: &Outcome) -> Result<Outputs> {
     let per_turn = |f: &dyn Fn(Strategy) -> Vec<f64>| -> Vec<Series> {
         Strategy::ALL
             .iter()
-            .map(|&s| Series {
-                label: s.label().into(),
-                points: f(s)
-                    .into_iter()
-                    .enumerate()
-                    .map(|(i, y)| ((i + 1) as f64, y))
-                    .collect(),
+            .map(|&s| {
+                let (arch, dash) = strategy_style(s);
+                Series::new(
+                    s.label(),
+                    f(s).into_iter()
+                        .enumerate()
+                        .map(|(i, y)| ((i + 1) as f64, y))
+                        .collect(),
+                )
+                .architecture(arch)
+                .dash(dash)
             })
             .collect()
     };
@@ -245,14 +269,16 @@ pub fn outputs(o: &Outcome) -> Result<Outputs> {
             .iter()
             .map(|k| {
                 let row = &rep.invalidation[*k];
-                Series {
-                    label: row.label.clone(),
-                    points: row
-                        .layers
+                let (arch, dash) = shift_style(k);
+                Series::new(
+                    row.label.clone(),
+                    row.layers
                         .iter()
                         .map(|l| (l.layer as f64, l.relative))
                         .collect(),
-                }
+                )
+                .architecture(arch)
+                .dash(dash)
             })
             .collect();
     let svg = LineChart {

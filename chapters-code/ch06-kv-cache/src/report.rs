@@ -115,9 +115,9 @@ pub fn compute(s: &Settings) -> Result<Outcome> {
     let started = Instant::now();
     let cfg = &s.model;
     let store = ParamStore::new(s.seed);
-    let dec = DecoderOnly::new(&store, "dec", cfg)?;
+    let dec = DecoderOnly::new(cfg, store.vb().pp("dec"))?;
     let ed_store = ParamStore::new(s.seed);
-    let ed = EncoderDecoder::new(&ed_store, "ed", cfg)?;
+    let ed = EncoderDecoder::new(cfg, ed_store.vb().pp("ed"))?;
 
     // 1. Cached generation equals full recomputation.
     let cases = (0..s.equality_cases as u64)

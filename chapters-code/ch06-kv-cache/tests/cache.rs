@@ -18,6 +18,7 @@ fn small(n_kv_heads: usize, n_layers: usize) -> Config {
         max_len: 64,
         positions: PositionKind::Learned,
         tie_embeddings: false,
+        kernels: Default::default(),
     }
 }
 
@@ -47,7 +48,7 @@ fn a_prompt_fed_in_pieces_gives_the_same_continuation() {
     // either.
     let cfg = small(2, 2);
     let store = ParamStore::new(3);
-    let dec = DecoderOnly::new(&store, "dec", &cfg).unwrap();
+    let dec = DecoderOnly::new(&cfg, store.vb().pp("dec")).unwrap();
     let prompt = tokens(1, 20, cfg.vocab_size);
     let whole = greedy_full(&dec, &prompt, 10, PromptMask::Causal).unwrap();
     for cut in [1, 7, 19] {
@@ -78,8 +79,10 @@ fn appending_a_turn_leaves_causal_caches_valid_and_invalidates_bidirectional_one
 {
     for (kv, layers) in [(4, 3), (1, 2)] {
         let cfg = small(kv, layers);
-        let dec = DecoderOnly::new(&ParamStore::new(5), "dec", &cfg).unwrap();
-        let ed = EncoderDecoder::new(&ParamStore::new(5), "ed", &cfg).unwrap();
+        let dec =
+            DecoderOnly::new(&cfg, ParamStore::new(5).vb().pp("dec")).unwrap();
+        let ed =
+            EncoderDecoder::new(&cfg, ParamStore::new(5).vb().pp("ed")).unwrap();
         let (old, new, other) =
             (tokens(1, 10, 40), tokens(2, 15, 40), tokens(3, 15, 40));
         let rows = invalidation(&dec, &ed, &old, &new, &other).unwrap();
@@ -125,8 +128,10 @@ fn the_dialogue_cost_model_equals_the_counted_flops() {
         [(4, 2, 3, 5, 4), (2, 1, 4, 3, 1), (1, 3, 2, 6, 7)]
     {
         let cfg = small(kv, layers);
-        let dec = DecoderOnly::new(&ParamStore::new(8), "dec", &cfg).unwrap();
-        let ed = EncoderDecoder::new(&ParamStore::new(8), "ed", &cfg).unwrap();
+        let dec =
+            DecoderOnly::new(&cfg, ParamStore::new(8).vb().pp("dec")).unwrap();
+        let ed =
+            EncoderDecoder::new(&cfg, ParamStore::new(8).vb().pp("ed")).unwrap();
         let users: Vec<Vec<u32>> =
             (0..turns).map(|t| tokens(t as u64, user, cfg.vocab_size)).collect();
         let mut replies = Vec::new();
@@ -168,7 +173,7 @@ fn recomputation_grows_quadratically_and_reuse_almost_linearly() {
 #[test]
 fn one_step_flops_match_the_formula_and_the_cache_size_matches_its_formula() {
     let cfg = small(4, 2);
-    let dec = DecoderOnly::new(&ParamStore::new(1), "dec", &cfg).unwrap();
+    let dec = DecoderOnly::new(&cfg, ParamStore::new(1).vb().pp("dec")).unwrap();
     for n in [1, 8, 40] {
         let (p, _) = decode_point(&dec, n, 1, 2).unwrap();
         assert_eq!((p.flops_full, p.flops_cached), step_flops(&cfg, n), "n = {n}");

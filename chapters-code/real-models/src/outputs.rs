@@ -2,7 +2,7 @@
 //! and the figures.
 
 use transformer::chapter::{Outputs, Table};
-use transformer::plot::{LineChart, Series};
+use transformer::plot::{Architecture, LineChart, Series};
 
 use crate::claims::claims;
 use crate::counts::Count;
@@ -95,18 +95,24 @@ fn layers_table(m: &ModelRanks) -> String {
 }
 
 /// Mean effective rank per layer, as a share of `n`, against relative depth.
-fn depth_series(m: &ModelRanks, n: usize, label: &str) -> Series {
-    Series {
-        label: label.to_string(),
-        points: m
-            .per_layer
+/// In the colour of its architecture `arch`, as in every figure of the book.
+fn depth_series(
+    m: &ModelRanks,
+    n: usize,
+    label: &str,
+    arch: Architecture,
+) -> Series {
+    Series::new(
+        label,
+        m.per_layer
             .iter()
             .map(|l| {
                 let depth = (l.layer + 1) as f64 / m.layers as f64;
                 (depth, 100.0 * l.effective_rank.mean / n as f64)
             })
             .collect(),
-    }
+    )
+    .architecture(arch)
 }
 
 pub fn outputs(o: &Outcome) -> anyhow::Result<Outputs> {
@@ -132,8 +138,8 @@ pub fn outputs(o: &Outcome) -> anyhow::Result<Outputs> {
         log_x: false,
         log_y: false,
         series: &[
-            depth_series(&r.ranks.encoder, n, ENCODER),
-            depth_series(&r.ranks.decoder, n, DECODER),
+            depth_series(&r.ranks.encoder, n, ENCODER, Architecture::Encoder),
+            depth_series(&r.ranks.decoder, n, DECODER, Architecture::CausalDecoder),
         ],
     };
     out.file("ranks_by_depth.svg", depth.to_svg()?)?;
@@ -199,14 +205,14 @@ pub fn outputs(o: &Outcome) -> anyhow::Result<Outputs> {
         log_x: false,
         log_y: false,
         series: &[
-            Series {
-                label: "recompute the conversation each turn".into(),
-                points: cumulative(&|t| t.recomputed_cumulative_ms),
-            },
-            Series {
-                label: "keep the KV cache across turns".into(),
-                points: cumulative(&|t| t.kept_cumulative_ms),
-            },
+            Series::new(
+                "recompute the conversation each turn",
+                cumulative(&|t| t.recomputed_cumulative_ms),
+            ),
+            Series::new(
+                "keep the KV cache across turns",
+                cumulative(&|t| t.kept_cumulative_ms),
+            ),
         ],
     };
     out.file("chat_time.svg", chat_time.to_svg()?)?;

@@ -2,13 +2,13 @@
 //! the attention probabilities so chapters can study them.
 
 use candle_core::{Result, Tensor};
+use candle_nn::{Module, VarBuilder};
 
 use crate::config::Config;
 use crate::flops;
-use crate::kernels::{self, Lever};
-use crate::layers::{INIT_STD, Linear, softmax_last};
+use crate::kernels;
+use crate::layers::{INIT_STD, Linear, linear, softmax_last};
 use crate::mask::MaskKind;
-use crate::params::Scope;
 
 /// Keys and values of the positions processed so far, for one attention layer.
 /// Shapes `[batch, n_kv_heads, cached_len, head_dim]`.
@@ -71,6 +71,15 @@ pub struct AttnTrace {
     pub v: Tensor,
 }
 
+/// `softmax(scale · scores + mask)` over the keys: the function an attention layer
+/// normalises its scores with, chosen when the layer is built.
+pub type Softmax = fn(&Tensor, f64, Option<&Tensor>) -> Result<Tensor>;
+
+/// The softmax the model's kernels ask for: the fused kernel, or the reference.
+pub fn softmax_for(kernels: &kernels::Kernels) -> Softmax {
+    if kernels.softmax { kernels::softmax } else { scaled_masked_softmax }
+}
+
 /// Shared core: scaled dot-product attention of `q` over `k`, `v` with an additive
 /// mask. `q`: `[b, h, t_q, hd]`; `k`, `v`: `[b, g, t_k, hd]` with `h` a multiple of
 /// `g`. Query heads `r·(h/g) .. (r+1)·(h/g)` share key/value head `r`
@@ -82,6 +91,7 @@ fn attend(
     k: &Tensor,
     v: &Tensor,
     mask: Option<&Tensor>,
+    softmax: Softmax,
 ) -> Result<(Tensor, Tensor)> {
     let (b, h, t_q, hd) = q.dims4()?;
     let (_, g, t_k, _) = k.dims4()?;
@@ -89,7 +99,7 @@ fn attend(
     flops::add(2 * 2 * (b * h * t_q * t_k * hd) as u64);
     let q = q.reshape((b, g, rep * t_q, hd))?;
     let scores = q.matmul(&k.t()?)?.reshape((b, h, t_q, t_k))?;
-    let probs = scaled_masked_softmax(&scores, 1.0 / (hd as f64).sqrt(), mask)?;
+    let probs = softmax(&scores, 1.0 / (hd as f64).sqrt(), mask)?;
     let out = probs
         .reshape((b, g, rep * t_q, t_k))?
         .matmul(v)?
@@ -97,15 +107,12 @@ fn attend(
     Ok((out, probs))
 }
 
-/// `softmax(scale · scores + mask)` over the keys.
-fn scaled_masked_softmax(
+/// `softmax(scale · scores + mask)` over the keys, in candle operations.
+pub fn scaled_masked_softmax(
     scores: &Tensor,
     scale: f64,
     mask: Option<&Tensor>,
 ) -> Result<Tensor> {
-    if kernels::enabled(Lever::Softmax) {
-        return kernels::softmax(scores, scale, mask); // one fused pass, same result
-    }
     let scores = (scores * scale)?;
     let scores = match mask {
         Some(m) => scores.broadcast_add(&m.to_dtype(scores.dtype())?)?,
@@ -117,7 +124,7 @@ fn scaled_masked_softmax(
 
 /// Scaled dot-product attention of one set of heads, `[b, h, t, d]` each, under
 /// `mask`: the computation a model's attention layer runs, for code that brings its
-/// own Q, K and V.
+/// own Q, K and V (with the default kernels).
 pub fn scaled_dot_product(
     q: &Tensor,
     k: &Tensor,
@@ -127,7 +134,7 @@ pub fn scaled_dot_product(
     let (b, _, t_q, _) = q.dims4()?;
     let t_k = k.dim(2)?;
     let m = mask.additive(b, t_q, t_k, 0)?;
-    Ok(attend(q, k, v, m.as_ref())?.0)
+    Ok(attend(q, k, v, m.as_ref(), softmax_for(&Default::default()))?.0)
 }
 
 /// Merge heads: `[b, h, t, hd]` → `[b, t, h·hd]`.
@@ -143,29 +150,59 @@ pub struct SelfAttention {
     pub out: Linear,
     pub n_heads: usize,
     pub n_kv_heads: usize,
+    softmax: Softmax,
+    fused: bool,
 }
 
 impl SelfAttention {
-    pub fn new(s: &Scope, cfg: &Config, out_std: f64) -> Result<Self> {
-        let hd = cfg.head_dim();
+    pub fn new(cfg: &Config, out_std: f64, vb: VarBuilder) -> Result<Self> {
+        let (d, hd, k) = (cfg.d_model, cfg.head_dim(), &cfg.kernels);
+        let qkv_out = (cfg.n_heads + 2 * cfg.n_kv_heads) * hd;
         Ok(SelfAttention {
-            qkv: Linear::new(
-                &s.scope("qkv"),
-                cfg.d_model,
-                (cfg.n_heads + 2 * cfg.n_kv_heads) * hd,
-                INIT_STD,
-            )?,
-            out: Linear::new(&s.scope("out"), cfg.d_model, cfg.d_model, out_std)?,
+            qkv: linear(d, qkv_out, INIT_STD, k, vb.pp("qkv"))?,
+            out: linear(d, d, out_std, k, vb.pp("out"))?,
             n_heads: cfg.n_heads,
             n_kv_heads: cfg.n_kv_heads,
+            softmax: softmax_for(k),
+            fused: k.attention,
         })
+    }
+
+    /// Attend over `x` (`[b, t, d]`) under `mask`, through the fused attention
+    /// kernel when the model's kernels ask for it and neither a cache nor a trace
+    /// is wanted (training), else through [`SelfAttention::attend`].
+    pub fn forward(
+        &self,
+        x: &Tensor,
+        mask: &MaskKind,
+        cache: Option<&mut KvCache>,
+        trace: bool,
+    ) -> Result<(Tensor, Option<AttnTrace>)> {
+        if self.fused && cache.is_none() && !trace {
+            return Ok((self.forward_fused(x, mask)?, None));
+        }
+        self.attend(x, mask, cache, trace)
+    }
+
+    /// The same attention, computed straight from the fused projection's output
+    /// (see `kernels`).
+    fn forward_fused(&self, x: &Tensor, mask: &MaskKind) -> Result<Tensor> {
+        let (b, t, d) = x.dims3()?;
+        let (h, g) = (self.n_heads, self.n_kv_heads);
+        let hd = d / h;
+        flops::add(2 * 2 * (b * h * t * t * hd) as u64);
+        let additive = mask.additive(b, t, t, 0)?;
+        let scale = 1.0 / (hd as f64).sqrt();
+        let qkv = self.qkv.forward(x)?;
+        let out = kernels::attention(&qkv, h, g, scale, additive.as_ref())?;
+        self.out.forward(&out)
     }
 
     // ANCHOR: self_attention
     /// Attend over `x` (`[b, t, d]`) under `mask`. With a cache, `x` holds only the
     /// new positions: their keys and values are appended, and the mask is offset
     /// accordingly.
-    pub fn forward(
+    pub fn attend(
         &self,
         x: &Tensor,
         mask: &MaskKind,
@@ -175,21 +212,6 @@ impl SelfAttention {
         let (b, t, d) = x.dims3()?;
         let (h, g) = (self.n_heads, self.n_kv_heads);
         let hd = d / h;
-        if cache.is_none() && !trace && kernels::enabled(Lever::Attention) {
-            // Training: the same attention, computed straight from the fused
-            // projection.
-            flops::add(2 * 2 * (b * h * t * t * hd) as u64);
-            let additive = mask.additive(b, t, t, 0)?;
-            let scale = 1.0 / (hd as f64).sqrt();
-            let out = kernels::attention(
-                &self.qkv.forward(x)?,
-                h,
-                g,
-                scale,
-                additive.as_ref(),
-            )?;
-            return Ok((self.out.forward(&out)?, None));
-        }
         let qkv =
             self.qkv.forward(x)?.reshape((b, t, h + 2 * g, hd))?.transpose(1, 2)?;
         let q = qkv.narrow(1, 0, h)?.contiguous()?;
@@ -201,7 +223,7 @@ impl SelfAttention {
             None => (k_new.clone(), v_new.clone()),
         };
         let additive = mask.additive(b, t, offset + t, offset)?;
-        let (out, probs) = attend(&q, &k, &v, additive.as_ref())?;
+        let (out, probs) = attend(&q, &k, &v, additive.as_ref(), self.softmax)?;
         let y = self.out.forward(&merge_heads(&out)?)?;
         Ok((y, trace.then_some(AttnTrace { probs, k: k_new, v: v_new })))
     }
@@ -216,22 +238,19 @@ pub struct CrossAttention {
     pub out: Linear,
     pub n_heads: usize,
     pub n_kv_heads: usize,
+    softmax: Softmax,
 }
 
 impl CrossAttention {
-    pub fn new(s: &Scope, cfg: &Config, out_std: f64) -> Result<Self> {
-        let hd = cfg.head_dim();
+    pub fn new(cfg: &Config, out_std: f64, vb: VarBuilder) -> Result<Self> {
+        let (d, hd, k) = (cfg.d_model, cfg.head_dim(), &cfg.kernels);
         Ok(CrossAttention {
-            q: Linear::new(&s.scope("q"), cfg.d_model, cfg.d_model, INIT_STD)?,
-            kv: Linear::new(
-                &s.scope("kv"),
-                cfg.d_model,
-                2 * cfg.n_kv_heads * hd,
-                INIT_STD,
-            )?,
-            out: Linear::new(&s.scope("out"), cfg.d_model, cfg.d_model, out_std)?,
+            q: linear(d, d, INIT_STD, k, vb.pp("q"))?,
+            kv: linear(d, 2 * cfg.n_kv_heads * hd, INIT_STD, k, vb.pp("kv"))?,
+            out: linear(d, d, out_std, k, vb.pp("out"))?,
             n_heads: cfg.n_heads,
             n_kv_heads: cfg.n_kv_heads,
+            softmax: softmax_for(k),
         })
     }
 
@@ -275,7 +294,7 @@ impl CrossAttention {
             }
             None => None,
         };
-        let (out, probs) = attend(&q, k, v, mask.as_ref())?;
+        let (out, probs) = attend(&q, k, v, mask.as_ref(), self.softmax)?;
         Ok((self.out.forward(&merge_heads(&out)?)?, trace.then_some(probs)))
     }
 }

@@ -33,6 +33,11 @@ pub struct Config {
     pub positions: PositionKind,
     /// Share the output projection with the token embedding.
     pub tie_embeddings: bool,
+    /// Which fused kernels the model runs (all, by default): a choice of speed,
+    /// read once when the model is built, and not part of the model's shape, so
+    /// never serialised.
+    #[serde(skip)]
+    pub kernels: crate::kernels::Kernels,
 }
 
 /// A configuration that cannot build a model.
@@ -60,6 +65,7 @@ impl Config {
             max_len: 64,
             positions: PositionKind::Learned,
             tie_embeddings: false,
+            kernels: Default::default(),
         }
     }
 

@@ -5,25 +5,25 @@ use std::fs;
 use std::io::Write;
 use std::path::Path;
 
-use anyhow::Context;
 use serde::Serialize;
+
+use crate::error::{Error, Result};
 
 /// Write `bytes` to `path` via a temporary file in the same directory, persisted
 /// over `path` only once it is complete: an interrupted write never leaves a
 /// half-written file.
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     let dir = path
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
         .unwrap_or(Path::new("."));
-    fs::create_dir_all(dir)
-        .with_context(|| format!("creating {}", dir.display()))?;
-    let mut f = tempfile::NamedTempFile::new_in(dir)
-        .with_context(|| format!("writing {}", path.display()))?;
+    fs::create_dir_all(dir).map_err(Error::io("creating", dir))?;
+    let mut f =
+        tempfile::NamedTempFile::new_in(dir).map_err(Error::io("writing", path))?;
     f.write_all(bytes)
         .and_then(|()| f.as_file().sync_all())
-        .with_context(|| format!("writing {}", path.display()))?;
-    f.persist(path).with_context(|| format!("writing {}", path.display()))?;
+        .map_err(Error::io("writing", path))?;
+    f.persist(path).map_err(|e| Error::io("writing", path)(e.error))?;
     Ok(())
 }
 
@@ -34,12 +34,12 @@ pub fn json_text<T: Serialize + ?Sized>(value: &T) -> serde_json::Result<String>
 }
 
 /// Write a value as pretty JSON (with a trailing newline), atomically.
-pub fn write_json<T: Serialize>(path: &Path, value: &T) -> anyhow::Result<()> {
+pub fn write_json<T: Serialize>(path: &Path, value: &T) -> Result<()> {
     write_atomic(path, json_text(value)?.as_bytes())
 }
 
 /// Write text, atomically.
-pub fn write_text(path: &Path, text: &str) -> anyhow::Result<()> {
+pub fn write_text(path: &Path, text: &str) -> Result<()> {
     write_atomic(path, text.as_bytes())
 }
 

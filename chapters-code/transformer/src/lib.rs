@@ -5,8 +5,8 @@
 //!
 //! - [`mask`]: which positions may attend to which (bidirectional, causal, prefix);
 //! - [`layers`], [`attention`], [`model`]: a pre-LayerNorm Transformer that runs as
-//!   a causal
-//!   decoder, a non-causal (prefix) decoder with the same weights, or an encoder-decoder;
+//!   a causal decoder, a non-causal (prefix) decoder with the same weights, or an
+//!   encoder-decoder;
 //! - [`config`]: exact parameter and FLOP formulas, checked against the real
 //!   variables;
 //! - [`loss`], [`train`]: a masked cross-entropy and a deterministic AdamW training
@@ -18,18 +18,23 @@
 //! - [`rng`]: the one seeded ChaCha generator used for data, masking and
 //!   initialisation;
 //! - [`kernels`]: fused CPU kernels with hand-written backward passes (linear,
-//!   LayerNorm,
-//!   attention, softmax, GELU, cross-entropy, AdamW), each one a switchable lever.
+//!   LayerNorm, attention, softmax, GELU, cross-entropy, AdamW), chosen in a
+//!   model's configuration ([`kernels::Kernels`]).
 //!
-//! Every tensor lives on the CPU in `f32`. Anything that trains uses either
-//! differentiable candle operations or our own kernels, whose backward passes are
-//! tested against those operations and finite differences (candle 0.11's fast
-//! softmax and LayerNorm kernels have no backward pass, so they are never used).
+//! The layers are candle-nn's idiom: they implement `candle_nn::Module` and take
+//! their variables from a `candle_nn::VarBuilder`, so a model is built from a
+//! [`ParamStore`] (seeded, for training) or from a checkpoint
+//! (`VarBuilder::from_mmaped_safetensors`) with the same code. Every tensor lives
+//! on the CPU in `f32`. Anything that trains uses either differentiable candle
+//! operations or our own kernels, whose backward passes are tested against those
+//! operations and finite differences (candle 0.11's fast softmax and LayerNorm
+//! kernels have no backward pass, so they are never used).
 
 pub mod attention;
 pub mod chapter;
 pub mod config;
 pub mod corpus;
+pub mod error;
 pub mod flops;
 pub mod io;
 pub mod kernels;
@@ -46,6 +51,8 @@ pub mod train;
 
 pub use attention::{CrossAttention, KvCache, SelfAttention};
 pub use config::{Config, PositionKind};
+pub use error::{Error, Result};
+pub use kernels::Kernels;
 pub use mask::MaskKind;
 pub use model::{DecoderOnly, EncoderDecoder, Forward};
 pub use params::ParamStore;

@@ -3,7 +3,7 @@
 
 use candle_core::{D, DType, Result, Tensor};
 
-use crate::kernels::{self, Lever};
+use crate::kernels;
 use crate::layers::log_softmax_last;
 
 /// Mean negative log-likelihood of `targets` over the positions where `weights` is
@@ -23,11 +23,16 @@ pub fn masked_cross_entropy(
     (nll * weights)?.sum_all()?.broadcast_div(&total.maximum(1e-9)?)
 }
 
-/// Negative log-likelihood of each target, `[b, t]`.
+/// Negative log-likelihood of each target, `[b, t]`: `lse(logits) − logits[target]`
+/// per position, computed by our fused kernel [`kernels::nll`], which the tests
+/// check against [`token_nll_reference`].
 pub fn token_nll(logits: &Tensor, targets: &Tensor) -> Result<Tensor> {
-    if kernels::enabled(Lever::CrossEntropy) {
-        return kernels::nll(logits, targets); // the same, fused: lse(logits) − logits[target]
-    }
+    kernels::nll(logits, targets)
+}
+
+/// The same in differentiable candle operations: log-softmax, then the target's
+/// entry.
+pub fn token_nll_reference(logits: &Tensor, targets: &Tensor) -> Result<Tensor> {
     let logp = log_softmax_last(logits)?;
     let picked = logp
         .gather(&targets.to_dtype(DType::U32)?.unsqueeze(D::Minus1)?, D::Minus1)?;

@@ -2,12 +2,14 @@
 //! encoder-decoder (bidirectional encoder, causal decoder with cross-attention).
 
 use candle_core::{Result, Tensor};
+use candle_nn::{Embedding, Module, VarBuilder};
 
 use crate::attention::{AttnTrace, CrossAttention, KvCache, SelfAttention};
 use crate::config::{Config, PositionKind};
-use crate::layers::{INIT_STD, LayerNorm, Linear, Mlp, sinusoidal};
+use crate::layers::{
+    INIT_STD, LayerNorm, Linear, Mlp, layer_norm, linear_b, normal, sinusoidal,
+};
 use crate::mask::MaskKind;
-use crate::params::{ParamStore, Scope};
 
 /// Options for one forward pass.
 #[derive(Default)]
@@ -40,25 +42,26 @@ pub struct LayerTrace {
 /// Token and position embeddings, shared by every model.
 #[derive(Clone)]
 pub struct Embeddings {
-    pub tokens: Tensor,
+    pub tokens: Embedding,
     pub positions: Tensor,
 }
 
 impl Embeddings {
-    fn new(s: &Scope, cfg: &Config) -> Result<Self> {
-        let tokens = s.normal("tokens", (cfg.vocab_size, cfg.d_model), INIT_STD)?;
+    fn new(cfg: &Config, vb: VarBuilder) -> Result<Self> {
+        let (v, d) = (cfg.vocab_size, cfg.d_model);
+        let tokens = vb.get_with_hints((v, d), "tokens", normal(INIT_STD))?;
         let positions = match cfg.positions {
             PositionKind::Learned => {
-                s.normal("positions", (cfg.max_len, cfg.d_model), INIT_STD)?
+                vb.get_with_hints((cfg.max_len, d), "positions", normal(INIT_STD))?
             }
-            PositionKind::Sinusoidal => sinusoidal(cfg.max_len, cfg.d_model)?,
+            PositionKind::Sinusoidal => sinusoidal(cfg.max_len, d)?,
         };
-        Ok(Embeddings { tokens, positions })
+        Ok(Embeddings { tokens: Embedding::new(tokens, d), positions })
     }
 
     /// Embed `ids` (`[b, t]`, u32) sitting at positions `offset .. offset + t`.
     pub fn forward(&self, ids: &Tensor, offset: usize) -> Result<Tensor> {
-        let (b, t) = ids.dims2()?;
+        let (_, t) = ids.dims2()?;
         let max_len = self.positions.dims()[0];
         if offset + t > max_len {
             candle_core::bail!(
@@ -66,10 +69,9 @@ impl Embeddings {
                 offset + t
             );
         }
-        let d = self.tokens.dims()[1];
-        let tok =
-            self.tokens.index_select(&ids.flatten_all()?, 0)?.reshape((b, t, d))?;
-        tok.broadcast_add(&self.positions.narrow(0, offset, t)?)
+        self.tokens
+            .forward(ids)?
+            .broadcast_add(&self.positions.narrow(0, offset, t)?)
     }
 }
 
@@ -84,12 +86,13 @@ pub struct Block {
 }
 
 impl Block {
-    pub fn new(s: &Scope, cfg: &Config, out_std: f64) -> Result<Self> {
+    pub fn new(cfg: &Config, out_std: f64, vb: VarBuilder) -> Result<Self> {
+        let (d, k) = (cfg.d_model, &cfg.kernels);
         Ok(Block {
-            ln_attn: LayerNorm::new(&s.scope("ln_attn"), cfg.d_model)?,
-            attn: SelfAttention::new(&s.scope("attn"), cfg, out_std)?,
-            ln_mlp: LayerNorm::new(&s.scope("ln_mlp"), cfg.d_model)?,
-            mlp: Mlp::new(&s.scope("mlp"), cfg.d_model, cfg.d_ff, out_std)?,
+            ln_attn: layer_norm(d, k, vb.pp("ln_attn"))?,
+            attn: SelfAttention::new(cfg, out_std, vb.pp("attn"))?,
+            ln_mlp: layer_norm(d, k, vb.pp("ln_mlp"))?,
+            mlp: Mlp::new(d, cfg.d_ff, out_std, k, vb.pp("mlp"))?,
         })
     }
 
@@ -121,21 +124,20 @@ fn project(h: &Tensor, emb: &Embeddings, head: &Option<Linear>) -> Result<Tensor
         Some(head) => head.forward(h),
         None => {
             let (b, t, d) = h.dims3()?;
-            let v = emb.tokens.dims()[0];
+            let w = emb.tokens.embeddings();
+            let v = w.dims()[0];
             crate::flops::add(2 * (b * t * d * v) as u64);
-            h.reshape((b * t, d))?.matmul(&emb.tokens.t()?)?.reshape((b, t, v))
+            h.reshape((b * t, d))?.matmul(&w.t()?)?.reshape((b, t, v))
         }
     }
 }
 
-fn make_head(s: &Scope, cfg: &Config) -> Result<Option<Linear>> {
+fn make_head(cfg: &Config, vb: VarBuilder) -> Result<Option<Linear>> {
     if cfg.tie_embeddings {
         return Ok(None);
     }
-    Ok(Some(Linear {
-        weight: s.normal("weight", (cfg.vocab_size, cfg.d_model), INIT_STD)?,
-        bias: None,
-    }))
+    let (d, v) = (cfg.d_model, cfg.vocab_size);
+    Ok(Some(linear_b((d, v), false, INIT_STD, &cfg.kernels, vb)?))
 }
 
 /// A decoder-only Transformer. The same weights run as a causal decoder (GPT) or,
@@ -151,21 +153,17 @@ pub struct DecoderOnly {
 }
 
 impl DecoderOnly {
-    /// Build the model, creating its variables in `store` under `name`.
-    pub fn new(
-        store: &ParamStore,
-        name: &str,
-        cfg: &Config,
-    ) -> anyhow::Result<Self> {
+    /// Build the model from `vb`: new variables from a [`crate::ParamStore`]'s
+    /// `vb()`, or a checkpoint through `VarBuilder::from_mmaped_safetensors`.
+    pub fn new(cfg: &Config, vb: VarBuilder) -> crate::Result<Self> {
         cfg.validate()?;
-        let s = store.scope(name);
         let out_std = residual_std(cfg.n_layers);
-        let emb = Embeddings::new(&s.scope("emb"), cfg)?;
+        let emb = Embeddings::new(cfg, vb.pp("emb"))?;
         let blocks = (0..cfg.n_layers)
-            .map(|i| Block::new(&s.scope(format!("blocks.{i}")), cfg, out_std))
+            .map(|i| Block::new(cfg, out_std, vb.pp(format!("blocks.{i}"))))
             .collect::<Result<Vec<_>>>()?;
-        let ln_final = LayerNorm::new(&s.scope("ln_final"), cfg.d_model)?;
-        let head = make_head(&s.scope("head"), cfg)?;
+        let ln_final = layer_norm(cfg.d_model, &cfg.kernels, vb.pp("ln_final"))?;
+        let head = make_head(cfg, vb.pp("head"))?;
         Ok(DecoderOnly { cfg: cfg.clone(), emb, blocks, ln_final, head })
     }
 
@@ -230,12 +228,8 @@ pub struct EncoderDecoder {
 }
 
 impl EncoderDecoder {
-    pub fn new(
-        store: &ParamStore,
-        name: &str,
-        cfg: &Config,
-    ) -> anyhow::Result<Self> {
-        Self::build(store, name, cfg, false)
+    pub fn new(cfg: &Config, vb: VarBuilder) -> crate::Result<Self> {
+        Self::build(cfg, vb, false)
     }
 
     /// T5's "encoder-decoder, shared" (Raffel et al. 2020, Table 2): decoder layer
@@ -244,12 +238,8 @@ impl EncoderDecoder {
     /// parameters of a decoder of `n_layers`, plus cross-attention, for the compute
     /// of an encoder-decoder: a weight used on both sides receives the gradients of
     /// both.
-    pub fn shared(
-        store: &ParamStore,
-        name: &str,
-        cfg: &Config,
-    ) -> anyhow::Result<Self> {
-        Self::build(store, name, cfg, true)
+    pub fn shared(cfg: &Config, vb: VarBuilder) -> crate::Result<Self> {
+        Self::build(cfg, vb, true)
     }
 
     // ANCHOR: shared
@@ -257,37 +247,32 @@ impl EncoderDecoder {
     /// final LayerNorm, then per decoder layer its block (unless `shared`: then
     /// encoder block `i` itself, the same tensors, not a copy of their values),
     /// LayerNorm and cross-attention.
-    fn build(
-        store: &ParamStore,
-        name: &str,
-        cfg: &Config,
-        shared: bool,
-    ) -> anyhow::Result<Self> {
+    fn build(cfg: &Config, vb: VarBuilder, shared: bool) -> crate::Result<Self> {
         cfg.validate()?;
-        let s = store.scope(name);
+        let (d, k) = (cfg.d_model, &cfg.kernels);
         let out_std = residual_std(2 * cfg.n_layers);
-        let emb = Embeddings::new(&s.scope("emb"), cfg)?;
+        let emb = Embeddings::new(cfg, vb.pp("emb"))?;
         let encoder = (0..cfg.n_layers)
-            .map(|i| Block::new(&s.scope(format!("encoder.{i}")), cfg, out_std))
+            .map(|i| Block::new(cfg, out_std, vb.pp(format!("encoder.{i}"))))
             .collect::<Result<Vec<_>>>()?;
-        let ln_encoder = LayerNorm::new(&s.scope("ln_encoder"), cfg.d_model)?;
+        let ln_encoder = layer_norm(d, k, vb.pp("ln_encoder"))?;
         let decoder = (0..cfg.n_layers)
             .map(|i| {
-                let s = s.scope(format!("decoder.{i}"));
+                let vb = vb.pp(format!("decoder.{i}"));
                 let block = if shared {
                     encoder[i].clone()
                 } else {
-                    Block::new(&s, cfg, out_std)?
+                    Block::new(cfg, out_std, vb.clone())?
                 };
                 Ok(CrossBlock {
                     block,
-                    ln_cross: LayerNorm::new(&s.scope("ln_cross"), cfg.d_model)?,
-                    cross: CrossAttention::new(&s.scope("cross"), cfg, out_std)?,
+                    ln_cross: layer_norm(d, k, vb.pp("ln_cross"))?,
+                    cross: CrossAttention::new(cfg, out_std, vb.pp("cross"))?,
                 })
             })
             .collect::<Result<Vec<_>>>()?;
-        let ln_decoder = LayerNorm::new(&s.scope("ln_decoder"), cfg.d_model)?;
-        let head = make_head(&s.scope("head"), cfg)?;
+        let ln_decoder = layer_norm(d, k, vb.pp("ln_decoder"))?;
+        let head = make_head(cfg, vb.pp("head"))?;
         Ok(EncoderDecoder {
             cfg: cfg.clone(),
             emb,

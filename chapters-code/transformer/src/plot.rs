@@ -6,11 +6,16 @@
 //! [`legend_corner`]) so that they can go into a paper as they are; `cargo xtask
 //! check-figures` checks every generated SVG for the defects this avoids
 //! (float-artefact and `.0` tick labels, clipped text, legends on the data).
+//!
+//! A figure's `title` is not drawn: the book's pages caption every figure below
+//! it, so the title goes into the SVG as its accessible name, a `<title>` element.
+//! Every architecture has one colour in every figure ([`architecture_colour`]).
 
 use std::path::Path;
 
 use anyhow::anyhow;
 use plotters::coord::Shift;
+use plotters::element::DashedPathElement;
 use plotters::prelude::*;
 
 /// Colours that stay distinguishable for most readers (Okabe & Ito).
@@ -24,10 +29,141 @@ pub const PALETTE: [RGBColor; 7] = [
     RGBColor(0, 0, 0),
 ];
 
+/// The kinds of model the book compares, each drawn in one colour in every figure
+/// ([`architecture_colour`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Architecture {
+    /// A causal decoder (GPT): every token reads itself and the past.
+    CausalDecoder,
+    /// A non-causal decoder (a prefix LM): a bidirectional prefix, causal after
+    /// it.
+    NonCausalDecoder,
+    /// An encoder-decoder (T5).
+    EncoderDecoder,
+    /// An encoder (BERT-style): every token reads every token.
+    Encoder,
+}
+
+impl Architecture {
+    pub const ALL: [Architecture; 4] = [
+        Architecture::CausalDecoder,
+        Architecture::NonCausalDecoder,
+        Architecture::EncoderDecoder,
+        Architecture::Encoder,
+    ];
+}
+
+/// The colour of `arch` in every figure of the book, one Okabe–Ito colour of
+/// [`PALETTE`] each: the encoder blue and the causal decoder bluish green (the
+/// bidirectional and causal masks of chapter 0's diagrams), the non-causal decoder
+/// vermillion and the encoder-decoder reddish purple. In a figure that shows an
+/// architecture, the series that are not architectures take the colours left
+/// over: orange, sky blue, black.
+pub const fn architecture_colour(arch: Architecture) -> RGBColor {
+    match arch {
+        Architecture::Encoder => PALETTE[0],
+        Architecture::NonCausalDecoder => PALETTE[1],
+        Architecture::CausalDecoder => PALETTE[2],
+        Architecture::EncoderDecoder => PALETTE[3],
+    }
+}
+
+/// The colours of series or groups whose fixed colours are `fixed`: a fixed colour
+/// as it is, the others [`PALETTE`] in order. When any colour is fixed, the others
+/// skip every architecture's colour and every fixed colour, so that nothing in the
+/// figure looks like an architecture it is not.
+fn colours(fixed: &[Option<RGBColor>]) -> Vec<RGBColor> {
+    let any = fixed.iter().any(Option::is_some);
+    let taken = |c: &RGBColor| {
+        Architecture::ALL.iter().any(|&a| architecture_colour(a) == *c)
+            || fixed.contains(&Some(*c))
+    };
+    let mut free: Vec<RGBColor> =
+        PALETTE.iter().copied().filter(|c| !any || !taken(c)).collect();
+    if free.is_empty() {
+        free = PALETTE.to_vec();
+    }
+    let mut next = free.iter().copied().cycle();
+    fixed.iter().map(|c| c.unwrap_or_else(|| next.next().unwrap())).collect()
+}
+
+/// How a series' line is drawn: to tell apart series of one colour (one
+/// architecture before and after training, at two depths, ...).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Dash {
+    #[default]
+    Solid,
+    /// 8 px dashes.
+    Dashed,
+    /// Short dashes, almost dots.
+    Dotted,
+}
+
 /// One line of a line chart.
 pub struct Series {
     pub label: String,
     pub points: Vec<(f64, f64)>,
+    /// A fixed colour, used for the line and its legend entry, instead of the next
+    /// palette colour: [`architecture_colour`] for a series that is one
+    /// architecture.
+    pub colour: Option<RGBColor>,
+    pub dash: Dash,
+}
+
+impl Series {
+    /// A solid line in the next palette colour.
+    pub fn new(label: impl Into<String>, points: Vec<(f64, f64)>) -> Series {
+        Series { label: label.into(), points, colour: None, dash: Dash::Solid }
+    }
+
+    /// The same series in a fixed colour.
+    pub fn colour(self, colour: RGBColor) -> Series {
+        Series { colour: Some(colour), ..self }
+    }
+
+    /// The same series in the colour of `arch`.
+    pub fn architecture(self, arch: Architecture) -> Series {
+        self.colour(architecture_colour(arch))
+    }
+
+    /// The same series drawn `dash`.
+    pub fn dash(self, dash: Dash) -> Series {
+        Series { dash, ..self }
+    }
+}
+
+/// `svg` with `title`, escaped, as its first element: a `<title>`, which names the
+/// figure for screen readers (and shows as a tooltip) without being drawn.
+fn with_title(mut svg: String, title: &str) -> String {
+    if title.trim().is_empty() {
+        return svg;
+    }
+    let escaped = title
+        .trim()
+        .replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;");
+    if let Some(end) =
+        svg.find("<svg").and_then(|at| svg[at..].find('>').map(|e| at + e + 1))
+    {
+        svg.insert_str(end, &format!("\n<title>{escaped}</title>"));
+    }
+    svg
+}
+
+/// Draw the polyline `pts` in `style`, dashed as `dash` says.
+fn draw_line(
+    root: &DrawingArea<SVGBackend, Shift>,
+    pts: Vec<(i32, i32)>,
+    style: ShapeStyle,
+    dash: Dash,
+) -> anyhow::Result<()> {
+    match dash {
+        Dash::Solid => root.draw(&PathElement::new(pts, style)),
+        Dash::Dashed => root.draw(&DashedPathElement::new(pts, 8, 5, style)),
+        Dash::Dotted => root.draw(&DashedPathElement::new(pts, 3, 4, style)),
+    }
+    .map_err(err)
 }
 
 /// A line chart, 720 px wide: light major grid, tick values chosen from the data
@@ -50,7 +186,6 @@ pub const MARKER_MAX_POINTS: usize = 25;
 
 /// Text sizes in CSS pixels (the SVG backend writes `size / 1.24`, so [`font`]
 /// undoes that).
-const TITLE_PX: f64 = 17.0;
 const AXIS_PX: f64 = 15.0;
 const TICK_PX: f64 = 14.0;
 const LEGEND_PX: f64 = 14.0;
@@ -442,8 +577,9 @@ impl LineChart<'_> {
         let last_half =
             x.major.last().map_or(0.0, |(_, l)| text_width(l, TICK_PX) / 2.0);
         let right = f64::from(WIDTH) - (last_half + 6.0).max(22.0);
-        let top =
-            if self.title.is_empty() { 14.0 } else { 14.0 + TITLE_PX * 1.2 + 12.0 };
+        // The title is not drawn (see [`with_title`]): room for the top tick label
+        // only.
+        let top = 14.0;
         let x_title =
             if self.x_label.is_empty() { 0.0 } else { AXIS_PX * 1.3 + 6.0 };
         let bottom = f64::from(HEIGHT) - (10.0 + TICK_PX * 1.3 + x_title + 10.0);
@@ -505,7 +641,7 @@ impl LineChart<'_> {
             self.draw(&root, &l)?;
             root.present().map_err(err)?;
         }
-        Ok(svg)
+        Ok(with_title(svg, self.title))
     }
 
     fn draw(
@@ -532,10 +668,13 @@ impl LineChart<'_> {
             line(vec![at(x0, py(*t)), at(x1, py(*t))], GRID, 1).map_err(err)?;
         }
         // The data.
+        let fixed: Vec<Option<RGBColor>> =
+            self.series.iter().map(|s| s.colour).collect();
+        let colours = colours(&fixed);
         for (i, pts) in l.lines.iter().enumerate() {
-            let c = PALETTE[i % PALETTE.len()];
+            let c = colours[i];
             let pix: Vec<(i32, i32)> = pts.iter().map(|&(x, y)| at(x, y)).collect();
-            line(pix.clone(), c, 2).map_err(err)?;
+            draw_line(root, pix.clone(), c.stroke_width(2), self.series[i].dash)?;
             if l.markers[i] {
                 for p in pix {
                     root.draw(&Circle::new(p, 4, c.filled())).map_err(err)?;
@@ -576,18 +715,22 @@ impl LineChart<'_> {
         let x_title_y = y1 + 10.0 + TICK_PX * 1.3 + 6.0;
         text(self.x_label, at((x0 + x1) / 2.0, x_title_y), axis_style(VPos::Top))
             .map_err(err)?;
+        // The rotated y-axis title is centred on the plot, moved (for a long title)
+        // as far as it must to stay on the canvas.
+        let (half, canvas) =
+            (text_width(self.y_label, AXIS_PX) / 2.0, f64::from(l.height));
+        let y_mid = if 2.0 * half + 8.0 >= canvas {
+            canvas / 2.0
+        } else {
+            ((y0 + y1) / 2.0).clamp(4.0 + half, canvas - 4.0 - half)
+        };
         let y_style = axis_style(VPos::Top).transform(FontTransform::Rotate270);
-        text(self.y_label, at(10.0, (y0 + y1) / 2.0), y_style).map_err(err)?;
-        if !self.title.is_empty() {
-            let style = TextStyle::from(font(TITLE_PX))
-                .pos(Pos::new(HPos::Center, VPos::Top));
-            text(self.title, at(f64::from(WIDTH) / 2.0, 12.0), style)
-                .map_err(err)?;
-        }
-        // The legend.
+        text(self.y_label, at(10.0, y_mid), y_style).map_err(err)?;
+        // The legend, each entry in its series' colour and dash.
         let entry = |i: usize, x: f64, cy: f64| -> anyhow::Result<()> {
-            let c = PALETTE[i % PALETTE.len()];
-            line(vec![at(x, cy), at(x + 26.0, cy)], c, 2).map_err(err)?;
+            let c = colours[i];
+            let sample = vec![at(x, cy), at(x + 26.0, cy)];
+            draw_line(root, sample, c.stroke_width(2), self.series[i].dash)?;
             if l.markers[i] {
                 root.draw(&Circle::new(at(x + 13.0, cy), 4, c.filled()))
                     .map_err(err)?;
@@ -619,13 +762,16 @@ impl LineChart<'_> {
 
     /// Render and write atomically.
     pub fn save(&self, path: &Path) -> anyhow::Result<()> {
-        crate::io::write_text(path, &self.to_svg()?)
+        Ok(crate::io::write_text(path, &self.to_svg()?)?)
     }
 }
 
 /// A heat map of a matrix with row and column labels, for non-negative values such
 /// as attention weights: white at 0, dark blue at the largest value, with a colour
-/// bar. Cells equal to `None` are drawn grey: "blocked" under a mask.
+/// bar labelled by [`ticks`]. Cells equal to `None` are drawn grey: "blocked"
+/// under a mask (the key for grey is shown only when a cell is blocked). Column
+/// labels and the x-axis title sit above the matrix, row labels and the rotated
+/// y-axis title to its left.
 pub struct Heatmap<'a> {
     pub title: &'a str,
     pub rows: &'a [String],
@@ -635,22 +781,27 @@ pub struct Heatmap<'a> {
     pub y_label: &'a str,
 }
 
+/// The grey of a blocked heat-map cell.
+const BLOCKED: RGBColor = RGBColor(190, 190, 190);
+
 impl Heatmap<'_> {
     pub fn to_svg(&self) -> anyhow::Result<String> {
+        use plotters::style::text_anchor::{HPos, Pos, VPos};
         let (nr, nc) = (self.rows.len(), self.cols.len());
         if self.values.len() != nr || self.values.iter().any(|r| r.len() != nc) {
             anyhow::bail!("heat map values must be {nr} × {nc}");
         }
         // Colours run from white (0) to dark blue at the largest value, shown on a
         // colour bar.
-        let vmax = self
+        let finite: Vec<f64> = self
             .values
             .iter()
             .flatten()
             .flatten()
             .copied()
             .filter(|v| v.is_finite())
-            .fold(0.0, f64::max);
+            .collect();
+        let vmax = finite.iter().copied().fold(0.0, f64::max);
         let vmax = if vmax > 0.0 { vmax } else { 1.0 };
         let colour_of = |v: f64| {
             let t = (v / vmax).clamp(0.0, 1.0);
@@ -659,41 +810,86 @@ impl Heatmap<'_> {
             };
             RGBColor(mix(255, 8), mix(255, 48), mix(255, 107))
         };
-        // Room for labels: about 7 px per character at 13 px.
-        let chars = |v: &[String]| {
-            v.iter().map(|s| s.chars().count()).max().unwrap_or(1) as i32
+        // The colour bar's labels: nice ticks over the values (and 0), those on the
+        // bar.
+        let mut range = finite;
+        range.extend([0.0, vmax]);
+        let bar_ticks: Vec<(f64, String)> = ticks(&range, false)
+            .major
+            .into_iter()
+            .filter(|(t, _)| (-1e-9 * vmax..=vmax * (1.0 + 1e-9)).contains(t))
+            .collect();
+        let blocked = self.values.iter().flatten().any(Option::is_none);
+
+        let widest = |v: &[String]| {
+            v.iter().map(|s| text_width(s, TICK_PX)).fold(0.0, f64::max)
         };
-        let cell = (360 / nr.max(nc)).clamp(12, 40) as i32;
-        let left =
-            16 + 7 * chars(self.rows).max(chars(&[self.y_label.to_string()]) / 2);
-        let top = 40 + 7 * chars(self.cols) + 8;
-        let grid_w = cell * nc as i32;
-        let (w, h) = (left + grid_w + 110, top + cell * nr as i32 + 44);
+        let title_room =
+            |label: &str| if label.is_empty() { 0.0 } else { AXIS_PX * 1.3 + 8.0 };
+        let cell = (360 / nr.max(nc).max(1)).clamp(12, 40) as i32;
+        let (grid_w, grid_h) = (cell * nc as i32, cell * nr as i32);
+        let left = (10.0 + title_room(self.y_label) + widest(self.rows) + 8.0)
+            .ceil() as i32;
+        let top = (10.0 + title_room(self.x_label) + widest(self.cols) + 8.0).ceil()
+            as i32;
+        // The colour bar: 14 px wide, 20 px right of the matrix, as tall as the
+        // matrix (at least 120 px); its labels, and the key for blocked cells,
+        // right of it.
+        let (bx, bh) = (left + grid_w + 20, grid_h.max(120));
+        let label_x = bx + 14 + 8;
+        let keys_w = bar_ticks
+            .iter()
+            .map(|(_, l)| text_width(l, TICK_PX))
+            .chain(blocked.then(|| 20.0 + text_width("blocked", TICK_PX)))
+            .fold(0.0, f64::max);
+        let w = label_x + keys_w.ceil() as i32 + 12;
+        let below = if blocked { 14 + 14 } else { 0 };
+        let h = top + grid_h.max(bh + below) + 14;
         let mut svg = String::new();
         {
             let root = SVGBackend::with_string(&mut svg, (w as u32, h as u32))
                 .into_drawing_area();
             root.fill(&WHITE).map_err(err)?;
-            let font = ("sans-serif", 13).into_font();
-            root.draw(&Text::new(
-                self.title,
-                (10, 10),
-                ("sans-serif", 17).into_font(),
-            ))
-            .map_err(err)?;
+            let label = |h: HPos, v: VPos| {
+                TextStyle::from(font(TICK_PX)).pos(Pos::new(h, v))
+            };
+            let axis = TextStyle::from(font(AXIS_PX))
+                .pos(Pos::new(HPos::Center, VPos::Top));
+            if !self.x_label.is_empty() {
+                root.draw(&Text::new(
+                    self.x_label,
+                    (left + grid_w / 2, 10),
+                    axis.clone(),
+                ))
+                .map_err(err)?;
+            }
+            if !self.y_label.is_empty() {
+                root.draw(&Text::new(
+                    self.y_label,
+                    (10, top + grid_h / 2),
+                    axis.transform(FontTransform::Rotate270),
+                ))
+                .map_err(err)?;
+            }
             for (j, c) in self.cols.iter().enumerate() {
-                let x = left + cell * j as i32 + cell / 2 - 6;
-                let style = font.clone().transform(FontTransform::Rotate270);
-                root.draw(&Text::new(c.as_str(), (x, top - 6), style))
+                let x = left + cell * j as i32 + cell / 2;
+                let style = label(HPos::Left, VPos::Center)
+                    .transform(FontTransform::Rotate270);
+                root.draw(&Text::new(c.as_str(), (x, top - 8), style))
                     .map_err(err)?;
             }
             for (i, r) in self.rows.iter().enumerate() {
-                let y = top + cell * i as i32 + cell / 2 - 6;
-                root.draw(&Text::new(r.as_str(), (10, y), font.clone()))
-                    .map_err(err)?;
+                let y = top + cell * i as i32 + cell / 2;
+                root.draw(&Text::new(
+                    r.as_str(),
+                    (left - 8, y),
+                    label(HPos::Right, VPos::Center),
+                ))
+                .map_err(err)?;
                 for (j, v) in self.values[i].iter().enumerate() {
                     let (x, yy) = (left + cell * j as i32, top + cell * i as i32);
-                    let colour = v.map_or(RGBColor(190, 190, 190), colour_of);
+                    let colour = v.map_or(BLOCKED, colour_of);
+                    // A 1 px white gap between cells.
                     root.draw(&Rectangle::new(
                         [(x, yy), (x + cell - 1, yy + cell - 1)],
                         colour.filled(),
@@ -701,17 +897,7 @@ impl Heatmap<'_> {
                     .map_err(err)?;
                 }
             }
-            let bottom = top + cell * nr as i32 + 18;
-            root.draw(&Text::new(self.x_label, (left, bottom), font.clone()))
-                .map_err(err)?;
-            root.draw(&Text::new(
-                format!("rows: {}", self.y_label),
-                (10, bottom + 16),
-                font.clone(),
-            ))
-            .map_err(err)?;
-            // Colour bar.
-            let (bx, bh) = (left + grid_w + 20, (cell * nr as i32).max(60));
+            // The colour bar, framed so that its white end shows, with ticks.
             for k in 0..bh {
                 let v = vmax * f64::from(bh - k) / f64::from(bh);
                 root.draw(&Rectangle::new(
@@ -720,28 +906,46 @@ impl Heatmap<'_> {
                 ))
                 .map_err(err)?;
             }
-            root.draw(&Text::new(
-                format!("{vmax:.2}"),
-                (bx + 20, top - 4),
-                font.clone(),
-            ))
-            .map_err(err)?;
-            root.draw(&Text::new("0", (bx + 20, top + bh - 10), font.clone()))
-                .map_err(err)?;
             root.draw(&Rectangle::new(
-                [(bx, top + bh + 10), (bx + 14, top + bh + 24)],
-                RGBColor(190, 190, 190).filled(),
+                [(bx, top), (bx + 14, top + bh)],
+                RGBColor(120, 120, 120).stroke_width(1),
             ))
             .map_err(err)?;
-            root.draw(&Text::new("blocked", (bx + 20, top + bh + 11), font))
+            for (t, l) in &bar_ticks {
+                let y = top + bh - (t / vmax * f64::from(bh)).round() as i32;
+                root.draw(&PathElement::new(
+                    vec![(bx + 14, y), (bx + 18, y)],
+                    BLACK.stroke_width(1),
+                ))
                 .map_err(err)?;
+                root.draw(&Text::new(
+                    l.as_str(),
+                    (label_x, y),
+                    label(HPos::Left, VPos::Center),
+                ))
+                .map_err(err)?;
+            }
+            if blocked {
+                let y = top + bh + 14;
+                root.draw(&Rectangle::new(
+                    [(bx, y), (bx + 14, y + 14)],
+                    BLOCKED.filled(),
+                ))
+                .map_err(err)?;
+                root.draw(&Text::new(
+                    "blocked",
+                    (bx + 20, y + 7),
+                    label(HPos::Left, VPos::Center),
+                ))
+                .map_err(err)?;
+            }
             root.present().map_err(err)?;
         }
-        Ok(svg)
+        Ok(with_title(svg, self.title))
     }
 
     pub fn save(&self, path: &Path) -> anyhow::Result<()> {
-        crate::io::write_text(path, &self.to_svg()?)
+        Ok(crate::io::write_text(path, &self.to_svg()?)?)
     }
 }
 
@@ -750,6 +954,40 @@ pub struct Group {
     pub label: String,
     /// `(mean, low, high)` per category.
     pub values: Vec<(f64, f64, f64)>,
+    /// A fixed colour, used for the marks and the legend entry, instead of the next
+    /// palette colour: [`architecture_colour`] for a group that is one
+    /// architecture.
+    pub colour: Option<RGBColor>,
+    /// An open (white) mean marker instead of a filled one: to tell apart groups
+    /// of one colour.
+    pub hollow: bool,
+}
+
+impl Group {
+    /// A group in the next palette colour, with filled markers.
+    pub fn new(label: impl Into<String>, values: Vec<(f64, f64, f64)>) -> Group {
+        Group { label: label.into(), values, colour: None, hollow: false }
+    }
+
+    /// The same group in the colour of `arch`.
+    pub fn architecture(self, arch: Architecture) -> Group {
+        Group { colour: Some(architecture_colour(arch)), ..self }
+    }
+
+    /// The same group with open markers when `hollow`.
+    pub fn hollow(self, hollow: bool) -> Group {
+        Group { hollow, ..self }
+    }
+}
+
+/// The circles of a mean marker, drawn in turn: a disc of `colour`, or a white one
+/// ringed in `colour`.
+fn marker_styles(colour: RGBColor, hollow: bool) -> Vec<ShapeStyle> {
+    if hollow {
+        vec![WHITE.filled(), colour.stroke_width(2)]
+    } else {
+        vec![colour.filled()]
+    }
 }
 
 /// Grouped means with error bars over named categories (for example accuracy per
@@ -800,7 +1038,6 @@ impl IntervalChart<'_> {
                 + widest
                 + 12.0;
             let mut chart = ChartBuilder::on(&plot)
-                .caption(self.title, font(TITLE_PX))
                 .margin(12)
                 .x_label_area_size(40)
                 .y_label_area_size(y_area.round() as u32)
@@ -831,6 +1068,9 @@ impl IntervalChart<'_> {
                 .draw()
                 .map_err(err)?;
             let width = 0.8 / ng as f64;
+            let fixed: Vec<Option<RGBColor>> =
+                self.groups.iter().map(|g| g.colour).collect();
+            let colours = colours(&fixed);
             for (c, _) in self.categories.iter().enumerate() {
                 if let Some((r, _)) = self.reference {
                     let (x0, x1) = (c as f64 + 0.06, c as f64 + 0.94);
@@ -844,7 +1084,7 @@ impl IntervalChart<'_> {
                         .map_err(err)?;
                 }
                 for (g, group) in self.groups.iter().enumerate() {
-                    let colour = PALETTE[g % PALETTE.len()];
+                    let colour = colours[g];
                     let x = c as f64 + 0.1 + width * (g as f64 + 0.5);
                     let (m, lo, hi) = group.values[c];
                     chart
@@ -861,23 +1101,24 @@ impl IntervalChart<'_> {
                             )))
                             .map_err(err)?;
                     }
-                    chart
-                        .draw_series(std::iter::once(Circle::new(
-                            (x, m),
-                            4,
-                            colour.filled(),
-                        )))
-                        .map_err(err)?;
+                    for style in marker_styles(colour, group.hollow) {
+                        chart
+                            .draw_series(std::iter::once(Circle::new(
+                                (x, m),
+                                4,
+                                style,
+                            )))
+                            .map_err(err)?;
+                    }
                 }
             }
             let font = font(LEGEND_PX);
             for (g, group) in self.groups.iter().enumerate() {
                 let (col, row) = ((g % 3) as i32, (g / 3) as i32);
                 let (x, y) = (70 + 210 * col, 6 + 22 * row);
-                let colour = PALETTE[g % PALETTE.len()];
-                legend
-                    .draw(&Circle::new((x, y + 7), 4, colour.filled()))
-                    .map_err(err)?;
+                for style in marker_styles(colours[g], group.hollow) {
+                    legend.draw(&Circle::new((x, y + 7), 4, style)).map_err(err)?;
+                }
                 legend
                     .draw(&Text::new(
                         group.label.as_str(),
@@ -898,7 +1139,7 @@ impl IntervalChart<'_> {
             }
             root.present().map_err(err)?;
         }
-        Ok(svg)
+        Ok(with_title(svg, self.title))
     }
 }
 
@@ -965,7 +1206,7 @@ mod tests {
     }
 
     fn line(points: Vec<(f64, f64)>) -> Series {
-        Series { label: "a series".into(), points }
+        Series::new("a series", points)
     }
 
     #[test]
@@ -1095,6 +1336,34 @@ mod tests {
     }
 
     #[test]
+    fn a_long_y_title_stays_on_the_canvas() {
+        for y_label in [
+            "held-out loss (nats per masked token), mean over seeds",
+            "held-out MLM loss (nats per masked token), mean over seeds",
+        ] {
+            let svg = LineChart {
+                title: "",
+                x_label: "x",
+                y_label,
+                log_x: false,
+                log_y: false,
+                series: &[line(vec![(0.0, 1.0), (1.0, 0.0)])],
+            }
+            .to_svg()
+            .unwrap();
+            let (_, h) = canvas(&svg);
+            let t = texts(&svg).into_iter().find(|t| t.3 == y_label).unwrap();
+            // On the canvas by the (generous) estimate, or centred on it when even
+            // that does not fit.
+            let half = text_width(y_label, AXIS_PX) / 2.0;
+            assert!(
+                (t.1 - half >= 0.0 && t.1 + half <= h) || t.1 == h / 2.0,
+                "{t:?} on a canvas {h} tall"
+            );
+        }
+    }
+
+    #[test]
     fn markers_only_on_short_series() {
         let short = line((0..10).map(|i| (f64::from(i), f64::from(i))).collect());
         let long = line((0..512).map(|i| (f64::from(i), f64::from(i))).collect());
@@ -1136,7 +1405,7 @@ mod tests {
             "legend not at the top right: {label:?}"
         );
         let crowded = [falling[0].points.clone(), vec![(0.0, 0.0), (10.0, 10.0)]]
-            .map(|points| Series { label: "a series".into(), points });
+            .map(|points| Series::new("a series", points));
         let svg = chart(&crowded, false, false);
         assert!(canvas(&svg).1 > 440.0, "{:?}", canvas(&svg));
         let label = texts(&svg).into_iter().find(|t| t.3 == "a series").unwrap();
@@ -1145,10 +1414,7 @@ mod tests {
 
     #[test]
     fn charts_render_labels_as_svg_text() {
-        let s = [Series {
-            label: "causal".into(),
-            points: vec![(1.0, 2.0), (2.0, 1.0)],
-        }];
+        let s = [Series::new("causal", vec![(1.0, 2.0), (2.0, 1.0)])];
         let svg = LineChart {
             title: "t",
             x_label: "x",
@@ -1174,10 +1440,8 @@ mod tests {
         let bad = vec![vec![Some(1.0)]];
         assert!(Heatmap { values: &bad, ..hm }.to_svg().is_err());
         let cats = vec!["yes_no".to_string(), "bigger".to_string()];
-        let groups = [Group {
-            label: "CD:FLM".into(),
-            values: vec![(50.0, 45.0, 55.0), (60.0, 58.0, 62.0)],
-        }];
+        let groups =
+            [Group::new("CD:FLM", vec![(50.0, 45.0, 55.0), (60.0, 58.0, 62.0)])];
         let chart = IntervalChart {
             title: "t",
             categories: &cats,
@@ -1209,5 +1473,180 @@ mod tests {
                 .to_svg()
                 .is_err()
         );
+    }
+
+    /// The stroke colour (`#RRGGBB`) of every `<polyline>` of width 2, in order.
+    fn strokes(svg: &str) -> Vec<String> {
+        svg.split("<polyline")
+            .skip(1)
+            .filter(|p| p.contains("stroke-width=\"2\""))
+            .filter_map(|p| {
+                p.split_once("stroke=\"").and_then(|(_, r)| r.split_once('"'))
+            })
+            .map(|(c, _)| c.to_string())
+            .collect()
+    }
+
+    fn hex(c: RGBColor) -> String {
+        format!("#{:02X}{:02X}{:02X}", c.0, c.1, c.2)
+    }
+
+    #[test]
+    fn each_architecture_has_its_own_palette_colour() {
+        let all: Vec<RGBColor> =
+            Architecture::ALL.iter().map(|&a| architecture_colour(a)).collect();
+        for (i, c) in all.iter().enumerate() {
+            assert!(PALETTE.contains(c), "{c:?}");
+            assert!(!all[..i].contains(c), "{c:?} is taken twice");
+        }
+        // Without fixed colours, palette order; with one, the others skip every
+        // architecture colour.
+        assert_eq!(colours(&[None, None]), PALETTE[..2]);
+        let cd = architecture_colour(Architecture::CausalDecoder);
+        let got = colours(&[None, Some(cd), None]);
+        assert_eq!(got[1], cd);
+        for c in [got[0], got[2]] {
+            assert!(!all.contains(&c) && PALETTE.contains(&c), "{c:?}");
+        }
+        assert_ne!(got[0], got[2]);
+    }
+
+    #[test]
+    fn a_fixed_colour_is_used_for_the_line_and_its_legend_entry() {
+        let ed = architecture_colour(Architecture::EncoderDecoder);
+        let fixed = [
+            line(vec![(0.0, 10.0), (5.0, 5.0), (10.0, 0.0)])
+                .architecture(Architecture::EncoderDecoder),
+            Series::new("a baseline", vec![(0.0, 9.0), (10.0, 1.0)]),
+        ];
+        let svg = chart(&fixed, false, false);
+        let s = strokes(&svg);
+        // Both lines, then both legend samples.
+        assert_eq!(s.len(), 4, "{s:?}");
+        assert_eq!([&s[0], &s[2]], [&hex(ed), &hex(ed)], "{s:?}");
+        // The other series skips the architecture colours, line and legend alike.
+        assert_eq!(s[1], s[3]);
+        assert_eq!(s[1], hex(PALETTE[4]), "{s:?}");
+        // A dashed series is drawn (line and legend sample) in short pieces.
+        let dashed = [line(vec![(0.0, 10.0), (10.0, 0.0)]).dash(Dash::Dashed)];
+        assert!(strokes(&chart(&dashed, false, false)).len() > 4);
+        // An interval chart's group too: its bars, marker and legend entry.
+        let cats = vec!["a".to_string()];
+        let groups = [
+            Group::new("CD:MLM", vec![(1.0, 0.0, 2.0)])
+                .architecture(Architecture::CausalDecoder)
+                .hollow(true),
+            Group::new("other", vec![(1.0, 0.0, 2.0)]),
+        ];
+        let svg = IntervalChart {
+            title: "",
+            categories: &cats,
+            groups: &groups,
+            y_label: "y",
+            reference: None,
+            y_range: (0.0, 3.0),
+            y_decimals: 0,
+        }
+        .to_svg()
+        .unwrap();
+        let cd = hex(architecture_colour(Architecture::CausalDecoder));
+        assert!(strokes(&svg).iter().filter(|c| **c == cd).count() >= 3, "{svg}");
+        assert!(!svg.contains(&hex(PALETTE[0])), "{svg}");
+    }
+
+    #[test]
+    fn titles_are_named_but_not_drawn() {
+        let title = "Loss <held out> & more";
+        let svg = LineChart {
+            title,
+            x_label: "x",
+            y_label: "y",
+            log_x: false,
+            log_y: false,
+            series: &[line(vec![(0.0, 1.0), (1.0, 0.0)])],
+        }
+        .to_svg()
+        .unwrap();
+        let rows = vec!["a".to_string(), "b".to_string()];
+        let vals = vec![vec![Some(0.3), None], vec![Some(0.7), Some(0.1)]];
+        let map = Heatmap {
+            title,
+            rows: &rows,
+            cols: &rows,
+            values: &vals,
+            x_label: "key",
+            y_label: "query",
+        }
+        .to_svg()
+        .unwrap();
+        let cats = vec!["a".to_string()];
+        let groups = [Group::new("g", vec![(1.0, 0.0, 2.0)])];
+        let intervals = IntervalChart {
+            title,
+            categories: &cats,
+            groups: &groups,
+            y_label: "y",
+            reference: None,
+            y_range: (0.0, 3.0),
+            y_decimals: 0,
+        }
+        .to_svg()
+        .unwrap();
+        for svg in [svg, map, intervals] {
+            let (head, rest) = svg.split_once('>').unwrap();
+            assert!(head.starts_with("<svg"), "{svg}");
+            assert!(
+                rest.trim_start()
+                    .starts_with("<title>Loss &lt;held out&gt; &amp; more</title>"),
+                "{svg}"
+            );
+            assert!(!texts(&svg).iter().any(|t| t.3.contains("held")), "{svg}");
+        }
+        // The line chart's plot starts near the top.
+        let tops =
+            texts(&chart(&[line(vec![(0.0, 1.0), (1.0, 0.0)])], false, false));
+        let highest = tops.iter().map(|t| t.1).fold(f64::INFINITY, f64::min);
+        assert!(highest < 30.0, "{tops:?}");
+    }
+
+    #[test]
+    fn the_heat_map_colour_bar_has_clean_ticks() {
+        let rows: Vec<String> = (0..4).map(|i| format!("{i} tok")).collect();
+        let vals: Vec<Vec<Option<f64>>> = (0..4)
+            .map(|i| {
+                (0..4).map(|j| (j <= i).then(|| 1.0 / f64::from(i + 1))).collect()
+            })
+            .collect();
+        let svg = Heatmap {
+            title: "causal",
+            rows: &rows,
+            cols: &rows,
+            values: &vals,
+            x_label: "key",
+            y_label: "query",
+        }
+        .to_svg()
+        .unwrap();
+        let shown: Vec<String> = texts(&svg).into_iter().map(|t| t.3).collect();
+        for want in ["0.0", "0.2", "0.4", "0.6", "0.8", "1.0", "blocked", "key"] {
+            assert!(shown.iter().any(|t| t == want), "{want}: {shown:?}");
+        }
+        let (w, h) = canvas(&svg);
+        for (x, y, _, text) in texts(&svg) {
+            assert!((0.0..=w).contains(&x) && (0.0..=h).contains(&y), "{text}");
+        }
+        // No blocked cell, no key for them.
+        let full = vec![vec![Some(0.25); 4]; 4];
+        let svg = Heatmap {
+            values: &full,
+            title: "",
+            rows: &rows,
+            cols: &rows,
+            x_label: "",
+            y_label: "",
+        }
+        .to_svg()
+        .unwrap();
+        assert!(!svg.contains("blocked"), "{svg}");
     }
 }

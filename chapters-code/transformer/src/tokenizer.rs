@@ -14,12 +14,13 @@
 use std::collections::HashSet;
 use std::path::Path;
 
-use anyhow::{Context, anyhow, bail};
 use serde::Serialize;
 use tokenizers::models::TrainerWrapper;
 use tokenizers::models::bpe::{BPE, BpeTrainerBuilder};
 use tokenizers::pre_tokenizers::byte_level::ByteLevel;
 use tokenizers::{AddedToken, Tokenizer};
+
+use crate::error::{Error, Result};
 
 /// Padding: never attended to usefully, never given a loss.
 pub const PAD: &str = "[PAD]";
@@ -107,8 +108,8 @@ pub struct BpeTokenizer {
     pub specials: Specials,
 }
 
-fn tk<T>(r: tokenizers::Result<T>) -> anyhow::Result<T> {
-    r.map_err(|e| anyhow!("tokenizers: {e}"))
+fn tk<T>(r: tokenizers::Result<T>) -> Result<T> {
+    r.map_err(|e| Error::Tokenizer { reason: e.to_string(), source: Some(e) })
 }
 
 // ANCHOR: train_tokenizer
@@ -119,7 +120,7 @@ impl BpeTokenizer {
         texts: I,
         vocab_size: usize,
         n_sentinels: u32,
-    ) -> anyhow::Result<Self>
+    ) -> Result<Self>
     where
         I: Iterator<Item = S> + Send,
         S: AsRef<str> + Send,
@@ -127,11 +128,11 @@ impl BpeTokenizer {
         let specials = Specials::with_sentinels(n_sentinels);
         let minimum = 256 + specials.first_regular() as usize;
         if vocab_size <= minimum {
-            bail!(
+            return Err(Error::tokenizer(format!(
                 "vocab_size {vocab_size} leaves no room for merges \
                  (256 bytes + {} specials)",
                 minimum - 256
-            );
+            )));
         }
         let special_tokens = specials
             .names()
@@ -159,25 +160,27 @@ impl BpeTokenizer {
     // ANCHOR_END: train_tokenizer
 
     /// Check that the special tokens sit at their fixed ids.
-    fn checked(inner: Tokenizer, n_sentinels: u32) -> anyhow::Result<Self> {
+    fn checked(inner: Tokenizer, n_sentinels: u32) -> Result<Self> {
         let specials = Specials::with_sentinels(n_sentinels);
         for (id, name) in specials.names().iter().enumerate() {
             let found = inner.token_to_id(name);
             if found != Some(id as u32) {
-                bail!("special token {name} has id {found:?}, expected {id}");
+                return Err(Error::tokenizer(format!(
+                    "special token {name} has id {found:?}, expected {id}"
+                )));
             }
         }
         Ok(BpeTokenizer { inner, specials })
     }
 
     /// The tokenizer as `tokenizer.json` text.
-    pub fn to_json(&self) -> anyhow::Result<String> {
+    pub fn to_json(&self) -> Result<String> {
         tk(self.inner.to_string(true))
     }
 
     /// Read a tokenizer from `tokenizer.json` text; the number of sentinels is read
     /// from its vocabulary.
-    pub fn from_json(json: &str) -> anyhow::Result<Self> {
+    pub fn from_json(json: &str) -> Result<Self> {
         let inner = tk(json.parse::<Tokenizer>())?;
         let mut n = 0;
         while inner.token_to_id(&sentinel_name(n)).is_some() {
@@ -187,16 +190,18 @@ impl BpeTokenizer {
     }
 
     /// Save as `tokenizer.json`, atomically.
-    pub fn save(&self, path: &Path) -> anyhow::Result<()> {
+    pub fn save(&self, path: &Path) -> Result<()> {
         crate::io::write_text(path, &self.to_json()?)
     }
 
     /// Load a `tokenizer.json`.
-    pub fn load(path: &Path) -> anyhow::Result<Self> {
-        let json = std::fs::read_to_string(path)
-            .with_context(|| format!("reading {}", path.display()))?;
-        Self::from_json(&json)
-            .with_context(|| format!("loading {}", path.display()))
+    pub fn load(path: &Path) -> Result<Self> {
+        let json =
+            std::fs::read_to_string(path).map_err(Error::io("reading", path))?;
+        Self::from_json(&json).map_err(|e| Error::Tokenizer {
+            reason: format!("loading {}", path.display()),
+            source: Some(Box::new(e)),
+        })
     }
 
     /// Number of ids, special tokens included.
@@ -205,12 +210,12 @@ impl BpeTokenizer {
     }
 
     /// Token ids of `text`, without any special token added.
-    pub fn encode(&self, text: &str) -> anyhow::Result<Vec<u32>> {
+    pub fn encode(&self, text: &str) -> Result<Vec<u32>> {
         Ok(tk(self.inner.encode(text, false))?.get_ids().to_vec())
     }
 
     /// The text of `ids`, special tokens written out.
-    pub fn decode(&self, ids: &[u32]) -> anyhow::Result<String> {
+    pub fn decode(&self, ids: &[u32]) -> Result<String> {
         tk(self.inner.decode(ids, false))
     }
 
@@ -231,9 +236,9 @@ impl BpeTokenizer {
         &self,
         docs: &[S],
         len: usize,
-    ) -> anyhow::Result<Vec<Vec<u32>>> {
+    ) -> Result<Vec<Vec<u32>>> {
         if len == 0 {
-            bail!("rows must hold at least one token");
+            return Err(Error::tokenizer("rows must hold at least one token"));
         }
         let mut stream = Vec::new();
         for d in docs {

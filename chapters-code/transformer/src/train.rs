@@ -7,12 +7,12 @@
 use std::sync::Mutex;
 use std::time::Instant;
 
-use anyhow::{Context, bail};
 use candle_core::{Tensor, Var, backprop::GradStore};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::{Deserialize, Serialize};
 
-use crate::kernels::{self, Lever};
+use crate::error::{Error, Result};
+use crate::kernels::{self, Kernels};
 use crate::params::ParamStore;
 use crate::rng::{self, Rng};
 
@@ -37,6 +37,10 @@ pub struct TrainConfig {
     pub seed: u64,
     /// Show a progress bar (only ever drawn on a terminal).
     pub progress: bool,
+    /// Whether the update runs as one fused kernel (`kernels.adamw`); a choice of
+    /// speed, never serialised.
+    #[serde(skip)]
+    pub kernels: Kernels,
 }
 
 impl Default for TrainConfig {
@@ -54,6 +58,7 @@ impl Default for TrainConfig {
             eval_every: 0,
             seed: 0,
             progress: true,
+            kernels: Kernels::default(),
         }
     }
 }
@@ -120,7 +125,7 @@ pub struct AdamW {
 }
 
 impl AdamW {
-    pub fn new(store: &ParamStore, cfg: &TrainConfig) -> anyhow::Result<Self> {
+    pub fn new(store: &ParamStore, cfg: &TrainConfig) -> Result<Self> {
         let vars = store.vars();
         let m = vars.iter().map(|(_, v)| vec![0f32; v.elem_count()]).collect();
         let v = vars.iter().map(|(_, v)| vec![0f32; v.elem_count()]).collect();
@@ -131,14 +136,16 @@ impl AdamW {
     /// rate `lr`, and return the gradient norm before clipping. A parameter without
     /// a gradient, or a non-finite gradient, is an error: training must never
     /// silently stop learning.
-    pub fn step(&mut self, grads: &GradStore, lr: f64) -> anyhow::Result<f64> {
-        let fused = kernels::enabled(Lever::AdamW);
+    pub fn step(&mut self, grads: &GradStore, lr: f64) -> Result<f64> {
+        let fused = self.cfg.kernels.adamw;
         let mut sq = 0f64;
         let mut gs = Vec::with_capacity(self.vars.len());
         for (name, var) in &self.vars {
-            let g = grads
-                .get(var.as_tensor())
-                .with_context(|| format!("{name} received no gradient"))?;
+            let Some(g) = grads.get(var.as_tensor()) else {
+                return Err(Error::Training(format!(
+                    "{name} received no gradient"
+                )));
+            };
             sq += if fused {
                 kernels::sum_of_squares(g)?
             } else {
@@ -148,7 +155,7 @@ impl AdamW {
         }
         let norm = sq.sqrt();
         if !norm.is_finite() {
-            bail!("gradient norm is {norm}");
+            return Err(Error::Training(format!("gradient norm is {norm}")));
         }
         let scale = (self.cfg.clip / (norm + 1e-6)).min(1.0);
         self.t += 1;
@@ -195,13 +202,18 @@ impl AdamW {
 
 /// Train the variables of `store`. `step_fn(step, rng)` builds a batch from the
 /// seeded data stream and returns its loss; `eval_fn(step)` returns a held-out
-/// metric.
+/// metric. Both are the caller's code, so they may fail with any error (an
+/// `anyhow::Error` in the chapters); it comes back as [`Error::Callback`], with
+/// its causes.
 pub fn train(
     store: &ParamStore,
     cfg: &TrainConfig,
     mut step_fn: impl FnMut(usize, &mut Rng) -> anyhow::Result<StepLoss>,
     mut eval_fn: impl FnMut(usize) -> anyhow::Result<f64>,
-) -> anyhow::Result<TrainLog> {
+) -> Result<TrainLog> {
+    let callback = |step: usize| {
+        move |e: anyhow::Error| Error::Callback { step, source: e.into() }
+    };
     let mut opt = AdamW::new(store, cfg)?;
     let mut data = rng::stream(cfg.seed, "data");
     let bar = progress_bar(cfg);
@@ -209,10 +221,12 @@ pub fn train(
     let mut log = TrainLog { steps: Vec::new(), evals: Vec::new(), seconds: 0.0 };
     let (mut seen, mut supervised) = (0, 0);
     for step in 0..cfg.steps {
-        let out = step_fn(step, &mut data)?;
+        let out = step_fn(step, &mut data).map_err(callback(step))?;
         let loss = f64::from(out.loss.to_scalar::<f32>()?);
         if !loss.is_finite() {
-            bail!("loss became {loss} at step {step}");
+            return Err(Error::Training(format!(
+                "loss became {loss} at step {step}"
+            )));
         }
         let lr = cfg.lr_at(step);
         let grad_norm = opt.step(&out.loss.backward()?, lr)?;
@@ -228,7 +242,7 @@ pub fn train(
         });
         let last = step + 1 == cfg.steps;
         if last || (cfg.eval_every > 0 && (step + 1) % cfg.eval_every == 0) {
-            let value = eval_fn(step + 1)?;
+            let value = eval_fn(step + 1).map_err(callback(step + 1))?;
             log.evals.push(EvalRecord {
                 step: step + 1,
                 tokens_seen: seen,

@@ -3,29 +3,38 @@
 //! differences taken in f64 arithmetic, with respect to every input and parameter.
 //! Small shapes check the arithmetic; shapes that span several parallel tasks
 //! (hundreds of rows, tens of thousands of elements) check how the work is split
-//! and how partial sums are added up again. Switching kernels on and off is
-//! process-wide, so the tests that do it hold one lock.
+//! and how partial sums are added up again. Each test builds the layer twice from
+//! the same variables, once with every fused kernel and once with none.
 
 mod common;
 
-use std::sync::Mutex;
+use std::collections::HashMap;
 
 use candle_core::{DType, Tensor, Var};
+use candle_nn::{Init, Module, VarBuilder};
 use common::{random_ids, small};
 use proptest::prelude::*;
-use transformer::kernels::{self, Lever};
-use transformer::layers::{LayerNorm, Linear, gelu, softmax_last};
-use transformer::loss::{masked_cross_entropy, token_nll};
+use transformer::attention::softmax_for;
+use transformer::kernels::{self, Kernels};
+use transformer::layers::{LayerNorm, Linear, softmax_last};
+use transformer::loss::{masked_cross_entropy, token_nll, token_nll_reference};
 use transformer::train::{AdamW, TrainConfig};
 use transformer::{
     Config, DEVICE, DecoderOnly, MaskKind, ParamStore, PositionKind, SelfAttention,
     rng,
 };
 
-static LEVERS: Mutex<()> = Mutex::new(());
+/// Every fused kernel, or none.
+fn kernels(fused: bool) -> Kernels {
+    if fused { Kernels::FUSED } else { Kernels::PLAIN }
+}
 
-fn levers() -> std::sync::MutexGuard<'static, ()> {
-    LEVERS.lock().unwrap_or_else(|e| e.into_inner())
+/// A `VarBuilder` over `tensors` themselves, not copies: a layer built from it
+/// computes with them, so gradients flow to them.
+fn builder(tensors: &[(&str, &Tensor)], dtype: DType) -> VarBuilder<'static> {
+    let map: HashMap<String, Tensor> =
+        tensors.iter().map(|(n, t)| (n.to_string(), (*t).clone())).collect();
+    VarBuilder::from_tensors(map, dtype, &DEVICE)
 }
 
 fn random(seed: u64, shape: &[usize], std: f64) -> Tensor {
@@ -54,65 +63,75 @@ fn rel_diff(a: &Tensor, b: &Tensor) -> f32 {
     a.iter().zip(&b).fold(0f32, |m, (x, y)| m.max((x - y).abs())) / scale
 }
 
-/// Output and gradients (with respect to `vars`) of `sum(f(vars) ⊙ w)`, with one
-/// lever on or off.
+/// Output and gradients (with respect to `vars`) of `sum(f(fused) ⊙ w)`, where
+/// `f(true)` computes through the fused kernel and `f(false)` through the
+/// reference code.
 fn run(
-    lever: Lever,
-    on: bool,
+    fused: bool,
     vars: &[&Var],
     w: &Tensor,
-    f: &dyn Fn() -> Tensor,
+    f: &dyn Fn(bool) -> Tensor,
 ) -> (Tensor, Vec<Tensor>) {
-    kernels::set(lever, on);
-    let y = f();
+    let y = f(fused);
     let grads = (&y * w).unwrap().sum_all().unwrap().backward().unwrap();
     let g = vars
         .iter()
         .map(|v| grads.get(v.as_tensor()).expect("a gradient").clone())
         .collect();
-    kernels::set(lever, true);
     (y, g)
+}
+
+/// GELU through the fused kernel or candle's.
+fn gelu(fused: bool, x: &Tensor) -> Tensor {
+    if fused { kernels::gelu(x) } else { x.gelu() }.unwrap()
+}
+
+/// Each target's negative log-likelihood, through the fused kernel or the
+/// reference.
+fn nll(fused: bool, logits: &Tensor, targets: &Tensor) -> Tensor {
+    if fused {
+        token_nll(logits, targets)
+    } else {
+        token_nll_reference(logits, targets)
+    }
+    .unwrap()
 }
 
 /// Fused and plain agree on the output and on every gradient.
 fn assert_fused_equals_plain(
-    lever: Lever,
+    what: &str,
     vars: &[&Var],
     w: &Tensor,
-    f: &dyn Fn() -> Tensor,
+    f: &dyn Fn(bool) -> Tensor,
     tol: f32,
 ) {
-    let (y1, g1) = run(lever, true, vars, w, f);
-    let (y0, g0) = run(lever, false, vars, w, f);
+    let (y1, g1) = run(true, vars, w, f);
+    let (y0, g0) = run(false, vars, w, f);
     let d = rel_diff(&y1, &y0);
-    assert!(d < tol, "{lever:?}: outputs differ by {d:e}");
+    assert!(d < tol, "{what}: outputs differ by {d:e}");
     for (i, (a, b)) in g1.iter().zip(&g0).enumerate() {
         let d = rel_diff(a, b);
-        assert!(d < tol, "{lever:?}: gradient {i} differs by {d:e}");
+        assert!(d < tol, "{what}: gradient {i} differs by {d:e}");
     }
 }
 
-/// The fused gradients of `sum(f() ⊙ w)` with respect to every one of `vars`,
+/// The fused gradients of `sum(f(true) ⊙ w)` with respect to every one of `vars`,
 /// against central differences of the same function computed in f64 by `f64_fn`
-/// (given every var in f64, in order, and run with every kernel off), at a few
-/// coordinates of each.
+/// (given every var in f64, in order, and written with the reference code), at a
+/// few coordinates of each.
 fn assert_matches_finite_differences(
-    lever: Lever,
+    what: &str,
     vars: &[&Var],
     w: &Tensor,
-    f: &dyn Fn() -> Tensor,
+    f: &dyn Fn(bool) -> Tensor,
     f64_fn: &dyn Fn(&[Tensor]) -> Tensor,
 ) {
-    let (_, grads) = run(lever, true, vars, w, f);
+    let (_, grads) = run(true, vars, w, f);
     let x64: Vec<Tensor> =
         vars.iter().map(|v| v.as_tensor().to_dtype(DType::F64).unwrap()).collect();
     let w64 = w.to_dtype(DType::F64).unwrap();
     let loss = |ts: &[Tensor]| -> f64 {
-        kernels::set_all(false);
-        let l =
-            (f64_fn(ts) * &w64).unwrap().sum_all().unwrap().to_scalar().unwrap();
-        kernels::set_all(true);
-        l
+        (f64_fn(ts) * &w64).unwrap().sum_all().unwrap().to_scalar().unwrap()
     };
     let h = 1e-5;
     for (vi, g) in grads.iter().enumerate() {
@@ -132,7 +151,7 @@ fn assert_matches_finite_differences(
             let err = (numeric - f64::from(g[idx])).abs() / f64::from(gmax);
             assert!(
                 err < 1e-4,
-                "{lever:?} var {vi}[{idx}]: fused {} vs finite difference {numeric}",
+                "{what} var {vi}[{idx}]: fused {} vs finite difference {numeric}",
                 g[idx]
             );
         }
@@ -147,22 +166,22 @@ fn layer_norm_case(x_shape: &[usize], param_shape: &[usize], seed: u64, fd: bool
     )
     .unwrap();
     let bias = Var::from_tensor(&random(seed + 2, param_shape, 0.3)).unwrap();
-    let ln = LayerNorm {
-        gain: gain.as_tensor().clone(),
-        bias: bias.as_tensor().clone(),
-    };
+    let (g, b) = (gain.as_tensor(), bias.as_tensor());
     let w = random(seed + 3, x_shape, 1.0);
-    let f = || ln.forward(x.as_tensor()).unwrap();
+    let f = |fused: bool| {
+        let ln = LayerNorm::new(g.clone(), b.clone(), &kernels(fused));
+        ln.forward(x.as_tensor()).unwrap()
+    };
     let tol = if fd { 2e-6 } else { 1e-5 };
-    assert_fused_equals_plain(Lever::LayerNorm, &[&x, &gain, &bias], &w, &f, tol);
+    assert_fused_equals_plain("layer_norm", &[&x, &gain, &bias], &w, &f, tol);
     if fd {
         let plain64 = |ts: &[Tensor]| {
-            LayerNorm { gain: ts[1].clone(), bias: ts[2].clone() }
+            LayerNorm::new(ts[1].clone(), ts[2].clone(), &Kernels::PLAIN)
                 .forward(&ts[0])
                 .unwrap()
         };
         assert_matches_finite_differences(
-            Lever::LayerNorm,
+            "layer_norm",
             &[&x, &gain, &bias],
             &w,
             &f,
@@ -173,7 +192,6 @@ fn layer_norm_case(x_shape: &[usize], param_shape: &[usize], seed: u64, fd: bool
 
 #[test]
 fn fused_layer_norm_equals_the_plain_one_and_finite_differences() {
-    let _l = levers();
     layer_norm_case(&[3, 5, 16], &[16], 1, true);
     // [1, d] parameters get [1, d] gradients.
     layer_norm_case(&[2, 3, 8], &[1, 8], 11, true);
@@ -182,18 +200,15 @@ fn fused_layer_norm_equals_the_plain_one_and_finite_differences() {
     layer_norm_case(&[3, 110, 48], &[48], 21, false);
 }
 
-/// What attention computes for a softmax: scale, add the mask, softmax (plain or
-/// fused).
-fn scaled_masked_softmax(x: &Tensor, scale: f64, mask: Option<&Tensor>) -> Tensor {
-    if kernels::enabled(Lever::Softmax) {
-        return kernels::softmax(x, scale, mask).unwrap();
-    }
-    let s = (x * scale).unwrap();
-    let s = match mask {
-        Some(m) => s.broadcast_add(&m.to_dtype(x.dtype()).unwrap()).unwrap(),
-        None => s,
-    };
-    softmax_last(&s).unwrap()
+/// What attention computes for a softmax: scale, add the mask, softmax (fused or
+/// the reference).
+fn scaled_masked_softmax(
+    fused: bool,
+    x: &Tensor,
+    scale: f64,
+    mask: Option<&Tensor>,
+) -> Tensor {
+    softmax_for(&kernels(fused))(x, scale, mask).unwrap()
 }
 
 /// Softmax over `[b, h, t_q, t_k]` scores under `mask`, whose queries sit at
@@ -208,9 +223,9 @@ fn softmax_case(
     let w = random(6, &[b, h, t_q, t_k], 1.0);
     let m = mask.additive(b, t_q, t_k, offset).unwrap();
     let scale = 0.37;
-    let f = || scaled_masked_softmax(x.as_tensor(), scale, m.as_ref());
+    let f = |fused| scaled_masked_softmax(fused, x.as_tensor(), scale, m.as_ref());
     assert_fused_equals_plain(
-        Lever::Softmax,
+        "softmax",
         &[&x],
         &w,
         &f,
@@ -218,11 +233,11 @@ fn softmax_case(
     );
     if fd {
         let plain64 =
-            |ts: &[Tensor]| scaled_masked_softmax(&ts[0], scale, m.as_ref());
-        assert_matches_finite_differences(Lever::Softmax, &[&x], &w, &f, &plain64);
+            |ts: &[Tensor]| scaled_masked_softmax(false, &ts[0], scale, m.as_ref());
+        assert_matches_finite_differences("softmax", &[&x], &w, &f, &plain64);
     }
     // Blocked entries are exactly zero, allowed ones positive.
-    let (y, _) = run(Lever::Softmax, true, &[&x], &w, &f);
+    let (y, _) = run(true, &[&x], &w, &f);
     let y = values(&y);
     for bi in 0..b {
         for hi in 0..h {
@@ -243,7 +258,6 @@ fn softmax_case(
 
 #[test]
 fn fused_masked_softmax_equals_the_plain_one_and_finite_differences() {
-    let _l = levers();
     for mask in
         [MaskKind::Causal, MaskKind::Prefix(vec![2, 5]), MaskKind::Bidirectional]
     {
@@ -275,23 +289,21 @@ fn fused_masked_softmax_equals_the_plain_one_and_finite_differences() {
 
 #[test]
 fn fused_gelu_equals_the_plain_one_and_finite_differences() {
-    let _l = levers();
     let x = var(7, &[4, 33], 3.0);
     let w = random(8, &[4, 33], 1.0);
-    let f = || gelu(x.as_tensor()).unwrap();
-    assert_fused_equals_plain(Lever::Gelu, &[&x], &w, &f, 5e-6);
+    let f = |fused| gelu(fused, x.as_tensor());
+    assert_fused_equals_plain("gelu", &[&x], &w, &f, 5e-6);
     let plain64 = |ts: &[Tensor]| ts[0].gelu().unwrap();
-    assert_matches_finite_differences(Lever::Gelu, &[&x], &w, &f, &plain64);
+    assert_matches_finite_differences("gelu", &[&x], &w, &f, &plain64);
     // 50,250 elements: four tasks, the last one partial.
     let x = var(9, &[201, 250], 3.0);
     let w = random(10, &[201, 250], 1.0);
-    let f = || gelu(x.as_tensor()).unwrap();
-    assert_fused_equals_plain(Lever::Gelu, &[&x], &w, &f, 5e-6);
+    let f = |fused| gelu(fused, x.as_tensor());
+    assert_fused_equals_plain("gelu", &[&x], &w, &f, 5e-6);
 }
 
 #[test]
 fn fused_cross_entropy_equals_the_plain_one_and_finite_differences() {
-    let _l = levers();
     for ((b, t, v), fd) in [
         ((3, 5, 11), true),
         ((2, 1, 11), true),
@@ -301,18 +313,18 @@ fn fused_cross_entropy_equals_the_plain_one_and_finite_differences() {
         let x = var(9, &[b, t, v], 3.0);
         let targets = random_ids(&mut rng::seeded(10), b, t, v);
         let w = random(11, &[b, t], 1.0);
-        let f = || token_nll(x.as_tensor(), &targets).unwrap();
+        let f = |fused| nll(fused, x.as_tensor(), &targets);
         assert_fused_equals_plain(
-            Lever::CrossEntropy,
+            "cross_entropy",
             &[&x],
             &w,
             &f,
             if fd { 2e-6 } else { 1e-5 },
         );
         if fd {
-            let plain64 = |ts: &[Tensor]| token_nll(&ts[0], &targets).unwrap();
+            let plain64 = |ts: &[Tensor]| nll(false, &ts[0], &targets);
             assert_matches_finite_differences(
-                Lever::CrossEntropy,
+                "cross_entropy",
                 &[&x],
                 &w,
                 &f,
@@ -326,10 +338,7 @@ fn fused_cross_entropy_equals_the_plain_one_and_finite_differences() {
 /// one.
 #[test]
 fn fused_model_gradients_equal_the_plain_ones() {
-    let _l = levers();
     let cfg = small(PositionKind::Learned, false, 2);
-    let s = ParamStore::new(3);
-    let m = DecoderOnly::new(&s, "dec", &cfg).unwrap();
     let ids = random_ids(&mut rng::seeded(4), 2, 12, cfg.vocab_size);
     let w = Tensor::from_vec(
         (0..24).map(|i| (i % 3) as f32).collect::<Vec<_>>(),
@@ -338,15 +347,19 @@ fn fused_model_gradients_equal_the_plain_ones() {
     )
     .unwrap();
     let grads = |on: bool| {
-        kernels::set_all(on);
-        let loss = masked_cross_entropy(
-            &m.forward(&ids, &MaskKind::prefix(4)).unwrap(),
-            &ids,
-            &w,
-        )
-        .unwrap();
+        // The same seed: the same weights in both models.
+        let s = ParamStore::new(3);
+        let cfg = Config { kernels: kernels(on), ..cfg.clone() };
+        let m = DecoderOnly::new(&cfg, s.vb().pp("dec")).unwrap();
+        let logits = m.forward(&ids, &MaskKind::prefix(4)).unwrap();
+        let loss = if on {
+            masked_cross_entropy(&logits, &ids, &w).unwrap()
+        } else {
+            let nll = token_nll_reference(&logits, &ids).unwrap();
+            let total = w.sum_all().unwrap();
+            (nll * &w).unwrap().sum_all().unwrap().broadcast_div(&total).unwrap()
+        };
         let g = loss.backward().unwrap();
-        kernels::set_all(true);
         let l: f32 = loss.to_scalar().unwrap();
         (
             l,
@@ -372,18 +385,19 @@ fn fused_model_gradients_equal_the_plain_ones() {
 /// one partial.
 #[test]
 fn fused_adamw_equals_the_plain_one() {
-    let _l = levers();
     for (rows, cols) in [(7, 5), (200, 210)] {
         let params = |on: bool| {
             let s = ParamStore::new(5);
-            let sc = s.scope("p");
-            let a = sc.normal("matrix", (rows, cols), 1.0).unwrap();
-            let b = sc.constant("vector", cols, 0.5).unwrap();
+            let vb = s.vb().pp("p");
+            let normal = Init::Randn { mean: 0.0, stdev: 1.0 };
+            let a = vb.get_with_hints((rows, cols), "matrix", normal).unwrap();
+            let b = vb.get_with_hints(cols, "vector", Init::Const(0.5)).unwrap();
             let (ta, tb) =
                 (random(20, &[rows, cols], 1.0), random(21, &[cols], 1.0));
             let cfg = TrainConfig {
                 clip: 2.0,
                 weight_decay: 0.1,
+                kernels: kernels(on),
                 ..TrainConfig::default()
             };
             let mut opt = AdamW::new(&s, &cfg).unwrap();
@@ -392,9 +406,7 @@ fn fused_adamw_equals_the_plain_one() {
                     + (&b - &tb).unwrap().sqr().unwrap().sum_all().unwrap())
                 .unwrap();
                 let grads = loss.backward().unwrap();
-                kernels::set(Lever::AdamW, on);
                 opt.step(&grads, 1e-1).unwrap();
-                kernels::set(Lever::AdamW, true);
             }
             s.vars()
                 .into_iter()
@@ -432,15 +444,15 @@ fn linear_case(
     let mut out_shape = x_shape.to_vec();
     *out_shape.last_mut().unwrap() = d_out;
     let out = random(seed + 3, &out_shape, 1.0);
-    let lin = Linear {
-        weight: w.as_tensor().clone(),
-        bias: b.as_ref().map(|b| b.as_tensor().clone()),
+    let f = |fused| {
+        let bias = b.as_ref().map(|b| b.as_tensor().clone());
+        let lin = Linear::new(w.as_tensor().clone(), bias, &kernels(fused));
+        lin.forward(x.as_tensor()).unwrap()
     };
-    let f = || lin.forward(x.as_tensor()).unwrap();
     let mut vars = vec![&x, &w];
     vars.extend(b.as_ref());
     assert_fused_equals_plain(
-        Lever::Linear,
+        "linear",
         &vars,
         &out,
         &f,
@@ -448,17 +460,16 @@ fn linear_case(
     );
     if fd {
         let plain64 = |ts: &[Tensor]| {
-            Linear { weight: ts[1].clone(), bias: ts.get(2).cloned() }
+            Linear::new(ts[1].clone(), ts.get(2).cloned(), &Kernels::PLAIN)
                 .forward(&ts[0])
                 .unwrap()
         };
-        assert_matches_finite_differences(Lever::Linear, &vars, &out, &f, &plain64);
+        assert_matches_finite_differences("linear", &vars, &out, &f, &plain64);
     }
 }
 
 #[test]
 fn fused_linear_equals_the_plain_one_and_finite_differences() {
-    let _l = levers();
     for bias_rank in [1, 0, 2] {
         linear_case(&[3, 5, 16], 24, bias_rank, 12, true);
         // 330 rows: six partial bias sums of 64 rows, the last one partial; d_out ≠
@@ -483,7 +494,7 @@ fn attention_layer(
         ..small(PositionKind::Learned, false, g)
     };
     let s = ParamStore::new(seed);
-    let attn = SelfAttention::new(&s.scope("a"), &cfg, 0.2).unwrap();
+    let attn = SelfAttention::new(&cfg, 0.2, s.vb().pp("a")).unwrap();
     // Non-zero biases, so that their gradients are tested on a general point.
     for (_, v) in s.vars() {
         if v.rank() == 1 {
@@ -511,12 +522,22 @@ fn attention_case(
     assert_eq!(names, ["a.qkv.weight", "a.qkv.bias", "a.out.weight", "a.out.bias"]);
     let mut vars = vec![&x];
     vars.extend(params.iter().map(|(_, v)| v));
-    let f = || attn.forward(x.as_tensor(), mask, None, false).unwrap().0;
+    // The same layer over the same variables, with no fused kernel.
+    let plain_cfg = Config { kernels: Kernels::PLAIN, ..cfg.clone() };
+    let named: Vec<(&str, &Tensor)> =
+        params.iter().map(|(n, v)| (n.as_str(), v.as_tensor())).collect();
+    let plain =
+        SelfAttention::new(&plain_cfg, 0.2, builder(&named, DType::F32).pp("a"))
+            .unwrap();
+    let f = |fused: bool| {
+        let layer = if fused { &attn } else { &plain };
+        layer.forward(x.as_tensor(), mask, None, false).unwrap().0
+    };
     let tol = if fd { 2e-6 } else { 1e-5 };
-    assert_fused_equals_plain(Lever::Attention, &vars, &out, &f, tol);
+    assert_fused_equals_plain("attention", &vars, &out, &f, tol);
     // Two backward passes through one forward: the second recomputes the
     // probabilities.
-    let y = f();
+    let y = f(true);
     let loss = (&y * &out).unwrap().sum_all().unwrap();
     let (first, second) = (loss.backward().unwrap(), loss.backward().unwrap());
     for (i, v) in vars.iter().enumerate() {
@@ -530,24 +551,13 @@ fn attention_case(
     }
     if fd {
         let plain64 = |ts: &[Tensor]| {
-            let lin = |w: &Tensor, b: &Tensor| Linear {
-                weight: w.clone(),
-                bias: Some(b.clone()),
-            };
-            let a64 = SelfAttention {
-                qkv: lin(&ts[1], &ts[2]),
-                out: lin(&ts[3], &ts[4]),
-                ..attn.clone()
-            };
+            let named: Vec<(&str, &Tensor)> =
+                names.iter().copied().zip(&ts[1..]).collect();
+            let vb = builder(&named, DType::F64).pp("a");
+            let a64 = SelfAttention::new(&plain_cfg, 0.2, vb).unwrap();
             a64.forward(&ts[0], mask, None, false).unwrap().0
         };
-        assert_matches_finite_differences(
-            Lever::Attention,
-            &vars,
-            &out,
-            &f,
-            &plain64,
-        );
+        assert_matches_finite_differences("attention", &vars, &out, &f, &plain64);
     }
 }
 
@@ -568,15 +578,14 @@ fn mask_per_row_and_head(seed: u64, (b, h, t): (usize, usize, usize)) -> Tensor 
 
 #[test]
 fn fused_softmax_takes_a_mask_per_batch_row_and_head() {
-    let _l = levers();
     // Masks shaped [b, h, t, t] (neither shared over the batch nor over the
     // heads), so that every batch row and head must find its own mask row.
     for (b, h, t) in [(2, 3, 7), (3, 2, 40)] {
         let x = var(5, &[b, h, t, t], 2.0);
         let w = random(6, &[b, h, t, t], 1.0);
         let m = mask_per_row_and_head(7, (b, h, t));
-        let f = || scaled_masked_softmax(x.as_tensor(), 0.37, Some(&m));
-        assert_fused_equals_plain(Lever::Softmax, &[&x], &w, &f, 1e-5);
+        let f = |fused| scaled_masked_softmax(fused, x.as_tensor(), 0.37, Some(&m));
+        assert_fused_equals_plain("softmax", &[&x], &w, &f, 1e-5);
     }
 }
 
@@ -640,7 +649,6 @@ fn fused_attention_takes_a_mask_per_batch_row_and_head() {
 
 #[test]
 fn fused_attention_equals_the_plain_one_and_finite_differences() {
-    let _l = levers();
     for (mask, kv) in [
         (MaskKind::Causal, 4),
         (MaskKind::Prefix(vec![2, 5]), 2),
@@ -705,8 +713,7 @@ proptest! {
         prefix in 0usize..20,
         seed in 0u64..1000,
     ) {
-        let _l = levers();
-        let mask = MaskKind::Prefix((0..b).map(|i| (prefix + 3 * i) % (t + 1)).collect());
+            let mask = MaskKind::Prefix((0..b).map(|i| (prefix + 3 * i) % (t + 1)).collect());
         for m in [mask, MaskKind::Causal, MaskKind::Bidirectional] {
             attention_case(&m, (b, t), (h, g, hd), false);
         }
@@ -723,13 +730,13 @@ proptest! {
         // to different noise.
         let x = var(seed, &[b, t, d + 64], 3.0);
         let w = random(seed + 1, &[b, t, d + 64], 1.0);
-        let f = || gelu(x.as_tensor()).unwrap();
-        assert_fused_equals_plain(Lever::Gelu, &[&x], &w, &f, 2e-5);
+        let f = |fused| gelu(fused, x.as_tensor());
+        assert_fused_equals_plain("gelu", &[&x], &w, &f, 2e-5);
         let x = var(seed, &[b, t, d], 3.0);
         let targets = random_ids(&mut rng::seeded(seed), b, t, d);
         let w = random(seed + 2, &[b, t], 1.0);
-        let f = || token_nll(x.as_tensor(), &targets).unwrap();
-        assert_fused_equals_plain(Lever::CrossEntropy, &[&x], &w, &f, 1e-5);
+        let f = |fused| nll(fused, x.as_tensor(), &targets);
+        assert_fused_equals_plain("cross_entropy", &[&x], &w, &f, 1e-5);
     }
 
     /// Random softmax shapes, with as many or more keys than queries (a cache).
@@ -741,8 +748,7 @@ proptest! {
         extra in 0usize..9,
         prefix in 0usize..30,
     ) {
-        let _l = levers();
-        let t_k = t_q + extra;
+            let t_k = t_q + extra;
         let mask = MaskKind::Prefix((0..b).map(|i| (prefix + 5 * i) % (t_k + 1)).collect());
         for m in [mask, MaskKind::Causal, MaskKind::Bidirectional] {
             softmax_case(&m, (b, h, t_q, t_k), extra, false);

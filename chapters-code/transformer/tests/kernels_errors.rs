@@ -7,15 +7,15 @@
 use std::sync::Mutex;
 
 use candle_core::{DType, Tensor, Var};
-use transformer::kernels::{self, AdamWStep, Lever};
+use candle_nn::Module;
+use transformer::kernels::{self, AdamWStep, Kernels};
 use transformer::layers::{LayerNorm, Linear, softmax_last};
-use transformer::loss::token_nll;
+use transformer::loss::{token_nll, token_nll_reference};
 use transformer::{DEVICE, rng};
 
-static LEVERS: Mutex<()> = Mutex::new(());
-
-fn levers() -> std::sync::MutexGuard<'static, ()> {
-    LEVERS.lock().unwrap_or_else(|e| e.into_inner())
+/// Every fused kernel, or none.
+fn kernels(fused: bool) -> Kernels {
+    if fused { Kernels::FUSED } else { Kernels::PLAIN }
 }
 
 fn random(seed: u64, shape: &[usize]) -> Tensor {
@@ -56,13 +56,9 @@ fn linear_refuses_a_bias_shorter_or_longer_than_d_out() {
         err(kernels::linear(&x, &w, Some(&random(3, &[2, 256]))))
             .contains("do not fit")
     );
-    let lin = Linear { weight: w.clone(), bias: Some(random(3, &[1])) };
     for on in [true, false] {
-        let _l = levers();
-        kernels::set(Lever::Linear, on);
-        let r = lin.forward(&x);
-        kernels::set(Lever::Linear, true);
-        assert!(err(r).contains("d_out"), "lever {on}");
+        let lin = Linear::new(w.clone(), Some(random(3, &[1])), &kernels(on));
+        assert!(err(lin.forward(&x)).contains("d_out"), "fused {on}");
     }
 }
 
@@ -79,13 +75,10 @@ fn linear_refuses_an_input_that_does_not_end_in_d_in() {
         ))
         .contains("must be")
     );
-    let lin = Linear { weight: w, bias: None };
     for on in [true, false] {
-        let _l = levers();
-        kernels::set(Lever::Linear, on);
+        let lin = Linear::new(w.clone(), None, &kernels(on));
         let r = lin.forward(&x);
-        kernels::set(Lever::Linear, true);
-        assert!(err(r).contains("does not end in d_in"), "lever {on}");
+        assert!(err(r).contains("does not end in d_in"), "fused {on}");
     }
     let x64 = random(1, &[6, 8]).to_dtype(DType::F64).unwrap();
     assert!(
@@ -258,12 +251,9 @@ fn softmax_refuses_an_empty_last_dimension_and_takes_empty_batches() {
 
 /// Softmax of `rows` (each of length 4) through both paths.
 fn both_softmaxes(rows: &[[f32; 4]; 2]) -> (Vec<f32>, Vec<f32>) {
-    let _l = levers();
     let x = Tensor::new(rows, &DEVICE).unwrap();
     let fused = values(&kernels::softmax(&x, 1.0, None).unwrap());
-    kernels::set(Lever::Softmax, false);
     let plain = values(&softmax_last(&x).unwrap());
-    kernels::set(Lever::Softmax, true);
     (fused, plain)
 }
 
@@ -318,11 +308,8 @@ fn non_finite_logits_and_activations_give_nan_as_in_the_plain_path() {
         Tensor::new(&[[1.0, nan, 2.0], [nan, nan, nan], [0.5, 1.0, 2.0]], &DEVICE)
             .unwrap();
     let targets = Tensor::new(&[0u32, 1, 2], &DEVICE).unwrap();
-    let _l = levers();
     let fused = values(&token_nll(&logits, &targets).unwrap());
-    kernels::set(Lever::CrossEntropy, false);
-    let plain = values(&token_nll(&logits, &targets).unwrap());
-    kernels::set(Lever::CrossEntropy, true);
+    let plain = values(&token_nll_reference(&logits, &targets).unwrap());
     assert!(
         fused[0].is_nan()
             && fused[1].is_nan()
@@ -364,7 +351,11 @@ fn layer_norm_refuses_an_empty_or_mismatched_width() {
     // layer as well.
     let g = Var::from_tensor(&random(1, &[1, 4])).unwrap();
     let b = Var::from_tensor(&random(2, &[1, 4])).unwrap();
-    let ln = LayerNorm { gain: g.as_tensor().clone(), bias: b.as_tensor().clone() };
+    let ln = LayerNorm::new(
+        g.as_tensor().clone(),
+        b.as_tensor().clone(),
+        &Kernels::FUSED,
+    );
     let grads = ln
         .forward(&random(3, &[3, 4]))
         .unwrap()

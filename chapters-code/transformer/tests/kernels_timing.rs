@@ -6,7 +6,7 @@
 use std::time::Instant;
 
 use candle_core::{Tensor, Var};
-use transformer::kernels::{self, Lever};
+use transformer::kernels;
 use transformer::loss::token_nll;
 use transformer::{DEVICE, rng};
 
@@ -51,9 +51,7 @@ fn long_reductions_accuracy_and_speed() {
     for (rows, t_k) in [(16, 65_536), (2_048, 256)] {
         let x = random(1, &[rows, t_k], 3.0);
         let fused = kernels::softmax(&x, 1.0, None).unwrap();
-        kernels::set(Lever::Softmax, false);
         let plain = transformer::layers::softmax_last(&x).unwrap();
-        kernels::set(Lever::Softmax, true);
         let ms = best_ms(41, || {
             kernels::softmax(&x, 1.0, None).unwrap();
         });

@@ -27,13 +27,13 @@ fn configs() -> Vec<Config> {
 fn parameter_formulas_equal_the_real_variables() {
     for cfg in configs() {
         let s = ParamStore::new(0);
-        DecoderOnly::new(&s, "dec", &cfg).unwrap();
+        DecoderOnly::new(&cfg, s.vb().pp("dec")).unwrap();
         assert_eq!(s.num_params(), cfg.decoder_only_params(), "{cfg:?}");
         let s = ParamStore::new(0);
-        EncoderDecoder::new(&s, "ed", &cfg).unwrap();
+        EncoderDecoder::new(&cfg, s.vb().pp("ed")).unwrap();
         assert_eq!(s.num_params(), cfg.encoder_decoder_params(), "{cfg:?}");
         let s = ParamStore::new(0);
-        EncoderDecoder::shared(&s, "ed", &cfg).unwrap();
+        EncoderDecoder::shared(&cfg, s.vb().pp("ed")).unwrap();
         assert_eq!(s.num_params(), cfg.shared_encoder_decoder_params(), "{cfg:?}");
     }
 }
@@ -65,7 +65,7 @@ fn the_shared_encoder_decoder_has_one_set_of_block_weights_trained_from_both_sid
 {
     let cfg = small(PositionKind::Learned, false, 2);
     let shared_store = ParamStore::new(7);
-    let shared = EncoderDecoder::shared(&shared_store, "ed", &cfg).unwrap();
+    let shared = EncoderDecoder::shared(&cfg, shared_store.vb().pp("ed")).unwrap();
     // One set of variables: the decoder owns only its cross-attention and
     // LayerNorms.
     let names: Vec<String> =
@@ -80,7 +80,7 @@ fn the_shared_encoder_decoder_has_one_set_of_block_weights_trained_from_both_sid
     // The same weights, unshared: decoder blocks hold copies of the encoder's
     // values.
     let plain_store = ParamStore::new(0);
-    let plain = EncoderDecoder::new(&plain_store, "ed", &cfg).unwrap();
+    let plain = EncoderDecoder::new(&cfg, plain_store.vb().pp("ed")).unwrap();
     let values = shared_store.tensors();
     let source = |n: &str| -> String {
         match n.splitn(4, '.').collect::<Vec<_>>()[..] {
@@ -131,7 +131,7 @@ fn the_shared_encoder_decoder_has_one_set_of_block_weights_trained_from_both_sid
 fn forward_and_backward_heads_never_read_the_future_or_the_past() {
     let cfg = small(PositionKind::Learned, false, 4);
     let s = ParamStore::new(5);
-    let model = DecoderOnly::new(&s, "dec", &cfg).unwrap();
+    let model = DecoderOnly::new(&cfg, s.vb().pp("dec")).unwrap();
     let (h, t) = (cfg.n_heads, 8);
     let mask = MaskKind::ForwardBackward { heads: h, forward: h / 2 };
     let ids = random_ids(&mut rng::seeded(1), 2, t, cfg.vocab_size);
@@ -166,7 +166,7 @@ fn forward_and_backward_heads_never_read_the_future_or_the_past() {
 fn flop_formulas_equal_the_counted_matmuls() {
     for cfg in configs() {
         let s = ParamStore::new(0);
-        let dec = DecoderOnly::new(&s, "dec", &cfg).unwrap();
+        let dec = DecoderOnly::new(&cfg, s.vb().pp("dec")).unwrap();
         let (b, t) = (3, 10);
         let ids = random_ids(&mut rng::seeded(1), b, t, cfg.vocab_size);
         let (_, counted) =
@@ -178,13 +178,13 @@ fn flop_formulas_equal_the_counted_matmuls() {
         );
 
         let s = ParamStore::new(0);
-        let ed = EncoderDecoder::new(&s, "ed", &cfg).unwrap();
+        let ed = EncoderDecoder::new(&cfg, s.vb().pp("ed")).unwrap();
         let src = random_ids(&mut rng::seeded(2), b, 7, cfg.vocab_size);
         let tgt = random_ids(&mut rng::seeded(3), b, 5, cfg.vocab_size);
         let (_, counted) = flops::count(|| ed.forward(&src, &tgt).unwrap());
         assert_eq!(counted, b as u64 * cfg.encoder_decoder_flops(7, 5), "{cfg:?}");
         let s = ParamStore::new(0);
-        let shared = EncoderDecoder::shared(&s, "ed", &cfg).unwrap();
+        let shared = EncoderDecoder::shared(&cfg, s.vb().pp("ed")).unwrap();
         let (_, counted) = flops::count(|| shared.forward(&src, &tgt).unwrap());
         assert_eq!(
             counted,
@@ -199,7 +199,7 @@ fn same_seed_same_weights_different_seed_different_weights() {
     let cfg = small(PositionKind::Learned, false, 4);
     let w = |seed| {
         let s = ParamStore::new(seed);
-        DecoderOnly::new(&s, "dec", &cfg).unwrap();
+        DecoderOnly::new(&cfg, s.vb().pp("dec")).unwrap();
         s.tensors()["dec.blocks.0.attn.qkv.weight"]
             .flatten_all()
             .unwrap()
@@ -234,7 +234,7 @@ fn causal_outputs_never_depend_on_later_tokens_prefix_outputs_do_inside_the_pref
 {
     let cfg = small(PositionKind::Learned, false, 4);
     let s = ParamStore::new(3);
-    let model = DecoderOnly::new(&s, "dec", &cfg).unwrap();
+    let model = DecoderOnly::new(&cfg, s.vb().pp("dec")).unwrap();
     let (t, k) = (12, 5);
     // Change token 3: under the causal mask only positions >= 3 may change.
     let c = changed_positions(&model, &MaskKind::Causal, t, 3);
@@ -252,7 +252,7 @@ fn causal_outputs_never_depend_on_later_tokens_prefix_outputs_do_inside_the_pref
 fn traced_attention_probabilities_respect_the_mask() {
     let cfg = small(PositionKind::Sinusoidal, true, 2);
     let s = ParamStore::new(4);
-    let model = DecoderOnly::new(&s, "dec", &cfg).unwrap();
+    let model = DecoderOnly::new(&cfg, s.vb().pp("dec")).unwrap();
     let t = 9;
     let ids = random_ids(&mut rng::seeded(1), 2, t, cfg.vocab_size);
     for mask in [
@@ -296,7 +296,7 @@ fn cached_decoding_equals_full_recomputation() {
     {
         let cfg = small(PositionKind::Learned, false, kv);
         let s = ParamStore::new(11);
-        let model = DecoderOnly::new(&s, "dec", &cfg).unwrap();
+        let model = DecoderOnly::new(&cfg, s.vb().pp("dec")).unwrap();
         let t = 10;
         let ids = random_ids(&mut rng::seeded(2), 2, t, cfg.vocab_size);
         let full = model.forward(&ids, &mask).unwrap();
@@ -340,7 +340,7 @@ fn cached_decoding_equals_full_recomputation() {
 fn encoder_decoder_cached_decoding_equals_teacher_forcing() {
     let cfg = small(PositionKind::Learned, true, 2);
     let s = ParamStore::new(12);
-    let model = EncoderDecoder::new(&s, "ed", &cfg).unwrap();
+    let model = EncoderDecoder::new(&cfg, s.vb().pp("ed")).unwrap();
     let src = random_ids(&mut rng::seeded(3), 2, 7, cfg.vocab_size);
     let tgt = random_ids(&mut rng::seeded(4), 2, 6, cfg.vocab_size);
     let full = model.forward(&src, &tgt).unwrap();
@@ -367,12 +367,12 @@ fn encoder_decoder_cached_decoding_equals_teacher_forcing() {
 fn too_long_sequences_are_an_error_not_a_panic() {
     let cfg = small(PositionKind::Learned, false, 4);
     let s = ParamStore::new(0);
-    let model = DecoderOnly::new(&s, "dec", &cfg).unwrap();
+    let model = DecoderOnly::new(&cfg, s.vb().pp("dec")).unwrap();
     let ids = random_ids(&mut rng::seeded(1), 1, cfg.max_len + 1, cfg.vocab_size);
     let err = model.forward(&ids, &MaskKind::Causal).unwrap_err();
     assert!(err.to_string().contains("exceeds max_len"), "{err}");
     let bad = Config { n_heads: 3, ..cfg };
-    assert!(DecoderOnly::new(&ParamStore::new(0), "x", &bad).is_err());
+    assert!(DecoderOnly::new(&bad, ParamStore::new(0).vb().pp("x")).is_err());
 }
 
 #[test]
@@ -381,10 +381,10 @@ fn checkpoints_round_trip_and_reject_mismatches() {
     let path = dir.path().join("model.safetensors");
     let cfg = small(PositionKind::Learned, false, 4);
     let a = ParamStore::new(1);
-    let ma = DecoderOnly::new(&a, "dec", &cfg).unwrap();
+    let ma = DecoderOnly::new(&cfg, a.vb().pp("dec")).unwrap();
     a.save(&path).unwrap();
     let b = ParamStore::new(2);
-    let mb = DecoderOnly::new(&b, "dec", &cfg).unwrap();
+    let mb = DecoderOnly::new(&cfg, b.vb().pp("dec")).unwrap();
     let ids = random_ids(&mut rng::seeded(1), 1, 8, cfg.vocab_size);
     assert!(
         max_abs_diff(
@@ -402,11 +402,12 @@ fn checkpoints_round_trip_and_reject_mismatches() {
     );
 
     let wider = ParamStore::new(0);
-    DecoderOnly::new(&wider, "dec", &Config { d_ff: 64, ..cfg.clone() }).unwrap();
+    DecoderOnly::new(&Config { d_ff: 64, ..cfg.clone() }, wider.vb().pp("dec"))
+        .unwrap();
     let err = wider.load(&path).unwrap_err().to_string();
     assert!(err.contains("shape"), "{err}");
     let other = ParamStore::new(0);
-    DecoderOnly::new(&other, "other", &cfg).unwrap();
+    DecoderOnly::new(&cfg, other.vb().pp("other")).unwrap();
     assert!(other.load(&path).unwrap_err().to_string().contains("missing"));
     std::fs::write(dir.path().join("junk"), b"not a checkpoint").unwrap();
     assert!(other.load(&dir.path().join("junk")).is_err());
@@ -419,7 +420,7 @@ fn a_padded_source_batch_gives_each_row_its_unpadded_logits() {
     // would not.
     let cfg = small(PositionKind::Learned, false, 2);
     let s = ParamStore::new(5);
-    let ed = EncoderDecoder::new(&s, "ed", &cfg).unwrap();
+    let ed = EncoderDecoder::new(&cfg, s.vb().pp("ed")).unwrap();
     let src = random_ids(&mut rng::seeded(6), 2, 7, cfg.vocab_size);
     let tgt = random_ids(&mut rng::seeded(7), 2, 3, cfg.vocab_size);
     let padded = ed.forward_padded(&src, &[7, 4], &tgt).unwrap();
@@ -448,7 +449,7 @@ fn a_checkpoint_loads_into_candle_nns_var_builder() {
     // back by name.
     let cfg = small(PositionKind::Learned, false, 2);
     let s = ParamStore::new(8);
-    DecoderOnly::new(&s, "model", &cfg).unwrap();
+    DecoderOnly::new(&cfg, s.vb().pp("model")).unwrap();
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("model.safetensors");
     s.save(&path).unwrap();
@@ -462,4 +463,60 @@ fn a_checkpoint_loads_into_candle_nns_var_builder() {
         let loaded = vb.get(var.dims(), &name).unwrap();
         assert_eq!(max_abs_diff(&loaded, var.as_tensor()), 0.0, "{name}");
     }
+}
+
+#[test]
+fn a_model_builds_from_a_checkpoint_the_candle_way() {
+    // The constructor that creates fresh variables in a store also builds the model
+    // from a file, through candle-nn's memory-mapped VarBuilder: the same logits.
+    let cfg = small(PositionKind::Sinusoidal, true, 2);
+    let s = ParamStore::new(9);
+    let trained = EncoderDecoder::new(&cfg, s.vb().pp("model")).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("model.safetensors");
+    s.save(&path).unwrap();
+    // SAFETY: the file is ours, in a fresh temporary folder, and is not modified
+    // while it is mapped.
+    let vb = unsafe {
+        candle_nn::VarBuilder::from_mmaped_safetensors(
+            &[&path],
+            candle_core::DType::F32,
+            &transformer::DEVICE,
+        )
+    }
+    .unwrap();
+    let loaded = EncoderDecoder::new(&cfg, vb.pp("model")).unwrap();
+    let src = random_ids(&mut rng::seeded(10), 2, 7, cfg.vocab_size);
+    let tgt = random_ids(&mut rng::seeded(11), 2, 5, cfg.vocab_size);
+    assert_eq!(
+        max_abs_diff(
+            &trained.forward(&src, &tgt).unwrap(),
+            &loaded.forward(&src, &tgt).unwrap()
+        ),
+        0.0
+    );
+    // A checkpoint of another shape is refused by name and shape.
+    let wider = Config { d_ff: 2 * cfg.d_ff, ..cfg.clone() };
+    let err = EncoderDecoder::new(&wider, vb.pp("model")).err().unwrap();
+    assert!(format!("{err:#}").contains("shape"), "{err:#}");
+}
+
+#[test]
+fn a_store_refuses_a_name_twice_and_initialisations_it_cannot_seed() {
+    let s = ParamStore::new(0);
+    let vb = s.vb();
+    vb.get_with_hints(3, "w", candle_nn::Init::Const(0.0)).unwrap();
+    let again = vb.get_with_hints(3, "w", candle_nn::Init::Const(0.0));
+    assert!(again.unwrap_err().to_string().contains("defined twice"));
+    let uniform = candle_nn::Init::Uniform { lo: -1.0, up: 1.0 };
+    let err = vb.get_with_hints(3, "u", uniform).unwrap_err().to_string();
+    assert!(err.contains("not supported"), "{err}");
+    let f64_vb = candle_nn::VarBuilder::from_backend(
+        Box::new(s.clone()),
+        candle_core::DType::F64,
+        transformer::DEVICE,
+    );
+    let err = f64_vb.get(3, "x").unwrap_err().to_string();
+    assert!(err.contains("f32"), "{err}");
+    assert_eq!(s.num_params(), 3);
 }

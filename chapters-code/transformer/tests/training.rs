@@ -34,16 +34,18 @@ fn every_parameter_receives_a_gradient_in_every_model_and_mask() {
         .unwrap();
     for mask in [MaskKind::Causal, MaskKind::prefix(5), MaskKind::Bidirectional] {
         let s = ParamStore::new(1);
-        let m = DecoderOnly::new(&s, "dec", &cfg).unwrap();
+        let m = DecoderOnly::new(&cfg, s.vb().pp("dec")).unwrap();
         let loss =
             masked_cross_entropy(&m.forward(&ids, &mask).unwrap(), &ids, &ones)
                 .unwrap();
         assert_every_gradient_is_finite_and_non_zero(&s, &loss);
     }
     let s = ParamStore::new(1);
-    let m =
-        EncoderDecoder::new(&s, "ed", &small(PositionKind::Sinusoidal, true, 4))
-            .unwrap();
+    let m = EncoderDecoder::new(
+        &small(PositionKind::Sinusoidal, true, 4),
+        s.vb().pp("ed"),
+    )
+    .unwrap();
     let loss =
         masked_cross_entropy(&m.forward(&ids, &ids).unwrap(), &ids, &ones).unwrap();
     assert_every_gradient_is_finite_and_non_zero(&s, &loss);
@@ -91,7 +93,7 @@ fn counting_batch(r: &mut Rng, b: usize, t: usize, vocab: u32) -> (Tensor, Tenso
 fn train_counting(steps: usize) -> Vec<f64> {
     let cfg = small(PositionKind::Learned, false, 4);
     let store = ParamStore::new(7);
-    let model = DecoderOnly::new(&store, "dec", &cfg).unwrap();
+    let model = DecoderOnly::new(&cfg, store.vb().pp("dec")).unwrap();
     let tc = TrainConfig {
         steps,
         lr: 1e-2,
@@ -182,7 +184,7 @@ fn gradients_match_finite_differences() {
     // few coordinates.
     let cfg = small(PositionKind::Learned, false, 2);
     let store = ParamStore::new(21);
-    let model = DecoderOnly::new(&store, "dec", &cfg).unwrap();
+    let model = DecoderOnly::new(&cfg, store.vb().pp("dec")).unwrap();
     let mut r = rng::seeded(5);
     let ids = random_ids(&mut r, 2, 8, cfg.vocab_size);
     let w: Vec<f32> = (0..16).map(|i| if i % 3 == 0 { 0.0 } else { 1.0 }).collect();

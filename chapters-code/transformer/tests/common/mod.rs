@@ -17,6 +17,7 @@ pub fn small(positions: PositionKind, tie: bool, n_kv_heads: usize) -> Config {
         max_len: 24,
         positions,
         tie_embeddings: tie,
+        kernels: Default::default(),
     }
 }
 
