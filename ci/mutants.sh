@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# On demand, not in CI: mutation testing of the fast kernels (the project's only unsafe code),
-# to show that their tests catch wrong answers. cargo-mutants changes one operator, constant or
+# On demand, not in CI: mutation testing of the fast kernels (nearly all of the project's
+# unsafe code), to show that their tests catch wrong answers. cargo-mutants changes one operator, constant or
 # return value at a time in chapters-code/transformer/src/kernels/ and runs the kernel tests;
 # a mutant that no test catches is listed in <out>/mutants.out/missed.txt.
 #
@@ -8,7 +8,7 @@
 # left out: thread and allocator settings change speed, not results, so the tests (which
 # compare the fused path with the plain one) cannot and should not tell them apart.
 #
-# Usage: ci/mutants.sh [out-dir]   (about an hour on 2 cores; installs cargo-mutants when missing)
+# Usage: ci/mutants.sh [out-dir]   (two to three hours on 2 cores; installs cargo-mutants when missing)
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 out="${1:-$root/target/mutants}"

@@ -3,7 +3,7 @@
 
 use transformer::{Config, PositionKind};
 
-/// The exact number of parameters of `transformer::EncoderDecoder::new(/// cfg, store.vb().pp(name))`.
+/// The exact number of parameters of `transformer::EncoderDecoder::new(cfg, vb)`.
 pub fn encoder_decoder_params(cfg: &Config) -> usize {
     let d = cfg.d_model;
     let kv = cfg.n_kv_heads * (d / cfg.n_heads);

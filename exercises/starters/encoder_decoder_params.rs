@@ -15,7 +15,7 @@
 
 use transformer::{Config, PositionKind};
 
-/// The exact number of parameters of `transformer::EncoderDecoder::new(/// cfg, store.vb().pp(name))`.
+/// The exact number of parameters of `transformer::EncoderDecoder::new(cfg, vb)`.
 pub fn encoder_decoder_params(cfg: &Config) -> usize {
     // TODO: add up the pieces listed above, from `cfg`'s fields only (do not call
     // the `Config::*_params` helpers: writing the sum yourself is the exercise).

@@ -71,8 +71,9 @@ fn large_scores_do_not_overflow() {
     assert!(out[0].is_finite() && (out[0] - 1.0).abs() < 1e-3, "{out:?}");
 }
 
-/// Full causal attention over a whole sequence, as the chapter's models compute it:
-/// every score, the library's causal mask, the library's softmax, then the values.
+/// Full causal attention over a whole sequence, written as the library's reference
+/// attention computes it: every score, the library's causal mask, its reference
+/// softmax, then the values.
 fn full_causal(q: &[f32], k: &[f32], v: &[f32], t: usize, d: usize) -> Vec<f32> {
     let dev = &transformer::DEVICE;
     let q = Tensor::from_slice(q, (t, d), dev).unwrap();

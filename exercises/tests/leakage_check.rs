@@ -2,6 +2,7 @@
 // --features solutions).
 exercises::exercise!(leakage_check);
 
+use transformer::VariantArray;
 use transformer::corpus::PromptTemplate::{
     self, QuestionAnswer, Short, WithOptions,
 };
@@ -11,7 +12,7 @@ use transformer::corpus::{self, PROMPT_MARKERS, TaskFamily, TaskInstance};
 /// scattered through the list: colour, place, ..., next_step, colour, ...
 fn every_family(seed: u64, n: usize) -> Vec<TaskInstance> {
     let per_family: Vec<Vec<TaskInstance>> =
-        TaskFamily::ALL.iter().map(|&f| corpus::tasks(f, seed, n)).collect();
+        TaskFamily::VARIANTS.iter().map(|&f| corpus::tasks(f, seed, n)).collect();
     (0..n).flat_map(|i| per_family.iter().map(move |ts| ts[i].clone())).collect()
 }
 
@@ -24,7 +25,7 @@ fn asked(template: PromptTemplate) -> Vec<String> {
 #[test]
 fn no_held_out_family_survives() {
     let instances = every_family(3, 12);
-    for template in PromptTemplate::ALL {
+    for &template in PromptTemplate::VARIANTS {
         let (prompts, _) = finetuning_mixture(&instances, template);
         let training = instances.iter().filter(|t| !t.family.is_held_out());
         let expected: Vec<String> = training.map(|t| t.prompt(template)).collect();
@@ -44,7 +45,7 @@ fn the_count_rejected_is_the_number_of_held_out_instances() {
     // A different number of each family (2 colour, 3 place, ..., 9 next_step),
     // family after family: 7 + 8 + 9 = 24 held out, 20 kept.
     let mut instances = Vec::new();
-    for (k, &family) in TaskFamily::ALL.iter().enumerate() {
+    for (k, &family) in TaskFamily::VARIANTS.iter().enumerate() {
         instances.extend(corpus::tasks(family, 17, 2 + k));
     }
     let held_out = instances.iter().filter(|t| t.family.is_held_out()).count();
@@ -126,7 +127,7 @@ fn pretraining_documents_hold_no_prompt_but_every_finetuning_prompt_does() {
     let found = leaks(&docs, &PROMPT_MARKERS);
     assert!(found.is_empty(), "documents {found:?} contain a prompt marker");
     let instances = every_family(7, 4);
-    for template in PromptTemplate::ALL {
+    for &template in PromptTemplate::VARIANTS {
         let (prompts, _) = finetuning_mixture(&instances, template);
         let every: Vec<usize> = (0..prompts.len()).collect();
         let found = leaks(&prompts, &PROMPT_MARKERS);
@@ -139,7 +140,7 @@ fn a_scan_of_an_unfiltered_mixture_finds_exactly_the_held_out_questions() {
     let instances = every_family(5, 6);
     let held_out = |i: &usize| instances[*i].family.is_held_out();
     let held: Vec<usize> = (0..instances.len()).filter(held_out).collect();
-    for template in PromptTemplate::ALL {
+    for &template in PromptTemplate::VARIANTS {
         let unfiltered = instances.iter();
         let prompts: Vec<String> = unfiltered.map(|t| t.prompt(template)).collect();
         let questions = asked(template);

@@ -464,6 +464,10 @@ fn bench_levers(cli: &Cli) -> anyhow::Result<Vec<LeverResult>> {
             let json = std::env::temp_dir()
                 .join(format!("bench-levers-{}-{k}.json", std::process::id()));
             let mut cmd = std::process::Command::new(&exe);
+            // Each child sets candle's thread count itself when its levers include
+            // `candle_threads`; without them it must see candle's default, not the
+            // value this process (or `.cargo/config.toml`) set.
+            cmd.env_remove("CANDLE_NUM_THREADS");
             cmd.args([
                 "train",
                 "--steps",
@@ -799,8 +803,8 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    // SAFETY: no thread has started yet (parsing the command line starts none).
-    unsafe { tune_process(levers.tuning) };
+    // First, before candle starts its threads (see `tune_process`).
+    tune_process(levers.tuning);
     match run(cli, &levers) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

@@ -27,6 +27,7 @@ pub use report::*;
 pub use settings::*;
 pub use training::*;
 use transformer::chapter::{Chapter, Outputs, Preset};
+pub use transformer::{IntoStaticStr, Named, VariantArray};
 
 /// Chapter 2, as the harness runs it.
 pub struct WhatTokensTeach;

@@ -108,7 +108,7 @@ pub fn compute(s: &Settings) -> anyhow::Result<Computed> {
     let mut by_seed = Vec::new();
     for &seed in &seeds {
         let mut runs = Vec::new();
-        for objective in Objective::ALL {
+        for &objective in Objective::VARIANTS {
             runs.push(train_run(
                 s,
                 &tok,
@@ -203,9 +203,9 @@ pub fn compute(s: &Settings) -> anyhow::Result<Computed> {
 
 fn seeds_report(seeds: &[u64], runs: &[[Run; 3]]) -> anyhow::Result<SeedsReport> {
     let mut final_loss = std::collections::BTreeMap::new();
-    for (i, objective) in Objective::ALL.iter().enumerate() {
+    for (i, objective) in Objective::VARIANTS.iter().enumerate() {
         final_loss.insert(
-            objective.key(),
+            objective.name(),
             Spread::of(
                 &runs.iter().map(|r| r[i].final_loss).collect::<Vec<_>>(),
                 3,
@@ -220,8 +220,8 @@ fn seeds_report(seeds: &[u64], runs: &[[Run; 3]]) -> anyhow::Result<SeedsReport>
     let prefix: Vec<f64> =
         runs.iter().map(|r| half(&r[1])).collect::<anyhow::Result<_>>()?;
     let mut second_half = std::collections::BTreeMap::new();
-    second_half.insert(Objective::FullLm.key(), Spread::of(&full, 3));
-    second_half.insert(Objective::PrefixLm.key(), Spread::of(&prefix, 3));
+    second_half.insert(Objective::FullLm.name(), Spread::of(&full, 3));
+    second_half.insert(Objective::PrefixLm.name(), Spread::of(&prefix, 3));
     let gap_equal_seen: Vec<f64> =
         prefix.iter().zip(&full).map(|(p, f)| round_dp(p - f, 3)).collect();
     let prefix_supervised = runs[0][1].tokens_supervised;
@@ -254,11 +254,11 @@ pub fn seeds_table(s: &SeedsReport) -> String {
         "Held-out loss on the second half",
     ])
     .right_from(1);
-    for objective in Objective::ALL {
-        let own = &s.final_loss[objective.key()];
+    for &objective in Objective::VARIANTS {
+        let own = &s.final_loss[objective.name()];
         let half = s
             .second_half
-            .get(objective.key())
+            .get(objective.name())
             .map_or("n/a".to_string(), |h| format!("{:.3} ± {:.3}", h.mean, h.std));
         t.row([
             objective.label().to_string(),

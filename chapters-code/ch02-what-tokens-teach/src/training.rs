@@ -16,8 +16,11 @@ use transformer::{DecoderOnly, MaskKind, ParamStore};
 use crate::*;
 
 /// Which objective a training run uses.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Serialize, IntoStaticStr, VariantArray,
+)]
 #[serde(rename_all = "snake_case")]
+#[strum(serialize_all = "snake_case")]
 pub enum Objective {
     FullLm,
     PrefixLm,
@@ -25,16 +28,9 @@ pub enum Objective {
 }
 
 impl Objective {
-    pub const ALL: [Objective; 3] =
-        [Objective::FullLm, Objective::PrefixLm, Objective::MaskedLm];
-
-    pub fn key(self) -> &'static str {
-        match self {
-            Objective::FullLm => "full_lm",
-            Objective::PrefixLm => "prefix_lm",
-            Objective::MaskedLm => "masked_lm",
-        }
-    }
+    /// Every variant, in declaration order (derived).
+    pub const ALL: &'static [Objective] =
+        <Objective as strum::VariantArray>::VARIANTS;
 
     pub fn label(self) -> &'static str {
         match self {

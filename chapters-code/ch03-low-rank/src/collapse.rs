@@ -12,10 +12,13 @@ use transformer::rng;
 use crate::settings::RunConfig;
 use crate::sweep::{Stat, parallel_map};
 use crate::{Mask, attention, logits};
+use transformer::{IntoStaticStr, Named, VariantArray};
 
 /// What each layer contains.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "snake_case")]
+#[derive(IntoStaticStr, VariantArray)]
+#[strum(serialize_all = "snake_case")]
 pub enum Variant {
     /// `X ← A(X) X W_V`: attention only, Dong et al.'s "pure attention" network.
     Pure,
@@ -26,16 +29,6 @@ pub enum Variant {
 }
 
 impl Variant {
-    pub const ALL: [Variant; 3] = [Variant::Pure, Variant::Residual, Variant::Full];
-
-    pub fn name(self) -> &'static str {
-        match self {
-            Variant::Pure => "pure",
-            Variant::Residual => "residual",
-            Variant::Full => "full",
-        }
-    }
-
     pub fn label(self) -> &'static str {
         match self {
             Variant::Pure => "attention only",
@@ -176,8 +169,8 @@ pub(crate) fn sci(log10: f64) -> String {
 
 pub fn run_collapse(cfg: &RunConfig) -> anyhow::Result<Collapse> {
     let mut jobs = Vec::new();
-    for variant in Variant::ALL {
-        for mask in Mask::BOTH {
+    for &variant in Variant::VARIANTS {
+        for &mask in Mask::VARIANTS {
             for seed in 0..cfg.collapse_seeds {
                 jobs.push((variant, mask, seed));
             }
@@ -195,8 +188,8 @@ pub fn run_collapse(cfg: &RunConfig) -> anyhow::Result<Collapse> {
     })?;
     let mut series: BTreeMap<String, BTreeMap<String, CollapseSeries>> =
         BTreeMap::new();
-    for variant in Variant::ALL {
-        for mask in Mask::BOTH {
+    for &variant in Variant::VARIANTS {
+        for &mask in Mask::VARIANTS {
             let sel: Vec<&Vec<f64>> = jobs
                 .iter()
                 .zip(&runs)

@@ -35,6 +35,7 @@ pub use report::*;
 pub use settings::*;
 pub use sweep::*;
 use transformer::chapter::{Chapter, Outputs, Preset};
+pub use transformer::{IntoStaticStr, Named, VariantArray};
 
 /// Chapter 3, as the harness runs it.
 pub struct LowRank;

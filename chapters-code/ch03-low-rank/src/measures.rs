@@ -4,26 +4,20 @@
 use anyhow::{anyhow, bail};
 use faer::{Mat, MatRef};
 use serde::Serialize;
+use transformer::{IntoStaticStr, Named, VariantArray};
 use transformer::{MaskKind, rng};
 
 /// The two masks the claim compares.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "lowercase")]
+#[derive(IntoStaticStr, VariantArray, strum::EnumString)]
+#[strum(serialize_all = "lowercase")]
 pub enum Mask {
     Bidirectional,
     Causal,
 }
 
 impl Mask {
-    pub const BOTH: [Mask; 2] = [Mask::Bidirectional, Mask::Causal];
-
-    pub fn name(self) -> &'static str {
-        match self {
-            Mask::Bidirectional => "bidirectional",
-            Mask::Causal => "causal",
-        }
-    }
-
     /// The shared library's mask, the single source of truth for "may `i` read
     /// `j`?".
     pub fn kind(self) -> MaskKind {
@@ -38,13 +32,11 @@ impl Mask {
     }
 
     pub fn parse(s: &str) -> anyhow::Result<Mask> {
-        match s {
-            "bidirectional" => Ok(Mask::Bidirectional),
-            "causal" => Ok(Mask::Causal),
-            other => bail!(
-                "unknown mask {other:?}: expected \"bidirectional\" or \"causal\""
-            ),
-        }
+        s.parse().map_err(|_| {
+            let known: Vec<&str> =
+                Mask::VARIANTS.iter().map(|m| m.name()).collect();
+            anyhow!("unknown mask {s:?}: expected one of {known:?}")
+        })
     }
 }
 

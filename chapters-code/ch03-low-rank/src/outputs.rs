@@ -86,7 +86,7 @@ pub(crate) fn figures(
     let betas = cfg.betas.iter().filter(|&&b| b == 0.1 || b == 1.0 || b == 10.0);
     for (kb, &beta) in betas.enumerate() {
         let s = logits(q.as_ref(), k.as_ref(), beta);
-        for mask in Mask::BOTH {
+        for &mask in Mask::VARIANTS {
             let sv = singular_values(crate::attention(s.as_ref(), mask).as_ref())?;
             let top = sv[0];
             spectra.push(
@@ -128,7 +128,7 @@ pub(crate) fn figures(
     ] {
         let mut series = Vec::new();
         for (kd, dd) in [d_small, d].into_iter().enumerate() {
-            for mask in Mask::BOTH {
+            for &mask in Mask::VARIANTS {
                 let points = cfg
                     .betas
                     .iter()
@@ -168,7 +168,7 @@ pub(crate) fn figures(
     let mut series = Vec::new();
     let betas = cfg.betas.iter().filter(|&&b| b == 0.1 || b == 1.0);
     for (kb, &beta) in betas.enumerate() {
-        for mask in Mask::BOTH {
+        for &mask in Mask::VARIANTS {
             let mut by_ratio: BTreeMap<usize, Vec<f64>> = BTreeMap::new();
             for &nn in &cfg.ns {
                 for &dd in &cfg.ds {
@@ -232,8 +232,8 @@ pub(crate) fn figures(
 
     // Rank collapse with depth.
     let mut series = Vec::new();
-    for (kv, variant) in Variant::ALL.into_iter().enumerate() {
-        for mask in Mask::BOTH {
+    for (kv, &variant) in Variant::VARIANTS.iter().enumerate() {
+        for &mask in Mask::VARIANTS {
             let s = &r.collapse.series[variant.name()][mask.name()];
             series.push(
                 Series::new(
@@ -285,7 +285,7 @@ pub(crate) fn figures(
         ),
     ] {
         let mut series = Vec::new();
-        for model in Model::ALL {
+        for &model in Model::VARIANTS {
             let Some(m) = t.models.get(model.name()) else { continue };
             let (name, arch) = (model.name(), model_architecture(model));
             // Trained solid, at initialisation dashed.
@@ -343,7 +343,7 @@ pub(crate) fn tables(cfg: &RunConfig, r: &Report) -> Vec<(String, String)> {
     // The headline: Su's setting, every β, both masks.
     let mut rows = Vec::new();
     for &b in &cfg.betas {
-        for mask in Mask::BOTH {
+        for &mask in Mask::VARIANTS {
             let s = &r.points[&point_key(n, d, b)][mask.name()];
             let det = match &s.log10_det_exact {
                 Some(x) => format!("{} (exact)", x.show(0)),
@@ -461,7 +461,7 @@ pub(crate) fn tables(cfg: &RunConfig, r: &Report) -> Vec<(String, String)> {
     headers.extend(cfg.betas.iter().map(|b| format!("β = {b}")));
     let mut rows = Vec::new();
     for &dd in &cfg.ds {
-        for mask in Mask::BOTH {
+        for &mask in Mask::VARIANTS {
             let mut row = vec![dd.to_string(), mask.name().to_string()];
             row.extend(cfg.betas.iter().map(|&b| {
                 format!(
@@ -476,16 +476,16 @@ pub(crate) fn tables(cfg: &RunConfig, r: &Report) -> Vec<(String, String)> {
 
     // Rank collapse, per layer.
     let mut headers = h(&["layer"]);
-    for variant in Variant::ALL {
-        for mask in Mask::BOTH {
+    for &variant in Variant::VARIANTS {
+        for &mask in Mask::VARIANTS {
             headers.push(format!("{}, {}", variant.label(), mask.name()));
         }
     }
     let rows: Vec<Vec<String>> = (0..=r.collapse.layers)
         .map(|l| {
             let mut row = vec![l.to_string()];
-            for variant in Variant::ALL {
-                for mask in Mask::BOTH {
+            for &variant in Variant::VARIANTS {
+                for &mask in Mask::VARIANTS {
                     row.push(sci(r.collapse.series[variant.name()][mask.name()]
                         .log10_mean[l]));
                 }
@@ -524,8 +524,8 @@ fn model_architecture(model: Model) -> Architecture {
 fn ordered(
     t: &TrainedReport,
 ) -> impl Iterator<Item = (&'static str, &crate::trained::ModelReport)> {
-    Model::ALL
-        .into_iter()
+    Model::VARIANTS
+        .iter()
         .filter_map(|m| t.models.get(m.name()).map(|r| (m.name(), r)))
 }
 

@@ -10,6 +10,7 @@ use serde::Serialize;
 use transformer::chapter::round_dp;
 
 use crate::*;
+use transformer::{Named, VariantArray};
 
 /// Mean and sample standard deviation over seeds, rounded for display.
 #[derive(Debug, Clone, Copy, Serialize)]
@@ -155,7 +156,7 @@ pub fn sweep(cfg: &RunConfig) -> anyhow::Result<Vec<Probe>> {
         for &d in &cfg.ds {
             for &beta in &cfg.betas {
                 for seed in 0..cfg.seeds {
-                    for mask in Mask::BOTH {
+                    for &mask in Mask::VARIANTS {
                         points.push((n, d, beta, seed, mask));
                     }
                 }
@@ -175,7 +176,7 @@ pub(crate) fn summarise(
         for &d in &cfg.ds {
             for &beta in &cfg.betas {
                 let mut by_mask = BTreeMap::new();
-                for mask in Mask::BOTH {
+                for &mask in Mask::VARIANTS {
                     let sel: Vec<&Probe> = probes
                         .iter()
                         .filter(|p| {

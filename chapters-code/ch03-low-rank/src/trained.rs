@@ -25,6 +25,7 @@ use transformer::{
 };
 
 use crate::{Mask, Measures, numerical_rank, singular_values};
+use transformer::{IntoStaticStr, Named, VariantArray};
 
 /// The corpus, the models' shape and their training runs.
 #[derive(Debug, Clone, Serialize)]
@@ -58,8 +59,11 @@ pub struct TrainedConfig {
 }
 
 /// The three models.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Serialize, IntoStaticStr, VariantArray,
+)]
 #[serde(rename_all = "lowercase")]
+#[strum(serialize_all = "lowercase")]
 pub enum Model {
     /// Causal decoder, full language modelling.
     Causal,
@@ -70,16 +74,6 @@ pub enum Model {
 }
 
 impl Model {
-    pub const ALL: [Model; 3] = [Model::Causal, Model::Prefix, Model::Masked];
-
-    pub fn name(self) -> &'static str {
-        match self {
-            Model::Causal => "causal",
-            Model::Prefix => "prefix",
-            Model::Masked => "masked",
-        }
-    }
-
     pub fn label(self) -> &'static str {
         match self {
             Model::Causal => "causal decoder (full LM)",
@@ -566,7 +560,7 @@ pub fn train_and_measure(cfg: &TrainedConfig) -> anyhow::Result<TrainedReport> {
     let d = data(cfg)?;
     let mcfg = model_config(cfg, d.tok.vocab_size());
     let mut models = std::collections::BTreeMap::new();
-    for which in Model::ALL {
+    for &which in Model::VARIANTS {
         if which == Model::Masked && cfg.mlm_steps == 0 {
             continue;
         }

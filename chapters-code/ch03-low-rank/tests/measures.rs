@@ -7,6 +7,7 @@ use ch03_low_rank::{
     numerical_rank, probe, singular_values, stable_rank,
 };
 use faer::Mat;
+use transformer::VariantArray;
 use transformer::rng;
 
 /// A random `n × n` matrix of rank `r`: the product of `n × r` and `r × n` Gaussian
@@ -80,7 +81,7 @@ fn logits_have_rank_at_most_d_and_softmax_rows_sum_to_one() {
     let [q, k, _] = draw_qkv(n, d, 9);
     let s = logits(q.as_ref(), k.as_ref(), 1.0);
     assert_eq!(Measures::of(s.as_ref()).unwrap().rank_eps, d);
-    for mask in Mask::BOTH {
+    for &mask in Mask::VARIANTS {
         let a = attention(s.as_ref(), mask);
         for i in 0..n {
             let row: f64 = (0..n).map(|j| a[(i, j)]).sum();
@@ -151,7 +152,7 @@ fn hadamard_powers_meet_their_binomial_bound() {
 
 #[test]
 fn head_output_rank_is_at_most_d_and_d_above_n_is_fine() {
-    for mask in Mask::BOTH {
+    for &mask in Mask::VARIANTS {
         let p = probe(40, 6, 1.0, 4, mask).unwrap();
         assert_eq!(p.output_rank, 6);
         let p = probe(12, 30, 1.0, 4, mask).unwrap();

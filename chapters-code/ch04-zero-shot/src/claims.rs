@@ -7,6 +7,7 @@ use transformer::corpus::TaskFamily;
 use transformer::io::thousands;
 
 use crate::*;
+use transformer::{Named, VariantArray};
 
 fn chance_rows<'a>(
     r: &'a Report,
@@ -87,7 +88,7 @@ pub fn claims(r: &Report) -> Claims {
     ] {
         let mut parts = Vec::new();
         let (mut summed_none, mut total) = (true, 0);
-        for score in Score::ALL {
+        for &score in Score::VARIANTS {
             let rows: Vec<&Comparison> =
                 chance_rows(r, phase, "scene", score).collect();
             total += rows.len();

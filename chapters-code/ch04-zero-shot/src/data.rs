@@ -29,7 +29,7 @@ pub struct EvalItem {
     pub family: TaskFamily,
     /// Index of the instance within its family (the same across templates).
     pub instance: usize,
-    /// Index into [`PromptTemplate::ALL`].
+    /// Index into [`PromptTemplate::VARIANTS`].
     pub template: usize,
     pub prompt: Vec<u32>,
     /// Every option as a continuation (`" red"`), tokenized.
@@ -112,7 +112,7 @@ fn items_of(
     instance: usize,
     out: &mut Vec<EvalItem>,
 ) -> anyhow::Result<()> {
-    for (template, &tpl) in PromptTemplate::ALL.iter().enumerate() {
+    for (template, &tpl) in PromptTemplate::VARIANTS.iter().enumerate() {
         let options = t
             .options
             .iter()
@@ -140,7 +140,7 @@ fn items_of(
 /// once with the corpus's options and once with options of different kinds.
 pub fn eval_suites(tok: &BpeTokenizer, s: &Settings) -> anyhow::Result<Suites> {
     let (mut kind, mut scene) = (Vec::new(), Vec::new());
-    for family in TaskFamily::ALL {
+    for &family in TaskFamily::VARIANTS {
         let mut r = rng::stream(SEED, &format!("ch04.eval.{}", family.name()));
         let mut rk =
             rng::stream(SEED, &format!("ch04.eval.kinds.{}", family.name()));
@@ -180,8 +180,8 @@ pub fn mtf_batch(
         .map(|_| {
             let family = families[r.random_range(0..families.len())];
             let t: TaskInstance = corpus::task(family, &mut r, &s.scene);
-            let tpl =
-                PromptTemplate::ALL[r.random_range(0..PromptTemplate::ALL.len())];
+            let tpl = PromptTemplate::VARIANTS
+                [r.random_range(0..PromptTemplate::VARIANTS.len())];
             Ok(Example {
                 family,
                 prompt: tok.encode(&t.prompt(tpl))?,
@@ -213,7 +213,7 @@ impl Data {
             pretraining_rows: s.pretrain_steps * s.batch,
             pretraining_tokens: s.pretrain_steps * s.batch * s.row_len,
             eval_items: self.eval.scene.len() + self.eval.kind.len(),
-            eval_questions: self.eval.scene.len() / PromptTemplate::ALL.len(),
+            eval_questions: self.eval.scene.len() / PromptTemplate::VARIANTS.len(),
             mean_prompt_tokens: transformer::chapter::round_dp(
                 lens.iter().sum::<usize>() as f64 / lens.len().max(1) as f64,
                 1,

@@ -27,6 +27,7 @@ pub use scoring::*;
 pub use settings::*;
 pub use stats::*;
 use transformer::chapter::{Chapter, Outputs, Preset, workspace_root};
+pub use transformer::{IntoStaticStr, Named, VariantArray};
 
 /// Chapter 4, as the harness runs it.
 pub struct ZeroShot;

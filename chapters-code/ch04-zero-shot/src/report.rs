@@ -9,6 +9,7 @@ use transformer::chapter::round_dp;
 use transformer::corpus::TaskFamily;
 
 use crate::*;
+use transformer::{Named, VariantArray};
 
 /// One seed of one cell.
 #[derive(Debug, Clone, Serialize)]
@@ -184,7 +185,7 @@ fn suite_spread(
     let per_family = |es: &[Evaluation]| -> BTreeMap<TaskFamily, Spread> {
         let accs: Vec<BTreeMap<TaskFamily, f64>> =
             es.iter().map(|e| family_accuracy(e, items, Score::Summed)).collect();
-        TaskFamily::ALL
+        TaskFamily::VARIANTS
             .iter()
             .map(|&f| (f, spread(accs.iter().map(|a| a[&f]))))
             .collect()
@@ -416,7 +417,7 @@ pub fn compute(
     let lead_against =
         |phase: &'static str, lead: &str, others: &[String]| -> Vec<Comparison> {
             let mut out = Vec::new();
-            for score in Score::ALL {
+            for &score in Score::VARIANTS {
                 let a = hits(phase, lead, false, score);
                 for b in others {
                     out.push(compare(
@@ -463,7 +464,7 @@ pub fn compute(
         let items = if scene { &data.eval.scene } else { &data.eval.kind };
         let level = chance_of(items, &held);
         for cell in Cell::ALL {
-            for score in Score::ALL {
+            for &score in Score::VARIANTS {
                 let h = hits(phase, &cell.name(), scene, score);
                 chance_comparisons.push(ChanceComparison {
                     phase: phase.to_string(),

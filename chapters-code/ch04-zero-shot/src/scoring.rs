@@ -238,24 +238,16 @@ pub fn evaluate_suites(
 }
 
 /// Which score a summary uses.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, IntoStaticStr, VariantArray)]
+#[strum(serialize_all = "lowercase")]
 pub enum Score {
     Summed,
+    #[strum(serialize = "per byte")]
     PerByte,
     Calibrated,
 }
 
 impl Score {
-    pub const ALL: [Score; 3] = [Score::Summed, Score::PerByte, Score::Calibrated];
-
-    pub fn name(self) -> &'static str {
-        match self {
-            Score::Summed => "summed",
-            Score::PerByte => "per byte",
-            Score::Calibrated => "calibrated",
-        }
-    }
-
     /// Whether `p` is right under this score.
     pub fn of(self, p: &Pick) -> bool {
         match self {

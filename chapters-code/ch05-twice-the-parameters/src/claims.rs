@@ -11,7 +11,7 @@ fn matchup<'a>(r: &'a Report, key: &str) -> &'a MatchupResult {
 }
 
 fn d<'a>(r: &'a Report, key: &str, metric: Metric) -> &'a Difference {
-    &matchup(r, key).differences[metric.key()]
+    &matchup(r, key).differences[metric.name()]
 }
 
 fn shown(x: &Difference, dp: usize) -> String {
@@ -131,11 +131,11 @@ pub fn claims(r: &Report) -> Claims {
     let all_even = r
         .matchups
         .iter()
-        .all(|m| m.differences[Metric::ListingLoss.key()].within_noise);
+        .all(|m| m.differences[Metric::ListingLoss.name()].within_noise);
     let widest = r
         .matchups
         .iter()
-        .map(|m| &m.differences[Metric::ListingLoss.key()])
+        .map(|m| &m.differences[Metric::ListingLoss.name()])
         .map(|x| x.mean.abs())
         .fold(0.0, f64::max);
     c.add(
@@ -223,12 +223,12 @@ pub fn claims(r: &Report) -> Claims {
         .iter()
         .filter(|m| m.matchup.b == "LM, L")
         .flat_map(|m| {
-            Metric::ALL
+            Metric::VARIANTS
                 .iter()
                 .filter(move |&&x| {
-                    m.differences[x.key()].a_better(x.lower_is_better())
+                    m.differences[x.name()].a_better(x.lower_is_better())
                 })
-                .map(move |x| format!("{} on {}", m.matchup.a, x.key()))
+                .map(move |x| format!("{} on {}", m.matchup.a, x.name()))
         })
         .collect();
     c.add(

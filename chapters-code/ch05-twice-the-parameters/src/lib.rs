@@ -32,6 +32,7 @@ pub use stats::*;
 pub use su::*;
 pub use training::*;
 use transformer::chapter::{Chapter, Outputs, Preset};
+pub use transformer::{IntoStaticStr, Named, VariantArray};
 
 /// Chapter 5, as the harness runs it.
 pub struct TwiceTheParameters;

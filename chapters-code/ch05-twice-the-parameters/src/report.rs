@@ -15,6 +15,9 @@ use crate::*;
 
 /// The metrics every contender is measured on after each phase.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
+#[derive(IntoStaticStr, VariantArray)]
+#[strum(serialize_all = "snake_case")]
 pub enum Metric {
     /// Pretrained: held-out loss on the second half of a row after the first (nats
     /// per token).
@@ -32,26 +35,6 @@ pub enum Metric {
 }
 
 impl Metric {
-    pub const ALL: [Metric; 6] = [
-        Metric::HeldoutLoss,
-        Metric::ListingExact,
-        Metric::ListingSteps,
-        Metric::ListingLoss,
-        Metric::ZeroShot,
-        Metric::FinetuningFamilies,
-    ];
-
-    pub fn key(self) -> &'static str {
-        match self {
-            Metric::HeldoutLoss => "heldout_loss",
-            Metric::ListingExact => "listing_exact",
-            Metric::ListingSteps => "listing_steps",
-            Metric::ListingLoss => "listing_loss",
-            Metric::ZeroShot => "zero_shot",
-            Metric::FinetuningFamilies => "finetuning_families",
-        }
-    }
-
     pub fn lower_is_better(self) -> bool {
         matches!(self, Metric::HeldoutLoss | Metric::ListingLoss)
     }
@@ -233,7 +216,7 @@ fn mean_curve(curves: &[Vec<Point>]) -> Vec<Point> {
 fn su_experiment(data: &Data, s: &Settings) -> anyhow::Result<(SuResult, f64)> {
     let mut seconds = 0.0;
     let (mut encoders, mut rows) = (Vec::new(), Vec::new());
-    for heads in Heads::ALL {
+    for &heads in Heads::VARIANTS {
         let (mut curves, mut losses, mut er, mut r3) =
             (Vec::new(), Vec::new(), Vec::new(), Vec::new());
         let mut er_init = Vec::new();
@@ -382,12 +365,12 @@ pub fn compute(s: &Settings) -> anyhow::Result<Report> {
             }
         }
         let mut metrics = BTreeMap::new();
-        for metric in Metric::ALL {
+        for &metric in Metric::VARIANTS {
             let per_seed: Vec<f64> =
                 kept[&(c.name, metric)].iter().map(|x| mean(x)).collect();
             let spread =
                 Spread::of(&per_seed, if metric.lower_is_better() { 4 } else { 2 });
-            metrics.insert(metric.key(), spread);
+            metrics.insert(metric.name(), spread);
         }
         let zero_shot = &kept[&(c.name, Metric::ZeroShot)];
         let chance_level = vec![vec![chance.zero_shot]; zero_shot.len()];
@@ -408,11 +391,11 @@ pub fn compute(s: &Settings) -> anyhow::Result<Report> {
     let matchups = MATCHUPS
         .iter()
         .map(|m| {
-            let differences = Metric::ALL
+            let differences = Metric::VARIANTS
                 .iter()
                 .map(|&metric| {
                     let (a, b) = (&kept[&(m.a, metric)], &kept[&(m.b, metric)]);
-                    (metric.key(), paired((m.a, m.b), metric.key(), a, b))
+                    (metric.name(), paired((m.a, m.b), metric.name(), a, b))
                 })
                 .collect();
             MatchupResult { matchup: *m, differences }

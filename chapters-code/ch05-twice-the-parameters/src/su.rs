@@ -16,7 +16,10 @@ use transformer::{DecoderOnly, Forward, MaskKind, ParamStore, rng};
 use crate::*;
 
 /// The two encoders.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Serialize, IntoStaticStr, VariantArray,
+)]
+#[strum(serialize_all = "snake_case")]
 pub enum Heads {
     /// Every head bidirectional (BERT).
     Bidirectional,
@@ -25,8 +28,6 @@ pub enum Heads {
 }
 
 impl Heads {
-    pub const ALL: [Heads; 2] = [Heads::Bidirectional, Heads::ForwardBackward];
-
     pub fn name(self) -> &'static str {
         match self {
             Heads::Bidirectional => "all heads bidirectional",

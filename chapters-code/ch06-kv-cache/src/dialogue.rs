@@ -9,7 +9,10 @@ use transformer::{Config, DecoderOnly, EncoderDecoder, KvCache, MaskKind};
 use crate::*;
 
 /// How a model carries a conversation from one turn to the next.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Serialize, IntoStaticStr, VariantArray,
+)]
+#[strum(serialize_all = "snake_case")]
 pub enum Strategy {
     /// A causal decoder that keeps one KV cache for the whole conversation.
     CausalReuse,
@@ -18,27 +21,17 @@ pub enum Strategy {
     CausalRecompute,
     /// A prefix LM whose bidirectional prefix holds the history: re-encoded every
     /// turn.
+    #[strum(serialize = "prefix_lm")]
     PrefixReencode,
     /// An encoder-decoder whose encoder reads the history: re-encoded every turn.
+    #[strum(serialize = "encoder_decoder")]
     EncDecReencode,
 }
 
 impl Strategy {
-    pub const ALL: [Strategy; 4] = [
-        Strategy::CausalReuse,
-        Strategy::CausalRecompute,
-        Strategy::PrefixReencode,
-        Strategy::EncDecReencode,
-    ];
-
-    pub fn key(self) -> &'static str {
-        match self {
-            Strategy::CausalReuse => "causal_reuse",
-            Strategy::CausalRecompute => "causal_recompute",
-            Strategy::PrefixReencode => "prefix_lm",
-            Strategy::EncDecReencode => "encoder_decoder",
-        }
-    }
+    /// Every variant, in declaration order (derived).
+    pub const ALL: &'static [Strategy] =
+        <Strategy as strum::VariantArray>::VARIANTS;
 
     pub fn label(self) -> &'static str {
         match self {

@@ -43,6 +43,7 @@ pub use outputs::*;
 pub use report::*;
 pub use settings::*;
 use transformer::chapter::{Chapter, Outputs, Preset};
+pub use transformer::{IntoStaticStr, Named, VariantArray};
 
 /// The token the encoder-decoder's decoder starts every reply with.
 pub const BOS: u32 = 0;

@@ -89,8 +89,8 @@ fn dialogue_table(
         "| strategy | total GFLOP | FLOPs vs cache reuse | last turn / first turn | growth when turns double | seconds | time vs cache reuse |\n\
          |---|---:|---:|---:|---:|---:|---:|\n",
     );
-    for s in Strategy::ALL {
-        let (r, m) = (&rows[s.key()], &times[s.key()]);
+    for &s in Strategy::VARIANTS {
+        let (r, m) = (&rows[s.name()], &times[s.name()]);
         t += &format!(
             "| {} | {} | {}× | {}× | {}× | {} | {}× |\n",
             r.label,
@@ -221,7 +221,7 @@ pub fn outputs(o: &Outcome) -> Result<Outputs> {
     out.file("speedup.svg", svg)?;
 
     let per_turn = |f: &dyn Fn(Strategy) -> Vec<f64>| -> Vec<Series> {
-        Strategy::ALL
+        Strategy::VARIANTS
             .iter()
             .map(|&s| {
                 let (arch, dash) = strategy_style(s);
@@ -244,7 +244,7 @@ pub fn outputs(o: &Outcome) -> Result<Outputs> {
         log_x: false,
         log_y: false,
         series: &per_turn(&|s| {
-            rep.dialogue[s.key()]
+            rep.dialogue[s.name()]
                 .cumulative_flops
                 .iter()
                 .map(|&f| f as f64 / 1e9)
@@ -259,7 +259,7 @@ pub fn outputs(o: &Outcome) -> Result<Outputs> {
         y_label: "cumulative seconds",
         log_x: false,
         log_y: false,
-        series: &per_turn(&|s| tim.dialogue[s.key()].cumulative_secs.clone()),
+        series: &per_turn(&|s| tim.dialogue[s.name()].cumulative_secs.clone()),
     }
     .to_svg()?;
     out.file("dialogue_time.svg", svg)?;

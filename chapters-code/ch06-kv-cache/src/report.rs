@@ -184,16 +184,16 @@ pub fn compute(s: &Settings) -> Result<Outcome> {
     // strategy alone.
     let mut runs: BTreeMap<&str, Vec<TurnCost>> = BTreeMap::new();
     for _ in 0..s.dialogue_repeats {
-        for strategy in Strategy::ALL {
+        for &strategy in Strategy::VARIANTS {
             let turns = simulate(strategy, &dec, &ed, &users, s.reply_tokens)?;
-            match runs.get_mut(strategy.key()) {
+            match runs.get_mut(strategy.name()) {
                 Some(best) => {
                     for (b, t) in best.iter_mut().zip(turns) {
                         b.secs = b.secs.min(t.secs);
                     }
                 }
                 None => {
-                    runs.insert(strategy.key(), turns);
+                    runs.insert(strategy.name(), turns);
                 }
             }
         }
@@ -217,8 +217,8 @@ pub fn compute(s: &Settings) -> Result<Outcome> {
     let reuse_secs: f64 = runs["causal_reuse"].iter().map(|t| t.secs).sum();
     let mut dialogue = BTreeMap::new();
     let mut dialogue_t = BTreeMap::new();
-    for strategy in Strategy::ALL {
-        let turns = &runs[strategy.key()];
+    for &strategy in Strategy::VARIANTS {
+        let turns = &runs[strategy.name()];
         let cum = cumulative(turns);
         let formula = dialogue_flops_formula(
             cfg,
@@ -230,7 +230,7 @@ pub fn compute(s: &Settings) -> Result<Outcome> {
         let total = *cum.last().expect("at least one turn") as f64;
         let half = cum[(s.turns / 2).max(1) - 1] as f64;
         dialogue.insert(
-            strategy.key().to_string(),
+            strategy.name().to_string(),
             DialogueRow {
                 label: strategy.label().into(),
                 matches_formula: turns
@@ -256,7 +256,7 @@ pub fn compute(s: &Settings) -> Result<Outcome> {
             .collect();
         let total_secs = secs[secs.len() - 1];
         dialogue_t.insert(
-            strategy.key().to_string(),
+            strategy.name().to_string(),
             DialogueTiming {
                 label: strategy.label().into(),
                 cumulative_secs: secs.iter().map(|&x| round_sig(x, 3)).collect(),

@@ -135,7 +135,7 @@ fn the_dialogue_cost_model_equals_the_counted_flops() {
         let users: Vec<Vec<u32>> =
             (0..turns).map(|t| tokens(t as u64, user, cfg.vocab_size)).collect();
         let mut replies = Vec::new();
-        for s in Strategy::ALL {
+        for &s in Strategy::VARIANTS {
             let run = simulate(s, &dec, &ed, &users, reply).unwrap();
             let counted: Vec<u64> = run.iter().map(|t| t.flops).collect();
             assert_eq!(

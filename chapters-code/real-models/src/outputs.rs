@@ -8,6 +8,7 @@ use crate::claims::claims;
 use crate::counts::Count;
 use crate::ranks::ModelRanks;
 use crate::report::Outcome;
+use transformer::Named;
 
 const ENCODER: &str = "encoder (all-MiniLM-L6-v2)";
 const DECODER: &str = "decoder (SmolLM2-135M)";

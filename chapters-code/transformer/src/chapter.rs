@@ -418,9 +418,8 @@ struct Cli<A: clap::Args> {
 /// failure while running or writing. Errors go to standard error, with their
 /// causes.
 pub fn main<C: Chapter>() -> ExitCode {
-    // SAFETY: this is the first thing a chapter's `main` does, before any thread
-    // starts (the chapters' `main.rs` call nothing else).
-    unsafe { crate::kernels::tune_process(Default::default()) };
+    // First, before candle starts its threads (see `tune_process`).
+    crate::kernels::tune_process(Default::default());
     let command = Cli::<C::Args>::command()
         .name(C::PACKAGE)
         .about(C::ABOUT)

@@ -55,6 +55,7 @@ use rand::seq::{IndexedRandom, SliceRandom};
 use serde::{Deserialize, Serialize};
 
 use crate::rng::{self, Rng};
+use crate::{IntoStaticStr, Named, VariantArray};
 
 /// Given names; each scene picks a few.
 pub const PEOPLE: [&str; 24] = [
@@ -289,7 +290,9 @@ impl Scene {
 }
 
 /// The kinds of section a pretraining document is made of.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, VariantArray,
+)]
 pub enum Section {
     /// Who has what, of which colour and size, where; ages; how many animals where.
     Description,
@@ -305,17 +308,7 @@ pub enum Section {
     Dialogue,
 }
 
-impl Section {
-    /// Every section kind.
-    pub const ALL: [Section; 6] = [
-        Section::Description,
-        Section::Comparison,
-        Section::Negation,
-        Section::Inventory,
-        Section::Procedure,
-        Section::Dialogue,
-    ];
-}
+impl Section {}
 
 fn capitalise(s: &str) -> String {
     let mut c = s.chars();
@@ -668,7 +661,7 @@ pub fn render(scene: &Scene, section: Section, rng: &mut Rng) -> Vec<String> {
 /// spaces, sections by newlines.
 pub fn document(rng: &mut Rng, spec: &SceneSpec) -> String {
     let scene = Scene::sample(rng, spec);
-    let mut extra = Section::ALL[1..].to_vec();
+    let mut extra = Section::VARIANTS[1..].to_vec();
     extra.shuffle(rng);
     let n = rng.random_range(1..=3);
     let mut parts = vec![render(&scene, Section::Description, rng).join(" ")];
@@ -716,6 +709,8 @@ pub fn documents(seed: u64, n: usize) -> Vec<String> {
     Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize,
 )]
 #[serde(rename_all = "snake_case")]
+#[derive(IntoStaticStr, VariantArray)]
+#[strum(serialize_all = "snake_case")]
 pub enum TaskFamily {
     /// "What colour is the cup?" → a colour.
     Colour,
@@ -736,17 +731,9 @@ pub enum TaskFamily {
 }
 
 impl TaskFamily {
-    /// Every family, in a fixed order.
-    pub const ALL: [TaskFamily; 8] = [
-        TaskFamily::Colour,
-        TaskFamily::Place,
-        TaskFamily::Owner,
-        TaskFamily::Count,
-        TaskFamily::Older,
-        TaskFamily::Bigger,
-        TaskFamily::YesNo,
-        TaskFamily::NextStep,
-    ];
+    /// Every variant, in declaration order (derived).
+    pub const ALL: &'static [TaskFamily] =
+        <TaskFamily as strum::VariantArray>::VARIANTS;
 
     /// The families to keep out of any prompted training (multitask finetuning) and
     /// to use only for zero-shot evaluation: they differ in kind from the training
@@ -761,31 +748,19 @@ impl TaskFamily {
 
     /// The families that may appear in prompted form in training.
     pub fn training() -> Vec<TaskFamily> {
-        Self::ALL.into_iter().filter(|f| !f.is_held_out()).collect()
+        Self::ALL.iter().copied().filter(|f| !f.is_held_out()).collect()
     }
 
     /// The held-out families.
     pub fn held_out() -> Vec<TaskFamily> {
-        Self::ALL.into_iter().filter(|f| f.is_held_out()).collect()
-    }
-
-    /// A short snake_case name ("next_step").
-    pub fn name(self) -> &'static str {
-        match self {
-            TaskFamily::Colour => "colour",
-            TaskFamily::Place => "place",
-            TaskFamily::Owner => "owner",
-            TaskFamily::Count => "count",
-            TaskFamily::Older => "older",
-            TaskFamily::Bigger => "bigger",
-            TaskFamily::YesNo => "yes_no",
-            TaskFamily::NextStep => "next_step",
-        }
+        Self::ALL.iter().copied().filter(|f| f.is_held_out()).collect()
     }
 }
 
 /// How a task instance is turned into a prompt.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, VariantArray,
+)]
 pub enum PromptTemplate {
     /// `{context}\nQuestion: {question}\nAnswer:`
     QuestionAnswer,
@@ -796,11 +771,9 @@ pub enum PromptTemplate {
 }
 
 impl PromptTemplate {
-    pub const ALL: [PromptTemplate; 3] = [
-        PromptTemplate::QuestionAnswer,
-        PromptTemplate::Short,
-        PromptTemplate::WithOptions,
-    ];
+    /// Every variant, in declaration order (derived).
+    pub const ALL: &'static [PromptTemplate] =
+        <PromptTemplate as strum::VariantArray>::VARIANTS;
 
     /// The words every prompt of this template ends with, just before the answer:
     /// the "domain premise" against which an answer's prior likelihood is measured.
@@ -879,6 +852,8 @@ fn options_with(
     Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize,
 )]
 #[serde(rename_all = "snake_case")]
+#[derive(IntoStaticStr, VariantArray)]
+#[strum(serialize_all = "snake_case")]
 pub enum AnswerKind {
     Colour,
     Place,
@@ -890,15 +865,9 @@ pub enum AnswerKind {
 }
 
 impl AnswerKind {
-    pub const ALL: [AnswerKind; 7] = [
-        AnswerKind::Colour,
-        AnswerKind::Place,
-        AnswerKind::Name,
-        AnswerKind::Number,
-        AnswerKind::Thing,
-        AnswerKind::YesNo,
-        AnswerKind::Step,
-    ];
+    /// Every variant, in declaration order (derived).
+    pub const ALL: &'static [AnswerKind] =
+        <AnswerKind as strum::VariantArray>::VARIANTS;
 
     /// A random answer of this kind, written as a task's answers are ("seven",
     /// "wash the cup").
@@ -1117,7 +1086,7 @@ mod tests {
 
     #[test]
     fn every_task_answer_is_an_option_and_is_stated_or_derivable() {
-        for family in TaskFamily::ALL {
+        for &family in TaskFamily::VARIANTS {
             for t in tasks(family, 11, 300) {
                 assert!(t.options.contains(&t.answer), "{t:?}");
                 assert!(t.options.len() >= 2, "{t:?}");
@@ -1150,7 +1119,7 @@ mod tests {
         let mut all = TaskFamily::training();
         all.extend(TaskFamily::held_out());
         all.sort();
-        assert_eq!(all, TaskFamily::ALL.to_vec());
+        assert_eq!(all, TaskFamily::VARIANTS.to_vec());
         assert_eq!(TaskFamily::held_out().len(), 3);
     }
 
@@ -1166,7 +1135,7 @@ mod tests {
     #[test]
     fn prompts_end_before_the_answer() {
         let t = tasks(TaskFamily::NextStep, 1, 1).remove(0);
-        for tpl in PromptTemplate::ALL {
+        for &tpl in PromptTemplate::VARIANTS {
             let p = t.prompt(tpl);
             assert!(p.starts_with(&t.context));
             assert!(p.ends_with("Answer:") || p.ends_with("A:"));

@@ -40,8 +40,10 @@ pub enum Error {
     #[error("training: {0}")]
     Training(String),
     /// A chapter's training-step or evaluation callback failed.
-    #[error("training step {step}")]
+    #[error("{what} {step}")]
     Callback {
+        /// "training step" or "evaluation after step".
+        what: &'static str,
         step: usize,
         #[source]
         source: Box<dyn std::error::Error + Send + Sync>,

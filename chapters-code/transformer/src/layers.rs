@@ -99,14 +99,14 @@ impl Module for Linear {
         }
         let rows = lead.iter().product::<usize>();
         flops::add(2 * (rows * d_in * d_out) as u64);
-        if !self.fused {
-            return self.inner.forward(x);
-        }
-        // The same product, starting from the bias, in one call (see `kernels`).
         let mut out_shape = x.dims().to_vec();
         *out_shape.last_mut().expect("input has a last dimension") = d_out;
-        let y =
-            kernels::linear(&x.reshape((rows, d_in))?, self.weight(), self.bias())?;
+        let x = x.reshape((rows, d_in))?;
+        let y = match self.fused {
+            // The same product, starting from the bias, in one call (see `kernels`).
+            true => kernels::linear(&x, self.weight(), self.bias())?,
+            false => self.inner.forward(&x)?,
+        };
         y.reshape(out_shape)
     }
 }

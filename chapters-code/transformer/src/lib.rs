@@ -57,6 +57,21 @@ pub use mask::MaskKind;
 pub use model::{DecoderOnly, EncoderDecoder, Forward};
 pub use params::ParamStore;
 
+pub use strum::{IntoStaticStr, VariantArray};
+
+/// An enum whose variants and short names are derived with strum, never typed out
+/// twice: `#[derive(IntoStaticStr, VariantArray)]` and
+/// `#[strum(serialize_all = "...")]` in the case of its serde names. `X::VARIANTS`
+/// lists the variants in declaration order; `x.name()` is the short name.
+pub trait Named: Copy + Into<&'static str> + VariantArray + 'static {
+    /// The short name, as in `results.json` ("full_lm", "causal").
+    fn name(self) -> &'static str {
+        self.into()
+    }
+}
+
+impl<T: Copy + Into<&'static str> + VariantArray + 'static> Named for T {}
+
 /// The device every chapter runs on: the CPU, so results are the same on every
 /// reader's laptop.
 pub const DEVICE: candle_core::Device = candle_core::Device::Cpu;

@@ -8,7 +8,9 @@
 //! same model on any machine and thread count; and the variables keep that order,
 //! so the optimiser visits them (and sums their gradient norms) in a fixed order.
 //! A checkpoint written by [`ParamStore::save`] loads the candle way, with
-//! `VarBuilder::from_mmaped_safetensors`.
+//! `VarBuilder::from_mmaped_safetensors`. Layers pass an explicit initialisation
+//! (`get_with_hints`): a plain `VarBuilder::get` means candle's default hint,
+//! `Init::Const(0.0)`, and would create zeros.
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -153,7 +155,15 @@ impl SimpleBackend for ParamStore {
         Ok(t)
     }
 
-    fn get_unchecked(&self, name: &str, _: DType, _: &Device) -> Result<Tensor> {
+    fn get_unchecked(
+        &self,
+        name: &str,
+        dtype: DType,
+        _: &Device,
+    ) -> Result<Tensor> {
+        if dtype != DType::F32 {
+            candle_core::bail!("parameter {name}: the store holds f32");
+        }
         match self.lock().vars.iter().find(|(n, _)| n == name) {
             Some((_, v)) => Ok(v.as_tensor().clone()),
             None => candle_core::bail!("no parameter {name}"),

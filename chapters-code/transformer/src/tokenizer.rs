@@ -109,7 +109,10 @@ pub struct BpeTokenizer {
 }
 
 fn tk<T>(r: tokenizers::Result<T>) -> Result<T> {
-    r.map_err(|e| Error::Tokenizer { reason: e.to_string(), source: Some(e) })
+    r.map_err(|e| Error::Tokenizer {
+        reason: "the tokenizers crate failed".into(),
+        source: Some(e),
+    })
 }
 
 // ANCHOR: train_tokenizer

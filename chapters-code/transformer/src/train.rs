@@ -211,8 +211,8 @@ pub fn train(
     mut step_fn: impl FnMut(usize, &mut Rng) -> anyhow::Result<StepLoss>,
     mut eval_fn: impl FnMut(usize) -> anyhow::Result<f64>,
 ) -> Result<TrainLog> {
-    let callback = |step: usize| {
-        move |e: anyhow::Error| Error::Callback { step, source: e.into() }
+    let callback = |what: &'static str, step: usize| {
+        move |e: anyhow::Error| Error::Callback { what, step, source: e.into() }
     };
     let mut opt = AdamW::new(store, cfg)?;
     let mut data = rng::stream(cfg.seed, "data");
@@ -221,7 +221,8 @@ pub fn train(
     let mut log = TrainLog { steps: Vec::new(), evals: Vec::new(), seconds: 0.0 };
     let (mut seen, mut supervised) = (0, 0);
     for step in 0..cfg.steps {
-        let out = step_fn(step, &mut data).map_err(callback(step))?;
+        let out =
+            step_fn(step, &mut data).map_err(callback("training step", step))?;
         let loss = f64::from(out.loss.to_scalar::<f32>()?);
         if !loss.is_finite() {
             return Err(Error::Training(format!(
@@ -242,7 +243,8 @@ pub fn train(
         });
         let last = step + 1 == cfg.steps;
         if last || (cfg.eval_every > 0 && (step + 1) % cfg.eval_every == 0) {
-            let value = eval_fn(step + 1).map_err(callback(step + 1))?;
+            let value = eval_fn(step + 1)
+                .map_err(callback("evaluation after step", step + 1))?;
             log.evals.push(EvalRecord {
                 step: step + 1,
                 tokens_seen: seen,

@@ -372,10 +372,33 @@ fn fused_model_gradients_equal_the_plain_ones() {
     let (l1, g1) = grads(true);
     let (l0, g0) = grads(false);
     assert!((l1 - l0).abs() < 1e-6, "loss {l1} vs {l0}");
+    let names = |g: &[(String, Tensor)]| {
+        g.iter().map(|(n, _)| n.clone()).collect::<Vec<_>>()
+    };
+    assert_eq!(names(&g1), names(&g0), "both models have the same variables");
     for ((name, a), (_, b)) in g1.iter().zip(&g0) {
         let d = rel_diff(a, b);
         assert!(d < 1e-4, "{name}: fused gradient differs by {d:e}");
     }
+}
+
+/// Every chapter runs the defaults, and its results were generated with every
+/// kernel on: the default must stay all of them, for the model and the optimiser.
+#[test]
+fn the_default_kernels_are_all_the_fused_ones() {
+    assert_eq!(Kernels::default(), Kernels::FUSED);
+    assert_eq!(small(PositionKind::Learned, false, 2).kernels, Kernels::FUSED);
+    assert_eq!(Config::tiny().kernels, Kernels::FUSED);
+    assert_eq!(TrainConfig::default().kernels, Kernels::FUSED);
+    let every = Kernels::FUSED;
+    assert!(
+        every.linear
+            && every.layer_norm
+            && every.softmax
+            && every.gelu
+            && every.attention
+            && every.adamw
+    );
 }
 
 /// The in-place AdamW step moves the parameters as the plain one does. (On a
@@ -491,6 +514,7 @@ fn attention_layer(
         d_model: h * hd,
         n_heads: h,
         n_kv_heads: g,
+        kernels: Kernels::FUSED,
         ..small(PositionKind::Learned, false, g)
     };
     let s = ParamStore::new(seed);
@@ -713,7 +737,7 @@ proptest! {
         prefix in 0usize..20,
         seed in 0u64..1000,
     ) {
-            let mask = MaskKind::Prefix((0..b).map(|i| (prefix + 3 * i) % (t + 1)).collect());
+        let mask = MaskKind::Prefix((0..b).map(|i| (prefix + 3 * i) % (t + 1)).collect());
         for m in [mask, MaskKind::Causal, MaskKind::Bidirectional] {
             attention_case(&m, (b, t), (h, g, hd), false);
         }
@@ -748,7 +772,7 @@ proptest! {
         extra in 0usize..9,
         prefix in 0usize..30,
     ) {
-            let t_k = t_q + extra;
+        let t_k = t_q + extra;
         let mask = MaskKind::Prefix((0..b).map(|i| (prefix + 5 * i) % (t_k + 1)).collect());
         for m in [mask, MaskKind::Causal, MaskKind::Bidirectional] {
             softmax_case(&m, (b, h, t_q, t_k), extra, false);

@@ -4,6 +4,7 @@
 use clap::Parser;
 
 use ch03_low_rank::{Mask, Probe, probe, sequential_linear_algebra, validate};
+use transformer::{Named, VariantArray};
 
 /// Measure one bidirectional or causal attention matrix built from random queries
 /// and keys: rank at several tolerances, effective and stable rank, condition
@@ -66,7 +67,7 @@ fn main() -> anyhow::Result<()> {
     validate(cli.n, cli.d, cli.beta)?;
     let masks = match cli.mask.as_deref() {
         Some(m) => vec![Mask::parse(m)?],
-        None => Mask::BOTH.to_vec(),
+        None => Mask::VARIANTS.to_vec(),
     };
     sequential_linear_algebra();
     for mask in masks {

@@ -17,8 +17,9 @@
 //! `gelu.rs`, `cross_entropy.rs`, `adamw.rs`), over `products.rs`: strided
 //! matrix views checked against their slices, and `gemm` calls into an output
 //! that several tasks write at once, each its own rows or columns. These calls,
-//! in `products.rs` and `attention.rs`, and [`tune_process`] are the
-//! project's only `unsafe` code; every `unsafe` block says, in a `// SAFETY:`
+//! in `products.rs` and `attention.rs`, are nearly all of the project's `unsafe`
+//! code (the rest: [`tune_process`]'s environment variable, `mallopt`, and
+//! memory-mapped checkpoint loads); every `unsafe` block says, in a `// SAFETY:`
 //! comment, which invariant makes it sound and which check guarantees it.
 //!
 //! Every entry point checks shapes, lengths, dtypes and head counts and returns an
@@ -48,7 +49,8 @@
 //! is the same formula in candle operations, for the tests and the benchmark.
 //!
 //! Speed also depends on two process-wide settings, which change no result:
-//! [`tune_process`], called once at the start of every chapter's `main`.
+//! [`tune_process`], called once at the start of the chapter harness's `main`
+//! (and the benchmark's).
 
 /// Which fused kernels a model, or the optimiser, runs instead of the reference
 /// code written with candle operations. The default, [`Kernels::FUSED`], runs all
@@ -133,24 +135,30 @@ impl Default for Tuning {
 ///   fresh pages (about a third of its time went to page faults). Keep freed
 ///   memory in the process instead.
 ///
-/// `cargo run` and `cargo test` also get `CANDLE_NUM_THREADS=1` from the
-/// workspace's `.cargo/config.toml`, so tests need not call this.
-///
-/// # Safety
-///
-/// Call it before the process starts any thread (first thing in `main`): it may
-/// set an environment variable, which is unsound while another thread reads the
-/// environment through libc.
-pub unsafe fn tune_process(tuning: Tuning) {
+/// candle reads its thread count from `CANDLE_NUM_THREADS`, and setting an
+/// environment variable is unsound while another thread may read the
+/// environment. So it is set only when this thread is the process's only one
+/// (checked in `/proc/self/task`; elsewhere than Linux it is left alone, with a
+/// note): call this first thing in `main`. `cargo run` and `cargo test` also get
+/// `CANDLE_NUM_THREADS=1` from the workspace's `.cargo/config.toml`, so tests need
+/// not call this.
+pub fn tune_process(tuning: Tuning) {
     if tuning.keep_freed_memory {
         keep_freed_memory();
     }
-    let set = tuning.one_candle_thread
+    let wanted = tuning.one_candle_thread
         && std::env::var_os("CANDLE_NUM_THREADS").is_none();
+    let set = wanted && single_threaded();
     if set {
-        // SAFETY: the caller promises that no other thread exists yet (see
-        // `# Safety`).
+        // SAFETY: `single_threaded` found this thread alone in the process, and
+        // only this thread could start another: no thread can read the environment
+        // while it changes.
         unsafe { std::env::set_var("CANDLE_NUM_THREADS", "1") };
+    } else if wanted {
+        eprintln!(
+            "tune_process: CANDLE_NUM_THREADS left unset (other threads may run); \
+             set it to 1 in the environment for steady speed"
+        );
     }
     // Start candle's pool now, so that the setting takes effect here, and say so if
     // a candle operation already started it with more threads.
@@ -160,6 +168,12 @@ pub unsafe fn tune_process(tuning: Tuning) {
             "tune_process: candle's pool started earlier and keeps {workers} extra threads"
         );
     }
+}
+
+/// Whether the calling thread is the process's only one: a single entry in
+/// `/proc/self/task` (Linux); `false` where that cannot be read.
+fn single_threaded() -> bool {
+    std::fs::read_dir("/proc/self/task").is_ok_and(|d| d.count() == 1)
 }
 
 fn keep_freed_memory() {
