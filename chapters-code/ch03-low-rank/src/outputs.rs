@@ -122,8 +122,8 @@ pub(crate) fn figures(
         ),
         (
             "rank_vs_beta.svg",
-            "rank at tolerance 1e-3",
-            "numerical rank, tol 1e-3 (mean)",
+            "numerical rank at relative tolerance 10⁻³",
+            "numerical rank at relative tolerance 10⁻³ (mean)",
         ),
     ] {
         let mut series = Vec::new();
@@ -202,11 +202,14 @@ pub(crate) fn figures(
     };
     out.push(("effective_rank_vs_ratio.svg".to_string(), chart.to_svg()?));
 
-    // Causal log-determinant against β, per n.
-    let series: Vec<Series> = cfg
-        .ns
+    // Causal log-determinant against β, per n: every line a causal matrix, in the
+    // causal decoder's colour, told apart by its line, solid for the smallest n.
+    let mut ns = cfg.ns.clone();
+    ns.sort_unstable();
+    let series: Vec<Series> = ns
         .iter()
-        .map(|&nn| {
+        .enumerate()
+        .map(|(kn, &nn)| {
             Series::new(
                 format!("n={nn}"),
                 cfg.betas
@@ -217,6 +220,8 @@ pub(crate) fn figures(
                     })
                     .collect(),
             )
+            .architecture(Architecture::CausalDecoder)
+            .dash([Dash::Solid, Dash::Dashed, Dash::Dotted, Dash::Long][kn % 4])
         })
         .collect();
     let title = format!("Causal attention: exact log₁₀ det A (d = {d})");

@@ -4,7 +4,7 @@ use ch04_zero_shot::Arch;
 use transformer::chapter::{Outputs, Spread, Table};
 use transformer::io::thousands;
 use transformer::plot::{
-    Architecture, Dash, Group, IntervalChart, LineChart, Series,
+    Architecture, Dash, Group, IntervalChart, LineChart, PALETTE, Series,
 };
 
 use crate::*;
@@ -267,7 +267,8 @@ fn su_table(r: &Report) -> String {
 
 /// A contender's line: its architecture's colour (as in every figure of the
 /// book), solid at depth `L`, dashed at `2L` or with shared stacks, dotted at
-/// `L/2`.
+/// `L/2`; the prefix LM at `L` long-dashed, so that the causal decoder's solid
+/// line at `L`, which it nearly covers, shows through its gaps.
 fn contender_style(c: &Contender) -> (Option<Architecture>, Dash) {
     let arch = match c.arch {
         Arch::Causal => Architecture::CausalDecoder,
@@ -277,6 +278,7 @@ fn contender_style(c: &Contender) -> (Option<Architecture>, Dash) {
     let dash = match (c.shared, c.depth) {
         (true, _) | (false, Depth::TwoL) => Dash::Dashed,
         (false, Depth::HalfL) => Dash::Dotted,
+        (false, Depth::L) if arch == Architecture::NonCausalDecoder => Dash::Long,
         (false, Depth::L) => Dash::Solid,
     };
     (Some(arch), dash)
@@ -341,20 +343,28 @@ fn curves_chart(r: &Report, by_flops: bool) -> anyhow::Result<String> {
     loss_chart(curves, by_flops, "held-out loss (nats per token), mean over seeds")
 }
 
-/// Each matched comparison's held-out loss difference with its interval; zero
-/// dashed.
+/// Each matched comparison's held-out loss difference with its interval, in
+/// black (a difference is no architecture); zero dashed. The comparisons are
+/// numbered 1, 2, ... as the rows of the matchups table: their keys are too wide
+/// to stand side by side under the axis.
 fn matchup_chart(r: &Report) -> anyhow::Result<String> {
     let categories: Vec<String> =
-        r.matchups.iter().map(|m| m.matchup.key.to_string()).collect();
+        (1..=r.matchups.len()).map(|i| i.to_string()).collect();
     let d: Vec<&Difference> =
         r.matchups.iter().map(|m| &m.differences["heldout_loss"]).collect();
-    let groups = [Group::new(
-        "held-out loss, A − B (nats per token), mean and 95% interval",
-        d.iter().map(|d| (d.mean, d.ci_low, d.ci_high)).collect(),
-    )];
+    let groups = [Group {
+        colour: Some(PALETTE[6]),
+        ..Group::new(
+            "held-out loss, A − B (nats per token), mean and 95% interval",
+            d.iter().map(|d| (d.mean, d.ci_low, d.ci_high)).collect(),
+        )
+    }];
     let lo = d.iter().map(|d| d.ci_low).fold(0.0, f64::min);
     let hi = d.iter().map(|d| d.ci_high).fold(0.0, f64::max);
     let pad = 0.1 * (hi - lo).max(1e-3);
+    // As many decimals as ticks about a tenth of the range apart need.
+    let span = hi - lo + 2.0 * pad;
+    let y_decimals = (-(span / 10.0).log10()).ceil().max(0.0) as usize;
     let zeros = vec![0.0; categories.len()];
     IntervalChart {
         title: "",
@@ -363,7 +373,7 @@ fn matchup_chart(r: &Report) -> anyhow::Result<String> {
         y_label: "A − B (nats per token)",
         reference: Some((&zeros, "no difference")),
         y_range: (lo - pad, hi + pad),
-        y_decimals: 2,
+        y_decimals,
     }
     .to_svg()
 }
@@ -377,11 +387,7 @@ fn su_chart(r: &Report) -> anyhow::Result<String> {
             (e.heads == Heads::Bidirectional).then_some(Architecture::Encoder);
         (e.name, e.curve.as_slice(), arch, Dash::Solid)
     });
-    loss_chart(
-        curves,
-        false,
-        "held-out MLM loss (nats per masked token), mean over seeds",
-    )
+    loss_chart(curves, false, "held-out MLM loss (nats per masked token)")
 }
 
 pub fn outputs(r: &Report) -> anyhow::Result<Outputs> {

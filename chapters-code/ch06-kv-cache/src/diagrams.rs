@@ -6,7 +6,13 @@
 //! The figures are written as SVG by hand, element for element as the library's
 //! plots write them (`transformer::plot`, through plotters): a white background, so
 //! that they stay readable under mdBook's dark themes, `sans-serif` text, the
-//! library's palette and black outlines.
+//! library's palette and black outlines, and the title as an SVG `<title>`, not
+//! drawn (the caption under the figure carries it).
+//!
+//! Their colours are states of a row, not architectures, so they take none of the
+//! architectures' colours (`transformer::plot::architecture_colour`): grey for
+//! what is kept, sky blue for what is new, orange for the work a step does again
+//! or queries.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -29,14 +35,14 @@ const BLACK: Rgb = Rgb(0, 0, 0);
 const WHITE: Rgb = Rgb(255, 255, 255);
 const GREY: Rgb = Rgb(110, 110, 110);
 /// Rows a step writes (the prompt's rows in prefill, one row per decoding step) and
-/// rows computed for a new turn.
-const WRITTEN: Rgb = palette(0);
-/// Rows kept from earlier steps or turns and reused as they are.
-const KEPT: Rgb = palette(2);
-/// Rows that depend on the new turn and must be computed again.
-const RECOMPUTED: Rgb = palette(1);
-/// Queries.
-const QUERY: Rgb = palette(3);
+/// rows computed for a new turn: sky blue.
+const WRITTEN: Rgb = palette(5);
+/// Rows kept from earlier steps or turns and reused as they are: grey.
+const KEPT: Rgb = Rgb(120, 120, 120);
+/// Rows that depend on the new turn and must be computed again: orange.
+const RECOMPUTED: Rgb = palette(4);
+/// Queries, the work a step does: orange too (the two never share a figure).
+const QUERY: Rgb = palette(4);
 /// Fill opacity of coloured cells: dark enough to tell the colours apart, light
 /// enough for the black outlines.
 const FILL: f64 = 0.6;
@@ -60,6 +66,8 @@ enum Anchor {
 
 /// An SVG document written element by element.
 struct Svg {
+    /// Written as the `<title>` element, not drawn.
+    title: String,
     body: String,
     width: i32,
     height: i32,
@@ -70,8 +78,9 @@ fn escape(s: &str) -> String {
 }
 
 impl Svg {
-    fn new(width: i32, height: i32) -> Self {
-        let mut svg = Svg { body: String::new(), width, height };
+    fn new(title: &str, width: i32, height: i32) -> Self {
+        let mut svg =
+            Svg { title: title.to_string(), body: String::new(), width, height };
         svg.rect((0, 0), (width, height), Some((WHITE, 1.0)), None);
         svg
     }
@@ -176,7 +185,9 @@ impl Svg {
     fn finish(self) -> String {
         let (w, h) = (self.width, self.height);
         format!(
-            "<svg width=\"{w}\" height=\"{h}\" viewBox=\"0 0 {w} {h}\" xmlns=\"http://www.w3.org/2000/svg\">\n{}</svg>\n",
+            "<svg width=\"{w}\" height=\"{h}\" viewBox=\"0 0 {w} {h}\" xmlns=\"http://www.w3.org/2000/svg\">\n\
+             <title>{}</title>\n{}</svg>\n",
+            escape(&self.title),
             self.body
         )
     }
@@ -232,19 +243,19 @@ pub fn kv_cache_growth(g: &Growth) -> String {
     let col = WIDTH / panels;
     let max_rows = (g.prompt + g.steps) as i32;
     let row_h = (240 / max_rows).clamp(3, 12);
-    let grid_top = 100;
+    let grid_top = 80;
     let grid_bottom = grid_top + max_rows * row_h;
-    let height = grid_bottom + 150;
-    let mut svg = Svg::new(WIDTH, height);
-    svg.text(
-        &format!("A KV cache growing one row per step (one head of one layer, d_head = {})", g.head_dim),
-        (WIDTH / 2, 18),
-        14.0,
-        Anchor::Middle,
-        BLACK,
+    let height = grid_bottom + 164;
+    let mut svg = Svg::new(
+        &format!(
+            "A KV cache growing one row per step (one head of one layer, head size {})",
+            g.head_dim
+        ),
+        WIDTH,
+        height,
     );
-    svg.arrow((20, 34), (WIDTH - 52, 34));
-    svg.text("time", (WIDTH - 46, 34), 11.0, Anchor::Start, GREY);
+    svg.arrow((20, 14), (WIDTH - 52, 14));
+    svg.text("time", (WIDTH - 46, 14), 12.0, Anchor::Start, GREY);
     for p in 0..panels {
         let x0 = p * col;
         let rows = g.prompt as i32 + p;
@@ -256,8 +267,8 @@ pub fn kv_cache_growth(g: &Growth) -> String {
                 format!("feeds 1 token, position {}", rows - 1),
             )
         };
-        svg.text(&title, (x0 + col / 2, 54), 13.0, Anchor::Middle, BLACK);
-        svg.text(&subtitle, (x0 + col / 2, 71), 11.0, Anchor::Middle, BLACK);
+        svg.text(&title, (x0 + col / 2, 34), 13.0, Anchor::Middle, BLACK);
+        svg.text(&subtitle, (x0 + col / 2, 51), 12.0, Anchor::Middle, BLACK);
         let (qx, qw) = (x0 + 14, 26);
         let (kx, vx, w) = (x0 + 70, x0 + 128, 48);
         for (x, w, label) in [(qx, qw, "Q"), (kx, w, "K"), (vx, w, "V")] {
@@ -328,14 +339,14 @@ pub fn kv_cache_growth(g: &Growth) -> String {
             svg.text(
                 "query i reads",
                 (x0 + col / 2, grid_bottom + 16),
-                11.0,
+                12.0,
                 Anchor::Middle,
                 BLACK,
             );
             svg.text(
                 "rows 0 … i (causal)",
                 (x0 + col / 2, grid_bottom + 30),
-                11.0,
+                12.0,
                 Anchor::Middle,
                 BLACK,
             );
@@ -355,14 +366,14 @@ pub fn kv_cache_growth(g: &Growth) -> String {
             svg.text(
                 &format!("its query reads all {rows} rows"),
                 (x0 + col / 2, grid_bottom + 16),
-                11.0,
+                12.0,
                 Anchor::Middle,
                 BLACK,
             );
             svg.text(
                 "+1 row of K, +1 of V",
                 (x0 + col / 2, grid_bottom + 30),
-                11.0,
+                12.0,
                 Anchor::Middle,
                 BLACK,
             );
@@ -382,12 +393,22 @@ pub fn kv_cache_growth(g: &Growth) -> String {
     let note = legend + 28;
     svg.text(
         &format!(
-            "The whole cache: {} layers × {} heads of these, {} bytes per token in f32.",
+            "Each row holds {} numbers (the head size). The whole cache, {} layers × {} heads of these,",
+            g.head_dim,
             g.n_layers,
             g.n_kv_heads,
-            thousands(g.bytes_per_token)
         ),
         (WIDTH / 2, note),
+        12.0,
+        Anchor::Middle,
+        BLACK,
+    );
+    svg.text(
+        &format!(
+            "grows by {} bytes per token in f32.",
+            thousands(g.bytes_per_token)
+        ),
+        (WIDTH / 2, note + 18),
         12.0,
         Anchor::Middle,
         BLACK,
@@ -398,7 +419,7 @@ pub fn kv_cache_growth(g: &Growth) -> String {
             g.prompt + 1,
             g.first_step_speedup
         ),
-        (WIDTH / 2, note + 18),
+        (WIDTH / 2, note + 36),
         12.0,
         Anchor::Middle,
         BLACK,
@@ -446,21 +467,18 @@ pub fn two_turns(
     let cell = (grid_w / tokens).clamp(2, 24);
     let grid_w = cell * tokens;
     let split = gx + cell * history as i32;
-    let row_h = 12;
+    let row_h = 14;
     let panel_h = 20 + n_layers * row_h + 16;
-    let panels_top = 92;
+    let panels_top = 72;
     let panels_bottom = panels_top + TWO_TURN_ROWS.len() as i32 * panel_h;
     let height = panels_bottom + 118;
-    let mut svg = Svg::new(WIDTH, height);
-    svg.text(
+    let mut svg = Svg::new(
         "Turn 2 arrives: which cached keys and values of turn 1 stay valid",
-        (WIDTH / 2, 18),
-        14.0,
-        Anchor::Middle,
-        BLACK,
+        WIDTH,
+        height,
     );
     // The timeline: turn 1's tokens, already cached, then turn 2's.
-    let strip = 58;
+    let strip = 38;
     svg.text(
         &format!("turn 1: {history} tokens, cached"),
         ((gx + split) / 2, strip - 16),
@@ -489,9 +507,9 @@ pub fn two_turns(
         );
     }
     svg.rect((gx, strip - 6), (grid_w, 12), None, Some((BLACK, 1)));
-    svg.text("tokens", (gx - 8, strip), 11.0, Anchor::End, BLACK);
+    svg.text("tokens", (gx - 8, strip), 12.0, Anchor::End, BLACK);
     svg.arrow((gx, strip + 16), (gx + grid_w, strip + 16));
-    svg.text("time", (gx + grid_w + 8, strip + 16), 11.0, Anchor::Start, GREY);
+    svg.text("time", (gx + grid_w + 8, strip + 16), 12.0, Anchor::Start, GREY);
     svg.line(
         &[(split, strip - 26), (split, panels_bottom - 10)],
         BLACK,
@@ -509,7 +527,7 @@ pub fn two_turns(
             svg.text(
                 &format!("layer {l}"),
                 (gx - 8, y + row_h / 2),
-                10.0,
+                12.0,
                 Anchor::End,
                 BLACK,
             );
@@ -550,7 +568,7 @@ pub fn two_turns(
         svg.text(
             &format!("turn-1 rows: {kept} kept, {redo} recomputed · turn-2 rows: {fresh} new"),
             (gx + grid_w, top + 8),
-            11.0,
+            12.0,
             Anchor::End,
             BLACK,
         );
@@ -579,7 +597,7 @@ pub fn two_turns(
     svg.text(
         "A row: one position's keys and values in one layer, as the invalidation experiment measured them.",
         (WIDTH / 2, legend + 28),
-        11.0,
+        12.0,
         Anchor::Middle,
         GREY,
     );
@@ -647,7 +665,8 @@ mod tests {
         let svg = kv_cache_growth(&growth());
         well_formed(&svg);
         for label in [
-            "d_head = 32",
+            "<title>A KV cache growing one row per step (one head of one layer, head size 32)</title>",
+            "Each row holds 32 numbers (the head size)",
             "prefill",
             "16 prompt tokens at once",
             "decoding step 3",
@@ -684,6 +703,7 @@ mod tests {
             "prefix_lm &lt;label&gt;",
             "cross &lt;label&gt;",
             "layer 3",
+            "<title>Turn 2 arrives: which cached keys and values of turn 1 stay valid</title>",
             "thrown away",
         ] {
             assert!(svg.contains(label), "{label} missing");

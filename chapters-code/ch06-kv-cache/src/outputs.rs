@@ -6,7 +6,7 @@ use transformer::chapter::round_sig;
 use transformer::io::thousands;
 
 use transformer::chapter::Outputs;
-use transformer::plot::{Architecture, Dash, LineChart, Series};
+use transformer::plot::{Architecture, Dash, LineChart, PALETTE, Series};
 
 use crate::*;
 
@@ -194,11 +194,14 @@ pub fn outputs(o: &Outcome) -> Result<Outputs> {
             Series::new(
                 "without cache (run everything again)",
                 ctx(&|i| tim.decode[i].ms_full),
-            ),
+            )
+            .architecture(Architecture::CausalDecoder)
+            .dash(Dash::Dashed),
             Series::new(
                 "with KV cache (newest token only)",
                 ctx(&|i| tim.decode[i].ms_cached),
-            ),
+            )
+            .architecture(Architecture::CausalDecoder),
         ],
     }
     .to_svg()?;
@@ -213,8 +216,10 @@ pub fn outputs(o: &Outcome) -> Result<Outputs> {
             Series::new(
                 "predicted by counted FLOPs",
                 ctx(&|i| rep.decode[i].predicted_speedup),
-            ),
-            Series::new("measured", ctx(&|i| tim.decode[i].measured_speedup)),
+            )
+            .colour(PALETTE[6]),
+            Series::new("measured", ctx(&|i| tim.decode[i].measured_speedup))
+                .colour(PALETTE[4]),
         ],
     }
     .to_svg()?;
@@ -237,19 +242,28 @@ pub fn outputs(o: &Outcome) -> Result<Outputs> {
             })
             .collect()
     };
+    let mut flops = per_turn(&|s| {
+        rep.dialogue[s.name()]
+            .cumulative_flops
+            .iter()
+            .map(|&f| f as f64 / 1e9)
+            .collect()
+    });
+    // Where the recomputing causal decoder costs exactly what the prefix LM costs,
+    // the prefix LM's line, drawn after it, would hide it: a halo shows it.
+    let d = &rep.dialogue;
+    if d["causal_recompute"].cumulative_flops == d["prefix_lm"].cumulative_flops {
+        for s in &mut flops {
+            s.halo |= s.label == Strategy::CausalRecompute.label();
+        }
+    }
     let svg = LineChart {
         title: "Cumulative compute of a dialogue",
         x_label: "turn",
         y_label: "cumulative GFLOP (counted)",
         log_x: false,
         log_y: false,
-        series: &per_turn(&|s| {
-            rep.dialogue[s.name()]
-                .cumulative_flops
-                .iter()
-                .map(|&f| f as f64 / 1e9)
-                .collect()
-        }),
+        series: &flops,
     }
     .to_svg()?;
     out.file("dialogue_flops.svg", svg)?;
@@ -264,7 +278,7 @@ pub fn outputs(o: &Outcome) -> Result<Outputs> {
     .to_svg()?;
     out.file("dialogue_time.svg", svg)?;
 
-    let shift_series: Vec<Series> =
+    let mut shift_series: Vec<Series> =
         ["causal", "prefix_frozen", "prefix_lm", "encoder", "cross"]
             .iter()
             .map(|k| {
@@ -281,6 +295,18 @@ pub fn outputs(o: &Outcome) -> Result<Outputs> {
                 .dash(dash)
             })
             .collect();
+    // Where the causal decoder and the frozen prefix move the history alike (both
+    // not at all, bit for bit), the frozen prefix's dashes, drawn after, would hide
+    // the causal decoder: a halo shows it.
+    let same = |a: &ShiftRow, b: &ShiftRow| {
+        a.layers.iter().map(|l| l.relative).eq(b.layers.iter().map(|l| l.relative))
+    };
+    let inv = &rep.invalidation;
+    if same(&inv["causal"], &inv["prefix_frozen"]) {
+        for s in &mut shift_series {
+            s.halo |= s.label == inv["causal"].label;
+        }
+    }
     let svg = LineChart {
         title: "How far a new turn moves the cached keys and values of the history",
         x_label: "layer",

@@ -2,7 +2,7 @@
 //! and the figures.
 
 use transformer::chapter::{Outputs, Table};
-use transformer::plot::{Architecture, LineChart, Series};
+use transformer::plot::{Architecture, Dash, LineChart, Series};
 
 use crate::claims::claims;
 use crate::counts::Count;
@@ -206,14 +206,19 @@ pub fn outputs(o: &Outcome) -> anyhow::Result<Outputs> {
         log_x: false,
         log_y: false,
         series: &[
+            // One causal decoder, in its colour: dashed where it recomputes, as in
+            // chapter 6's dialogue figures.
             Series::new(
                 "recompute the conversation each turn",
                 cumulative(&|t| t.recomputed_cumulative_ms),
-            ),
+            )
+            .architecture(Architecture::CausalDecoder)
+            .dash(Dash::Dashed),
             Series::new(
                 "keep the KV cache across turns",
                 cumulative(&|t| t.kept_cumulative_ms),
-            ),
+            )
+            .architecture(Architecture::CausalDecoder),
         ],
     };
     out.file("chat_time.svg", chat_time.to_svg()?)?;

@@ -97,6 +97,8 @@ pub enum Dash {
     Dashed,
     /// Short dashes, almost dots.
     Dotted,
+    /// Long dashes with short gaps, a fourth style where three do not suffice.
+    Long,
 }
 
 /// One line of a line chart.
@@ -108,12 +110,22 @@ pub struct Series {
     /// architecture.
     pub colour: Option<RGBColor>,
     pub dash: Dash,
+    /// Also draw the series as a wide, light band under every line (and under its
+    /// legend sample): for a series that another one covers exactly, so that the
+    /// reader still sees it.
+    pub halo: bool,
 }
 
 impl Series {
     /// A solid line in the next palette colour.
     pub fn new(label: impl Into<String>, points: Vec<(f64, f64)>) -> Series {
-        Series { label: label.into(), points, colour: None, dash: Dash::Solid }
+        Series {
+            label: label.into(),
+            points,
+            colour: None,
+            dash: Dash::Solid,
+            halo: false,
+        }
     }
 
     /// The same series in a fixed colour.
@@ -129,6 +141,11 @@ impl Series {
     /// The same series drawn `dash`.
     pub fn dash(self, dash: Dash) -> Series {
         Series { dash, ..self }
+    }
+
+    /// The same series with a wide, light band under it (see [`Series::halo`]).
+    pub fn with_halo(self) -> Series {
+        Series { halo: true, ..self }
     }
 }
 
@@ -162,6 +179,7 @@ fn draw_line(
         Dash::Solid => root.draw(&PathElement::new(pts, style)),
         Dash::Dashed => root.draw(&DashedPathElement::new(pts, 8, 5, style)),
         Dash::Dotted => root.draw(&DashedPathElement::new(pts, 3, 4, style)),
+        Dash::Long => root.draw(&DashedPathElement::new(pts, 16, 4, style)),
     }
     .map_err(err)
 }
@@ -192,6 +210,8 @@ const LEGEND_PX: f64 = 14.0;
 const LEGEND_ROW: f64 = 21.0;
 const WIDTH: u32 = 720;
 const HEIGHT: u32 = 440;
+/// Opacity of a [`Series::halo`] band.
+const HALO_OPACITY: f64 = 0.3;
 const GRID: RGBColor = RGBColor(222, 222, 222);
 
 fn err<E: std::fmt::Debug>(e: E) -> anyhow::Error {
@@ -671,6 +691,15 @@ impl LineChart<'_> {
         let fixed: Vec<Option<RGBColor>> =
             self.series.iter().map(|s| s.colour).collect();
         let colours = colours(&fixed);
+        // Halos first, so that every line runs over them.
+        for (i, pts) in l.lines.iter().enumerate() {
+            if self.series[i].halo {
+                let pix: Vec<(i32, i32)> =
+                    pts.iter().map(|&(x, y)| at(x, y)).collect();
+                let band = colours[i].mix(HALO_OPACITY).stroke_width(9);
+                draw_line(root, pix, band, Dash::Solid)?;
+            }
+        }
         for (i, pts) in l.lines.iter().enumerate() {
             let c = colours[i];
             let pix: Vec<(i32, i32)> = pts.iter().map(|&(x, y)| at(x, y)).collect();
@@ -730,6 +759,10 @@ impl LineChart<'_> {
         let entry = |i: usize, x: f64, cy: f64| -> anyhow::Result<()> {
             let c = colours[i];
             let sample = vec![at(x, cy), at(x + 26.0, cy)];
+            if self.series[i].halo {
+                let band = c.mix(HALO_OPACITY).stroke_width(9);
+                draw_line(root, sample.clone(), band, Dash::Solid)?;
+            }
             draw_line(root, sample, c.stroke_width(2), self.series[i].dash)?;
             if l.markers[i] {
                 root.draw(&Circle::new(at(x + 13.0, cy), 4, c.filled()))
@@ -1129,9 +1162,12 @@ impl IntervalChart<'_> {
             }
             if let Some((_, label)) = self.reference {
                 let y = 6 + 22 * ng.div_ceil(3) as i32;
+                // Dashed as the reference marks are, so the key matches them.
                 legend
-                    .draw(&PathElement::new(
-                        vec![(62, y + 7), (78, y + 7)],
+                    .draw(&DashedPathElement::new(
+                        vec![(54, y + 7), (80, y + 7)],
+                        6,
+                        4,
                         BLACK.stroke_width(1),
                     ))
                     .map_err(err)?;
