@@ -96,23 +96,19 @@ class Gpt(torch.nn.Module):
             "head.weight": self.head.weight,
         }
         for i, b in enumerate(self.blocks):
-            p = f"blocks.{i}."
-            names.update(
-                {
-                    p + "ln_attn.gain": b.ln_attn.weight,
-                    p + "ln_attn.bias": b.ln_attn.bias,
-                    p + "attn.qkv.weight": b.qkv.weight,
-                    p + "attn.qkv.bias": b.qkv.bias,
-                    p + "attn.out.weight": b.out.weight,
-                    p + "attn.out.bias": b.out.bias,
-                    p + "ln_mlp.gain": b.ln_mlp.weight,
-                    p + "ln_mlp.bias": b.ln_mlp.bias,
-                    p + "mlp.up.weight": b.up.weight,
-                    p + "mlp.up.bias": b.up.bias,
-                    p + "mlp.down.weight": b.down.weight,
-                    p + "mlp.down.bias": b.down.bias,
-                }
-            )
+            # Each module of a block under our name, and what we call its weight
+            # (a LayerNorm's is its gain); every one has a bias too.
+            for ours, module, weight in [
+                ("ln_attn", b.ln_attn, "gain"),
+                ("attn.qkv", b.qkv, "weight"),
+                ("attn.out", b.out, "weight"),
+                ("ln_mlp", b.ln_mlp, "gain"),
+                ("mlp.up", b.up, "weight"),
+                ("mlp.down", b.down, "weight"),
+            ]:
+                p = f"blocks.{i}.{ours}."
+                names[p + weight] = module.weight
+                names[p + "bias"] = module.bias
         expected = {f"{PREFIX}.{n}" for n in names}
         if set(w) != expected:
             raise SystemExit(f"weights differ: missing {expected - set(w)}, extra {set(w) - expected}")

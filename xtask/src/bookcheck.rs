@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex};
 
 use anyhow::{Context, Result, bail};
 use mdbook_driver::MDBook;
-use mdbook_driver::book::BookItem;
+use mdbook_driver::book::{Book, BookItem};
 use mdbook_driver::config::HtmlConfig;
 use mdbook_preprocessor::Preprocessor;
 use tracing::{Event, Level, Subscriber, field::Field, field::Visit};
@@ -212,6 +212,30 @@ pub const PREPROCESSORS: [&str; 3] = ["values", "math", "tables"];
 /// The command book.toml declares for preprocessor `name`.
 pub fn preprocess_command(name: &str) -> String {
     format!("cargo xtask preprocess {name}")
+}
+
+/// A preprocessor's pass over the book: each chapter's content becomes what
+/// `rewrite` makes of it. Every failure of every chapter, named by its chapter, is
+/// collected, and the pass fails with all of them under `heading`.
+pub(crate) fn rewrite_chapters(
+    book: &mut Book,
+    heading: &str,
+    rewrite: impl Fn(&str) -> std::result::Result<String, Vec<String>>,
+) -> Result<()> {
+    let mut errors = Vec::new();
+    book.for_each_mut(|item| {
+        if let BookItem::Chapter(ch) = item {
+            match rewrite(&ch.content) {
+                Ok(s) => ch.content = s,
+                Err(es) => errors
+                    .extend(es.into_iter().map(|e| format!("{}: {e}", ch.name))),
+            }
+        }
+    });
+    if !errors.is_empty() {
+        bail!("{heading}:\n  {}", errors.join("\n  "));
+    }
+    Ok(())
 }
 
 /// Write the MathML stylesheet and fonts into `dir` (the book's `mathml/` folder,

@@ -18,9 +18,12 @@
 //!   crossed by a
 //!   data line (a polyline of stroke width 1.5 or more that is not inside the box).
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
+use support::segment_meets_rect;
 
 use anyhow::{Context, Result, bail};
+
+use crate::files_under;
 
 /// One `<text>`: anchor, `text-anchor`, whether it is rotated, font size and
 /// content.
@@ -220,33 +223,6 @@ fn min_width(s: &str, size: f64) -> f64 {
     em * size
 }
 
-/// Whether the segment `p`–`q` touches the rectangle `r` (left, top, right,
-/// bottom).
-fn segment_meets_rect(p: (f64, f64), q: (f64, f64), r: [f64; 4]) -> bool {
-    let (dx, dy) = (q.0 - p.0, q.1 - p.1);
-    let (mut t0, mut t1) = (0.0f64, 1.0f64);
-    for (d, room) in
-        [(-dx, p.0 - r[0]), (dx, r[2] - p.0), (-dy, p.1 - r[1]), (dy, r[3] - p.1)]
-    {
-        if d == 0.0 {
-            if room < 0.0 {
-                return false;
-            }
-        } else {
-            let t = room / d;
-            if d < 0.0 {
-                t0 = t0.max(t);
-            } else {
-                t1 = t1.min(t);
-            }
-            if t0 > t1 {
-                return false;
-            }
-        }
-    }
-    true
-}
-
 fn inside(p: (f64, f64), r: [f64; 4]) -> bool {
     (r[0]..=r[2]).contains(&p.0) && (r[1]..=r[3]).contains(&p.1)
 }
@@ -361,27 +337,14 @@ pub fn problems(svg: &str) -> Vec<String> {
     out
 }
 
-fn svgs(dir: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
-    for entry in std::fs::read_dir(dir)
-        .with_context(|| format!("reading {}", dir.display()))?
-    {
-        let path = entry?.path();
-        if path.is_dir() {
-            svgs(&path, out)?;
-        } else if path.extension().is_some_and(|e| e == "svg") {
-            out.push(path);
-        }
-    }
-    Ok(())
-}
-
 /// Check every `*.svg` under `dirs`; fail naming each file and problem. Returns how
 /// many figures were checked.
 pub fn check_dirs(dirs: &[PathBuf]) -> Result<usize> {
     let mut files = Vec::new();
     for d in dirs {
-        svgs(d, &mut files)?;
+        files.extend(files_under(d)?);
     }
+    files.retain(|f| f.extension().is_some_and(|e| e == "svg"));
     files.sort();
     let mut found = Vec::new();
     for f in &files {

@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::chapters::Chapter;
+use crate::files_under;
 
 #[derive(Debug, Serialize, Deserialize, PartialEq)]
 pub struct Manifest {
@@ -16,20 +17,6 @@ pub struct Manifest {
     /// SHA-256 over the chapter crate's and the shared library's sources, the
     /// workspace manifest and the lock file.
     pub source_hash: String,
-}
-
-fn files_under(dir: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
-    for entry in std::fs::read_dir(dir)
-        .with_context(|| format!("reading {}", dir.display()))?
-    {
-        let path = entry?.path();
-        if path.is_dir() {
-            files_under(&path, out)?;
-        } else {
-            out.push(path);
-        }
-    }
-    Ok(())
 }
 
 /// The crates under `chapters-code/` that `package` depends on, directly or through
@@ -77,7 +64,7 @@ pub fn source_hash(root: &Path, ch: &Chapter) -> Result<String> {
     for krate in local_crates(root, ch.package)? {
         let dir = root.join("chapters-code").join(&krate);
         files.push(dir.join("Cargo.toml"));
-        files_under(&dir.join("src"), &mut files)?;
+        files.extend(files_under(&dir.join("src"))?);
     }
     files.sort();
     let mut h = Sha256::new();

@@ -287,6 +287,14 @@ fn cargo(root: &Path) -> Command {
     c
 }
 
+/// `cargo run --release --quiet` of the workspace binary that `target` names
+/// (`-p PACKAGE`, and `--bin NAME` where the package has several), with `args`.
+fn cargo_run(root: &Path, target: &[&str], args: &[&str]) -> Command {
+    let mut c = cargo(root);
+    c.args(["run", "--release", "--quiet"]).args(target).arg("--").args(args);
+    c
+}
+
 fn status(mut cmd: Command) -> Result<()> {
     let shown = format!("{cmd:?}");
     let st = cmd.status().with_context(|| format!("starting {shown}"))?;
@@ -340,19 +348,7 @@ fn fetch_models(root: &Path, binary: Option<&Path>) -> Command {
         c.current_dir(root).arg("fetch");
         return c;
     }
-    let mut c = cargo(root);
-    c.args([
-        "run",
-        "--release",
-        "--quiet",
-        "-p",
-        "real-models",
-        "--bin",
-        "fetch-models",
-        "--",
-        "fetch",
-    ]);
-    c
+    cargo_run(root, &["-p", "real-models", "--bin", "fetch-models"], &["fetch"])
 }
 
 /// Environment variable that makes a failed model fetch an error of the book
@@ -395,7 +391,7 @@ fn record_time(root: &Path, run: Option<(&Chapter, f64)>) -> Result<()> {
         v["chapters"][ch.id] = serde_json::json!({
             "package": ch.package,
             "seconds": (seconds * 10.0).round() / 10.0,
-            "cpu": cpu_name(),
+            "cpu": support::cpu_name(),
             "threads": threads,
         });
     }
@@ -417,20 +413,6 @@ fn record_time(root: &Path, run: Option<(&Chapter, f64)>) -> Result<()> {
     }
     write_replace(&path, &(serde_json::to_string_pretty(&v)? + "\n"))?;
     write_replace(&dir.join("times.md"), &table)
-}
-
-/// The processor's name as the operating system reports it (Linux's
-/// `/proc/cpuinfo`), or "unknown CPU".
-fn cpu_name() -> String {
-    std::fs::read_to_string("/proc/cpuinfo")
-        .ok()
-        .and_then(|t| {
-            t.lines()
-                .find(|l| l.starts_with("model name"))
-                .and_then(|l| l.split_once(':'))
-                .map(|(_, name)| name.trim().to_string())
-        })
-        .unwrap_or_else(|| "unknown CPU".to_string())
 }
 
 fn write_replace(path: &Path, text: &str) -> Result<()> {
@@ -527,17 +509,7 @@ fn test(root: &Path, skip_browser: bool) -> Result<()> {
     step("cargo test (release, insta in CI mode)", || status(tests()))?;
     if has_exercises(root) {
         step("exercises check", || {
-            let mut c = cargo(root);
-            c.args([
-                "run",
-                "--release",
-                "--quiet",
-                "-p",
-                "exercises",
-                "--",
-                "check",
-            ]);
-            status(c)
+            status(cargo_run(root, &["-p", "exercises"], &["check"]))
         })?;
     }
     step("results are fresh", || {

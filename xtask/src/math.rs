@@ -6,11 +6,13 @@
 //! Invalid LaTeX fails the build.
 
 use anyhow::{Result, bail};
-use mdbook_driver::book::{Book, BookItem};
+use mdbook_driver::book::Book;
 use mdbook_preprocessor::{Preprocessor, PreprocessorContext};
 use pulldown_latex::{
     Parser, RenderConfig, Storage, config::DisplayMode, push_mathml,
 };
+
+use crate::bookcheck::rewrite_chapters;
 
 pub struct Math;
 
@@ -213,18 +215,9 @@ impl Preprocessor for Math {
     }
 
     fn run(&self, _ctx: &PreprocessorContext, mut book: Book) -> Result<Book> {
-        let mut errors = Vec::new();
-        book.for_each_mut(|item| {
-            if let BookItem::Chapter(ch) = item {
-                match process(&ch.content) {
-                    Ok(s) => ch.content = s,
-                    Err(e) => errors.push(format!("{}: {e:#}", ch.name)),
-                }
-            }
-        });
-        if !errors.is_empty() {
-            bail!("math could not be rendered:\n  {}", errors.join("\n  "));
-        }
+        rewrite_chapters(&mut book, "math could not be rendered", |text| {
+            process(text).map_err(|e| vec![format!("{e:#}")])
+        })?;
         Ok(book)
     }
 }

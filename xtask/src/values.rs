@@ -26,9 +26,11 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 
 use anyhow::{Context, Result, anyhow, bail};
-use mdbook_driver::book::{Book, BookItem};
+use mdbook_driver::book::Book;
 use mdbook_preprocessor::{Preprocessor, PreprocessorContext};
 use serde_json::Value;
+
+use crate::bookcheck::rewrite_chapters;
 
 pub struct Values {
     /// The folder holding one sub-folder of results per chapter.
@@ -304,32 +306,16 @@ impl Preprocessor for Values {
     }
 
     fn run(&self, _ctx: &PreprocessorContext, mut book: Book) -> Result<Book> {
-        let mut errors = Vec::new();
-        book.for_each_mut(|item| {
-            if let BookItem::Chapter(ch) = item {
-                let expanded = expand(&ch.content, |s| self.lookup(s))
-                    .and_then(|t| {
-                        expand_directive(&t, "{{#claim ", |s| self.claim(s))
+        let heading = "generated values could not be filled in";
+        rewrite_chapters(&mut book, heading, |text| {
+            expand(text, |s| self.lookup(s))
+                .and_then(|t| expand_directive(&t, "{{#claim ", |s| self.claim(s)))
+                .and_then(|t| {
+                    expand_directive(&t, "{{#verdict ", |s| {
+                        check_verdict(s, |f| self.page(f))
                     })
-                    .and_then(|t| {
-                        expand_directive(&t, "{{#verdict ", |s| {
-                            check_verdict(s, |f| self.page(f))
-                        })
-                    });
-                match expanded {
-                    Ok(s) => ch.content = s,
-                    Err(es) => errors.extend(
-                        es.into_iter().map(|e| format!("{}: {e}", ch.name)),
-                    ),
-                }
-            }
-        });
-        if !errors.is_empty() {
-            bail!(
-                "generated values could not be filled in:\n  {}",
-                errors.join("\n  ")
-            );
-        }
+                })
+        })?;
         Ok(book)
     }
 }

@@ -2,7 +2,7 @@
 //! code and lock file.
 
 use std::fs;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use xtask::chapters::Chapter;
 use xtask::fresh::{stale, write_manifest};
@@ -10,26 +10,39 @@ use xtask::fresh::{stale, write_manifest};
 static CHAPTERS: &[Chapter] =
     &[Chapter { id: "ch09", package: "ch09-demo", models: false }];
 
-fn workspace(root: &Path) {
+/// A crate under `chapters-code/` named `name`, with `lib` as its one source file;
+/// returns its folder.
+fn add_crate(root: &Path, name: &str, lib: &str) -> PathBuf {
+    let dir = root.join("chapters-code").join(name);
+    fs::create_dir_all(dir.join("src")).unwrap();
+    fs::write(dir.join("Cargo.toml"), format!("[package]\nname = \"{name}\"\n"))
+        .unwrap();
+    fs::write(dir.join("src/lib.rs"), lib).unwrap();
+    dir
+}
+
+/// A workspace in a temporary folder with the chapter `ch09-demo`, the shared
+/// library and no generated outputs yet.
+fn workspace() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
     fs::write(root.join("Cargo.toml"), "[workspace]\n").unwrap();
     fs::write(root.join("Cargo.lock"), "version = 4\n").unwrap();
     for krate in ["ch09-demo", "transformer"] {
-        let dir = root.join("chapters-code").join(krate);
-        fs::create_dir_all(dir.join("src")).unwrap();
-        fs::write(
-            dir.join("Cargo.toml"),
-            format!("[package]\nname = \"{krate}\"\n"),
-        )
-        .unwrap();
-        fs::write(dir.join("src/lib.rs"), "pub fn f() {}\n").unwrap();
+        add_crate(root, krate, "pub fn f() {}\n");
     }
     fs::create_dir_all(root.join("book/generated/ch09")).unwrap();
+    dir
+}
+
+/// Whether the chapter's outputs count as fresh.
+fn fresh(root: &Path) -> bool {
+    stale(root, CHAPTERS).unwrap().is_empty()
 }
 
 #[test]
 fn outputs_without_a_manifest_are_stale() {
-    let dir = tempfile::tempdir().unwrap();
-    workspace(dir.path());
+    let dir = workspace();
     let s = stale(dir.path(), CHAPTERS).unwrap();
     assert_eq!(s.len(), 1);
     assert!(s[0].reason.contains("missing"), "{}", s[0].reason);
@@ -37,9 +50,8 @@ fn outputs_without_a_manifest_are_stale() {
 
 #[test]
 fn a_manifest_makes_outputs_fresh_until_code_or_lock_file_change() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = workspace();
     let root = dir.path();
-    workspace(root);
     let edits: [(&str, &str); 4] = [
         ("chapters-code/ch09-demo/src/lib.rs", "pub fn f() { let _ = 1; }\n"),
         ("chapters-code/transformer/src/lib.rs", "pub fn g() {}\n"),
@@ -48,10 +60,7 @@ fn a_manifest_makes_outputs_fresh_until_code_or_lock_file_change() {
     ];
     for (file, text) in edits {
         write_manifest(root, &CHAPTERS[0]).unwrap();
-        assert!(
-            stale(root, CHAPTERS).unwrap().is_empty(),
-            "fresh right after writing the manifest"
-        );
+        assert!(fresh(root), "fresh right after writing the manifest");
         fs::write(root.join(file), text).unwrap();
         let s = stale(root, CHAPTERS).unwrap();
         assert_eq!(s.len(), 1, "editing {file} must make the outputs stale");
@@ -61,26 +70,20 @@ fn a_manifest_makes_outputs_fresh_until_code_or_lock_file_change() {
 
 #[test]
 fn line_endings_do_not_change_the_hash() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = workspace();
     let root = dir.path();
-    workspace(root);
     write_manifest(root, &CHAPTERS[0]).unwrap();
     fs::write(root.join("chapters-code/ch09-demo/src/lib.rs"), "pub fn f() {}\r\n")
         .unwrap();
-    assert!(stale(root, CHAPTERS).unwrap().is_empty());
+    assert!(fresh(root));
 }
 
 #[test]
 fn a_chapter_that_reuses_an_earlier_chapters_code_goes_stale_when_that_code_changes()
  {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = workspace();
     let root = dir.path();
-    workspace(root);
-    let earlier = root.join("chapters-code/ch08-earlier");
-    fs::create_dir_all(earlier.join("src")).unwrap();
-    fs::write(earlier.join("Cargo.toml"), "[package]\nname = \"ch08-earlier\"\n")
-        .unwrap();
-    fs::write(earlier.join("src/lib.rs"), "pub fn e() {}\n").unwrap();
+    let earlier = add_crate(root, "ch08-earlier", "pub fn e() {}\n");
     let manifest = "[package]\nname = \"ch09-demo\"\n\n[dependencies]\ntransformer.workspace = true\n\
                     ch08-earlier = { path = \"../ch08-earlier\" }\n\n[dev-dependencies]\n";
     fs::write(root.join("chapters-code/ch09-demo/Cargo.toml"), manifest).unwrap();
@@ -89,7 +92,7 @@ fn a_chapter_that_reuses_an_earlier_chapters_code_goes_stale_when_that_code_chan
         ["ch09-demo", "transformer", "ch08-earlier"]
     );
     write_manifest(root, &CHAPTERS[0]).unwrap();
-    assert!(stale(root, CHAPTERS).unwrap().is_empty());
+    assert!(fresh(root));
     fs::write(earlier.join("src/lib.rs"), "pub fn e() { let _ = 2; }\n").unwrap();
     let s = stale(root, CHAPTERS).unwrap();
     assert_eq!(

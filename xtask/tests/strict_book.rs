@@ -61,6 +61,20 @@ fn edit(root: &Path, file: &str, from: &str, to: &str) {
     fs::write(&p, text.replace(from, to)).unwrap();
 }
 
+/// List one more page, `file` titled `title`, after the fixture's page, and write
+/// it with `text`.
+fn add_page(root: &Path, title: &str, file: &str, text: &str) {
+    let listed = format!("- [Page](page.md)\n- [{title}]({file})");
+    edit(root, "src/SUMMARY.md", "- [Page](page.md)", &listed);
+    fs::write(root.join("src").join(file), text).unwrap();
+}
+
+/// Build the book at `root`, which must succeed, and return the HTML of `page`.
+fn built_page(root: &Path, page: &str) -> String {
+    let built = bookcheck::build(root).unwrap();
+    fs::read_to_string(built.out_dir.join(page)).unwrap()
+}
+
 #[test]
 fn the_valid_fixture_builds_with_values_math_and_code() {
     let dir = fixture();
@@ -72,69 +86,42 @@ fn the_valid_fixture_builds_with_values_math_and_code() {
     assert!(built.out_dir.join("mathml/styles.css").is_file());
 }
 
-#[test]
-fn a_missing_include_file_fails() {
-    let dir = fixture();
-    edit(
-        dir.path(),
-        "src/page.md",
-        "../code/lib.rs:shown",
-        "../code/missing.rs:shown",
-    );
-    assert!(error_of(dir.path()).contains("missing.rs"));
-}
-
-#[test]
-fn a_missing_anchor_fails() {
-    let dir = fixture();
-    edit(dir.path(), "src/page.md", "lib.rs:shown", "lib.rs:hidden");
-    assert!(error_of(dir.path()).contains("no anchor `hidden`"));
-}
-
-#[test]
-fn an_empty_anchor_fails() {
-    let dir = fixture();
-    edit(dir.path(), "code/lib.rs", "pub fn shown() -> u32 { 7 }\n", "");
-    assert!(error_of(dir.path()).contains("empty"));
-}
-
-#[test]
-fn an_unknown_html_setting_fails() {
-    let dir = fixture();
-    edit(
-        dir.path(),
-        "book.toml",
-        "default-theme = \"light\"",
-        "default-theme = \"light\"\nmathjax-suport = true",
-    );
-    assert!(error_of(dir.path()).contains("output.html"));
-}
-
-#[test]
-fn a_book_toml_without_the_preprocessor_commands_is_refused() {
-    let dir = fixture();
-    edit(
-        dir.path(),
+/// Edits that each break the fixture one way mdBook would let pass: in `file`,
+/// `from` becomes `to`, and the build's error must name `names`.
+const BROKEN_BY_ONE_EDIT: [(&str, &str, &str, &str); 9] = [
+    // A missing include file.
+    ("src/page.md", "lib.rs:shown", "missing.rs:shown", "missing.rs"),
+    // A missing anchor.
+    ("src/page.md", "lib.rs:shown", "lib.rs:hidden", "no anchor `hidden`"),
+    // An empty anchor.
+    ("code/lib.rs", "pub fn shown() -> u32 { 7 }\n", "", "empty"),
+    // An unknown [output.html] setting (a misspelt key).
+    ("book.toml", "\"light\"", "\"light\"\nmathjax-suport = true", "output.html"),
+    // A book.toml without the preprocessor commands.
+    (
         "book.toml",
         "command = \"cargo xtask preprocess math\"",
         "command = \"mdbook-math\"",
-    );
-    let e = error_of(dir.path());
-    assert!(e.contains("[preprocessor.math]"), "{e}");
-}
+        "[preprocessor.math]",
+    ),
+    // A missing generated value.
+    ("src/page.md", "ch09.answer", "ch09.question", "question"),
+    // Invalid math.
+    ("src/page.md", "$x^2$", "$\\frac{x}$", "LaTeX"),
+    // A page listed in the summary but missing from disk.
+    ("src/SUMMARY.md", "(page.md)", "(page.md)\n- [Gone](gone.md)", "gone"),
+    // A book that would create missing pages.
+    ("book.toml", "missing = false", "missing = true", "create-missing"),
+];
 
 #[test]
-fn a_missing_generated_value_fails() {
-    let dir = fixture();
-    edit(dir.path(), "src/page.md", "ch09.answer", "ch09.question");
-    assert!(error_of(dir.path()).contains("question"));
-}
-
-#[test]
-fn invalid_math_fails() {
-    let dir = fixture();
-    edit(dir.path(), "src/page.md", "$x^2$", "$\\frac{x}$");
-    assert!(error_of(dir.path()).contains("LaTeX"));
+fn each_broken_edit_fails_naming_the_problem() {
+    for (file, from, to, names) in BROKEN_BY_ONE_EDIT {
+        let dir = fixture();
+        edit(dir.path(), file, from, to);
+        let e = error_of(dir.path());
+        assert!(e.contains(names), "`{from}` -> `{to}` in {file}: {e}");
+    }
 }
 
 #[test]
@@ -142,31 +129,6 @@ fn a_missing_figure_fails() {
     let dir = fixture();
     fs::remove_file(dir.path().join("src/generated/ch09/fig.svg")).unwrap();
     assert!(error_of(dir.path()).contains("missing image"));
-}
-
-#[test]
-fn a_page_missing_from_disk_fails() {
-    let dir = fixture();
-    edit(
-        dir.path(),
-        "src/SUMMARY.md",
-        "- [Page](page.md)",
-        "- [Page](page.md)\n- [Gone](gone.md)",
-    );
-    let e = error_of(dir.path());
-    assert!(e.contains("gone"), "{e}");
-}
-
-#[test]
-fn a_book_that_would_create_missing_pages_is_refused() {
-    let dir = fixture();
-    edit(
-        dir.path(),
-        "book.toml",
-        "create-missing = false",
-        "create-missing = true",
-    );
-    assert!(error_of(dir.path()).contains("create-missing"));
 }
 
 #[test]
@@ -180,34 +142,24 @@ fn a_citation_missing_from_the_references_page_fails_and_a_listed_one_builds() {
     );
     let e = error_of(dir.path());
     assert!(e.contains("page.md cites arXiv 1911.02150"), "{e}");
-    edit(
+    add_page(
         dir.path(),
-        "src/SUMMARY.md",
-        "- [Page](page.md)",
-        "- [Page](page.md)\n- [References](references.md)",
-    );
-    fs::write(
-        dir.path().join("src/references.md"),
+        "References",
+        "references.md",
         "# References\n\n- Noam Shazeer. \"Fast Transformer Decoding.\" arXiv 1911.02150.\n",
-    )
-    .unwrap();
+    );
     bookcheck::build(dir.path()).unwrap();
 }
 
 #[test]
 fn an_uncited_reference_fails() {
     let dir = fixture();
-    edit(
+    add_page(
         dir.path(),
-        "src/SUMMARY.md",
-        "- [Page](page.md)",
-        "- [Page](page.md)\n- [References](references.md)",
-    );
-    fs::write(
-        dir.path().join("src/references.md"),
+        "References",
+        "references.md",
         "# References\n\n- Nie et al. \"Large Language Diffusion Models.\" arXiv 2502.09992.\n",
-    )
-    .unwrap();
+    );
     let e = error_of(dir.path());
     assert!(e.contains("cited by no page") && e.contains("2502.09992"), "{e}");
 }
@@ -247,8 +199,7 @@ fn a_claim_that_does_not_hold_fails() {
         "{err}"
     );
     edit(root, "src/generated/ch09/claims.json", "false", "true");
-    let built = bookcheck::build(root).unwrap();
-    let html = fs::read_to_string(built.out_dir.join("page.html")).unwrap();
+    let html = built_page(root, "page.html");
     assert!(html.contains("it grows at every size"), "claim text not rendered");
 }
 
@@ -256,17 +207,12 @@ fn a_claim_that_does_not_hold_fails() {
 fn a_glossary_term_used_before_its_link_fails_and_a_linked_first_use_builds() {
     let dir = fixture();
     let root = dir.path();
-    edit(
+    add_page(
         root,
-        "src/SUMMARY.md",
-        "- [Page](page.md)",
-        "- [Page](page.md)\n- [Glossary](glossary.md)",
-    );
-    fs::write(
-        root.join("src/glossary.md"),
+        "Glossary",
+        "glossary.md",
         "# Glossary\n\n<a id=\"token\"></a>**Token.** A piece of text that a model reads.\n",
-    )
-    .unwrap();
+    );
     edit(
         root,
         "src/page.md",
@@ -286,8 +232,7 @@ fn a_glossary_term_used_before_its_link_fails_and_a_linked_first_use_builds() {
         "Each token counts",
         "Each [token](glossary.md#token) counts",
     );
-    let built = bookcheck::build(root).unwrap();
-    let html = fs::read_to_string(built.out_dir.join("glossary.html")).unwrap();
+    let html = built_page(root, "glossary.html");
     assert!(
         html.contains("id=\"token\""),
         "the glossary entry has no anchor in the HTML"

@@ -241,6 +241,25 @@ struct TorchResults {
     decode: Option<DecodeResult>,
 }
 
+/// PyTorch's training and decoding speeds in tokens per second, where it measured
+/// them.
+fn torch_tokens_per_s(torch: Option<&TorchResults>) -> (Option<f64>, Option<f64>) {
+    let train = torch.and_then(|t| t.train.as_ref()).map(|t| t.tokens_per_s);
+    let decode = torch.and_then(|t| t.decode.as_ref()).map(|t| t.tokens_per_s);
+    (train, decode)
+}
+
+/// The line under one of our measurements that compares it with PyTorch's, if
+/// there is one.
+fn print_against_torch(ours: f64, torch: Option<f64>) {
+    if let Some(t) = torch {
+        println!(
+            "        PyTorch {t:.0} tokens/s; ours / PyTorch = {:.2}",
+            ours / t
+        );
+    }
+}
+
 fn settings(cli: &Cli, levers: &Levers) -> anyhow::Result<Settings> {
     let mut cfg = match cli.config {
         Preset::Tiny => Config::tiny(),
@@ -305,14 +324,20 @@ fn train_config(steps: usize, seed: u64, kernels: Kernels) -> TrainConfig {
     }
 }
 
+/// The reference model and its parameters, initialised from `seed`.
+fn new_model(s: &Settings, seed: u64) -> anyhow::Result<(ParamStore, DecoderOnly)> {
+    let store = ParamStore::new(seed);
+    let model = DecoderOnly::new(&s.cfg, store.vb().pp("gpt"))?;
+    Ok((store, model))
+}
+
 fn bench_train(
     s: &Settings,
     steps: usize,
     warmup: usize,
     seed: u64,
 ) -> anyhow::Result<TrainResult> {
-    let store = ParamStore::new(seed);
-    let model = DecoderOnly::new(&s.cfg, store.vb().pp("gpt"))?;
+    let (store, model) = new_model(s, seed)?;
     let ones = Tensor::ones((s.batch, s.seq), DType::F32, &DEVICE)?;
     let mut starts = Vec::new();
     let log = train(
@@ -355,8 +380,7 @@ fn bench_decode(
     reps: usize,
     seed: u64,
 ) -> anyhow::Result<DecodeResult> {
-    let store = ParamStore::new(seed);
-    let model = DecoderOnly::new(&s.cfg, store.vb().pp("gpt"))?;
+    let (_store, model) = new_model(s, seed)?;
     let mut r = transformer::rng::stream(seed, "prompt");
     let new_tokens = s.seq - prompt;
     let generate = |ids: &Tensor| -> anyhow::Result<Vec<u32>> {
@@ -402,8 +426,7 @@ fn bench_decode(
 /// and save input ids with the logits we compute for them, for the PyTorch equality
 /// check.
 fn save_weights(s: &Settings, path: &Path, seed: u64) -> anyhow::Result<()> {
-    let store = ParamStore::new(seed);
-    let model = DecoderOnly::new(&s.cfg, store.vb().pp("gpt"))?;
+    let (store, model) = new_model(s, seed)?;
     let ones = Tensor::ones((s.batch, s.seq), DType::F32, &DEVICE)?;
     train(
         &store,
@@ -598,8 +621,7 @@ fn write_book_outputs(
     dir: &Path,
 ) -> anyhow::Result<()> {
     use transformer::chapter::round_dp;
-    let tt = torch.and_then(|t| t.train.as_ref()).map(|t| t.tokens_per_s);
-    let td = torch.and_then(|t| t.decode.as_ref()).map(|t| t.tokens_per_s);
+    let (tt, td) = torch_tokens_per_s(torch);
     let train = m
         .train
         .as_ref()
@@ -706,6 +728,7 @@ fn run(cli: Cli, levers: &Levers) -> anyhow::Result<()> {
         ),
         None => None,
     };
+    let (torch_train, torch_decode) = torch_tokens_per_s(torch.as_ref());
     let mut m = Measured {
         threads,
         params,
@@ -718,22 +741,8 @@ fn run(cli: Cli, levers: &Levers) -> anyhow::Result<()> {
         anyhow::ensure!(!cli.ours_json.is_empty(), "mode report needs --ours-json");
         m = merge_best(&cli.ours_json)?;
         for (what, ours, theirs) in [
-            (
-                "train",
-                m.train.as_ref().map(|t| t.tokens_per_s),
-                torch
-                    .as_ref()
-                    .and_then(|t| t.train.as_ref())
-                    .map(|t| t.tokens_per_s),
-            ),
-            (
-                "decode",
-                m.decode.as_ref().map(|t| t.tokens_per_s),
-                torch
-                    .as_ref()
-                    .and_then(|t| t.decode.as_ref())
-                    .map(|t| t.tokens_per_s),
-            ),
+            ("train", m.train.as_ref().map(|t| t.tokens_per_s), torch_train),
+            ("decode", m.decode.as_ref().map(|t| t.tokens_per_s), torch_decode),
         ] {
             if let (Some(o), Some(t)) = (ours, theirs) {
                 println!(
@@ -752,13 +761,7 @@ fn run(cli: Cli, levers: &Levers) -> anyhow::Result<()> {
             "train:  {:>9.0} tokens/s  ({:.1} ms/step, loss {:.3} -> {:.3})",
             r.tokens_per_s, r.step_ms, r.first_loss, r.last_loss
         );
-        if let Some(t) = torch.as_ref().and_then(|t| t.train.as_ref()) {
-            println!(
-                "        PyTorch {:.0} tokens/s; ours / PyTorch = {:.2}",
-                t.tokens_per_s,
-                r.tokens_per_s / t.tokens_per_s
-            );
-        }
+        print_against_torch(r.tokens_per_s, torch_train);
         m.train = Some(r);
     }
     if matches!(cli.mode, Mode::Decode | Mode::All | Mode::Levers) {
@@ -773,13 +776,7 @@ fn run(cli: Cli, levers: &Levers) -> anyhow::Result<()> {
             "decode: {:>9.0} tokens/s  (batch {}, {} new tokens after a {}-token prompt)",
             r.tokens_per_s, r.batch, r.new_tokens, r.prompt
         );
-        if let Some(t) = torch.as_ref().and_then(|t| t.decode.as_ref()) {
-            println!(
-                "        PyTorch {:.0} tokens/s; ours / PyTorch = {:.2}",
-                t.tokens_per_s,
-                r.tokens_per_s / t.tokens_per_s
-            );
-        }
+        print_against_torch(r.tokens_per_s, torch_decode);
         m.decode = Some(r);
     }
     if let Some(p) = &cli.json {

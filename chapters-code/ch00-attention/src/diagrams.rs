@@ -139,15 +139,17 @@ pub fn families(layers: usize) -> anyhow::Result<String> {
             text(&root, title, (col * i as i32 + col / 2, 18), 14, true)?;
         }
         let (top, h, bottom) = (70, 70, 250);
-        // Encoder-only: tokens in, one bidirectional stack, a vector per token out.
-        let enc = Stack {
-            x: 25,
+        // The one stack of panel `i`, centred in its column.
+        let one_stack = |i: i32, label, bidirectional| Stack {
+            x: i * col + 25,
             y: top + 40,
             w: 140,
             h,
-            label: "encoder",
-            bidirectional: 1.0,
+            label,
+            bidirectional,
         };
+        // Encoder-only: tokens in, one bidirectional stack, a vector per token out.
+        let enc = one_stack(0, "encoder", 1.0);
         stack(&root, &enc, layers)?;
         feed(&root, 95, bottom, enc.y + h, "all tokens")?;
         emit(&root, 95, enc.y, top, "a vector per token")?;
@@ -178,27 +180,13 @@ pub fn families(layers: usize) -> anyhow::Result<String> {
         feed(&root, d.x + 40, bottom, d.y + h, "output so far")?;
         emit(&root, d.x + 40, d.y, top - 20, "next token")?;
         // Decoder-only: one causal stack over everything.
-        let dec = Stack {
-            x: 2 * col + 25,
-            y: top + 40,
-            w: 140,
-            h,
-            label: "decoder",
-            bidirectional: 0.0,
-        };
+        let dec = one_stack(2, "decoder", 0.0);
         stack(&root, &dec, layers)?;
         feed(&root, dec.x + 70, bottom, dec.y + h, "input, then output so far")?;
         emit(&root, dec.x + 70, dec.y, top, "next token")?;
         // Prefix LM: the same stack, bidirectional over the prefix, causal after
         // it.
-        let p = Stack {
-            x: 3 * col + 25,
-            y: top + 40,
-            w: 140,
-            h,
-            label: "one stack",
-            bidirectional: 0.45,
-        };
+        let p = one_stack(3, "one stack", 0.45);
         stack(&root, &p, layers)?;
         feed(&root, p.x + 30, bottom, p.y + h, "prefix")?;
         feed(&root, p.x + 105, bottom, p.y + h, "output so far")?;

@@ -13,35 +13,31 @@ pub mod outputs;
 
 pub use example::{Example, Worked, work};
 pub use outputs::outputs;
-use transformer::chapter::{Chapter, Outputs, Preset};
+pub use transformer::chapter::Chapter;
+use transformer::chapter::{Outputs, Preset};
 
 /// The on-ramp has nothing to set: the example is small by design.
 #[derive(Debug, Clone, Default, clap::Args)]
 pub struct Args {}
 
-/// The on-ramp, as the harness runs it.
-pub struct Attention;
+/// The on-ramp's one run: quick and default are the same example.
+#[derive(Debug, Clone, Copy)]
+pub struct Settings;
 
-impl Chapter for Attention {
-    const ID: &'static str = "ch00";
-    const PACKAGE: &'static str = env!("CARGO_PKG_NAME");
-    const ABOUT: &'static str = "Attention from scratch: one four-token example worked through every step under a \
-                                 bidirectional and a causal mask, and the four families as block diagrams.";
+impl Chapter for Settings {
     type Args = Args;
-    type Settings = Preset;
+    type Error = anyhow::Error;
 
-    fn settings(preset: Preset, _args: &Args) -> anyhow::Result<Preset> {
-        match preset {
-            Preset::Large => {
-                anyhow::bail!(
-                    "the on-ramp has no large configuration: its example is small by design"
-                )
-            }
-            p => Ok(p),
+    fn new(preset: Preset, _args: &Args) -> anyhow::Result<Settings> {
+        if preset == Preset::Large {
+            anyhow::bail!(
+                "the on-ramp has no large configuration: its example is small by design"
+            );
         }
+        Ok(Settings)
     }
 
-    fn run(_preset: &Preset) -> anyhow::Result<Outputs> {
+    fn run(&self) -> anyhow::Result<Outputs> {
         outputs(&work(&Example::book())?)
     }
 }

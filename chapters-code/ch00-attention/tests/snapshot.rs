@@ -3,12 +3,12 @@
 //! models run.
 
 use ch00_attention::example::library_attention;
-use ch00_attention::{Attention, Example, work};
+use ch00_attention::{Example, Settings, work};
 use transformer::MaskKind;
 
 #[test]
 fn the_worked_example_matches_the_snapshot() {
-    let out = transformer::chapter::quick::<Attention>().unwrap();
+    let out = transformer::chapter::quick::<Settings>().unwrap();
     insta::assert_json_snapshot!("example", out.results());
     for (name, claim) in out.claim_set().unwrap().iter() {
         assert!(claim.holds, "{name}: {}", claim.text);
@@ -30,16 +30,8 @@ fn the_hand_written_head_equals_the_library_attention() {
 
 #[test]
 fn the_command_line_keeps_the_harness_contract() {
-    transformer::chapter::check_cli(
+    transformer::chapter::check_cli::<ch00_attention::Settings>(
         env!("CARGO_BIN_EXE_ch00-attention"),
-        &[],
-        &[
-            "claims.json",
-            "families.svg",
-            "scores.md",
-            "causal_weights.md",
-            "bidirectional_output.md",
-        ],
-        &[(&["--n", "3"], "--n")],
+        "",
     );
 }

@@ -20,24 +20,4 @@ pub mod sharing;
 
 pub use report::{Computed, Report, compute, outputs, results_json};
 pub use settings::{Args, Settings, SettingsError};
-use transformer::chapter::{Chapter, Outputs, Preset};
-
-/// Chapter 1, as the harness runs it.
-pub struct FourMasks;
-
-impl Chapter for FourMasks {
-    const ID: &'static str = "ch01";
-    const PACKAGE: &'static str = env!("CARGO_PKG_NAME");
-    const ABOUT: &'static str = "One Transformer, four masks: attention maps, parameter and FLOP counts of the four \
-                                 architecture families, and one set of weights run as a causal and as a prefix decoder.";
-    type Args = Args;
-    type Settings = Settings;
-
-    fn settings(preset: Preset, args: &Args) -> anyhow::Result<Settings> {
-        Ok(Settings::new(preset, args)?)
-    }
-
-    fn run(settings: &Settings) -> anyhow::Result<Outputs> {
-        outputs(&compute(settings)?)
-    }
-}
+pub use transformer::chapter::Chapter;

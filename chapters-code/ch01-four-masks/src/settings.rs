@@ -3,8 +3,10 @@
 
 use serde::Serialize;
 use transformer::PositionKind;
-use transformer::chapter::Preset;
+use transformer::chapter::{Chapter, Outputs, Preset};
 use transformer::config::Config;
+
+use crate::{compute, outputs};
 
 /// The seed of every model in this chapter.
 pub const SEED: u64 = 1;
@@ -93,9 +95,11 @@ pub enum SettingsError {
     NoLarge,
 }
 
-impl Settings {
-    /// Settings from a preset, with optional overrides; every value is checked.
-    pub fn new(preset: Preset, args: &Args) -> Result<Self, SettingsError> {
+impl Chapter for Settings {
+    type Args = Args;
+    type Error = SettingsError;
+
+    fn new(preset: Preset, args: &Args) -> Result<Self, SettingsError> {
         let Args { seq_len, prefix_len } = *args;
         let config = config(preset)?;
         let (default_seq, default_prefix) = lengths(preset);
@@ -114,5 +118,9 @@ impl Settings {
             return Err(SettingsError::BadPrefix { prefix_len, max: seq_len - 1 });
         }
         Ok(Settings { preset, config, seq_len, prefix_len })
+    }
+
+    fn run(&self) -> anyhow::Result<Outputs> {
+        outputs(&compute(self)?)
     }
 }

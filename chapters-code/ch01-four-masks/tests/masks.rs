@@ -5,7 +5,7 @@
 use candle_core::Tensor;
 use ch01_four_masks::models::{Models, example, run_ed, run_stack};
 use ch01_four_masks::sharing::reach;
-use ch01_four_masks::{Args, Settings};
+use ch01_four_masks::{Args, Chapter, Settings};
 use proptest::prelude::*;
 use transformer::MaskKind;
 use transformer::chapter::Preset;
@@ -35,16 +35,29 @@ fn assert_follows(t: &Tensor, allows: impl Fn(usize, usize) -> bool, what: &str)
     }
 }
 
+/// The quick models on the example of `n` tokens, with a prefix of `k` in `1..n`
+/// drawn from `k_frac` in `[0, 1)`.
+fn setup(n: usize, k_frac: f64) -> (usize, Settings, Models, Vec<u32>) {
+    let k = 1 + ((n - 1) as f64 * k_frac) as usize % (n - 1);
+    let args = Args { seq_len: Some(n), prefix_len: Some(k) };
+    let s = Settings::new(Preset::Quick, &args).unwrap();
+    let models = Models::new(&s.config).unwrap();
+    let (ids, _) = example(&s);
+    (k, s, models, ids)
+}
+
+/// The three masks one decoder-only stack runs with, the prefix `k` tokens long.
+fn masks(k: usize) -> [MaskKind; 3] {
+    [MaskKind::Bidirectional, MaskKind::Causal, MaskKind::prefix(k)]
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(24))]
 
     #[test]
     fn models_attend_exactly_where_the_masks_allow(n in 2usize..14, k_frac in 0.0f64..1.0) {
-        let k = 1 + ((n - 1) as f64 * k_frac) as usize % (n - 1);
-        let s = Settings::new(Preset::Quick, &Args { seq_len: Some(n), prefix_len: Some(k) }).unwrap();
-        let models = Models::new(&s.config).unwrap();
-        let (ids, _) = example(&s);
-        for mask in [MaskKind::Bidirectional, MaskKind::Causal, MaskKind::prefix(k)] {
+        let (k, s, models, ids) = setup(n, k_frac);
+        for mask in masks(k) {
             let out = run_stack(&models.stack, &ids, &mask).unwrap();
             prop_assert_eq!(out.layers.len(), s.config.n_layers);
             for (l, layer) in out.layers.iter().enumerate() {
@@ -67,11 +80,8 @@ proptest! {
     fn a_token_reaches_exactly_the_outputs_the_mask_allows(n in 2usize..10, k_frac in 0.0f64..1.0) {
         // Through every layer: changing token j moves output i if and only if i may
         // attend to j.
-        let k = 1 + ((n - 1) as f64 * k_frac) as usize % (n - 1);
-        let s = Settings::new(Preset::Quick, &Args { seq_len: Some(n), prefix_len: Some(k) }).unwrap();
-        let models = Models::new(&s.config).unwrap();
-        let (ids, _) = example(&s);
-        for mask in [MaskKind::Bidirectional, MaskKind::Causal, MaskKind::prefix(k)] {
+        let (k, _, models, ids) = setup(n, k_frac);
+        for mask in masks(k) {
             let effect = reach(&models.stack, &ids, &mask).unwrap();
             for i in 0..n {
                 for j in 0..n {

@@ -1,12 +1,12 @@
 //! The quick configuration's report, snapshotted (numbers rounded in the report
 //! itself).
 
-use ch01_four_masks::{Args, FourMasks, Settings, compute};
+use ch01_four_masks::{Args, Chapter, Settings, compute};
 use transformer::chapter::{Preset, quick};
 
 #[test]
 fn quick_report_matches_the_snapshot() {
-    let out = quick::<FourMasks>().unwrap();
+    let out = quick::<Settings>().unwrap();
     insta::assert_json_snapshot!("quick_report", out.results());
     for file in ["families.md", "t5_accounting.md"] {
         insta::assert_snapshot!(
@@ -43,4 +43,26 @@ fn t5_accounting_holds_with_our_numbers() {
     assert!((1.0..1.25).contains(&t5.params_ratio_ed_to_2l), "{t5:?}");
     assert!((0.9..1.2).contains(&t5.flops_ratio_ed_to_l), "{t5:?}");
     assert!((0.45..0.7).contains(&t5.flops_ratio_ed_to_2l), "{t5:?}");
+}
+
+/// The binary keeps the harness's command-line contract (in this file, so that it
+/// runs beside the snapshot test rather than after it).
+#[test]
+fn the_command_line_keeps_the_harness_contract() {
+    transformer::chapter::check_cli::<Settings>(
+        env!("CARGO_BIN_EXE_ch01-four-masks"),
+        "--seq-len=6,--prefix-len=9 --seq-len=6,--prefix-len=6 --prefix-len=0 --seq-len=0 --seq-len=1000:max_len",
+    );
+}
+
+#[test]
+fn there_is_no_large_configuration() {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_ch01-four-masks"))
+        .args(["--config", "large", "--out", "/nonexistent/never-written"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("no large configuration")
+    );
 }

@@ -26,26 +26,5 @@ pub use outputs::*;
 pub use report::*;
 pub use settings::*;
 pub use training::*;
-use transformer::chapter::{Chapter, Outputs, Preset};
+pub use transformer::chapter::Chapter;
 pub use transformer::{IntoStaticStr, Named, VariantArray};
-
-/// Chapter 2, as the harness runs it.
-pub struct WhatTokensTeach;
-
-impl Chapter for WhatTokensTeach {
-    const ID: &'static str = "ch02";
-    const PACKAGE: &'static str = env!("CARGO_PKG_NAME");
-    const ABOUT: &'static str = "What each token teaches: a synthetic corpus and its BPE tokenizer, every pretraining \
-                                 objective applied to it, the fraction of positions that receive a loss, and one small \
-                                 model trained under full LM, prefix LM and masked LM for the same number of tokens seen.";
-    type Args = Args;
-    type Settings = Settings;
-
-    fn settings(preset: Preset, args: &Args) -> anyhow::Result<Settings> {
-        Ok(Settings::new(preset, args)?)
-    }
-
-    fn run(settings: &Settings) -> anyhow::Result<Outputs> {
-        outputs(&compute(settings)?)
-    }
-}

@@ -2,5 +2,8 @@
 //! figures, tables and numbers.
 
 fn main() -> std::process::ExitCode {
-    transformer::chapter::main::<ch02_what_tokens_teach::WhatTokensTeach>()
+    transformer::chapter::main::<ch02_what_tokens_teach::Settings>(
+        env!("CARGO_PKG_NAME"),
+        env!("CARGO_PKG_DESCRIPTION"),
+    )
 }

@@ -2,9 +2,11 @@
 
 use serde::Serialize;
 use transformer::PositionKind;
-use transformer::chapter::Preset;
+use transformer::chapter::{Chapter, Outputs, Preset};
 use transformer::config::Config;
 use transformer::tokenizer::Specials;
+
+use crate::{compute, outputs};
 
 /// The seed of the corpus, the tokenizer's training text, the models and the
 /// masking.
@@ -74,9 +76,11 @@ pub enum SettingsError {
     NoLarge,
 }
 
-impl Settings {
-    /// Settings from a preset, with optional overrides; every value is checked.
-    pub fn new(preset: Preset, args: &Args) -> Result<Self, SettingsError> {
+impl Chapter for Settings {
+    type Args = Args;
+    type Error = SettingsError;
+
+    fn new(preset: Preset, args: &Args) -> Result<Self, SettingsError> {
         let Args { steps, vocab_size, documents, seeds } = *args;
         let mut s = match preset {
             Preset::Quick => Settings {
@@ -144,6 +148,12 @@ impl Settings {
         Ok(s)
     }
 
+    fn run(&self) -> anyhow::Result<Outputs> {
+        outputs(&compute(self)?)
+    }
+}
+
+impl Settings {
     /// The model shared by the three training runs.
     pub fn model_config(&self, vocab_size: usize) -> Config {
         Config {

@@ -7,7 +7,7 @@ use serde::Serialize;
 use transformer::chapter::round_dp;
 use transformer::io::thousands;
 use transformer::loss::masked_cross_entropy;
-use transformer::objectives::{self, LmBatch, MlmConfig};
+use transformer::objectives::{self, LmBatch};
 use transformer::rng;
 use transformer::tokenizer::BpeTokenizer;
 use transformer::train::{self, StepLoss, TrainConfig, TrainLog};
@@ -28,10 +28,6 @@ pub enum Objective {
 }
 
 impl Objective {
-    /// Every variant, in declaration order (derived).
-    pub const ALL: &'static [Objective] =
-        <Objective as strum::VariantArray>::VARIANTS;
-
     pub fn label(self) -> &'static str {
         match self {
             Objective::FullLm => "full LM (causal decoder)",
@@ -52,17 +48,12 @@ impl Objective {
         match self {
             Objective::FullLm => objectives::full_lm(rows, sp),
             Objective::PrefixLm => objectives::prefix_lm(rows, r, sp),
-            Objective::MaskedLm => {
-                let short: Vec<Vec<u32>> =
-                    rows.iter().map(|x| x[..x.len() - 1].to_vec()).collect();
-                objectives::masked_lm(
-                    &short,
-                    r,
-                    sp,
-                    tok.vocab_size() as u32,
-                    &MlmConfig::default(),
-                )
-            }
+            Objective::MaskedLm => objectives::masked_lm_on_inputs(
+                rows,
+                r,
+                sp,
+                tok.vocab_size() as u32,
+            ),
         }
     }
 }

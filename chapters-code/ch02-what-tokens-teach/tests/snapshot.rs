@@ -1,7 +1,7 @@
 //! The quick configuration's report, snapshotted (numbers are rounded in the report
 //! itself).
 
-use ch02_what_tokens_teach::{Args, Settings, compute};
+use ch02_what_tokens_teach::{Args, Chapter, Settings, compute};
 use transformer::chapter::Preset;
 
 #[test]
@@ -28,4 +28,20 @@ fn quick_report_matches_the_snapshot() {
             text
         );
     }
+}
+
+/// The binary keeps the harness's command-line contract (in this file, so that it
+/// runs beside the snapshot test rather than after it).
+#[test]
+fn the_command_line_keeps_the_harness_contract() {
+    let quick = transformer::chapter::check_cli::<Settings>(
+        env!("CARGO_BIN_EXE_ch02-what-tokens-teach"),
+        "--steps=0 --vocab-size=100 --vocab-size=100000 --documents=3",
+    );
+    // The tokenizer a quick run writes loads, with the chapter's sentinels.
+    let tok = transformer::tokenizer::BpeTokenizer::load(
+        &quick.path.join("tokenizer.json"),
+    )
+    .unwrap();
+    assert_eq!(tok.specials.n_sentinels, ch02_what_tokens_teach::SENTINELS);
 }

@@ -34,25 +34,5 @@ pub use outputs::*;
 pub use report::*;
 pub use settings::*;
 pub use sweep::*;
-use transformer::chapter::{Chapter, Outputs, Preset};
+pub use transformer::chapter::Chapter;
 pub use transformer::{IntoStaticStr, Named, VariantArray};
-
-/// Chapter 3, as the harness runs it.
-pub struct LowRank;
-
-impl Chapter for LowRank {
-    const ID: &'static str = "ch03";
-    const PACKAGE: &'static str = env!("CARGO_PKG_NAME");
-    const ABOUT: &'static str = "The low-rank argument, on trial: rank, effective rank and conditioning of bidirectional \
-                                 and causal attention matrices, random and trained. Single points: the `probe` binary.";
-    type Args = Args;
-    type Settings = RunConfig;
-
-    fn settings(preset: Preset, _args: &Args) -> anyhow::Result<RunConfig> {
-        RunConfig::from_preset(preset)
-    }
-
-    fn run(settings: &RunConfig) -> anyhow::Result<Outputs> {
-        outputs(&compute(settings)?)
-    }
-}

@@ -2,5 +2,8 @@
 //! (One point of the sweep: the `probe` binary.)
 
 fn main() -> std::process::ExitCode {
-    transformer::chapter::main::<ch03_low_rank::LowRank>()
+    transformer::chapter::main::<ch03_low_rank::RunConfig>(
+        env!("CARGO_PKG_NAME"),
+        env!("CARGO_PKG_DESCRIPTION"),
+    )
 }

@@ -7,10 +7,11 @@ use transformer::io::thousands;
 use transformer::plot::{Architecture, Dash, LineChart, Series};
 
 use crate::collapse::{Variant, sci};
-use crate::trained::{Model, TrainedReport};
+use crate::trained::{MatrixSummary, Model, TrainedReport};
 use transformer::chapter::Outputs;
 
 use crate::*;
+use Scale::{Linear, Log};
 
 /// `results.json` (the report), `timings.json`, the figures and the tables.
 pub fn outputs(o: &Outcome) -> anyhow::Result<Outputs> {
@@ -72,6 +73,44 @@ fn dash(k: usize) -> Dash {
     [Dash::Solid, Dash::Dashed, Dash::Dotted][k % 3]
 }
 
+/// A series of `mask`'s matrices: in its architecture's colour, with the line of
+/// the `k`-th value of the second variable.
+fn mask_series(
+    label: String,
+    points: Vec<(f64, f64)>,
+    mask: Mask,
+    k: usize,
+) -> Series {
+    Series::new(label, points).architecture(architecture(mask)).dash(dash(k))
+}
+
+/// How an axis of a chart is scaled.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Scale {
+    Linear,
+    Log,
+}
+
+/// The figure `file`: a line chart of `series`, each axis with its label and
+/// scale.
+fn chart(
+    file: &str,
+    title: &str,
+    (x_label, x): (&str, Scale),
+    (y_label, y): (&str, Scale),
+    series: &[Series],
+) -> anyhow::Result<(String, String)> {
+    let chart = LineChart {
+        title,
+        x_label,
+        y_label,
+        log_x: x == Log,
+        log_y: y == Log,
+        series,
+    };
+    Ok((file.to_string(), chart.to_svg()?))
+}
+
 pub(crate) fn figures(
     cfg: &RunConfig,
     r: &Report,
@@ -89,29 +128,24 @@ pub(crate) fn figures(
         for &mask in Mask::VARIANTS {
             let sv = singular_values(crate::attention(s.as_ref(), mask).as_ref())?;
             let top = sv[0];
-            spectra.push(
-                Series::new(
-                    format!("{} β={beta}", label(mask)),
-                    sv.iter()
-                        .enumerate()
-                        .map(|(i, s)| ((i + 1) as f64, s / top))
-                        .collect(),
-                )
-                .architecture(architecture(mask))
-                .dash(dash(kb)),
-            );
+            spectra.push(mask_series(
+                format!("{} β={beta}", label(mask)),
+                sv.iter()
+                    .enumerate()
+                    .map(|(i, s)| ((i + 1) as f64, s / top))
+                    .collect(),
+                mask,
+                kb,
+            ));
         }
     }
-    let title = format!("Singular values of A (n = {n}, d = {d}, seed 0)");
-    let chart = LineChart {
-        title: &title,
-        x_label: "index i",
-        y_label: "σᵢ / σ₁",
-        log_x: false,
-        log_y: true,
-        series: &spectra,
-    };
-    out.push(("spectra.svg".to_string(), chart.to_svg()?));
+    out.push(chart(
+        "spectra.svg",
+        &format!("Singular values of A (n = {n}, d = {d}, seed 0)"),
+        ("index i", Linear),
+        ("σᵢ / σ₁", Log),
+        &spectra,
+    )?);
 
     // Effective rank and rank at 1e-3 against β.
     for (file, what, y_label) in [
@@ -144,23 +178,21 @@ pub(crate) fn figures(
                         )
                     })
                     .collect();
-                series.push(
-                    Series::new(format!("{} d={dd}", label(mask)), points)
-                        .architecture(architecture(mask))
-                        .dash(dash(kd)),
-                );
+                series.push(mask_series(
+                    format!("{} d={dd}", label(mask)),
+                    points,
+                    mask,
+                    kd,
+                ));
             }
         }
-        let title = format!("A's {what} against the temperature β (n = {n})");
-        let chart = LineChart {
-            title: &title,
-            x_label: "β",
-            y_label,
-            log_x: true,
-            log_y: false,
-            series: &series,
-        };
-        out.push((file.to_string(), chart.to_svg()?));
+        out.push(chart(
+            file,
+            &format!("A's {what} against the temperature β (n = {n})"),
+            ("β", Log),
+            (y_label, Linear),
+            &series,
+        )?);
     }
 
     // Effective rank / n against n / d, averaged over (n, d) pairs with the same
@@ -185,22 +217,21 @@ pub(crate) fn figures(
                     (x as f64, ys.iter().sum::<f64>() / ys.len() as f64)
                 })
                 .collect();
-            series.push(
-                Series::new(format!("{} β={beta}", label(mask)), points)
-                    .architecture(architecture(mask))
-                    .dash(dash(kb)),
-            );
+            series.push(mask_series(
+                format!("{} β={beta}", label(mask)),
+                points,
+                mask,
+                kb,
+            ));
         }
     }
-    let chart = LineChart {
-        title: "Effective rank / n against n / d",
-        x_label: "n / d",
-        y_label: "effective rank / n",
-        log_x: true,
-        log_y: false,
-        series: &series,
-    };
-    out.push(("effective_rank_vs_ratio.svg".to_string(), chart.to_svg()?));
+    out.push(chart(
+        "effective_rank_vs_ratio.svg",
+        "Effective rank / n against n / d",
+        ("n / d", Log),
+        ("effective rank / n", Linear),
+        &series,
+    )?);
 
     // Causal log-determinant against β, per n: every line a causal matrix, in the
     // causal decoder's colour, told apart by its line, solid for the smallest n.
@@ -224,49 +255,41 @@ pub(crate) fn figures(
             .dash([Dash::Solid, Dash::Dashed, Dash::Dotted, Dash::Long][kn % 4])
         })
         .collect();
-    let title = format!("Causal attention: exact log₁₀ det A (d = {d})");
-    let chart = LineChart {
-        title: &title,
-        x_label: "β",
-        y_label: "log₁₀ det A",
-        log_x: true,
-        log_y: false,
-        series: &series,
-    };
-    out.push(("causal_log_det.svg".to_string(), chart.to_svg()?));
+    out.push(chart(
+        "causal_log_det.svg",
+        &format!("Causal attention: exact log₁₀ det A (d = {d})"),
+        ("β", Log),
+        ("log₁₀ det A", Linear),
+        &series,
+    )?);
 
     // Rank collapse with depth.
     let mut series = Vec::new();
     for (kv, &variant) in Variant::VARIANTS.iter().enumerate() {
         for &mask in Mask::VARIANTS {
             let s = &r.collapse.series[variant.name()][mask.name()];
-            series.push(
-                Series::new(
-                    format!("{}, {}", variant.label(), mask.name()),
-                    s.log10_mean
-                        .iter()
-                        .enumerate()
-                        .map(|(l, &y)| (l as f64, 10f64.powf(y)))
-                        .collect(),
-                )
-                .architecture(architecture(mask))
-                .dash(dash(kv)),
-            );
+            series.push(mask_series(
+                format!("{}, {}", variant.label(), mask.name()),
+                s.log10_mean
+                    .iter()
+                    .enumerate()
+                    .map(|(l, &y)| (l as f64, 10f64.powf(y)))
+                    .collect(),
+                mask,
+                kv,
+            ));
         }
     }
-    let title = format!(
-        "Distance to rank 1 with depth (n = {}, d = {})",
-        r.collapse.n, r.collapse.d
-    );
-    let chart = LineChart {
-        title: &title,
-        x_label: "layer",
-        y_label: "‖X − 1μᵀ‖ / ‖X‖",
-        log_x: false,
-        log_y: true,
-        series: &series,
-    };
-    out.push(("collapse.svg".to_string(), chart.to_svg()?));
+    out.push(chart(
+        "collapse.svg",
+        &format!(
+            "Distance to rank 1 with depth (n = {}, d = {})",
+            r.collapse.n, r.collapse.d
+        ),
+        ("layer", Linear),
+        ("‖X − 1μᵀ‖ / ‖X‖", Log),
+        &series,
+    )?);
 
     // Trained models: effective rank per head, before and after training, for the k
     // × k block (causal decoder against prefix LM) and for the whole n × n matrix.
@@ -315,15 +338,13 @@ pub(crate) fn figures(
                 }
             }
         }
-        let chart = LineChart {
-            title: &title,
-            x_label: "head (layer 1 first)",
-            y_label: "effective rank (held-out mean)",
-            log_x: false,
-            log_y: false,
-            series: &series,
-        };
-        out.push((file.to_string(), chart.to_svg()?));
+        out.push(chart(
+            file,
+            &title,
+            ("head (layer 1 first)", Linear),
+            ("effective rank (held-out mean)", Linear),
+            &series,
+        )?);
     }
     Ok(out)
 }
@@ -534,6 +555,17 @@ fn ordered(
         .filter_map(|m| t.models.get(m.name()).map(|r| (m.name(), r)))
 }
 
+/// A measure of a trained head's matrix: its column, its value, its digits.
+type HeadMeasure = (&'static str, fn(&MatrixSummary) -> f64, usize);
+
+/// The measures both tables of trained heads show.
+const HEAD_MEASURES: [HeadMeasure; 4] = [
+    ("effective rank", |m| m.effective_rank, 1),
+    ("rank @1e-3", |m| m.rank_1e3, 1),
+    ("stable rank", |m| m.stable_rank, 2),
+    ("log₁₀ cond", |m| m.log10_cond, 1),
+];
+
 fn trained_tables(t: &TrainedReport) -> Vec<(String, String)> {
     let mut out = Vec::new();
     let headers = h(&[
@@ -563,19 +595,11 @@ fn trained_tables(t: &TrainedReport) -> Vec<(String, String)> {
     else {
         return out;
     };
-    let headers = h(&[
-        "layer",
-        "head",
-        "effective rank, causal",
-        "effective rank, prefix",
-        "rank @1e-3, causal",
-        "rank @1e-3, prefix",
-        "stable rank, causal",
-        "stable rank, prefix",
-        "log₁₀ cond, causal",
-        "log₁₀ cond, prefix",
-        "rank of ln A, prefix",
-    ]);
+    let mut headers = h(&["layer", "head"]);
+    for (what, _, _) in HEAD_MEASURES {
+        headers.extend([format!("{what}, causal"), format!("{what}, prefix")]);
+    }
+    headers.push("rank of ln A, prefix".to_string());
     let mut rows = Vec::new();
     for i in 0..c.init.len() {
         let blk = |heads: &[crate::trained::HeadSummary]| {
@@ -583,49 +607,38 @@ fn trained_tables(t: &TrainedReport) -> Vec<(String, String)> {
         };
         let (ci, ct, pi, pt) =
             (blk(&c.init), blk(&c.trained), blk(&p.init), blk(&p.trained));
-        rows.push(vec![
+        let mut row = vec![
             (c.init[i].layer + 1).to_string(),
             (c.init[i].head + 1).to_string(),
-            arrow(ci.effective_rank, ct.effective_rank, 1),
-            arrow(pi.effective_rank, pt.effective_rank, 1),
-            arrow(ci.rank_1e3, ct.rank_1e3, 1),
-            arrow(pi.rank_1e3, pt.rank_1e3, 1),
-            arrow(ci.stable_rank, ct.stable_rank, 2),
-            arrow(pi.stable_rank, pt.stable_rank, 2),
-            arrow(ci.log10_cond, ct.log10_cond, 1),
-            arrow(pi.log10_cond, pt.log10_cond, 1),
-            arrow_opt(pi.log_rank, pt.log_rank, 1),
-        ]);
+        ];
+        for (_, f, digits) in HEAD_MEASURES {
+            row.push(arrow(f(&ci), f(&ct), digits));
+            row.push(arrow(f(&pi), f(&pt), digits));
+        }
+        row.push(arrow_opt(pi.log_rank, pt.log_rank, 1));
+        rows.push(row);
     }
     out.push(("trained_block.md".to_string(), markdown(&headers, &rows)));
 
     // The whole n × n matrix, every model.
-    let headers = h(&[
-        "model",
-        "layer",
-        "head",
-        "effective rank",
-        "rank @1e-3",
-        "stable rank",
-        "log₁₀ cond",
-        "log₁₀ min Aᵢᵢ (causal)",
-        "rank of ln A (encoder)",
-    ]);
+    let mut headers = h(&["model", "layer", "head"]);
+    headers.extend(HEAD_MEASURES.iter().map(|(what, _, _)| what.to_string()));
+    headers.extend(h(&["log₁₀ min Aᵢᵢ (causal)", "rank of ln A (encoder)"]));
     let mut rows = Vec::new();
     for (name, m) in ordered(t) {
         for (a, b) in m.init.iter().zip(&m.trained) {
             let (a, bf) = (&a.full, &b.full);
-            rows.push(vec![
+            let mut row = vec![
                 name.to_string(),
                 (b.layer + 1).to_string(),
                 (b.head + 1).to_string(),
-                arrow(a.effective_rank, bf.effective_rank, 1),
-                arrow(a.rank_1e3, bf.rank_1e3, 1),
-                arrow(a.stable_rank, bf.stable_rank, 2),
-                arrow(a.log10_cond, bf.log10_cond, 1),
-                arrow_opt(a.log10_min_diag, bf.log10_min_diag, 1),
-                arrow_opt(a.log_rank, bf.log_rank, 1),
-            ]);
+            ];
+            for (_, f, digits) in HEAD_MEASURES {
+                row.push(arrow(f(a), f(bf), digits));
+            }
+            row.push(arrow_opt(a.log10_min_diag, bf.log10_min_diag, 1));
+            row.push(arrow_opt(a.log_rank, bf.log_rank, 1));
+            rows.push(row);
         }
     }
     out.push(("trained_full.md".to_string(), markdown(&headers, &rows)));

@@ -3,7 +3,8 @@
 use serde::Serialize;
 
 use crate::trained::TrainedConfig;
-use transformer::chapter::Preset;
+use crate::{compute, outputs};
+use transformer::chapter::{Chapter, Outputs, Preset};
 
 /// What to run. `quick` is for tests (a few seconds); `default` is what the book
 /// shows.
@@ -96,9 +97,13 @@ impl RunConfig {
             },
         }
     }
+}
 
-    /// The configuration of a preset.
-    pub fn from_preset(preset: Preset) -> anyhow::Result<Self> {
+impl Chapter for RunConfig {
+    type Args = Args;
+    type Error = anyhow::Error;
+
+    fn new(preset: Preset, _args: &Args) -> anyhow::Result<Self> {
         match preset {
             Preset::Quick => Ok(Self::quick()),
             Preset::Default => Ok(Self::default_config()),
@@ -107,6 +112,10 @@ impl RunConfig {
                  (cargo run --release -p ch03-low-rank --bin probe -- --help)"
             ),
         }
+    }
+
+    fn run(&self) -> anyhow::Result<Outputs> {
+        outputs(&compute(self)?)
     }
 }
 

@@ -7,7 +7,7 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use serde::Serialize;
-use transformer::chapter::round_dp;
+use transformer::chapter::{Spread, round_dp};
 
 use crate::*;
 use transformer::{Named, VariantArray};
@@ -21,14 +21,8 @@ pub struct Stat {
 
 impl Stat {
     pub fn of(xs: &[f64], digits: i32) -> Stat {
-        let n = xs.len() as f64;
-        let mean = xs.iter().sum::<f64>() / n;
-        let var = if xs.len() > 1 {
-            xs.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (n - 1.0)
-        } else {
-            0.0
-        };
-        Stat { mean: round_dp(mean, digits), std: round_dp(var.sqrt(), digits) }
+        let Spread { mean, std, .. } = Spread::of(xs, digits);
+        Stat { mean, std }
     }
 
     pub(crate) fn show(&self, digits: usize) -> String {

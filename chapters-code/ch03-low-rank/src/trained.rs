@@ -100,15 +100,7 @@ fn batch(
         Model::Causal => objectives::full_lm(rows, sp),
         Model::Prefix => objectives::prefix_lm(rows, r, sp),
         Model::Masked => {
-            let short: Vec<Vec<u32>> =
-                rows.iter().map(|x| x[..x.len() - 1].to_vec()).collect();
-            objectives::masked_lm(
-                &short,
-                r,
-                sp,
-                tok.vocab_size() as u32,
-                &MlmConfig::default(),
-            )
+            objectives::masked_lm_on_inputs(rows, r, sp, tok.vocab_size() as u32)
         }
     }
 }

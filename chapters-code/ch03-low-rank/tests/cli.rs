@@ -5,18 +5,9 @@ use std::process::{Command, Output};
 
 #[test]
 fn the_chapter_keeps_the_harness_contract() {
-    transformer::chapter::check_cli(
+    transformer::chapter::check_cli::<ch03_low_rank::RunConfig>(
         env!("CARGO_BIN_EXE_ch03-low-rank"),
-        &[],
-        &[
-            "timings.json",
-            "spectra.svg",
-            "collapse.svg",
-            "headline.md",
-            "hadamard.md",
-            "trained_models.md",
-        ],
-        &[(&["--n", "16"], "--n")],
+        "",
     );
 }
 

@@ -224,7 +224,7 @@ fn adaptation_table(r: &Report) -> String {
 }
 
 /// The colour an architecture takes in every figure of the book.
-fn architecture(arch: Arch) -> Architecture {
+pub fn architecture(arch: Arch) -> Architecture {
     match arch {
         Arch::Causal => Architecture::CausalDecoder,
         Arch::NonCausal => Architecture::NonCausalDecoder,
@@ -245,6 +245,30 @@ fn cell_group(name: &str, values: Vec<(f64, f64, f64)>) -> Group {
     }
 }
 
+/// One group per cell, its `values` over `categories` (mean, min and max over
+/// seeds, as accuracies in %), against the chance `levels`.
+fn cells_chart(
+    r: &Report,
+    categories: &[String],
+    values: impl Fn(&CellResult) -> Vec<(f64, f64, f64)>,
+    levels: &[f64],
+    y_label: &str,
+    y_max: f64,
+) -> anyhow::Result<String> {
+    let groups: Vec<Group> =
+        r.cells.iter().map(|c| cell_group(&c.cell, values(c))).collect();
+    IntervalChart {
+        title: "",
+        categories,
+        groups: &groups,
+        y_label,
+        reference: Some((levels, "chance (a uniformly random pick)")),
+        y_range: (0.0, y_max),
+        y_decimals: 0,
+    }
+    .to_svg()
+}
+
 /// Accuracy per family, mean and range over seeds, one group per cell, chance
 /// marked.
 fn family_chart(
@@ -255,31 +279,19 @@ fn family_chart(
 ) -> anyhow::Result<String> {
     let categories: Vec<String> =
         families.iter().map(|f| f.name().to_string()).collect();
-    let groups: Vec<Group> = r
-        .cells
-        .iter()
-        .map(|c| {
-            let by = pick(c);
-            cell_group(
-                &c.cell,
-                families
-                    .iter()
-                    .map(|f| (by[f].mean, by[f].min, by[f].max))
-                    .collect(),
-            )
-        })
-        .collect();
+    let values = |c: &CellResult| {
+        let by = pick(c);
+        families.iter().map(|f| (by[f].mean, by[f].min, by[f].max)).collect()
+    };
     let levels: Vec<f64> = families.iter().map(|f| chance.per_family[f]).collect();
-    IntervalChart {
-        title: "",
-        categories: &categories,
-        groups: &groups,
-        y_label: "accuracy (%), mean and range over seeds",
-        reference: Some((&levels, "chance (a uniformly random pick)")),
-        y_range: (0.0, 105.0),
-        y_decimals: 0,
-    }
-    .to_svg()
+    cells_chart(
+        r,
+        &categories,
+        values,
+        &levels,
+        "accuracy (%), mean and range over seeds",
+        105.0,
+    )
 }
 
 /// Held-out accuracy on the scene suite at each evaluation of pretraining: mean and
@@ -290,36 +302,29 @@ fn curve_chart(r: &Report) -> anyhow::Result<String> {
         .iter()
         .map(|p| format!("{}k tokens", (p.tokens_seen as f64 / 1000.0).round()))
         .collect();
-    let groups: Vec<Group> = r
-        .cells
-        .iter()
-        .map(|c| {
-            let values = (0..points.len())
-                .map(|i| {
-                    let s = Spread::of(
-                        &c.seeds
-                            .iter()
-                            .map(|s| s.pretraining[i].summary.scene.held_out)
-                            .collect::<Vec<_>>(),
-                        2,
-                    );
-                    (s.mean, s.min, s.max)
-                })
-                .collect();
-            cell_group(&c.cell, values)
-        })
-        .collect();
+    let values = |c: &CellResult| {
+        (0..points.len())
+            .map(|i| {
+                let s = Spread::of(
+                    &c.seeds
+                        .iter()
+                        .map(|s| s.pretraining[i].summary.scene.held_out)
+                        .collect::<Vec<_>>(),
+                    2,
+                );
+                (s.mean, s.min, s.max)
+            })
+            .collect()
+    };
     let chance = vec![r.chance_scene.held_out; points.len()];
-    IntervalChart {
-        title: "",
-        categories: &categories,
-        groups: &groups,
-        y_label: "held-out accuracy (%), mean and range over seeds",
-        reference: Some((&chance, "chance (a uniformly random pick)")),
-        y_range: (0.0, 100.0),
-        y_decimals: 0,
-    }
-    .to_svg()
+    cells_chart(
+        r,
+        &categories,
+        values,
+        &chance,
+        "held-out accuracy (%), mean and range over seeds",
+        100.0,
+    )
 }
 
 /// Span-corruption training loss of non-causal MLM adaptation and of ND:MLM from

@@ -2,9 +2,11 @@
 
 use serde::Serialize;
 use transformer::PositionKind;
-use transformer::chapter::Preset;
+use transformer::chapter::{Chapter, Outputs, Preset, workspace_root};
 use transformer::config::Config;
 use transformer::corpus::SceneSpec;
+
+use crate::{compute, outputs};
 
 /// The seed of the corpus, the tokenizer and the task suites. Training seeds are
 /// `0..seeds`.
@@ -79,61 +81,40 @@ pub enum SettingsError {
     EvalInstances(usize),
 }
 
-impl Settings {
-    /// Settings from a preset, with optional overrides; every value is checked.
-    pub fn new(preset: Preset, args: &Args) -> Result<Self, SettingsError> {
+impl Chapter for Settings {
+    type Args = Args;
+    type Error = SettingsError;
+
+    fn new(preset: Preset, args: &Args) -> Result<Self, SettingsError> {
         let scene = SceneSpec {
             people: (2, 3),
             things: (2, 3),
             herds: (1, 1),
             steps: (3, 3),
         };
+        // Each value that depends on the preset: quick, default, large.
+        let p = |quick, default, large| preset.pick(quick, default, large);
         let mut s = Settings {
             preset,
-            tokenizer_documents: 2000,
-            vocab_size: 1024,
+            tokenizer_documents: p(300, 2000, 2000),
+            vocab_size: p(512, 1024, 1024),
             row_len: 192,
-            batch: 16,
-            pretrain_steps: 200,
+            batch: p(4, 16, 16),
+            pretrain_steps: p(12, 200, 800),
             pretrain_evals: 3,
-            mtf_steps: 75,
-            mtf_batch: 16,
-            adapt_steps: 60,
-            d_model: 64,
-            n_layers: 2,
+            mtf_steps: p(6, 75, 300),
+            mtf_batch: p(4, 16, 16),
+            adapt_steps: p(4, 60, 240),
+            d_model: p(32, 64, 128),
+            n_layers: p(1, 2, 4),
             n_heads: 4,
             lr: 3e-3,
             mtf_lr: 3e-3,
-            seeds: 3,
-            eval_instances: 20,
-            bootstrap: 1000,
+            seeds: p(2, 3, 3),
+            eval_instances: p(4, 20, 40),
+            bootstrap: p(100, 1000, 1000),
             scene,
         };
-        match preset {
-            Preset::Quick => {
-                s.tokenizer_documents = 300;
-                s.vocab_size = 512;
-                s.batch = 4;
-                s.pretrain_steps = 12;
-                s.mtf_steps = 6;
-                s.mtf_batch = 4;
-                s.adapt_steps = 4;
-                s.d_model = 32;
-                s.n_layers = 1;
-                s.seeds = 2;
-                s.eval_instances = 4;
-                s.bootstrap = 100;
-            }
-            Preset::Default => {}
-            Preset::Large => {
-                s.pretrain_steps = 800;
-                s.mtf_steps = 300;
-                s.adapt_steps = 240;
-                s.d_model = 128;
-                s.n_layers = 4;
-                s.eval_instances = 40;
-            }
-        }
         if let Some(n) = args.steps {
             if n < 8 {
                 return Err(SettingsError::TooFewSteps(n));
@@ -157,6 +138,17 @@ impl Settings {
         Ok(s)
     }
 
+    fn run(&self) -> anyhow::Result<Outputs> {
+        let dir = workspace_root()
+            .join("target")
+            .join("chapters")
+            .join(format!("ch04-{}-checkpoints", self.preset.name()));
+        std::fs::create_dir_all(&dir)?;
+        outputs(&compute(self, &dir)?)
+    }
+}
+
+impl Settings {
     /// The steps after which pretraining is evaluated: evenly spaced, the last step
     /// included.
     pub fn eval_every(&self) -> usize {
@@ -167,17 +159,29 @@ impl Settings {
     /// encoder-decoder with `n_layers` in each stack. Room for the longest prompted
     /// example and for a row under span corruption with its targets appended.
     pub fn model_config(&self, vocab_size: usize) -> Config {
-        Config {
-            vocab_size,
-            d_model: self.d_model,
-            n_heads: self.n_heads,
-            n_kv_heads: self.n_heads,
-            d_ff: 4 * self.d_model,
-            n_layers: self.n_layers,
-            max_len: 256,
-            positions: PositionKind::Learned,
-            tie_embeddings: true,
-            kernels: Default::default(),
-        }
+        model_config_of(vocab_size, self.d_model, self.n_heads, self.n_layers)
+    }
+}
+
+/// The book's small models (chapters 4 and 5): `n_layers` (per stack, for an
+/// encoder-decoder) of width `d_model` with `n_heads` heads, a feed-forward four
+/// times as wide, learned positions up to 256 tokens, tied embeddings.
+pub fn model_config_of(
+    vocab_size: usize,
+    d_model: usize,
+    n_heads: usize,
+    n_layers: usize,
+) -> Config {
+    Config {
+        vocab_size,
+        d_model,
+        n_heads,
+        n_kv_heads: n_heads,
+        d_ff: 4 * d_model,
+        n_layers,
+        max_len: 256,
+        positions: PositionKind::Learned,
+        tie_embeddings: true,
+        kernels: Default::default(),
     }
 }

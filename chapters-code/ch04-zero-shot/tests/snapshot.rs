@@ -1,7 +1,7 @@
 //! The quick configuration's report, snapshotted (accuracies are exact fractions,
 //! losses are rounded in the report itself).
 
-use ch04_zero_shot::{Args, Settings, compute};
+use ch04_zero_shot::{Args, Chapter, Settings, compute};
 use transformer::chapter::Preset;
 
 #[test]
@@ -27,4 +27,14 @@ fn quick_report_matches_the_snapshot() {
     // The checkpoints phase 3 starts from are on disk, one per cell and seed.
     assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 6 * s.seeds);
     insta::assert_json_snapshot!("quick_report", r);
+}
+
+/// The binary keeps the harness's command-line contract (in this file, so that it
+/// runs beside the snapshot test rather than after it).
+#[test]
+fn the_command_line_keeps_the_harness_contract() {
+    transformer::chapter::check_cli::<Settings>(
+        env!("CARGO_BIN_EXE_ch04-zero-shot"),
+        "--steps=3 --seeds=0 --seeds=50 --eval-instances=1",
+    );
 }

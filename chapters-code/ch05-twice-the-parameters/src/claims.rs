@@ -180,13 +180,15 @@ pub fn claims(r: &Report) -> Claims {
         ),
     );
 
-    // Chapter 4's zero-shot suite.
-    let above: Vec<&str> = r
-        .contenders
-        .iter()
-        .filter(|x| x.zero_shot_vs_chance.a_better(false))
-        .map(|x| x.contender.name)
-        .collect();
+    // Chapter 4's zero-shot suite: the shapes on one side of chance beyond noise.
+    let beyond_chance = |side: fn(&Difference, bool) -> bool| -> Vec<&str> {
+        r.contenders
+            .iter()
+            .filter(|x| side(&x.zero_shot_vs_chance, false))
+            .map(|x| x.contender.name)
+            .collect()
+    };
+    let above = beyond_chance(Difference::a_better);
     c.add(
         "zero_shot_none_above_chance",
         above.is_empty(),
@@ -199,12 +201,7 @@ pub fn claims(r: &Report) -> Claims {
     let ed_behind = ["flops_lm", "shared_lm"]
         .iter()
         .all(|k| d(r, k, Metric::ZeroShot).a_worse(false));
-    let below: Vec<&str> = r
-        .contenders
-        .iter()
-        .filter(|x| x.zero_shot_vs_chance.a_worse(false))
-        .map(|x| x.contender.name)
-        .collect();
+    let below = beyond_chance(Difference::a_worse);
     c.add(
         "zero_shot_encoder_decoders_behind",
         ed_behind,

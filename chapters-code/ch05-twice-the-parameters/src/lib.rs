@@ -31,26 +31,5 @@ pub use settings::*;
 pub use stats::*;
 pub use su::*;
 pub use training::*;
-use transformer::chapter::{Chapter, Outputs, Preset};
+pub use transformer::chapter::Chapter;
 pub use transformer::{IntoStaticStr, Named, VariantArray};
-
-/// Chapter 5, as the harness runs it.
-pub struct TwiceTheParameters;
-
-impl Chapter for TwiceTheParameters {
-    const ID: &'static str = "ch05";
-    const PACKAGE: &'static str = env!("CARGO_PKG_NAME");
-    const ABOUT: &'static str = "Twice the parameters? T5's Table 2 shapes and a decoder of twice the depth, trained on the \
-                                 same pairs over several seeds and compared at matched FLOPs, matched parameters and \
-                                 matched everything; and Su Jianlin's forward/backward-head encoder.";
-    type Args = Args;
-    type Settings = Settings;
-
-    fn settings(preset: Preset, args: &Args) -> anyhow::Result<Settings> {
-        Ok(Settings::new(preset, args)?)
-    }
-
-    fn run(settings: &Settings) -> anyhow::Result<Outputs> {
-        outputs(&compute(settings)?)
-    }
-}

@@ -1,6 +1,6 @@
 //! Outputs: results.json, the tables and the figures.
 
-use ch04_zero_shot::Arch;
+use ch04_zero_shot::architecture;
 use transformer::chapter::{Outputs, Spread, Table};
 use transformer::io::thousands;
 use transformer::plot::{
@@ -22,42 +22,22 @@ pub struct T5Row {
     pub denoising: (f64, f64),
 }
 
+const fn t5(
+    row: &'static str,
+    params: &'static str,
+    cost: &'static str,
+    lm: (f64, f64),
+    denoising: (f64, f64),
+) -> T5Row {
+    T5Row { row, params, cost, lm, denoising }
+}
+
 pub const T5: [T5Row; 5] = [
-    T5Row {
-        row: "Encoder-decoder",
-        params: "2P",
-        cost: "M",
-        lm: (79.56, 76.02),
-        denoising: (83.28, 80.88),
-    },
-    T5Row {
-        row: "Enc-dec, shared",
-        params: "P",
-        cost: "M",
-        lm: (79.60, 76.35),
-        denoising: (82.81, 80.63),
-    },
-    T5Row {
-        row: "Enc-dec, 6 layers",
-        params: "P",
-        cost: "M/2",
-        lm: (78.67, 75.32),
-        denoising: (80.88, 77.59),
-    },
-    T5Row {
-        row: "Language model",
-        params: "P",
-        cost: "M",
-        lm: (73.78, 53.81),
-        denoising: (74.70, 61.14),
-    },
-    T5Row {
-        row: "Prefix LM",
-        params: "P",
-        cost: "M",
-        lm: (79.68, 76.87),
-        denoising: (81.82, 78.94),
-    },
+    t5("Encoder-decoder", "2P", "M", (79.56, 76.02), (83.28, 80.88)),
+    t5("Enc-dec, shared", "P", "M", (79.60, 76.35), (82.81, 80.63)),
+    t5("Enc-dec, 6 layers", "P", "M/2", (78.67, 75.32), (80.88, 77.59)),
+    t5("Language model", "P", "M", (73.78, 53.81), (74.70, 61.14)),
+    t5("Prefix LM", "P", "M", (79.68, 76.87), (81.82, 78.94)),
 ];
 
 fn result<'a>(r: &'a Report, name: &str) -> &'a ContenderResult {
@@ -76,8 +56,20 @@ fn ratio(x: f64, base: f64) -> String {
     format!("{:.2}×", x / base)
 }
 
-fn costs_table(r: &Report) -> String {
+/// `c`'s parameters and forward FLOPs per token as multiples of those of the
+/// L-layer causal decoder.
+fn ratios_to_lm(r: &Report, c: &ContenderResult) -> (String, String) {
     let base = result(r, "LM, L");
+    (
+        ratio(c.parameters as f64, base.parameters as f64),
+        ratio(
+            c.forward_flops_per_token as f64,
+            base.forward_flops_per_token as f64,
+        ),
+    )
+}
+
+fn costs_table(r: &Report) -> String {
     let mut t = Table::new(&[
         "Model",
         "Layers",
@@ -88,6 +80,7 @@ fn costs_table(r: &Report) -> String {
     ])
     .right_from(1);
     for c in &r.contenders {
+        let (params, flops) = ratios_to_lm(r, c);
         t.row([
             c.contender.name.to_string(),
             r.costs
@@ -95,12 +88,9 @@ fn costs_table(r: &Report) -> String {
                 .find(|x| x.name == c.contender.name)
                 .map_or(String::new(), |x| x.layers.clone()),
             thousands(c.parameters as u64),
-            ratio(c.parameters as f64, base.parameters as f64),
+            params,
             thousands(c.forward_flops_per_token),
-            ratio(
-                c.forward_flops_per_token as f64,
-                base.forward_flops_per_token as f64,
-            ),
+            flops,
         ]);
     }
     t.markdown()
@@ -109,7 +99,6 @@ fn costs_table(r: &Report) -> String {
 /// Our contenders in the rows of T5's Table 2, with T5's own numbers beside them;
 /// the deeper decoder, which T5 does not have, last.
 fn t5_table(r: &Report) -> String {
-    let base = result(r, "LM, L");
     let mut t = Table::new(&[
         "T5's row",
         "T5 params / cost",
@@ -121,15 +110,9 @@ fn t5_table(r: &Report) -> String {
     ])
     .right_from(1);
     let ours = |c: &ContenderResult| {
+        let (params, flops) = ratios_to_lm(r, c);
         [
-            format!(
-                "{} / {}",
-                ratio(c.parameters as f64, base.parameters as f64),
-                ratio(
-                    c.forward_flops_per_token as f64,
-                    base.forward_flops_per_token as f64
-                )
-            ),
+            format!("{params} / {flops}"),
             show(&c.metrics["heldout_loss"], true),
             show(&c.metrics["listing_steps"], false),
         ]
@@ -270,11 +253,7 @@ fn su_table(r: &Report) -> String {
 /// `L/2`; the prefix LM at `L` long-dashed, so that the causal decoder's solid
 /// line at `L`, which it nearly covers, shows through its gaps.
 fn contender_style(c: &Contender) -> (Option<Architecture>, Dash) {
-    let arch = match c.arch {
-        Arch::Causal => Architecture::CausalDecoder,
-        Arch::NonCausal => Architecture::NonCausalDecoder,
-        Arch::EncDec => Architecture::EncoderDecoder,
-    };
+    let arch = architecture(c.arch);
     let dash = match (c.shared, c.depth) {
         (true, _) | (false, Depth::TwoL) => Dash::Dashed,
         (false, Depth::HalfL) => Dash::Dotted,

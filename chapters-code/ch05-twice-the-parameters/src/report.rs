@@ -243,7 +243,7 @@ fn su_experiment(data: &Data, s: &Settings) -> anyhow::Result<(SuResult, f64)> {
             }
             eprintln!(
                 "ch05: Su's experiment 2, {} seed {seed}: held-out MLM loss {:.3}, effective rank {:.1}",
-                heads.name(),
+                heads.label(),
                 losses.last().unwrap_or(&0.0),
                 er.last().unwrap_or(&0.0)
             );
@@ -252,7 +252,7 @@ fn su_experiment(data: &Data, s: &Settings) -> anyhow::Result<(SuResult, f64)> {
         rows.push(seed_rows);
         encoders.push(EncoderResult {
             heads,
-            name: heads.name(),
+            name: heads.label(),
             curve: mean_curve(&curves),
             heldout_loss: Spread::of(&losses, 4),
             effective_rank: Spread::of(&er, 2),
@@ -265,7 +265,7 @@ fn su_experiment(data: &Data, s: &Settings) -> anyhow::Result<(SuResult, f64)> {
         });
     }
     let loss_difference = paired(
-        (Heads::ForwardBackward.name(), Heads::Bidirectional.name()),
+        (Heads::ForwardBackward.label(), Heads::Bidirectional.label()),
         "mlm_loss",
         &rows[1],
         &rows[0],

@@ -2,9 +2,12 @@
 //! one run.
 
 use serde::Serialize;
-use transformer::PositionKind;
-use transformer::chapter::Preset;
+use transformer::chapter::{Chapter, Outputs, Preset};
 use transformer::config::Config;
+
+use ch04_zero_shot::model_config_of;
+
+use crate::{compute, outputs};
 
 /// The seed of the held-out rows and of the step-listing task. Training seeds are
 /// `0..seeds`.
@@ -67,50 +70,33 @@ pub enum SettingsError {
     World(#[from] ch04_zero_shot::SettingsError),
 }
 
-impl Settings {
-    /// Settings from a preset, with optional overrides; every value is checked.
-    pub fn new(preset: Preset, args: &Args) -> Result<Self, SettingsError> {
+impl Chapter for Settings {
+    type Args = Args;
+    type Error = SettingsError;
+
+    fn new(preset: Preset, args: &Args) -> Result<Self, SettingsError> {
         let mut world = ch04_zero_shot::Settings::new(
             preset,
             &ch04_zero_shot::Args::default(),
         )?;
+        // Each value that depends on the preset: quick, default, large.
+        let p = |quick, default, large| preset.pick(quick, default, large);
         let mut s = Settings {
             preset,
             world: world.clone(),
-            layers: 2,
-            d_model: 64,
+            layers: p(2, 2, 4),
+            d_model: p(32, 64, 128),
             n_heads: 4,
-            pretrain_steps: 160,
+            pretrain_steps: p(12, 160, 640),
             pretrain_evals: 4,
-            finetune_steps: 80,
-            finetune_batch: 16,
+            finetune_steps: p(6, 80, 320),
+            finetune_batch: p(4, 16, 16),
             lr: 3e-3,
-            seeds: 5,
-            heldout_rows: 64,
-            listing_questions: 48,
-            measured_rows: 4,
+            seeds: p(2, 5, 5),
+            heldout_rows: p(8, 64, 128),
+            listing_questions: p(6, 48, 96),
+            measured_rows: p(2, 4, 4),
         };
-        match preset {
-            Preset::Quick => {
-                s.d_model = 32;
-                s.pretrain_steps = 12;
-                s.finetune_steps = 6;
-                s.finetune_batch = 4;
-                s.seeds = 2;
-                s.heldout_rows = 8;
-                s.listing_questions = 6;
-                s.measured_rows = 2;
-            }
-            Preset::Default => {}
-            Preset::Large => {
-                s.layers = 4;
-                s.d_model = 128;
-                s.pretrain_steps = 640;
-                s.finetune_steps = 320;
-                s.heldout_rows = 128;
-                s.listing_questions = 96;
-            }
-        }
         if let Some(n) = args.steps {
             if n < 8 {
                 return Err(SettingsError::TooFewSteps(n));
@@ -140,6 +126,12 @@ impl Settings {
         Ok(s)
     }
 
+    fn run(&self) -> anyhow::Result<Outputs> {
+        outputs(&compute(self)?)
+    }
+}
+
+impl Settings {
     /// The steps after which pretraining is evaluated: evenly spaced, the last step
     /// included.
     pub fn eval_every(&self) -> usize {
@@ -149,17 +141,6 @@ impl Settings {
     /// The model configuration with `layers` layers (per stack, for an
     /// encoder-decoder).
     pub fn model_config(&self, vocab_size: usize, layers: usize) -> Config {
-        Config {
-            vocab_size,
-            d_model: self.d_model,
-            n_heads: self.n_heads,
-            n_kv_heads: self.n_heads,
-            d_ff: 4 * self.d_model,
-            n_layers: layers,
-            max_len: 256,
-            positions: PositionKind::Learned,
-            tie_embeddings: true,
-            kernels: Default::default(),
-        }
+        model_config_of(vocab_size, self.d_model, self.n_heads, layers)
     }
 }

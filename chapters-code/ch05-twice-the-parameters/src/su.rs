@@ -16,10 +16,7 @@ use transformer::{DecoderOnly, Forward, MaskKind, ParamStore, rng};
 use crate::*;
 
 /// The two encoders.
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, Serialize, IntoStaticStr, VariantArray,
-)]
-#[strum(serialize_all = "snake_case")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, VariantArray)]
 pub enum Heads {
     /// Every head bidirectional (BERT).
     Bidirectional,
@@ -28,7 +25,8 @@ pub enum Heads {
 }
 
 impl Heads {
-    pub fn name(self) -> &'static str {
+    /// How the tables and figures name the encoder.
+    pub fn label(self) -> &'static str {
         match self {
             Heads::Bidirectional => "all heads bidirectional",
             Heads::ForwardBackward => "half forward, half backward",

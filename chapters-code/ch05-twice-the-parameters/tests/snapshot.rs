@@ -1,8 +1,18 @@
 //! The quick configuration's report, snapshotted (losses and percentages are
 //! rounded in the report itself).
 
-use ch05_twice_the_parameters::{CONTENDERS, Settings, compute};
+use ch05_twice_the_parameters::{CONTENDERS, Chapter, Settings, compute};
 use transformer::chapter::Preset;
+
+/// The binary keeps the harness's command-line contract (in this file, so that it
+/// runs beside the snapshot test rather than after it).
+#[test]
+fn the_command_line_keeps_the_harness_contract() {
+    transformer::chapter::check_cli::<Settings>(
+        env!("CARGO_BIN_EXE_ch05-twice-the-parameters"),
+        "--steps=3 --seeds=0 --seeds=50",
+    );
+}
 
 #[test]
 fn quick_report_matches_the_snapshot() {

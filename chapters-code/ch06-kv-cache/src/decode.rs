@@ -1,11 +1,12 @@
 //! One decoding step, with and without the cache: counted FLOPs and measured time.
 
 use anyhow::Result;
+use candle_core::Tensor;
 use rand::Rng as _;
 use serde::Serialize;
 use std::time::Instant;
-use transformer::model::Forward;
-use transformer::{Config, DecoderOnly, MaskKind};
+use transformer::model::{Forward, Output};
+use transformer::{Config, DecoderOnly, KvCache, MaskKind};
 use transformer::{flops, rng};
 
 use crate::*;
@@ -73,6 +74,36 @@ pub(crate) fn time_median(
 }
 
 // ANCHOR: decode_point
+/// The per-layer caches after the causal pass over `tokens`.
+pub(crate) fn filled_cache(
+    model: &DecoderOnly,
+    tokens: &[u32],
+) -> Result<Vec<KvCache>> {
+    let mut cache = Vec::new();
+    model.run(
+        &ids(tokens)?,
+        &MaskKind::Causal,
+        Forward { cache: Some(&mut cache), trace: false },
+    )?;
+    Ok(cache)
+}
+
+/// One decoding step: `newest` fed on top of `cache`. Cloning the cache copies
+/// only handles to its tensors; the step appends to its own copy, so `cache` is
+/// left as it was and every call runs the same step.
+pub(crate) fn cached_step(
+    model: &DecoderOnly,
+    cache: &[KvCache],
+    newest: &Tensor,
+) -> candle_core::Result<Output> {
+    let mut c = cache.to_vec();
+    model.run(
+        newest,
+        &MaskKind::Causal,
+        Forward { cache: Some(&mut c), trace: false },
+    )
+}
+
 /// Count and time the step that produces the token after `n` context tokens: once
 /// by running all `n + 1` tokens, once by feeding the newest token to a cache
 /// holding the other `n`.
@@ -89,23 +120,9 @@ pub fn decode_point(
     );
     let all = ids(&tokens)?;
     let newest = ids(&tokens[n..])?;
-    let mut cache = Vec::new();
-    model.run(
-        &ids(&tokens[..n])?,
-        &MaskKind::Causal,
-        Forward { cache: Some(&mut cache), trace: false },
-    )?;
+    let cache = filled_cache(model, &tokens[..n])?;
     let full = || model.forward(&all, &MaskKind::Causal);
-    // Cloning the cache copies only handles to its tensors; each step appends to
-    // its own copy.
-    let cached = || {
-        let mut c = cache.clone();
-        model.run(
-            &newest,
-            &MaskKind::Causal,
-            Forward { cache: Some(&mut c), trace: false },
-        )
-    };
+    let cached = || cached_step(model, &cache, &newest);
     let (_, flops_full) = flops::count(full);
     let (_, flops_cached) = flops::count(cached);
     let ms_full =

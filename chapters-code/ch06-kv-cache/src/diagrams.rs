@@ -171,6 +171,11 @@ impl Svg {
         );
     }
 
+    /// Text of the figures' labels and notes: 12 pixels, black.
+    fn label(&mut self, s: &str, at: (i32, i32), anchor: Anchor) {
+        self.text(s, at, 12.0, anchor, BLACK);
+    }
+
     /// A legend entry: a filled swatch and its label.
     fn swatch(&mut self, at: (i32, i32), colour: Rgb, label: &str) {
         self.rect(
@@ -179,7 +184,7 @@ impl Svg {
             Some((colour, FILL)),
             Some((BLACK, 1)),
         );
-        self.text(label, (at.0 + 25, at.1), 12.0, Anchor::Start, BLACK);
+        self.label(label, (at.0 + 25, at.1), Anchor::Start);
     }
 
     fn finish(self) -> String {
@@ -268,7 +273,7 @@ pub fn kv_cache_growth(g: &Growth) -> String {
             )
         };
         svg.text(&title, (x0 + col / 2, 34), 13.0, Anchor::Middle, BLACK);
-        svg.text(&subtitle, (x0 + col / 2, 51), 12.0, Anchor::Middle, BLACK);
+        svg.label(&subtitle, (x0 + col / 2, 51), Anchor::Middle);
         let (qx, qw) = (x0 + 14, 26);
         let (kx, vx, w) = (x0 + 70, x0 + 128, 48);
         for (x, w, label) in [(qx, qw, "Q"), (kx, w, "K"), (vx, w, "V")] {
@@ -311,45 +316,22 @@ pub fn kv_cache_growth(g: &Growth) -> String {
             None,
             Some((BLACK, 1)),
         );
-        if p == 0 {
+        // The reads are drawn, then said under the panel.
+        let reads = if p == 0 {
             // Causal prefill: query i reads rows 0..=i, a triangle of reads.
             let (qy0, qy1) =
                 (grid_top + row_h / 2, grid_top + rows * row_h - row_h / 2);
-            svg.line(
-                &[(qx + qw + 2, qy0), (kx - 2, grid_top + 1)],
-                QUERY,
-                1.0,
-                0.8,
-                false,
-            );
-            svg.line(
-                &[(qx + qw + 2, qy1), (kx - 2, grid_top + 1)],
-                QUERY,
-                1.0,
-                0.8,
-                false,
-            );
-            svg.line(
-                &[(qx + qw + 2, qy1), (kx - 2, grid_top + rows * row_h - 1)],
-                QUERY,
-                1.0,
-                0.8,
-                false,
-            );
-            svg.text(
-                "query i reads",
-                (x0 + col / 2, grid_bottom + 16),
-                12.0,
-                Anchor::Middle,
-                BLACK,
-            );
-            svg.text(
-                "rows 0 … i (causal)",
-                (x0 + col / 2, grid_bottom + 30),
-                12.0,
-                Anchor::Middle,
-                BLACK,
-            );
+            let (ky0, ky1) = (grid_top + 1, grid_top + rows * row_h - 1);
+            for (qy, ky) in [(qy0, ky0), (qy1, ky0), (qy1, ky1)] {
+                svg.line(
+                    &[(qx + qw + 2, qy), (kx - 2, ky)],
+                    QUERY,
+                    1.0,
+                    0.8,
+                    false,
+                );
+            }
+            ["query i reads".to_string(), "rows 0 … i (causal)".to_string()]
         } else {
             // The new token's query reads every row so far.
             let qy = grid_top + (rows - 1) * row_h + row_h / 2;
@@ -363,35 +345,23 @@ pub fn kv_cache_growth(g: &Growth) -> String {
                     false,
                 );
             }
-            svg.text(
-                &format!("its query reads all {rows} rows"),
-                (x0 + col / 2, grid_bottom + 16),
-                12.0,
-                Anchor::Middle,
-                BLACK,
-            );
-            svg.text(
-                "+1 row of K, +1 of V",
-                (x0 + col / 2, grid_bottom + 30),
-                12.0,
-                Anchor::Middle,
-                BLACK,
-            );
+            [
+                format!("its query reads all {rows} rows"),
+                "+1 row of K, +1 of V".to_string(),
+            ]
+        };
+        let [first, second] = reads;
+        let cache = format!("cache: {rows} rows");
+        for (line, dy) in [(first, 16), (second, 30), (cache, 46)] {
+            svg.label(&line, (x0 + col / 2, grid_bottom + dy), Anchor::Middle);
         }
-        svg.text(
-            &format!("cache: {rows} rows"),
-            (x0 + col / 2, grid_bottom + 46),
-            12.0,
-            Anchor::Middle,
-            BLACK,
-        );
     }
     let legend = grid_bottom + 72;
     svg.swatch((40, legend), WRITTEN, "K, V rows written this step");
     svg.swatch((290, legend), KEPT, "kept from earlier steps");
     svg.swatch((510, legend), QUERY, "queries computed");
     let note = legend + 28;
-    svg.text(
+    svg.label(
         &format!(
             "Each row holds {} numbers (the head size). The whole cache, {} layers × {} heads of these,",
             g.head_dim,
@@ -399,30 +369,24 @@ pub fn kv_cache_growth(g: &Growth) -> String {
             g.n_kv_heads,
         ),
         (WIDTH / 2, note),
-        12.0,
         Anchor::Middle,
-        BLACK,
     );
-    svg.text(
+    svg.label(
         &format!(
             "grows by {} bytes per token in f32.",
             thousands(g.bytes_per_token)
         ),
         (WIDTH / 2, note + 18),
-        12.0,
         Anchor::Middle,
-        BLACK,
     );
-    svg.text(
+    svg.label(
         &format!(
             "Step 1 computes 1 position instead of {}: {}× fewer FLOPs than a full pass (counted).",
             g.prompt + 1,
             g.first_step_speedup
         ),
         (WIDTH / 2, note + 36),
-        12.0,
         Anchor::Middle,
-        BLACK,
     );
     svg.finish()
 }
@@ -479,19 +443,15 @@ pub fn two_turns(
     );
     // The timeline: turn 1's tokens, already cached, then turn 2's.
     let strip = 38;
-    svg.text(
+    svg.label(
         &format!("turn 1: {history} tokens, cached"),
         ((gx + split) / 2, strip - 16),
-        12.0,
         Anchor::Middle,
-        BLACK,
     );
-    svg.text(
+    svg.label(
         &format!("turn 2: {new} new tokens"),
         ((split + gx + grid_w) / 2, strip - 16),
-        12.0,
         Anchor::Middle,
-        BLACK,
     );
     for t in 0..tokens {
         let shade = if t < history as i32 {
@@ -507,7 +467,7 @@ pub fn two_turns(
         );
     }
     svg.rect((gx, strip - 6), (grid_w, 12), None, Some((BLACK, 1)));
-    svg.text("tokens", (gx - 8, strip), 12.0, Anchor::End, BLACK);
+    svg.label("tokens", (gx - 8, strip), Anchor::End);
     svg.arrow((gx, strip + 16), (gx + grid_w, strip + 16));
     svg.text("time", (gx + grid_w + 8, strip + 16), 12.0, Anchor::Start, GREY);
     svg.line(
@@ -524,13 +484,7 @@ pub fn two_turns(
         let grid_top = top + 20;
         for (l, _) in row.layers.iter().enumerate() {
             let y = grid_top + l as i32 * row_h;
-            svg.text(
-                &format!("layer {l}"),
-                (gx - 8, y + row_h / 2),
-                12.0,
-                Anchor::End,
-                BLACK,
-            );
+            svg.label(&format!("layer {l}"), (gx - 8, y + row_h / 2), Anchor::End);
             let redo = stale(row, l);
             for t in 0..tokens {
                 let x = gx + t * cell;
@@ -565,30 +519,24 @@ pub fn two_turns(
             Some((BLACK, 1)),
         );
         let (kept, redo, fresh) = row_counts(row, history, new);
-        svg.text(
+        svg.label(
             &format!("turn-1 rows: {kept} kept, {redo} recomputed · turn-2 rows: {fresh} new"),
             (gx + grid_w, top + 8),
-            12.0,
             Anchor::End,
-            BLACK,
         );
     }
     // The encoder-decoder's own decoder cache: what the chapter's dialogue does
     // with it.
     let note = panels_bottom + 6;
-    svg.text(
+    svg.label(
         "encoder-decoder, decoder self-attention: the cache of turn 1's reply is thrown away;",
         (20, note),
-        12.0,
         Anchor::Start,
-        BLACK,
     );
-    svg.text(
+    svg.label(
         "that reply joins the history the encoder re-reads, and turn 2's reply starts a new cache.",
         (20, note + 16),
-        12.0,
         Anchor::Start,
-        BLACK,
     );
     let legend = note + 46;
     svg.swatch((40, legend), KEPT, "kept: still valid, reused");

@@ -29,10 +29,6 @@ pub enum Strategy {
 }
 
 impl Strategy {
-    /// Every variant, in declaration order (derived).
-    pub const ALL: &'static [Strategy] =
-        <Strategy as strum::VariantArray>::VARIANTS;
-
     pub fn label(self) -> &'static str {
         match self {
             Strategy::CausalReuse => "causal decoder, cache kept across turns",

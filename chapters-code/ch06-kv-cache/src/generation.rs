@@ -193,7 +193,9 @@ pub struct EqualityCase {
     pub n_new: usize,
     /// Same tokens for the causal decoder, the prefix LM and the encoder-decoder.
     pub same_tokens: [bool; 3],
-    /// Largest logit difference over all three.
+    /// Largest logit difference over all three. Left out of the report, as it
+    /// varies with thread counts: [`Timings::max_logit_diff`] holds the largest.
+    #[serde(skip)]
     pub max_logit_diff: f64,
 }
 

@@ -42,27 +42,8 @@ pub use memory::*;
 pub use outputs::*;
 pub use report::*;
 pub use settings::*;
-use transformer::chapter::{Chapter, Outputs, Preset};
+pub use transformer::chapter::Chapter;
 pub use transformer::{IntoStaticStr, Named, VariantArray};
 
 /// The token the encoder-decoder's decoder starts every reply with.
 pub const BOS: u32 = 0;
-
-/// Chapter 6, as the harness runs it.
-pub struct KvCacheChapter;
-
-impl Chapter for KvCacheChapter {
-    const ID: &'static str = "ch06";
-    const PACKAGE: &'static str = env!("CARGO_PKG_NAME");
-    const ABOUT: &'static str = "Measure what a KV cache saves, and what a growing bidirectional region costs in dialogue.";
-    type Args = Args;
-    type Settings = Settings;
-
-    fn settings(preset: Preset, args: &Args) -> anyhow::Result<Settings> {
-        Settings::new(preset, args)
-    }
-
-    fn run(settings: &Settings) -> anyhow::Result<Outputs> {
-        outputs(&compute(settings)?)
-    }
-}

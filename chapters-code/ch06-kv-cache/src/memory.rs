@@ -5,8 +5,7 @@ use anyhow::Result;
 use serde::Serialize;
 use std::collections::BTreeMap;
 use transformer::chapter::round_dp;
-use transformer::model::Forward;
-use transformer::{Config, DecoderOnly, KvCache, MaskKind, ParamStore};
+use transformer::{Config, DecoderOnly, KvCache, ParamStore};
 use transformer::{flops, rng};
 
 use crate::*;
@@ -146,24 +145,12 @@ pub fn kv_heads_point(
     let model = DecoderOnly::new(&cfg, store.vb().pp("dec"))?;
     let tokens =
         random_tokens(&mut rng::stream(seed, "kv-heads"), n + 1, cfg.vocab_size);
-    let mut cache = Vec::new();
-    model.run(
-        &ids(&tokens[..n])?,
-        &MaskKind::Causal,
-        Forward { cache: Some(&mut cache), trace: false },
-    )?;
+    let cache = filled_cache(&model, &tokens[..n])?;
     let measured: usize = cache.iter().map(KvCache::bytes).sum();
     let per_token =
         kv_bytes_per_token(cfg.n_layers as u64, g as u64, cfg.head_dim() as u64, 4);
     let newest = ids(&tokens[n..])?;
-    let step = || {
-        let mut c = cache.clone();
-        model.run(
-            &newest,
-            &MaskKind::Causal,
-            Forward { cache: Some(&mut c), trace: false },
-        )
-    };
+    let step = || cached_step(&model, &cache, &newest);
     let (_, flops_per_step) = flops::count(step);
     let secs = time_median(repeats, || step().map(drop).map_err(Into::into))?;
     let kind = match g {

@@ -33,6 +33,15 @@ fn shift_style(key: &str) -> (Architecture, Dash) {
     }
 }
 
+/// A series drawn in a line style: its architecture's colour, and its dash.
+fn styled(
+    label: impl Into<String>,
+    points: Vec<(f64, f64)>,
+    (arch, dash): (Architecture, Dash),
+) -> Series {
+    Series::new(label, points).architecture(arch).dash(dash)
+}
+
 fn invalidation_table(
     rows: &BTreeMap<String, ShiftRow>,
     n_layers: usize,
@@ -172,6 +181,27 @@ fn memory_md(rows: &BTreeMap<String, MemoryRow>) -> String {
     t
 }
 
+/// What a chart is drawn against: the x axis's label, and whether both axes are
+/// logarithmic or both linear.
+struct Against {
+    x_label: &'static str,
+    log: bool,
+}
+
+const CONTEXT: Against = Against { x_label: "context length (tokens)", log: true };
+const TURN: Against = Against { x_label: "turn", log: false };
+const LAYER: Against = Against { x_label: "layer", log: false };
+
+fn chart(
+    title: &str,
+    against: Against,
+    y_label: &str,
+    series: &[Series],
+) -> Result<String> {
+    let Against { x_label, log } = against;
+    LineChart { title, x_label, y_label, log_x: log, log_y: log, series }.to_svg()
+}
+
 /// results.json (the report), timings.json, the figures and the tables.
 pub fn outputs(o: &Outcome) -> Result<Outputs> {
     let (rep, tim) = (&o.report, &o.timings);
@@ -184,13 +214,11 @@ pub fn outputs(o: &Outcome) -> Result<Outputs> {
             .map(|i| (rep.decode[i].context as f64, f(i)))
             .collect()
     };
-    let svg = LineChart {
-        title: "One decoding step: time against context length",
-        x_label: "context length (tokens)",
-        y_label: "milliseconds per generated token",
-        log_x: true,
-        log_y: true,
-        series: &[
+    let svg = chart(
+        "One decoding step: time against context length",
+        CONTEXT,
+        "milliseconds per generated token",
+        &[
             Series::new(
                 "without cache (run everything again)",
                 ctx(&|i| tim.decode[i].ms_full),
@@ -203,16 +231,13 @@ pub fn outputs(o: &Outcome) -> Result<Outputs> {
             )
             .architecture(Architecture::CausalDecoder),
         ],
-    }
-    .to_svg()?;
+    )?;
     out.file("decode_time.svg", svg)?;
-    let svg = LineChart {
-        title: "Speed-up from the cache: FLOP count against the clock",
-        x_label: "context length (tokens)",
-        y_label: "speed-up (×)",
-        log_x: true,
-        log_y: true,
-        series: &[
+    let svg = chart(
+        "Speed-up from the cache: FLOP count against the clock",
+        CONTEXT,
+        "speed-up (×)",
+        &[
             Series::new(
                 "predicted by counted FLOPs",
                 ctx(&|i| rep.decode[i].predicted_speedup),
@@ -221,24 +246,21 @@ pub fn outputs(o: &Outcome) -> Result<Outputs> {
             Series::new("measured", ctx(&|i| tim.decode[i].measured_speedup))
                 .colour(PALETTE[4]),
         ],
-    }
-    .to_svg()?;
+    )?;
     out.file("speedup.svg", svg)?;
 
     let per_turn = |f: &dyn Fn(Strategy) -> Vec<f64>| -> Vec<Series> {
         Strategy::VARIANTS
             .iter()
             .map(|&s| {
-                let (arch, dash) = strategy_style(s);
-                Series::new(
+                styled(
                     s.label(),
                     f(s).into_iter()
                         .enumerate()
                         .map(|(i, y)| ((i + 1) as f64, y))
                         .collect(),
+                    strategy_style(s),
                 )
-                .architecture(arch)
-                .dash(dash)
             })
             .collect()
     };
@@ -257,25 +279,19 @@ pub fn outputs(o: &Outcome) -> Result<Outputs> {
             s.halo |= s.label == Strategy::CausalRecompute.label();
         }
     }
-    let svg = LineChart {
-        title: "Cumulative compute of a dialogue",
-        x_label: "turn",
-        y_label: "cumulative GFLOP (counted)",
-        log_x: false,
-        log_y: false,
-        series: &flops,
-    }
-    .to_svg()?;
+    let svg = chart(
+        "Cumulative compute of a dialogue",
+        TURN,
+        "cumulative GFLOP (counted)",
+        &flops,
+    )?;
     out.file("dialogue_flops.svg", svg)?;
-    let svg = LineChart {
-        title: "Cumulative wall time of a dialogue",
-        x_label: "turn",
-        y_label: "cumulative seconds",
-        log_x: false,
-        log_y: false,
-        series: &per_turn(&|s| tim.dialogue[s.name()].cumulative_secs.clone()),
-    }
-    .to_svg()?;
+    let svg = chart(
+        "Cumulative wall time of a dialogue",
+        TURN,
+        "cumulative seconds",
+        &per_turn(&|s| tim.dialogue[s.name()].cumulative_secs.clone()),
+    )?;
     out.file("dialogue_time.svg", svg)?;
 
     let mut shift_series: Vec<Series> =
@@ -283,16 +299,14 @@ pub fn outputs(o: &Outcome) -> Result<Outputs> {
             .iter()
             .map(|k| {
                 let row = &rep.invalidation[*k];
-                let (arch, dash) = shift_style(k);
-                Series::new(
+                styled(
                     row.label.clone(),
                     row.layers
                         .iter()
                         .map(|l| (l.layer as f64, l.relative))
                         .collect(),
+                    shift_style(k),
                 )
-                .architecture(arch)
-                .dash(dash)
             })
             .collect();
     // Where the causal decoder and the frozen prefix move the history alike (both
@@ -307,15 +321,12 @@ pub fn outputs(o: &Outcome) -> Result<Outputs> {
             s.halo |= s.label == inv["causal"].label;
         }
     }
-    let svg = LineChart {
-        title: "How far a new turn moves the cached keys and values of the history",
-        x_label: "layer",
-        y_label: "relative change of old K and V",
-        log_x: false,
-        log_y: false,
-        series: &shift_series,
-    }
-    .to_svg()?;
+    let svg = chart(
+        "How far a new turn moves the cached keys and values of the history",
+        LAYER,
+        "relative change of old K and V",
+        &shift_series,
+    )?;
     out.file("invalidation.svg", svg)?;
 
     out.file(

@@ -15,19 +15,8 @@ pub struct EqualitySummary {
     pub cases: usize,
     pub all_tokens_identical: bool,
     pub all_within_1e4: bool,
-    pub cases_detail: Vec<EqualityCaseBrief>,
-}
-
-/// One equality case, without its float difference (which varies with thread
-/// counts).
-#[derive(Debug, Clone, Serialize)]
-pub struct EqualityCaseBrief {
-    pub seed: u64,
-    pub n_layers: usize,
-    pub n_kv_heads: usize,
-    pub prompt_len: usize,
-    pub n_new: usize,
-    pub same_tokens: [bool; 3],
+    /// Every case, without its float difference.
+    pub cases_detail: Vec<EqualityCase>,
 }
 
 /// One strategy's cumulative counts over the dialogue.
@@ -130,17 +119,7 @@ pub fn compute(s: &Settings) -> Result<Outcome> {
             .iter()
             .all(|c| c.same_tokens.iter().all(|&b| b)),
         all_within_1e4: max_diff < 1e-4,
-        cases_detail: cases
-            .iter()
-            .map(|c| EqualityCaseBrief {
-                seed: c.seed,
-                n_layers: c.n_layers,
-                n_kv_heads: c.n_kv_heads,
-                prompt_len: c.prompt_len,
-                n_new: c.n_new,
-                same_tokens: c.same_tokens,
-            })
-            .collect(),
+        cases_detail: cases,
     };
 
     // 2. Invalidation.

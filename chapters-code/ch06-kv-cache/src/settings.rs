@@ -4,7 +4,9 @@ use anyhow::{Result, bail};
 use serde::Serialize;
 use transformer::{Config, PositionKind};
 
-use transformer::chapter::Preset;
+use transformer::chapter::{Chapter, Outputs, Preset};
+
+use crate::{compute, outputs};
 
 /// Everything a run depends on.
 #[derive(Debug, Clone, Serialize)]
@@ -54,9 +56,11 @@ pub struct Args {
     pub seed: Option<u64>,
 }
 
-impl Settings {
-    /// The preset's settings with the flags applied, checked.
-    pub fn new(preset: Preset, args: &Args) -> Result<Self> {
+impl Chapter for Settings {
+    type Args = Args;
+    type Error = anyhow::Error;
+
+    fn new(preset: Preset, args: &Args) -> Result<Self> {
         let mut s = match preset {
             Preset::Quick => Settings::quick(),
             Preset::Default => Settings::book(),
@@ -80,6 +84,12 @@ impl Settings {
         Ok(s)
     }
 
+    fn run(&self) -> anyhow::Result<Outputs> {
+        outputs(&compute(self)?)
+    }
+}
+
+impl Settings {
     /// Small enough for the snapshot test (well under 20 s in release).
     pub fn quick() -> Self {
         Settings {

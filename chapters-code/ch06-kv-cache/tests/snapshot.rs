@@ -42,29 +42,8 @@ fn quick_report_snapshot() {
 
 #[test]
 fn the_command_line_keeps_the_harness_contract() {
-    transformer::chapter::check_cli(
+    transformer::chapter::check_cli::<ch06_kv_cache::Settings>(
         env!("CARGO_BIN_EXE_ch06-kv-cache"),
-        &["--turns", "--user-tokens", "--reply-tokens", "--seed"],
-        &[
-            "timings.json",
-            "decode_time.svg",
-            "speedup.svg",
-            "dialogue_flops.svg",
-            "dialogue_time.svg",
-            "invalidation.svg",
-            "kv_cache_growth.svg",
-            "two_turns.svg",
-            "invalidation.md",
-            "decode.md",
-            "dialogue.md",
-            "kv_heads.md",
-            "memory.md",
-        ],
-        &[
-            (&["--turns", "0"], "turns"),
-            (&["--turns", "many"], "turns"),
-            (&["--turns", "50"], "positions"),
-            (&["--reply-tokens=-3"], "reply-tokens"),
-        ],
+        "--turns=0 --turns=50:positions",
     );
 }

@@ -152,10 +152,11 @@ pub struct SelfAttention {
 impl SelfAttention {
     fn load(vb: VarBuilder, c: &BertConfig) -> Result<Self> {
         let d = c.hidden_size;
+        let projection = |name| candle_nn::linear(d, d, vb.pp(name));
         Ok(Self {
-            query: candle_nn::linear(d, d, vb.pp("query"))?,
-            key: candle_nn::linear(d, d, vb.pp("key"))?,
-            value: candle_nn::linear(d, d, vb.pp("value"))?,
+            query: projection("query")?,
+            key: projection("key")?,
+            value: projection("value")?,
             n_heads: c.num_attention_heads,
             head_dim: c.head_dim(),
         })
@@ -170,14 +171,9 @@ impl SelfAttention {
 
     /// `x`: `[batch, time, hidden]`; `additive_mask`: `[batch, 1, 1, time]`, 0 for
     /// real tokens and a large negative number for padding. Returns the heads'
-    /// outputs concatenated.
-    pub fn forward(&self, x: &Tensor, additive_mask: &Tensor) -> Result<Tensor> {
-        Ok(self.forward_traced(x, additive_mask)?.0)
-    }
-
-    /// As [`SelfAttention::forward`], and also each head's attention logits `Q Kᵀ
-    /// / √d_h` before the padding mask, `[batch, heads, time, time]`, and its
-    /// values `V`, `[batch, heads, time, head_dim]`.
+    /// outputs concatenated, and also each head's attention logits `Q Kᵀ / √d_h`
+    /// before the padding mask, `[batch, heads, time, time]`, and its values `V`,
+    /// `[batch, heads, time, head_dim]`.
     pub fn forward_traced(
         &self,
         x: &Tensor,
@@ -240,11 +236,8 @@ impl EncoderLayer {
         })
     }
 
-    pub fn forward(&self, x: &Tensor, additive_mask: &Tensor) -> Result<Tensor> {
-        Ok(self.forward_traced(x, additive_mask)?.0)
-    }
-
-    /// As [`EncoderLayer::forward`], and also the attention's [`HeadTrace`].
+    /// `x` and `additive_mask` as [`SelfAttention::forward_traced`] reads them.
+    /// Returns the block's output and the attention's [`HeadTrace`].
     pub fn forward_traced(
         &self,
         x: &Tensor,

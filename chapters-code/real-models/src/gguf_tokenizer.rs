@@ -13,7 +13,7 @@ use tokenizers::pre_tokenizers::sequence::Sequence;
 use tokenizers::{AddedToken, Tokenizer};
 
 use crate::error::{Error, Result};
-use crate::llama::{metadata, string_list, token_list};
+use crate::llama::{metadata_string, string_list, token_list};
 
 const ORIGIN: &str = "GGUF tokenizer metadata";
 
@@ -23,9 +23,7 @@ const USER_DEFINED: i32 = 4;
 
 /// Build the tokenizer from a GGUF's metadata.
 pub fn tokenizer_from_gguf(content: &Content) -> Result<Tokenizer> {
-    let model = metadata(content, "tokenizer.ggml.model")?
-        .to_string()
-        .map_err(|e| Error::config(ORIGIN, e.to_string()))?;
+    let model = metadata_string(content, "tokenizer.ggml.model", ORIGIN)?;
     if model != "gpt2" {
         return Err(Error::config(
             ORIGIN,

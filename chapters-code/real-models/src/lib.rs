@@ -37,7 +37,7 @@ pub mod smollm;
 pub use error::{Error, Result};
 pub use report::{Outcome, Report, compute};
 pub use settings::{Args, Settings};
-use transformer::chapter::{Chapter, Outputs, Preset};
+pub use transformer::chapter::Chapter;
 
 /// What one attention layer computed, kept for analysis: each head's logits `Q Kᵀ /
 /// √d_h` before any mask, `[batch, heads, time, keys]`, and the values it mixed,
@@ -47,23 +47,4 @@ use transformer::chapter::{Chapter, Outputs, Preset};
 pub struct HeadTrace {
     pub logits: candle_core::Tensor,
     pub values: candle_core::Tensor,
-}
-
-/// The real models' analyses, as the harness runs them.
-pub struct RealModels;
-
-impl Chapter for RealModels {
-    const ID: &'static str = "real";
-    const PACKAGE: &'static str = env!("CARGO_PKG_NAME");
-    const ABOUT: &'static str = "Analyse two real pretrained models (all-MiniLM-L6-v2, SmolLM2-135M-Instruct): parameter counts, attention ranks, a cached chat. Fetch them first with `cargo xtask models`.";
-    type Args = Args;
-    type Settings = Settings;
-
-    fn settings(preset: Preset, args: &Args) -> anyhow::Result<Settings> {
-        Settings::new(preset, args)
-    }
-
-    fn run(settings: &Settings) -> anyhow::Result<Outputs> {
-        outputs::outputs(&compute(settings)?)
-    }
 }

@@ -43,6 +43,18 @@ pub fn metadata<'a>(content: &'a Content, key: &str) -> Result<&'a Value> {
         .ok_or_else(|| Error::config(ORIGIN, format!("missing key `{key}`")))
 }
 
+/// A metadata string, or an error from `origin` if the value is not one.
+pub fn metadata_string<'a>(
+    content: &'a Content,
+    key: &str,
+    origin: &str,
+) -> Result<&'a str> {
+    metadata(content, key)?
+        .to_string()
+        .map(String::as_str)
+        .map_err(|e| Error::config(origin, e.to_string()))
+}
+
 fn md_usize(content: &Content, key: &str) -> Result<usize> {
     let v = metadata(content, key)?;
     let n = v.to_u64().or_else(|_| v.to_u32().map(u64::from)).or_else(|_| {
@@ -64,9 +76,7 @@ fn md_f32(content: &Content, key: &str) -> Result<f32> {
 impl LlamaConfig {
     /// Read the `llama.*` keys; the architecture must be `llama`.
     pub fn from_gguf(content: &Content) -> Result<Self> {
-        let arch = metadata(content, "general.architecture")?
-            .to_string()
-            .map_err(|e| Error::config(ORIGIN, e.to_string()))?;
+        let arch = metadata_string(content, "general.architecture", ORIGIN)?;
         if arch != "llama" {
             return Err(Error::config(
                 ORIGIN,
@@ -220,6 +230,15 @@ impl Rope {
     }
 }
 
+/// What one block reads besides its input, for its attention: the rotary tables,
+/// the block's cache (appended to), and where to push its [`HeadTrace`], if
+/// anywhere.
+struct Step<'a> {
+    rope: &'a Rope,
+    cache: &'a mut KvCache,
+    trace: Option<&'a mut Vec<HeadTrace>>,
+}
+
 /// Grouped-query causal self-attention: `n_heads` query heads, `n_kv_heads`
 /// key/value heads, query head `i` reading key/value head `i / (n_heads /
 /// n_kv_heads)`.
@@ -239,13 +258,8 @@ impl Attention {
         Ok(x.reshape((b, t, n, self.head_dim))?.transpose(1, 2)?.contiguous()?)
     }
 
-    fn forward(
-        &self,
-        x: &Tensor,
-        rope: &Rope,
-        cache: &mut KvCache,
-        trace: Option<&mut Vec<HeadTrace>>,
-    ) -> Result<Tensor> {
+    fn forward(&self, x: &Tensor, step: Step) -> Result<Tensor> {
+        let Step { rope, cache, trace } = step;
         let (b, t, _) = x.dims3()?;
         let offset = cache.len();
         let q =
@@ -323,15 +337,9 @@ pub struct Block {
 }
 
 impl Block {
-    fn forward(
-        &self,
-        x: &Tensor,
-        rope: &Rope,
-        cache: &mut KvCache,
-        trace: Option<&mut Vec<HeadTrace>>,
-    ) -> Result<Tensor> {
+    fn forward(&self, x: &Tensor, step: Step) -> Result<Tensor> {
         let normed = self.attn_norm.forward(x)?;
-        let h = (x + self.attn.forward(&normed, rope, cache, trace)?)?;
+        let h = (x + self.attn.forward(&normed, step)?)?;
         Ok((&h + self.mlp.forward(&self.ffn_norm.forward(&h)?)?)?)
     }
 }
@@ -493,7 +501,9 @@ impl Llama {
         }
         let mut x = self.embed.forward(tokens)?;
         for (block, kv) in self.blocks.iter().zip(cache.layers.iter_mut()) {
-            x = block.forward(&x, &self.rope, kv, trace.as_deref_mut())?;
+            let step =
+                Step { rope: &self.rope, cache: kv, trace: trace.as_deref_mut() };
+            x = block.forward(&x, step)?;
         }
         Ok(self.norm.forward(&x)?)
     }

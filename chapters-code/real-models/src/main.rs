@@ -2,5 +2,8 @@
 //! models first with `cargo xtask models`).
 
 fn main() -> std::process::ExitCode {
-    transformer::chapter::main::<real_models::RealModels>()
+    transformer::chapter::main::<real_models::Settings>(
+        env!("CARGO_PKG_NAME"),
+        env!("CARGO_PKG_DESCRIPTION"),
+    )
 }

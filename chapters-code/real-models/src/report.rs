@@ -13,6 +13,7 @@ use crate::fetch::MINILM;
 use crate::ranks::{self, Ranks};
 use crate::settings::Settings;
 use crate::smollm::SmolLm;
+use support::cpu_name;
 
 /// The settings as the results record them.
 #[derive(Debug, Clone, Serialize)]
@@ -87,19 +88,6 @@ pub struct Timings {
 pub struct Outcome {
     pub report: Report,
     pub timings: Timings,
-}
-
-/// The processor's name from `/proc/cpuinfo`, or "unknown CPU".
-pub fn cpu_name() -> String {
-    std::fs::read_to_string("/proc/cpuinfo")
-        .ok()
-        .and_then(|t| {
-            t.lines()
-                .find(|l| l.starts_with("model name"))
-                .and_then(|l| l.split_once(':'))
-                .map(|(_, name)| name.trim().to_string())
-        })
-        .unwrap_or_else(|| "unknown CPU".to_string())
 }
 
 fn seconds(start: Instant) -> f64 {

@@ -4,10 +4,12 @@
 use std::path::PathBuf;
 
 use anyhow::{Context, bail};
-use transformer::chapter::Preset;
+use transformer::chapter::{Chapter, Outputs, Preset};
 
 use crate::fetch;
 use crate::fixtures;
+use crate::outputs::outputs;
+use crate::report::compute;
 
 /// The chapter's flags, each an override of the preset.
 #[derive(Debug, Default, Clone, clap::Args)]
@@ -130,8 +132,11 @@ pub const TURNS: [&str; 3] = [
     "Thank you! Now give me one short tip for learning a new language.",
 ];
 
-impl Settings {
-    pub fn new(preset: Preset, args: &Args) -> anyhow::Result<Self> {
+impl Chapter for Settings {
+    type Args = Args;
+    type Error = anyhow::Error;
+
+    fn new(preset: Preset, args: &Args) -> anyhow::Result<Self> {
         let (tokens, reply_tokens, uncached_tokens) = match preset {
             Preset::Quick => (12, 4, 3),
             Preset::Default => (128, 40, 8),
@@ -177,5 +182,9 @@ impl Settings {
             reply_tokens,
             uncached_tokens: uncached_tokens.min(reply_tokens),
         })
+    }
+
+    fn run(&self) -> anyhow::Result<Outputs> {
+        outputs(&compute(self)?)
     }
 }

@@ -9,7 +9,7 @@ use tokenizers::Tokenizer;
 use crate::error::{Error, Result};
 use crate::fetch::{SMOLLM2, SMOLLM2_GGUF};
 use crate::gguf_tokenizer::tokenizer_from_gguf;
-use crate::llama::{Llama, metadata};
+use crate::llama::{Llama, metadata_string};
 
 const IM_START: &str = "<|im_start|>";
 const IM_END: &str = "<|im_end|>";
@@ -27,9 +27,8 @@ impl ChatTemplate {
     /// Check that the GGUF's template is ChatML-style and take its default system
     /// message.
     pub fn from_gguf(content: &Content) -> Result<Self> {
-        let t = metadata(content, "tokenizer.chat_template")?
-            .to_string()
-            .map_err(|e| Error::config("GGUF metadata", e.to_string()))?;
+        let t =
+            metadata_string(content, "tokenizer.chat_template", "GGUF metadata")?;
         Self::parse(t)
     }
 

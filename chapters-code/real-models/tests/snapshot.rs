@@ -2,7 +2,7 @@
 //! its clock-free report is snapshot-tested, its claims hold, and the CLI keeps the
 //! harness's contract.
 
-use real_models::{Settings, compute, outputs::outputs};
+use real_models::{Chapter, Settings, compute, outputs::outputs};
 use transformer::chapter::Preset;
 
 #[test]
@@ -34,27 +34,9 @@ fn quick_report_snapshot() {
 
 #[test]
 fn the_command_line_keeps_the_harness_contract() {
-    transformer::chapter::check_cli(
+    transformer::chapter::check_cli::<Settings>(
         env!("CARGO_BIN_EXE_real-models"),
-        &["--models", "--tokens", "--reply-tokens"],
-        &[
-            "timings.json",
-            "claims.json",
-            "params.md",
-            "ranks.md",
-            "ranks_encoder_layers.md",
-            "ranks_decoder_layers.md",
-            "chat.md",
-            "drift.md",
-            "ranks_by_depth.svg",
-            "chat_time.svg",
-        ],
-        &[
-            (&["--tokens", "2"], "tokens"),
-            (&["--tokens", "many"], "tokens"),
-            (&["--reply-tokens", "0"], "reply-tokens"),
-            (&["--models", "/nonexistent"], "quick"),
-        ],
+        "--tokens=2 --reply-tokens=0 --models=/nonexistent:quick",
     );
 }
 

@@ -9,6 +9,7 @@ use real_models::Error;
 use real_models::fixtures::*;
 use real_models::llama::{Cache, Llama, LlamaConfig};
 use real_models::smollm::{ChatTemplate, SmolLm};
+use transformer::layers::max_abs_diff;
 
 fn tiny(dtype: GgmlDType) -> (tempfile::TempDir, SmolLm) {
     let dir = tempfile::tempdir().unwrap();
@@ -16,19 +17,6 @@ fn tiny(dtype: GgmlDType) -> (tempfile::TempDir, SmolLm) {
     write_tiny_llama(&path, 11, dtype).unwrap();
     let m = SmolLm::load(&path).unwrap();
     (dir, m)
-}
-
-fn max_abs_diff(a: &Tensor, b: &Tensor) -> f32 {
-    (a - b)
-        .unwrap()
-        .abs()
-        .unwrap()
-        .flatten_all()
-        .unwrap()
-        .max(0)
-        .unwrap()
-        .to_scalar()
-        .unwrap()
 }
 
 #[test]
@@ -77,7 +65,7 @@ fn cached_logits_equal_recomputed_logits_at_every_step() {
             .model
             .forward_last(&row(&ids[..t + 1]), &mut Cache::new(&m.model))
             .unwrap();
-        let diff = max_abs_diff(&step, &full);
+        let diff = max_abs_diff(&step, &full).unwrap();
         assert!(
             diff < 1e-4,
             "position {t}: cached and recomputed logits differ by {diff}"
@@ -98,7 +86,7 @@ fn q8_0_is_close_to_f32() {
     let b = q.model.forward_last(&ids, &mut Cache::new(&q.model)).unwrap();
     let scale: f32 =
         a.abs().unwrap().max(1).unwrap().squeeze(0).unwrap().to_scalar().unwrap();
-    let diff = max_abs_diff(&a, &b);
+    let diff = max_abs_diff(&a, &b).unwrap();
     assert!(diff < 0.05 * scale, "Q8_0 logits differ by {diff} (scale {scale})");
 }
 

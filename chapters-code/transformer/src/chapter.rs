@@ -1,18 +1,26 @@
 //! The chapter harness: what every chapter crate is written on.
 //!
-//! A chapter implements [`Chapter`]: it turns a [`Preset`] and its own command-line
-//! flags into checked settings, and its settings into [`Outputs`] (the numbers the
-//! page quotes, its tables and figures, and any timings). Everything else is here,
-//! written once: the command line (`--config`, `--out`, `--help`), where outputs
-//! go, writing them atomically, exit codes, and the summary a run prints at the
-//! end.
+//! A chapter crate implements [`Chapter`] on its settings: how a [`Preset`] and the
+//! chapter's own command-line flags make checked settings, and how a run turns them
+//! into [`Outputs`] (the numbers the page quotes, its tables and figures, and any
+//! timings). Everything else is here, written once: the command line (`--config`,
+//! `--out`, `--help`), where outputs go, writing them atomically, exit codes, the
+//! summary a run prints at the end, and the command-line test ([`check_cli`]).
 //!
 //! ```text
 //! // src/main.rs of a chapter crate
 //! fn main() -> std::process::ExitCode {
-//!     transformer::chapter::main::<ch01_four_masks::FourMasks>()
+//!     transformer::chapter::main::<ch01_four_masks::Settings>(
+//!         env!("CARGO_PKG_NAME"),
+//!         env!("CARGO_PKG_DESCRIPTION"),
+//!     )
 //! }
 //! ```
+//!
+//! The package's name is the binary's, and its first word (`ch01`, `real`) is the
+//! results id that pages quote (`{{#value ch01.key}}` reads
+//! `book/generated/ch01/`); the package's description is what `--help` says a run
+//! computes.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -40,6 +48,15 @@ pub enum Preset {
 }
 
 impl Preset {
+    /// The value this preset takes of three: one per preset, in declaration order.
+    pub fn pick<T>(self, quick: T, default: T, large: T) -> T {
+        match self {
+            Preset::Quick => quick,
+            Preset::Default => default,
+            Preset::Large => large,
+        }
+    }
+
     /// The name used on the command line and in folder names.
     pub fn name(self) -> &'static str {
         match self {
@@ -50,26 +67,29 @@ impl Preset {
     }
 }
 
-/// One chapter of the book: settings in, outputs out.
-pub trait Chapter {
-    /// The results id: `{{#value ch01.key}}` reads `book/generated/ch01/`.
-    const ID: &'static str;
-    /// The Cargo package, which is also the binary's name.
-    const PACKAGE: &'static str;
-    /// One sentence for `--help`: what a run computes.
-    const ABOUT: &'static str;
+/// One chapter of the book, implemented by the chapter's settings: how a preset
+/// and the chapter's own flags make them, and how a run turns them into outputs.
+pub trait Chapter: Sized {
     /// The chapter's own flags, each an optional override of its preset.
     type Args: clap::Args;
-    /// Everything one run uses, already checked.
-    type Settings;
+    /// Why a preset and flags describe no run.
+    type Error: Into<anyhow::Error>;
     /// Settings from a preset and the flags. Every value is checked here; an error
     /// is a usage error (exit code 2) whose message names the flag.
-    fn settings(
-        preset: Preset,
-        args: &Self::Args,
-    ) -> anyhow::Result<Self::Settings>;
-    /// Run the chapter.
-    fn run(settings: &Self::Settings) -> anyhow::Result<Outputs>;
+    fn new(preset: Preset, args: &Self::Args) -> Result<Self, Self::Error>;
+    /// Run the chapter with these settings.
+    fn run(&self) -> anyhow::Result<Outputs>;
+}
+
+/// Settings from a preset and flags, with the chapter's error as an `anyhow` one.
+fn settings<C: Chapter>(preset: Preset, args: &C::Args) -> anyhow::Result<C> {
+    C::new(preset, args).map_err(Into::into)
+}
+
+/// The results id of a chapter package: its name's first word (`ch01` for
+/// `ch01-four-masks`).
+pub fn results_id(package: &str) -> &str {
+    package.split_once('-').map_or(package, |(id, _)| id)
 }
 
 /// What a run produced, held in memory until [`Outputs::write`] puts it on disk in
@@ -203,12 +223,17 @@ impl Outputs {
             .file_name()
             .context("the output folder has no name")?
             .to_string_lossy();
-        let stage = tempfile::Builder::new()
-            .prefix(&format!(".{name}.new-"))
-            .tempdir_in(parent)
-            .with_context(|| {
-                format!("creating a temporary folder in {}", parent.display())
-            })?;
+        // A hidden temporary folder beside `dir`, on the same file system, so that
+        // a rename moves it into place at once.
+        let beside = |kind: &str| {
+            tempfile::Builder::new()
+                .prefix(&format!(".{name}.{kind}-"))
+                .tempdir_in(parent)
+                .with_context(|| {
+                    format!("creating a temporary folder in {}", parent.display())
+                })
+        };
+        let stage = beside("new")?;
         let mut all: Vec<(&str, Vec<u8>)> =
             vec![("results.json", self.results_text.clone().into_bytes())];
         if let Some(t) = &self.timings {
@@ -239,12 +264,7 @@ impl Outputs {
             if !dir.is_dir() {
                 bail!("{} exists and is not a folder", dir.display());
             }
-            let old = tempfile::Builder::new()
-                .prefix(&format!(".{name}.old-"))
-                .tempdir_in(parent)
-                .with_context(|| {
-                    format!("creating a temporary folder in {}", parent.display())
-                })?;
+            let old = beside("old")?;
             let old_path = old.path().join("outputs");
             std::fs::rename(dir, &old_path)
                 .with_context(|| format!("moving {} aside", dir.display()))?;
@@ -413,16 +433,19 @@ struct Cli<A: clap::Args> {
 }
 
 /// The `main` of every chapter binary: parse the command line, run, write, report.
+/// `package` and `about` are the chapter package's name and description
+/// (`env!("CARGO_PKG_NAME")`, `env!("CARGO_PKG_DESCRIPTION")`).
 ///
 /// Exit codes: 0 on success, 2 for a usage error (a bad flag or value), 1 for a
 /// failure while running or writing. Errors go to standard error, with their
 /// causes.
-pub fn main<C: Chapter>() -> ExitCode {
+pub fn main<C: Chapter>(package: &'static str, about: &'static str) -> ExitCode {
     // First, before candle starts its threads (see `tune_process`).
     crate::kernels::tune_process(Default::default());
+    let id = results_id(package);
     let command = Cli::<C::Args>::command()
-        .name(C::PACKAGE)
-        .about(C::ABOUT)
+        .name(package)
+        .about(about)
         .version(env!("CARGO_PKG_VERSION"));
     let parsed = command.try_get_matches().and_then(|m| {
         Cli::<C::Args>::from_arg_matches(&m)
@@ -438,9 +461,9 @@ pub fn main<C: Chapter>() -> ExitCode {
     let out = cli
         .out
         .clone()
-        .unwrap_or_else(|| default_out(C::ID, cli.config, !overrides.is_empty()));
-    let settings = match check_out(C::ID, cli.config, &overrides, &out)
-        .and_then(|()| C::settings(cli.config, &cli.args))
+        .unwrap_or_else(|| default_out(id, cli.config, !overrides.is_empty()));
+    let settings = match check_out(id, cli.config, &overrides, &out)
+        .and_then(|()| settings::<C>(cli.config, &cli.args))
     {
         Ok(s) => s,
         Err(e) => {
@@ -449,13 +472,10 @@ pub fn main<C: Chapter>() -> ExitCode {
         }
     };
     let start = Instant::now();
-    match C::run(&settings)
-        .and_then(|outputs| outputs.write(&out).map(|()| outputs))
-    {
+    match settings.run().and_then(|outputs| outputs.write(&out).map(|()| outputs)) {
         Ok(outputs) => {
             print!(
-                "{} ({}):\n{}",
-                C::ID,
+                "{id} ({}):\n{}",
                 cli.config.name(),
                 outputs.summary(&out, start.elapsed().as_secs_f64())
             );
@@ -643,31 +663,59 @@ pub fn quick<C: Chapter>() -> anyhow::Result<Outputs>
 where
     C::Args: Default,
 {
-    C::run(&C::settings(Preset::Quick, &C::Args::default())?)
+    settings::<C>(Preset::Quick, &Default::default())?.run()
 }
 
 /// The command-line contract every chapter binary keeps, checked by each chapter's
-/// CLI test: `--help` lists the harness's and the chapter's flags; a quick run into
-/// a fresh folder exits 0 and writes `expected` files (besides `results.json`);
-/// each of `bad` (flags after `--config quick`) fails with exit code 2 and a
-/// message containing its needle, never a panic; an unwritable output folder fails
-/// with exit code 1; a quick run aimed at the book's folder is refused.
-pub fn check_cli(
-    binary: &str,
-    flags: &[&str],
-    expected: &[&str],
-    bad: &[(&[&str], &str)],
-) {
+/// CLI test, for the chapter package whose binary is `binary`:
+/// - `--help` lists the harness's flags and every flag of the chapter's;
+/// - a quick run into a fresh folder exits 0, prints its summary, leaves no
+///   temporary folder behind, and writes the same files as the book's folder holds
+///   (which the default run wrote), apart from the book's manifest;
+/// - every unsigned integer flag refuses `-3` and `many`, and an unknown flag and an
+///   unknown configuration are refused, each with exit code 2 and a message that
+///   names the value, never a panic;
+/// - each case of `bad` fails in the same way: values that parse but describe no
+///   run, as space-separated cases of `--flag=value` (the flags of one case joined
+///   by commas), each of the chapter's flags, whose message names the last flag or
+///   contains the text after a colon
+///   (`"--steps=0 --seq-len=6,--prefix-len=9 --seq-len=1000:max_len"`);
+/// - an unwritable output folder fails with exit code 1, and a quick run aimed at
+///   the book's folder is refused.
+///
+/// Returns the quick run's outputs, for a chapter's own checks of its files.
+pub fn check_cli<C: Chapter>(binary: &str, bad: &str) -> QuickOutputs {
+    use std::any::TypeId;
     use std::process::Command;
     let run = |args: &[&str]| {
         Command::new(binary).args(args).output().expect("the chapter binary runs")
     };
+    let package = Path::new(binary)
+        .file_name()
+        .and_then(|n| n.to_str())
+        .expect("a binary named after its package");
+    let book = book_folder(results_id(package));
+    let flags = <C::Args as clap::Args>::augment_args(clap::Command::new("x"));
+    let flags: Vec<(String, bool)> = flags
+        .get_arguments()
+        .filter_map(|a| {
+            let parser = a.get_value_parser().type_id();
+            let numeric =
+                [TypeId::of::<usize>(), TypeId::of::<u32>(), TypeId::of::<u64>()]
+                    .iter()
+                    .any(|&t| parser == t);
+            Some((format!("--{}", a.get_long()?), numeric))
+        })
+        .collect();
+
     let help = run(&["--help"]);
     assert!(help.status.success());
     let text = String::from_utf8_lossy(&help.stdout);
-    for flag in ["--config", "--out"].iter().chain(flags) {
+    let names = flags.iter().map(|(f, _)| f.as_str());
+    for flag in ["--config", "--out"].into_iter().chain(names) {
         assert!(text.contains(flag), "{flag} missing from --help:\n{text}");
     }
+
     let dir = tempfile::tempdir().expect("a temporary folder");
     let out = dir.path().join("out");
     let quick =
@@ -678,15 +726,22 @@ pub fn check_cli(
         stdout.contains("wrote") && stdout.contains("results.json"),
         "no summary printed:\n{stdout}"
     );
-    for file in ["results.json"].iter().chain(expected) {
-        assert!(out.join(file).is_file(), "{file} was not written");
-    }
-    let leftovers: Vec<_> = std::fs::read_dir(dir.path())
-        .expect("readable")
-        .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
-        .filter(|n| n != "out")
-        .collect();
-    assert!(leftovers.is_empty(), "temporary folders left behind: {leftovers:?}");
+    let names_in = |folder: &Path| -> Vec<String> {
+        let mut names: Vec<String> = std::fs::read_dir(folder)
+            .unwrap_or_else(|e| panic!("{}: {e}", folder.display()))
+            .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+            .filter(|n| n != "manifest.json")
+            .collect();
+        names.sort();
+        names
+    };
+    assert_eq!(
+        names_in(&out),
+        names_in(&book),
+        "a quick run writes the book's files"
+    );
+    assert_eq!(names_in(dir.path()), ["out"], "temporary folders left behind");
+
     let expect_failure = |args: Vec<&str>, code: i32, needle: &str| {
         let o = run(&args);
         let stderr = String::from_utf8_lossy(&o.stderr);
@@ -700,27 +755,63 @@ pub fn check_cli(
             "{args:?}: expected {needle:?} in {stderr}"
         );
         assert!(!stderr.contains("panicked"), "{args:?} panicked: {stderr}");
+        if code == 2 && needle != "--unknown-flag" {
+            assert!(
+                !stderr.contains("unexpected argument"),
+                "{args:?} was refused as an unknown flag: {stderr}"
+            );
+        }
     };
-    for (args, needle) in bad {
-        let mut all = vec!["--config", "quick"];
-        all.extend_from_slice(args);
-        expect_failure(all, 2, needle);
+    fn quick_with<'a>(args: &[&'a str]) -> Vec<&'a str> {
+        [&["--config", "quick"], args].concat()
     }
+    for (flag, _) in flags.iter().filter(|(_, numeric)| *numeric) {
+        for value in ["-3", "many"] {
+            let arg = format!("{flag}={value}");
+            expect_failure(quick_with(&[&arg]), 2, value);
+        }
+    }
+    expect_failure(quick_with(&["--unknown-flag"]), 2, "--unknown-flag");
     expect_failure(vec!["--config", "huge"], 2, "huge");
+    for case in bad.split_whitespace() {
+        let (case, needle) = case.split_once(':').unwrap_or((case, ""));
+        let args: Vec<&str> = case.split(',').collect();
+        for arg in &args {
+            let flag = arg.split('=').next().unwrap_or(arg);
+            assert!(
+                flags.iter().any(|(f, _)| f == flag),
+                "bad case {case:?}: {flag} is not a flag of this chapter"
+            );
+        }
+        let last = args.last().and_then(|a| a.split('=').next()).unwrap_or("");
+        let needle =
+            if needle.is_empty() { last.trim_start_matches('-') } else { needle };
+        expect_failure(quick_with(&args), 2, needle);
+    }
+
     let blocker = dir.path().join("file");
     std::fs::write(&blocker, "x").expect("writable");
     let inside = blocker.join("out");
     expect_failure(
-        vec!["--config", "quick", "--out", inside.to_str().expect("UTF-8")],
+        quick_with(&["--out", inside.to_str().expect("UTF-8")]),
         1,
         "error",
     );
-    let book = book_folder("some-chapter");
+    let in_book = book_folder("some-chapter");
     expect_failure(
-        vec!["--config", "quick", "--out", book.to_str().expect("UTF-8")],
+        quick_with(&["--out", in_book.to_str().expect("UTF-8")]),
         2,
         "book",
     );
+    QuickOutputs { path: out, _dir: dir }
+}
+
+/// The outputs of the quick run [`check_cli`] made, in a temporary folder that is
+/// deleted when this is dropped.
+pub struct QuickOutputs {
+    /// The output folder.
+    pub path: PathBuf,
+    _dir: tempfile::TempDir,
 }
 
 #[cfg(test)]

@@ -204,6 +204,13 @@ fn pick<T: Copy>(rng: &mut Rng, xs: &[T]) -> T {
     *xs.choose(rng).expect("non-empty list")
 }
 
+/// Every pair `(xs[i], xs[j])` with `i < j`, in order of `i`, then `j`.
+fn pairs<T>(xs: &[T]) -> impl Iterator<Item = (&T, &T)> {
+    xs.iter()
+        .enumerate()
+        .flat_map(move |(i, a)| xs[i + 1..].iter().map(move |b| (a, b)))
+}
+
 impl Scene {
     /// Draw a scene. Ranges are clamped to what the word lists allow (at least two
     /// people and two things, so that comparisons and owners are always possible).
@@ -415,40 +422,36 @@ fn description(scene: &Scene, rng: &mut Rng) -> Vec<String> {
 
 fn comparison(scene: &Scene, rng: &mut Rng) -> Vec<String> {
     let mut out = Vec::new();
-    for (i, a) in scene.things.iter().enumerate() {
-        for b in &scene.things[i + 1..] {
-            if a.size == b.size || !rng.random_bool(0.7) {
-                continue;
-            }
-            let (big, small) = if a.size > b.size { (a, b) } else { (b, a) };
-            let (x, y) = (big.kind, small.kind);
-            out.push(match rng.random_range(0..4) {
-                0 => format!("The {x} is bigger than the {y}."),
-                1 => format!("The {y} is smaller than the {x}."),
-                2 => format!("Of the {x} and the {y}, the {x} is the bigger one."),
-                _ => format!(
-                    "The {x} is {} and the {y} is {}, so the {x} is bigger.",
-                    SIZES[big.size], SIZES[small.size]
-                ),
-            });
+    for (a, b) in pairs(&scene.things) {
+        if a.size == b.size || !rng.random_bool(0.7) {
+            continue;
         }
+        let (big, small) = if a.size > b.size { (a, b) } else { (b, a) };
+        let (x, y) = (big.kind, small.kind);
+        out.push(match rng.random_range(0..4) {
+            0 => format!("The {x} is bigger than the {y}."),
+            1 => format!("The {y} is smaller than the {x}."),
+            2 => format!("Of the {x} and the {y}, the {x} is the bigger one."),
+            _ => format!(
+                "The {x} is {} and the {y} is {}, so the {x} is bigger.",
+                SIZES[big.size], SIZES[small.size]
+            ),
+        });
     }
-    for (i, a) in scene.people.iter().enumerate() {
-        for b in &scene.people[i + 1..] {
-            if !rng.random_bool(0.7) {
-                continue;
-            }
-            let (old, young) = if a.age > b.age { (a, b) } else { (b, a) };
-            let (x, y) = (old.name, young.name);
-            out.push(match rng.random_range(0..3) {
-                0 => format!("{x} is older than {y}."),
-                1 => format!("{y} is younger than {x}."),
-                _ => format!(
-                    "{x} is {} and {y} is {}, so {x} is older.",
-                    old.age, young.age
-                ),
-            });
+    for (a, b) in pairs(&scene.people) {
+        if !rng.random_bool(0.7) {
+            continue;
         }
+        let (old, young) = if a.age > b.age { (a, b) } else { (b, a) };
+        let (x, y) = (old.name, young.name);
+        out.push(match rng.random_range(0..3) {
+            0 => format!("{x} is older than {y}."),
+            1 => format!("{y} is younger than {x}."),
+            _ => format!(
+                "{x} is {} and {y} is {}, so {x} is older.",
+                old.age, young.age
+            ),
+        });
     }
     out
 }
@@ -731,10 +734,6 @@ pub enum TaskFamily {
 }
 
 impl TaskFamily {
-    /// Every variant, in declaration order (derived).
-    pub const ALL: &'static [TaskFamily] =
-        <TaskFamily as strum::VariantArray>::VARIANTS;
-
     /// The families to keep out of any prompted training (multitask finetuning) and
     /// to use only for zero-shot evaluation: they differ in kind from the training
     /// families (a comparison of things rather than of people, a yes/no judgement,
@@ -748,12 +747,12 @@ impl TaskFamily {
 
     /// The families that may appear in prompted form in training.
     pub fn training() -> Vec<TaskFamily> {
-        Self::ALL.iter().copied().filter(|f| !f.is_held_out()).collect()
+        Self::VARIANTS.iter().copied().filter(|f| !f.is_held_out()).collect()
     }
 
     /// The held-out families.
     pub fn held_out() -> Vec<TaskFamily> {
-        Self::ALL.iter().copied().filter(|f| f.is_held_out()).collect()
+        Self::VARIANTS.iter().copied().filter(|f| f.is_held_out()).collect()
     }
 }
 
@@ -771,10 +770,6 @@ pub enum PromptTemplate {
 }
 
 impl PromptTemplate {
-    /// Every variant, in declaration order (derived).
-    pub const ALL: &'static [PromptTemplate] =
-        <PromptTemplate as strum::VariantArray>::VARIANTS;
-
     /// The words every prompt of this template ends with, just before the answer:
     /// the "domain premise" against which an answer's prior likelihood is measured.
     pub fn cue(self) -> &'static str {
@@ -865,10 +860,6 @@ pub enum AnswerKind {
 }
 
 impl AnswerKind {
-    /// Every variant, in declaration order (derived).
-    pub const ALL: &'static [AnswerKind] =
-        <AnswerKind as strum::VariantArray>::VARIANTS;
-
     /// A random answer of this kind, written as a task's answers are ("seven",
     /// "wash the cup").
     pub fn sample(self, rng: &mut Rng) -> String {
@@ -983,15 +974,10 @@ pub fn task(family: TaskFamily, rng: &mut Rng, spec: &SceneSpec) -> TaskInstance
             )
         }
         TaskFamily::Bigger => {
-            let mut pairs = Vec::new();
-            for (i, a) in scene.things.iter().enumerate() {
-                for b in &scene.things[i + 1..] {
-                    if a.size != b.size {
-                        pairs.push((a, b));
-                    }
-                }
-            }
-            let &(a, b) = pairs.choose(rng).expect("scenes always have two sizes");
+            let unequal: Vec<(&Thing, &Thing)> =
+                pairs(&scene.things).filter(|(a, b)| a.size != b.size).collect();
+            let &(a, b) =
+                unequal.choose(rng).expect("scenes always have two sizes");
             let (a, b) = if rng.random_bool(0.5) { (a, b) } else { (b, a) };
             let big = if a.size > b.size { a } else { b };
             let names = vec![s(a.kind), s(b.kind)];

@@ -202,6 +202,12 @@ pub fn softmax_last(x: &Tensor) -> Result<Tensor> {
     e.broadcast_div(&e.sum_keepdim(D::Minus1)?)
 }
 
+/// The largest absolute difference between two tensors of the same shape: how far
+/// a fast path, a cache or a loaded model is from the reference.
+pub fn max_abs_diff(a: &Tensor, b: &Tensor) -> Result<f32> {
+    (a - b)?.abs()?.flatten_all()?.max(0)?.to_scalar()
+}
+
 /// `log softmax` over the last dimension, differentiable and stable.
 pub fn log_softmax_last(x: &Tensor) -> Result<Tensor> {
     let max = x.max_keepdim(D::Minus1)?.detach();

@@ -26,6 +26,7 @@
 //! of the same length gives the same encoder and decoder lengths (the numbers of
 //! noise tokens and spans depend on the length only), so packed rows never pad.
 
+use candle_core::{Tensor, WithDType};
 use rand::Rng as _;
 use rand::seq::IndexedRandom;
 use serde::Serialize;
@@ -69,30 +70,23 @@ fn count_weighted(w: &[Vec<f32>]) -> usize {
     w.iter().flatten().filter(|&&x| x > 0.0).count()
 }
 
-fn tensor_u32(rows: &[Vec<u32>]) -> candle_core::Result<candle_core::Tensor> {
+/// Rows of equal length as one `[b, t]` tensor.
+fn tensor<T: WithDType>(rows: &[Vec<T>]) -> candle_core::Result<Tensor> {
     let t = rows.first().map_or(0, Vec::len);
-    candle_core::Tensor::from_vec(rows.concat(), (rows.len(), t), &crate::DEVICE)
+    Tensor::from_vec(rows.concat(), (rows.len(), t), &crate::DEVICE)
 }
 
-fn tensor_f32(rows: &[Vec<f32>]) -> candle_core::Result<candle_core::Tensor> {
-    let t = rows.first().map_or(0, Vec::len);
-    candle_core::Tensor::from_vec(rows.concat(), (rows.len(), t), &crate::DEVICE)
+/// Loss weights for padded rows: 1 on every real token, 0 on `pad`.
+fn weights_of_real_tokens(rows: &[Vec<u32>], pad: u32) -> Vec<Vec<f32>> {
+    rows.iter()
+        .map(|r| r.iter().map(|&x| f32::from(u8::from(x != pad))).collect())
+        .collect()
 }
 
 impl LmBatch {
     /// Input, target and weight tensors, `[b, t]` each (u32, u32, f32).
-    pub fn tensors(
-        &self,
-    ) -> candle_core::Result<(
-        candle_core::Tensor,
-        candle_core::Tensor,
-        candle_core::Tensor,
-    )> {
-        Ok((
-            tensor_u32(&self.input)?,
-            tensor_u32(&self.target)?,
-            tensor_f32(&self.weight)?,
-        ))
+    pub fn tensors(&self) -> candle_core::Result<(Tensor, Tensor, Tensor)> {
+        Ok((tensor(&self.input)?, tensor(&self.target)?, tensor(&self.weight)?))
     }
 
     /// Tokens the model reads (padding excluded).
@@ -108,20 +102,12 @@ impl LmBatch {
 
 impl Seq2SeqBatch {
     /// Encoder input, decoder input, decoder target and decoder weight tensors.
-    #[allow(clippy::type_complexity)]
-    pub fn tensors(
-        &self,
-    ) -> candle_core::Result<(
-        candle_core::Tensor,
-        candle_core::Tensor,
-        candle_core::Tensor,
-        candle_core::Tensor,
-    )> {
+    pub fn tensors(&self) -> candle_core::Result<(Tensor, Tensor, Tensor, Tensor)> {
         Ok((
-            tensor_u32(&self.encoder_input)?,
-            tensor_u32(&self.decoder_input)?,
-            tensor_u32(&self.decoder_target)?,
-            tensor_f32(&self.decoder_weight)?,
+            tensor(&self.encoder_input)?,
+            tensor(&self.decoder_input)?,
+            tensor(&self.decoder_target)?,
+            tensor(&self.decoder_weight)?,
         ))
     }
 
@@ -152,10 +138,11 @@ fn pad_rows<T: Copy>(rows: &mut [Vec<T>], pad: T) {
     }
 }
 
-/// Inputs and next-token targets from rows of length `t + 1`, padded; weights 1 on
-/// real targets. Inputs, targets and weights of a batch.
+/// Inputs, targets and weights of a batch.
 type Parts = (Vec<Vec<u32>>, Vec<Vec<u32>>, Vec<Vec<f32>>);
 
+/// Inputs and next-token targets from rows of length `t + 1`, padded; weights 1 on
+/// real targets.
 fn shifted(rows: &[Vec<u32>], sp: &Specials) -> Parts {
     let mut input: Vec<Vec<u32>> =
         rows.iter().map(|r| r[..r.len().saturating_sub(1)].to_vec()).collect();
@@ -163,10 +150,7 @@ fn shifted(rows: &[Vec<u32>], sp: &Specials) -> Parts {
         rows.iter().map(|r| r.get(1..).unwrap_or(&[]).to_vec()).collect();
     pad_rows(&mut input, sp.pad);
     pad_rows(&mut target, sp.pad);
-    let weight = target
-        .iter()
-        .map(|r| r.iter().map(|&x| f32::from(u8::from(x != sp.pad))).collect())
-        .collect();
+    let weight = weights_of_real_tokens(&target, sp.pad);
     (input, target, weight)
 }
 
@@ -271,6 +255,20 @@ pub fn masked_lm(
     pad_rows(&mut target, sp.pad);
     pad_rows(&mut weight, 0.0);
     LmBatch { input, target, weight, mask: MaskKind::Bidirectional }
+}
+
+/// [`masked_lm`] with BERT's rates on the inputs of rows of `t + 1` tokens (their
+/// first `t`), the tokens the causal and prefix objectives read from the same rows,
+/// so that every objective reads `t` real tokens per row.
+pub fn masked_lm_on_inputs(
+    rows: &[Vec<u32>],
+    rng: &mut Rng,
+    sp: &Specials,
+    vocab: u32,
+) -> LmBatch {
+    let inputs: Vec<Vec<u32>> =
+        rows.iter().map(|x| x[..x.len() - 1].to_vec()).collect();
+    masked_lm(&inputs, rng, sp, vocab, &MlmConfig::default())
 }
 
 /// UniLM's sequence-to-sequence cloze: a random prefix length per row as in
@@ -482,10 +480,7 @@ pub fn span_corruption(
     pad_rows(&mut enc, sp.pad);
     pad_rows(&mut dec_in, sp.pad);
     pad_rows(&mut dec_tgt, sp.pad);
-    let decoder_weight = dec_in
-        .iter()
-        .map(|r| r.iter().map(|&x| f32::from(u8::from(x != sp.pad))).collect())
-        .collect();
+    let decoder_weight = weights_of_real_tokens(&dec_in, sp.pad);
     Ok(Seq2SeqBatch {
         encoder_input: enc,
         decoder_input: dec_in,
@@ -572,10 +567,7 @@ pub fn seq2seq_pairs(
     pad_rows(&mut enc, sp.pad);
     pad_rows(&mut dec_in, sp.pad);
     pad_rows(&mut dec_tgt, sp.pad);
-    let decoder_weight = dec_tgt
-        .iter()
-        .map(|r| r.iter().map(|&x| f32::from(u8::from(x != sp.pad))).collect())
-        .collect();
+    let decoder_weight = weights_of_real_tokens(&dec_tgt, sp.pad);
     Seq2SeqBatch {
         encoder_input: enc,
         decoder_input: dec_in,
@@ -618,15 +610,7 @@ mod tests {
     use crate::rng;
     use proptest::prelude::*;
 
-    const SP: Specials = Specials {
-        pad: 0,
-        bos: 1,
-        eos: 2,
-        sep: 3,
-        mask: 4,
-        first_sentinel: 5,
-        n_sentinels: 40,
-    };
+    const SP: Specials = Specials::with_sentinels(40);
     const VOCAB: u32 = 300;
 
     fn rows(seed: u64, b: usize, lens: &[usize]) -> Vec<Vec<u32>> {

@@ -17,6 +17,7 @@ use anyhow::anyhow;
 use plotters::coord::Shift;
 use plotters::element::DashedPathElement;
 use plotters::prelude::*;
+use support::{Rect, segment_meets_rect};
 
 /// Colours that stay distinguishable for most readers (Okabe & Ito).
 pub const PALETTE: [RGBColor; 7] = [
@@ -472,36 +473,6 @@ fn log_ticks(values: &[f64]) -> Ticks {
         major: at.iter().map(|v| v.log10()).zip(labels).collect(),
         minor: Vec::new(),
     }
-}
-
-/// A rectangle in pixels: left, top, right, bottom.
-pub type Rect = [f64; 4];
-
-/// Whether the segment from `p` to `q` touches the rectangle `r` (Liang–Barsky
-/// clipping).
-pub fn segment_meets_rect(p: (f64, f64), q: (f64, f64), r: Rect) -> bool {
-    let (dx, dy) = (q.0 - p.0, q.1 - p.1);
-    let (mut t0, mut t1) = (0.0f64, 1.0f64);
-    for (d, room) in
-        [(-dx, p.0 - r[0]), (dx, r[2] - p.0), (-dy, p.1 - r[1]), (dy, r[3] - p.1)]
-    {
-        if d == 0.0 {
-            if room < 0.0 {
-                return false;
-            }
-        } else {
-            let t = room / d;
-            if d < 0.0 {
-                t0 = t0.max(t);
-            } else {
-                t1 = t1.min(t);
-            }
-            if t0 > t1 {
-                return false;
-            }
-        }
-    }
-    true
 }
 
 /// Whether any series (polylines in pixels; a single point counts as a point)
@@ -1245,6 +1216,40 @@ mod tests {
         Series::new("a series", points)
     }
 
+    /// A heat map of `values` with `labels` on both axes: keys across, queries
+    /// down.
+    fn heatmap(
+        title: &str,
+        labels: &[String],
+        values: &[Vec<Option<f64>>],
+    ) -> String {
+        Heatmap {
+            title,
+            rows: labels,
+            cols: labels,
+            values,
+            x_label: "key",
+            y_label: "query",
+        }
+        .to_svg()
+        .unwrap()
+    }
+
+    /// An interval chart of `groups` over the one category "a", on `0 ..= 3`.
+    fn intervals(title: &str, groups: &[Group]) -> String {
+        IntervalChart {
+            title,
+            categories: &["a".to_string()],
+            groups,
+            y_label: "y",
+            reference: None,
+            y_range: (0.0, 3.0),
+            y_decimals: 0,
+        }
+        .to_svg()
+        .unwrap()
+    }
+
     #[test]
     fn integer_data_gets_integer_ticks() {
         let turns: Vec<f64> = (1..=10).map(f64::from).collect();
@@ -1567,24 +1572,13 @@ mod tests {
         let dashed = [line(vec![(0.0, 10.0), (10.0, 0.0)]).dash(Dash::Dashed)];
         assert!(strokes(&chart(&dashed, false, false)).len() > 4);
         // An interval chart's group too: its bars, marker and legend entry.
-        let cats = vec!["a".to_string()];
         let groups = [
             Group::new("CD:MLM", vec![(1.0, 0.0, 2.0)])
                 .architecture(Architecture::CausalDecoder)
                 .hollow(true),
             Group::new("other", vec![(1.0, 0.0, 2.0)]),
         ];
-        let svg = IntervalChart {
-            title: "",
-            categories: &cats,
-            groups: &groups,
-            y_label: "y",
-            reference: None,
-            y_range: (0.0, 3.0),
-            y_decimals: 0,
-        }
-        .to_svg()
-        .unwrap();
+        let svg = intervals("", &groups);
         let cd = hex(architecture_colour(Architecture::CausalDecoder));
         assert!(strokes(&svg).iter().filter(|c| **c == cd).count() >= 3, "{svg}");
         assert!(!svg.contains(&hex(PALETTE[0])), "{svg}");
@@ -1605,30 +1599,9 @@ mod tests {
         .unwrap();
         let rows = vec!["a".to_string(), "b".to_string()];
         let vals = vec![vec![Some(0.3), None], vec![Some(0.7), Some(0.1)]];
-        let map = Heatmap {
-            title,
-            rows: &rows,
-            cols: &rows,
-            values: &vals,
-            x_label: "key",
-            y_label: "query",
-        }
-        .to_svg()
-        .unwrap();
-        let cats = vec!["a".to_string()];
-        let groups = [Group::new("g", vec![(1.0, 0.0, 2.0)])];
-        let intervals = IntervalChart {
-            title,
-            categories: &cats,
-            groups: &groups,
-            y_label: "y",
-            reference: None,
-            y_range: (0.0, 3.0),
-            y_decimals: 0,
-        }
-        .to_svg()
-        .unwrap();
-        for svg in [svg, map, intervals] {
+        let map = heatmap(title, &rows, &vals);
+        let interval = intervals(title, &[Group::new("g", vec![(1.0, 0.0, 2.0)])]);
+        for svg in [svg, map, interval] {
             let (head, rest) = svg.split_once('>').unwrap();
             assert!(head.starts_with("<svg"), "{svg}");
             assert!(
@@ -1653,16 +1626,7 @@ mod tests {
                 (0..4).map(|j| (j <= i).then(|| 1.0 / f64::from(i + 1))).collect()
             })
             .collect();
-        let svg = Heatmap {
-            title: "causal",
-            rows: &rows,
-            cols: &rows,
-            values: &vals,
-            x_label: "key",
-            y_label: "query",
-        }
-        .to_svg()
-        .unwrap();
+        let svg = heatmap("causal", &rows, &vals);
         let shown: Vec<String> = texts(&svg).into_iter().map(|t| t.3).collect();
         for want in ["0.0", "0.2", "0.4", "0.6", "0.8", "1.0", "blocked", "key"] {
             assert!(shown.iter().any(|t| t == want), "{want}: {shown:?}");
@@ -1672,17 +1636,7 @@ mod tests {
             assert!((0.0..=w).contains(&x) && (0.0..=h).contains(&y), "{text}");
         }
         // No blocked cell, no key for them.
-        let full = vec![vec![Some(0.25); 4]; 4];
-        let svg = Heatmap {
-            values: &full,
-            title: "",
-            rows: &rows,
-            cols: &rows,
-            x_label: "",
-            y_label: "",
-        }
-        .to_svg()
-        .unwrap();
+        let svg = heatmap("", &rows, &vec![vec![Some(0.25); 4]; 4]);
         assert!(!svg.contains("blocked"), "{svg}");
     }
 }

@@ -55,7 +55,7 @@ pub struct Specials {
 impl Specials {
     /// The layout every tokenizer of this module uses: five named tokens, then the
     /// sentinels.
-    pub fn with_sentinels(n_sentinels: u32) -> Self {
+    pub const fn with_sentinels(n_sentinels: u32) -> Self {
         Specials {
             pad: 0,
             bos: 1,

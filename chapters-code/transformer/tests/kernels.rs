@@ -12,7 +12,7 @@ use std::collections::HashMap;
 
 use candle_core::{DType, Tensor, Var};
 use candle_nn::{Init, Module, VarBuilder};
-use common::{random_ids, small};
+use common::{random, random_ids, small};
 use proptest::prelude::*;
 use transformer::attention::softmax_for;
 use transformer::kernels::{self, Kernels};
@@ -35,16 +35,6 @@ fn builder(tensors: &[(&str, &Tensor)], dtype: DType) -> VarBuilder<'static> {
     let map: HashMap<String, Tensor> =
         tensors.iter().map(|(n, t)| (n.to_string(), (*t).clone())).collect();
     VarBuilder::from_tensors(map, dtype, &DEVICE)
-}
-
-fn random(seed: u64, shape: &[usize], std: f64) -> Tensor {
-    let n = shape.iter().product();
-    Tensor::from_vec(
-        rng::normal_vec(&mut rng::seeded(seed), n, std),
-        shape,
-        &DEVICE,
-    )
-    .unwrap()
 }
 
 fn var(seed: u64, shape: &[usize], std: f64) -> Var {
@@ -158,6 +148,23 @@ fn assert_matches_finite_differences(
     }
 }
 
+/// What each kernel's case checks: fused and plain agree on the output and every
+/// gradient, to 2e-6 on the shapes checked against finite differences too (`fd`,
+/// against `f64_fn`) and to 1e-5 on the others.
+fn assert_fused_case(
+    what: &str,
+    fd: bool,
+    vars: &[&Var],
+    w: &Tensor,
+    f: &dyn Fn(bool) -> Tensor,
+    f64_fn: &dyn Fn(&[Tensor]) -> Tensor,
+) {
+    assert_fused_equals_plain(what, vars, w, f, if fd { 2e-6 } else { 1e-5 });
+    if fd {
+        assert_matches_finite_differences(what, vars, w, f, f64_fn);
+    }
+}
+
 fn layer_norm_case(x_shape: &[usize], param_shape: &[usize], seed: u64, fd: bool) {
     let d = *x_shape.last().unwrap();
     let x = var(seed, x_shape, 1.5);
@@ -172,22 +179,12 @@ fn layer_norm_case(x_shape: &[usize], param_shape: &[usize], seed: u64, fd: bool
         let ln = LayerNorm::new(g.clone(), b.clone(), &kernels(fused));
         ln.forward(x.as_tensor()).unwrap()
     };
-    let tol = if fd { 2e-6 } else { 1e-5 };
-    assert_fused_equals_plain("layer_norm", &[&x, &gain, &bias], &w, &f, tol);
-    if fd {
-        let plain64 = |ts: &[Tensor]| {
-            LayerNorm::new(ts[1].clone(), ts[2].clone(), &Kernels::PLAIN)
-                .forward(&ts[0])
-                .unwrap()
-        };
-        assert_matches_finite_differences(
-            "layer_norm",
-            &[&x, &gain, &bias],
-            &w,
-            &f,
-            &plain64,
-        );
-    }
+    let plain64 = |ts: &[Tensor]| {
+        LayerNorm::new(ts[1].clone(), ts[2].clone(), &Kernels::PLAIN)
+            .forward(&ts[0])
+            .unwrap()
+    };
+    assert_fused_case("layer_norm", fd, &[&x, &gain, &bias], &w, &f, &plain64);
 }
 
 #[test]
@@ -198,6 +195,22 @@ fn fused_layer_norm_equals_the_plain_one_and_finite_differences() {
     // 330 rows: 21 tasks, the last one partial, whose gain and bias partials are
     // summed.
     layer_norm_case(&[3, 110, 48], &[48], 21, false);
+}
+
+/// Rows far from zero (mean 1000, spread 0.1): the fused variance is the mean
+/// square of the deviations, as in the plain path, not the mean square minus the
+/// squared mean, which would cancel to noise here.
+#[test]
+fn fused_layer_norm_keeps_its_accuracy_far_from_zero() {
+    let d = 64;
+    let x = (random(31, &[8, d], 0.1) + 1000.0).unwrap();
+    let gain = Tensor::ones(d, DType::F32, &transformer::DEVICE).unwrap();
+    let bias = Tensor::zeros(d, DType::F32, &transformer::DEVICE).unwrap();
+    let run = |k: &Kernels| {
+        LayerNorm::new(gain.clone(), bias.clone(), k).forward(&x).unwrap()
+    };
+    let diff = common::max_abs_diff(&run(&kernels(true)), &run(&Kernels::PLAIN));
+    assert!(diff < 1e-2, "fused and plain LayerNorm differ by {diff}");
 }
 
 /// What attention computes for a softmax: scale, add the mask, softmax (fused or
@@ -224,18 +237,9 @@ fn softmax_case(
     let m = mask.additive(b, t_q, t_k, offset).unwrap();
     let scale = 0.37;
     let f = |fused| scaled_masked_softmax(fused, x.as_tensor(), scale, m.as_ref());
-    assert_fused_equals_plain(
-        "softmax",
-        &[&x],
-        &w,
-        &f,
-        if fd { 2e-6 } else { 1e-5 },
-    );
-    if fd {
-        let plain64 =
-            |ts: &[Tensor]| scaled_masked_softmax(false, &ts[0], scale, m.as_ref());
-        assert_matches_finite_differences("softmax", &[&x], &w, &f, &plain64);
-    }
+    let plain64 =
+        |ts: &[Tensor]| scaled_masked_softmax(false, &ts[0], scale, m.as_ref());
+    assert_fused_case("softmax", fd, &[&x], &w, &f, &plain64);
     // Blocked entries are exactly zero, allowed ones positive.
     let (y, _) = run(true, &[&x], &w, &f);
     let y = values(&y);
@@ -314,23 +318,8 @@ fn fused_cross_entropy_equals_the_plain_one_and_finite_differences() {
         let targets = random_ids(&mut rng::seeded(10), b, t, v);
         let w = random(11, &[b, t], 1.0);
         let f = |fused| nll(fused, x.as_tensor(), &targets);
-        assert_fused_equals_plain(
-            "cross_entropy",
-            &[&x],
-            &w,
-            &f,
-            if fd { 2e-6 } else { 1e-5 },
-        );
-        if fd {
-            let plain64 = |ts: &[Tensor]| nll(false, &ts[0], &targets);
-            assert_matches_finite_differences(
-                "cross_entropy",
-                &[&x],
-                &w,
-                &f,
-                &plain64,
-            );
-        }
+        let plain64 = |ts: &[Tensor]| nll(false, &ts[0], &targets);
+        assert_fused_case("cross_entropy", fd, &[&x], &w, &f, &plain64);
     }
 }
 
@@ -474,21 +463,12 @@ fn linear_case(
     };
     let mut vars = vec![&x, &w];
     vars.extend(b.as_ref());
-    assert_fused_equals_plain(
-        "linear",
-        &vars,
-        &out,
-        &f,
-        if fd { 2e-6 } else { 1e-5 },
-    );
-    if fd {
-        let plain64 = |ts: &[Tensor]| {
-            Linear::new(ts[1].clone(), ts.get(2).cloned(), &Kernels::PLAIN)
-                .forward(&ts[0])
-                .unwrap()
-        };
-        assert_matches_finite_differences("linear", &vars, &out, &f, &plain64);
-    }
+    let plain64 = |ts: &[Tensor]| {
+        Linear::new(ts[1].clone(), ts.get(2).cloned(), &Kernels::PLAIN)
+            .forward(&ts[0])
+            .unwrap()
+    };
+    assert_fused_case("linear", fd, &vars, &out, &f, &plain64);
 }
 
 #[test]
@@ -529,9 +509,9 @@ fn attention_layer(
 }
 
 /// Fused attention against the plain path, for the input and every parameter:
-/// outputs and gradients, then the gradients of a second backward pass, which
-/// recomputes the probabilities instead of reusing the saved ones; finite
-/// differences if `fd`.
+/// outputs and gradients (and finite differences if `fd`), then the gradients of a
+/// second backward pass, which recomputes the probabilities instead of reusing the
+/// saved ones.
 fn attention_case(
     mask: &MaskKind,
     (b, t): (usize, usize),
@@ -557,8 +537,14 @@ fn attention_case(
         let layer = if fused { &attn } else { &plain };
         layer.forward(x.as_tensor(), mask, None, false).unwrap().0
     };
-    let tol = if fd { 2e-6 } else { 1e-5 };
-    assert_fused_equals_plain("attention", &vars, &out, &f, tol);
+    let plain64 = |ts: &[Tensor]| {
+        let named: Vec<(&str, &Tensor)> =
+            names.iter().copied().zip(&ts[1..]).collect();
+        let vb = builder(&named, DType::F64).pp("a");
+        let a64 = SelfAttention::new(&plain_cfg, 0.2, vb).unwrap();
+        a64.forward(&ts[0], mask, None, false).unwrap().0
+    };
+    assert_fused_case("attention", fd, &vars, &out, &f, &plain64);
     // Two backward passes through one forward: the second recomputes the
     // probabilities.
     let y = f(true);
@@ -572,16 +558,6 @@ fn attention_case(
             values(b),
             "{mask:?}: gradient {i} of the recomputing backward differs"
         );
-    }
-    if fd {
-        let plain64 = |ts: &[Tensor]| {
-            let named: Vec<(&str, &Tensor)> =
-                names.iter().copied().zip(&ts[1..]).collect();
-            let vb = builder(&named, DType::F64).pp("a");
-            let a64 = SelfAttention::new(&plain_cfg, 0.2, vb).unwrap();
-            a64.forward(&ts[0], mask, None, false).unwrap().0
-        };
-        assert_matches_finite_differences("attention", &vars, &out, &f, &plain64);
     }
 }
 

@@ -3,22 +3,15 @@
 //! kernels_timing -- --ignored --nocapture`. Not part of the normal run (timings
 //! say nothing on a shared machine under test load).
 
+mod common;
+
 use std::time::Instant;
 
 use candle_core::{Tensor, Var};
+use common::random;
+use transformer::DEVICE;
 use transformer::kernels;
 use transformer::loss::token_nll;
-use transformer::{DEVICE, rng};
-
-fn random(seed: u64, shape: &[usize], std: f64) -> Tensor {
-    let n = shape.iter().product();
-    Tensor::from_vec(
-        rng::normal_vec(&mut rng::seeded(seed), n, std),
-        shape,
-        &DEVICE,
-    )
-    .unwrap()
-}
 
 /// Largest `|Σ_j p_ij − 1|` over the rows of a softmax output, the sums taken in
 /// f64.

@@ -3,13 +3,52 @@
 
 mod common;
 
+use std::path::PathBuf;
+
 use candle_core::{IndexOp, Tensor};
+use candle_nn::VarBuilder;
 use common::{max_abs_diff, random_ids, small};
 use transformer::model::Forward;
 use transformer::{
     Config, DecoderOnly, EncoderDecoder, KvCache, MaskKind, ParamStore,
     PositionKind, flops, rng,
 };
+
+/// A model built by `new` (`DecoderOnly::new`, `EncoderDecoder::new` or
+/// `EncoderDecoder::shared`) over fresh variables `name.*` drawn from `seed`, and
+/// the store that holds them.
+fn build<M>(
+    new: impl Fn(&Config, VarBuilder<'static>) -> transformer::Result<M>,
+    cfg: &Config,
+    seed: u64,
+    name: &str,
+) -> (ParamStore, M) {
+    let s = ParamStore::new(seed);
+    let model = new(cfg, s.vb().pp(name)).unwrap();
+    (s, model)
+}
+
+/// `b` random sources of `s` tokens and targets of `t` tokens, drawn from `seed`
+/// and `seed + 1`.
+fn sources_and_targets(
+    cfg: &Config,
+    seed: u64,
+    b: usize,
+    (s, t): (usize, usize),
+) -> (Tensor, Tensor) {
+    let src = random_ids(&mut rng::seeded(seed), b, s, cfg.vocab_size);
+    let tgt = random_ids(&mut rng::seeded(seed + 1), b, t, cfg.vocab_size);
+    (src, tgt)
+}
+
+/// `store` saved as `model.safetensors` in a fresh temporary folder, which lasts
+/// as long as the returned handle.
+fn saved(store: &ParamStore) -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("model.safetensors");
+    store.save(&path).unwrap();
+    (dir, path)
+}
 
 fn configs() -> Vec<Config> {
     let mut v = Vec::new();
@@ -26,14 +65,11 @@ fn configs() -> Vec<Config> {
 #[test]
 fn parameter_formulas_equal_the_real_variables() {
     for cfg in configs() {
-        let s = ParamStore::new(0);
-        DecoderOnly::new(&cfg, s.vb().pp("dec")).unwrap();
+        let (s, _) = build(DecoderOnly::new, &cfg, 0, "dec");
         assert_eq!(s.num_params(), cfg.decoder_only_params(), "{cfg:?}");
-        let s = ParamStore::new(0);
-        EncoderDecoder::new(&cfg, s.vb().pp("ed")).unwrap();
+        let (s, _) = build(EncoderDecoder::new, &cfg, 0, "ed");
         assert_eq!(s.num_params(), cfg.encoder_decoder_params(), "{cfg:?}");
-        let s = ParamStore::new(0);
-        EncoderDecoder::shared(&cfg, s.vb().pp("ed")).unwrap();
+        let (s, _) = build(EncoderDecoder::shared, &cfg, 0, "ed");
         assert_eq!(s.num_params(), cfg.shared_encoder_decoder_params(), "{cfg:?}");
     }
 }
@@ -45,8 +81,7 @@ fn ed_gradients(
     store: &ParamStore,
 ) -> std::collections::HashMap<String, Vec<f32>> {
     let cfg = &ed.cfg;
-    let src = random_ids(&mut rng::seeded(2), 2, 6, cfg.vocab_size);
-    let tgt = random_ids(&mut rng::seeded(3), 2, 5, cfg.vocab_size);
+    let (src, tgt) = sources_and_targets(cfg, 2, 2, (6, 5));
     let loss = ed.forward(&src, &tgt).unwrap().sqr().unwrap().mean_all().unwrap();
     let grads = loss.backward().unwrap();
     store
@@ -64,8 +99,7 @@ fn ed_gradients(
 fn the_shared_encoder_decoder_has_one_set_of_block_weights_trained_from_both_sides()
 {
     let cfg = small(PositionKind::Learned, false, 2);
-    let shared_store = ParamStore::new(7);
-    let shared = EncoderDecoder::shared(&cfg, shared_store.vb().pp("ed")).unwrap();
+    let (shared_store, shared) = build(EncoderDecoder::shared, &cfg, 7, "ed");
     // One set of variables: the decoder owns only its cross-attention and
     // LayerNorms.
     let names: Vec<String> =
@@ -79,8 +113,7 @@ fn the_shared_encoder_decoder_has_one_set_of_block_weights_trained_from_both_sid
     }
     // The same weights, unshared: decoder blocks hold copies of the encoder's
     // values.
-    let plain_store = ParamStore::new(0);
-    let plain = EncoderDecoder::new(&cfg, plain_store.vb().pp("ed")).unwrap();
+    let (plain_store, plain) = build(EncoderDecoder::new, &cfg, 0, "ed");
     let values = shared_store.tensors();
     let source = |n: &str| -> String {
         match n.splitn(4, '.').collect::<Vec<_>>()[..] {
@@ -96,8 +129,7 @@ fn the_shared_encoder_decoder_has_one_set_of_block_weights_trained_from_both_sid
     for (n, v) in plain_store.vars() {
         v.set(&values[&source(&n)]).unwrap();
     }
-    let src = random_ids(&mut rng::seeded(2), 2, 6, cfg.vocab_size);
-    let tgt = random_ids(&mut rng::seeded(3), 2, 5, cfg.vocab_size);
+    let (src, tgt) = sources_and_targets(&cfg, 2, 2, (6, 5));
     let diff = max_abs_diff(
         &shared.forward(&src, &tgt).unwrap(),
         &plain.forward(&src, &tgt).unwrap(),
@@ -130,8 +162,7 @@ fn the_shared_encoder_decoder_has_one_set_of_block_weights_trained_from_both_sid
 #[test]
 fn forward_and_backward_heads_never_read_the_future_or_the_past() {
     let cfg = small(PositionKind::Learned, false, 4);
-    let s = ParamStore::new(5);
-    let model = DecoderOnly::new(&cfg, s.vb().pp("dec")).unwrap();
+    let (_, model) = build(DecoderOnly::new, &cfg, 5, "dec");
     let (h, t) = (cfg.n_heads, 8);
     let mask = MaskKind::ForwardBackward { heads: h, forward: h / 2 };
     let ids = random_ids(&mut rng::seeded(1), 2, t, cfg.vocab_size);
@@ -165,8 +196,7 @@ fn forward_and_backward_heads_never_read_the_future_or_the_past() {
 #[test]
 fn flop_formulas_equal_the_counted_matmuls() {
     for cfg in configs() {
-        let s = ParamStore::new(0);
-        let dec = DecoderOnly::new(&cfg, s.vb().pp("dec")).unwrap();
+        let (_, dec) = build(DecoderOnly::new, &cfg, 0, "dec");
         let (b, t) = (3, 10);
         let ids = random_ids(&mut rng::seeded(1), b, t, cfg.vocab_size);
         let (_, counted) =
@@ -177,14 +207,11 @@ fn flop_formulas_equal_the_counted_matmuls() {
             "{cfg:?}"
         );
 
-        let s = ParamStore::new(0);
-        let ed = EncoderDecoder::new(&cfg, s.vb().pp("ed")).unwrap();
-        let src = random_ids(&mut rng::seeded(2), b, 7, cfg.vocab_size);
-        let tgt = random_ids(&mut rng::seeded(3), b, 5, cfg.vocab_size);
+        let (_, ed) = build(EncoderDecoder::new, &cfg, 0, "ed");
+        let (src, tgt) = sources_and_targets(&cfg, 2, b, (7, 5));
         let (_, counted) = flops::count(|| ed.forward(&src, &tgt).unwrap());
         assert_eq!(counted, b as u64 * cfg.encoder_decoder_flops(7, 5), "{cfg:?}");
-        let s = ParamStore::new(0);
-        let shared = EncoderDecoder::shared(&cfg, s.vb().pp("ed")).unwrap();
+        let (_, shared) = build(EncoderDecoder::shared, &cfg, 0, "ed");
         let (_, counted) = flops::count(|| shared.forward(&src, &tgt).unwrap());
         assert_eq!(
             counted,
@@ -198,8 +225,7 @@ fn flop_formulas_equal_the_counted_matmuls() {
 fn same_seed_same_weights_different_seed_different_weights() {
     let cfg = small(PositionKind::Learned, false, 4);
     let w = |seed| {
-        let s = ParamStore::new(seed);
-        DecoderOnly::new(&cfg, s.vb().pp("dec")).unwrap();
+        let (s, _) = build(DecoderOnly::new, &cfg, seed, "dec");
         s.tensors()["dec.blocks.0.attn.qkv.weight"]
             .flatten_all()
             .unwrap()
@@ -233,8 +259,7 @@ fn changed_positions(
 fn causal_outputs_never_depend_on_later_tokens_prefix_outputs_do_inside_the_prefix()
 {
     let cfg = small(PositionKind::Learned, false, 4);
-    let s = ParamStore::new(3);
-    let model = DecoderOnly::new(&cfg, s.vb().pp("dec")).unwrap();
+    let (_, model) = build(DecoderOnly::new, &cfg, 3, "dec");
     let (t, k) = (12, 5);
     // Change token 3: under the causal mask only positions >= 3 may change.
     let c = changed_positions(&model, &MaskKind::Causal, t, 3);
@@ -251,8 +276,7 @@ fn causal_outputs_never_depend_on_later_tokens_prefix_outputs_do_inside_the_pref
 #[test]
 fn traced_attention_probabilities_respect_the_mask() {
     let cfg = small(PositionKind::Sinusoidal, true, 2);
-    let s = ParamStore::new(4);
-    let model = DecoderOnly::new(&cfg, s.vb().pp("dec")).unwrap();
+    let (_, model) = build(DecoderOnly::new, &cfg, 4, "dec");
     let t = 9;
     let ids = random_ids(&mut rng::seeded(1), 2, t, cfg.vocab_size);
     for mask in [
@@ -295,8 +319,7 @@ fn cached_decoding_equals_full_recomputation() {
         [(MaskKind::Causal, 4), (MaskKind::prefix(4), 2), (MaskKind::Causal, 1)]
     {
         let cfg = small(PositionKind::Learned, false, kv);
-        let s = ParamStore::new(11);
-        let model = DecoderOnly::new(&cfg, s.vb().pp("dec")).unwrap();
+        let (_, model) = build(DecoderOnly::new, &cfg, 11, "dec");
         let t = 10;
         let ids = random_ids(&mut rng::seeded(2), 2, t, cfg.vocab_size);
         let full = model.forward(&ids, &mask).unwrap();
@@ -339,10 +362,8 @@ fn cached_decoding_equals_full_recomputation() {
 #[test]
 fn encoder_decoder_cached_decoding_equals_teacher_forcing() {
     let cfg = small(PositionKind::Learned, true, 2);
-    let s = ParamStore::new(12);
-    let model = EncoderDecoder::new(&cfg, s.vb().pp("ed")).unwrap();
-    let src = random_ids(&mut rng::seeded(3), 2, 7, cfg.vocab_size);
-    let tgt = random_ids(&mut rng::seeded(4), 2, 6, cfg.vocab_size);
+    let (_, model) = build(EncoderDecoder::new, &cfg, 12, "ed");
+    let (src, tgt) = sources_and_targets(&cfg, 3, 2, (7, 6));
     let full = model.forward(&src, &tgt).unwrap();
     let (enc, _) = model.encode(&src, false).unwrap();
     let cross = model.cross_kv(&enc).unwrap();
@@ -366,8 +387,7 @@ fn encoder_decoder_cached_decoding_equals_teacher_forcing() {
 #[test]
 fn too_long_sequences_are_an_error_not_a_panic() {
     let cfg = small(PositionKind::Learned, false, 4);
-    let s = ParamStore::new(0);
-    let model = DecoderOnly::new(&cfg, s.vb().pp("dec")).unwrap();
+    let (_, model) = build(DecoderOnly::new, &cfg, 0, "dec");
     let ids = random_ids(&mut rng::seeded(1), 1, cfg.max_len + 1, cfg.vocab_size);
     let err = model.forward(&ids, &MaskKind::Causal).unwrap_err();
     assert!(err.to_string().contains("exceeds max_len"), "{err}");
@@ -377,14 +397,10 @@ fn too_long_sequences_are_an_error_not_a_panic() {
 
 #[test]
 fn checkpoints_round_trip_and_reject_mismatches() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("model.safetensors");
     let cfg = small(PositionKind::Learned, false, 4);
-    let a = ParamStore::new(1);
-    let ma = DecoderOnly::new(&cfg, a.vb().pp("dec")).unwrap();
-    a.save(&path).unwrap();
-    let b = ParamStore::new(2);
-    let mb = DecoderOnly::new(&cfg, b.vb().pp("dec")).unwrap();
+    let (a, ma) = build(DecoderOnly::new, &cfg, 1, "dec");
+    let (dir, path) = saved(&a);
+    let (b, mb) = build(DecoderOnly::new, &cfg, 2, "dec");
     let ids = random_ids(&mut rng::seeded(1), 1, 8, cfg.vocab_size);
     assert!(
         max_abs_diff(
@@ -401,13 +417,11 @@ fn checkpoints_round_trip_and_reject_mismatches() {
         0.0
     );
 
-    let wider = ParamStore::new(0);
-    DecoderOnly::new(&Config { d_ff: 64, ..cfg.clone() }, wider.vb().pp("dec"))
-        .unwrap();
+    let (wider, _) =
+        build(DecoderOnly::new, &Config { d_ff: 64, ..cfg.clone() }, 0, "dec");
     let err = wider.load(&path).unwrap_err().to_string();
     assert!(err.contains("shape"), "{err}");
-    let other = ParamStore::new(0);
-    DecoderOnly::new(&cfg, other.vb().pp("other")).unwrap();
+    let (other, _) = build(DecoderOnly::new, &cfg, 0, "other");
     assert!(other.load(&path).unwrap_err().to_string().contains("missing"));
     std::fs::write(dir.path().join("junk"), b"not a checkpoint").unwrap();
     assert!(other.load(&dir.path().join("junk")).is_err());
@@ -419,10 +433,8 @@ fn a_padded_source_batch_gives_each_row_its_unpadded_logits() {
     // row's logits equal those of running it alone, unpadded; without it, they
     // would not.
     let cfg = small(PositionKind::Learned, false, 2);
-    let s = ParamStore::new(5);
-    let ed = EncoderDecoder::new(&cfg, s.vb().pp("ed")).unwrap();
-    let src = random_ids(&mut rng::seeded(6), 2, 7, cfg.vocab_size);
-    let tgt = random_ids(&mut rng::seeded(7), 2, 3, cfg.vocab_size);
+    let (_, ed) = build(EncoderDecoder::new, &cfg, 5, "ed");
+    let (src, tgt) = sources_and_targets(&cfg, 6, 2, (7, 3));
     let padded = ed.forward_padded(&src, &[7, 4], &tgt).unwrap();
     for (row, len) in [(0usize, 7usize), (1, 4)] {
         let alone = ed
@@ -448,11 +460,8 @@ fn a_checkpoint_loads_into_candle_nns_var_builder() {
     // Chapter 4 saves its pretrained models this way; any candle user can read them
     // back by name.
     let cfg = small(PositionKind::Learned, false, 2);
-    let s = ParamStore::new(8);
-    DecoderOnly::new(&cfg, s.vb().pp("model")).unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("model.safetensors");
-    s.save(&path).unwrap();
+    let (s, _) = build(DecoderOnly::new, &cfg, 8, "model");
+    let (_dir, path) = saved(&s);
     let vb = candle_nn::VarBuilder::from_buffered_safetensors(
         std::fs::read(&path).unwrap(),
         candle_core::DType::F32,
@@ -470,11 +479,8 @@ fn a_model_builds_from_a_checkpoint_the_candle_way() {
     // The constructor that creates fresh variables in a store also builds the model
     // from a file, through candle-nn's memory-mapped VarBuilder: the same logits.
     let cfg = small(PositionKind::Sinusoidal, true, 2);
-    let s = ParamStore::new(9);
-    let trained = EncoderDecoder::new(&cfg, s.vb().pp("model")).unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("model.safetensors");
-    s.save(&path).unwrap();
+    let (s, trained) = build(EncoderDecoder::new, &cfg, 9, "model");
+    let (_dir, path) = saved(&s);
     // SAFETY: the file is ours, in a fresh temporary folder, and is not modified
     // while it is mapped.
     let vb = unsafe {
@@ -486,8 +492,7 @@ fn a_model_builds_from_a_checkpoint_the_candle_way() {
     }
     .unwrap();
     let loaded = EncoderDecoder::new(&cfg, vb.pp("model")).unwrap();
-    let src = random_ids(&mut rng::seeded(10), 2, 7, cfg.vocab_size);
-    let tgt = random_ids(&mut rng::seeded(11), 2, 5, cfg.vocab_size);
+    let (src, tgt) = sources_and_targets(&cfg, 10, 2, (7, 5));
     assert_eq!(
         max_abs_diff(
             &trained.forward(&src, &tgt).unwrap(),

@@ -183,7 +183,18 @@ impl CustomOp1 for AttentionOp {
                 .lock()
                 .map_err(|_| candle_core::Error::Msg("poisoned".into()))?,
         );
-        let saved = (saved.len() == b * h * t * t).then_some(saved);
+        // The forward pass saves every head's P; the first backward takes them and
+        // any later one recomputes them. A buffer of another size would be a bug.
+        let saved = match saved.len() {
+            0 => None,
+            n if n == b * h * t * t => Some(saved),
+            n => {
+                return Err(candle_core::Error::Msg(format!(
+                    "fused attention: {n} saved probabilities for b·h·t² = {}",
+                    b * h * t * t
+                )));
+            }
+        };
         let dqkv = with_f32(qkv_t, |qkv| {
             with_f32(dout, |dout| {
                 let mut dqkv = vec![0f32; qkv.len()];
@@ -297,4 +308,36 @@ pub fn attention(
         saved: Mutex::new(Vec::new()),
     };
     qkv.contiguous()?.apply_op1(op)
+}
+
+#[cfg(test)]
+mod tests {
+    use candle_core::{CustomOp1, DType, Tensor};
+
+    use super::*;
+
+    /// A backward pass that finds saved probabilities of the wrong size refuses to
+    /// use them (the forward pass always saves `b·h·t²`; this guards the code that
+    /// keeps them).
+    #[test]
+    fn saved_probabilities_of_the_wrong_size_are_an_error() {
+        let (b, t, h, g, hd) = (1, 3, 2, 1, 4);
+        let qkv =
+            Tensor::ones((b, t, (h + 2 * g) * hd), DType::F32, &crate::DEVICE)
+                .unwrap();
+        let out =
+            Tensor::zeros((b, t, h * hd), DType::F32, &crate::DEVICE).unwrap();
+        let op = AttentionOp {
+            h,
+            g,
+            hd,
+            scale: 0.5,
+            mask: None,
+            mask_rows: 1,
+            mask_heads: 1,
+            saved: Mutex::new(vec![0.0; b * h * t * t - 1]),
+        };
+        let err = op.bwd(&qkv, &out, &out).unwrap_err().to_string();
+        assert!(err.contains("saved probabilities"), "{err}");
+    }
 }

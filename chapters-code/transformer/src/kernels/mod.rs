@@ -404,3 +404,40 @@ fn softmax_in_place(row: &mut [f32]) {
         *v *= inv;
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `exp_fast` is within 2 ulp of `exp` over the whole range it computes
+    /// (−87 to 88; softmax and cross-entropy only pass it `x − max ≤ 0`), on a grid
+    /// that crosses every power of two many times; exactly 0 below −87; NaN for NaN.
+    #[test]
+    fn exp_fast_is_exp_to_two_ulp() {
+        let mut worst = (0f64, 0f32);
+        for i in 0..=175_000 {
+            let x = (-87.0 + i as f32 * 0.001).min(88.0);
+            let want = f64::from(x).exp();
+            let got = f64::from(exp_fast(x));
+            let ulp = f64::from(f32::EPSILON) * want;
+            let e = (got - want).abs() / ulp;
+            if e > worst.0 {
+                worst = (e, x);
+            }
+        }
+        let (worst, at) = worst;
+        assert!(worst <= 2.0, "exp_fast is {worst:.2} ulp from exp at {at}");
+        let at_edge = f64::from(exp_fast(-87.0));
+        assert!((at_edge / (-87f64).exp() - 1.0).abs() < 1e-6, "{at_edge:e}");
+        assert_eq!(exp_fast(-87.001), 0.0);
+        assert_eq!(exp_fast(f32::NEG_INFINITY), 0.0);
+        assert!(exp_fast(f32::NAN).is_nan());
+    }
+
+    /// The pairwise reduction adds every lane once.
+    #[test]
+    fn reduce_lanes_adds_every_lane() {
+        let acc: [f32; LANES] = std::array::from_fn(|i| (1u32 << i) as f32);
+        assert_eq!(reduce_lanes(acc), ((1u32 << LANES) - 1) as f32);
+    }
+}

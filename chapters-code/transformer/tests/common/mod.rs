@@ -21,6 +21,18 @@ pub fn small(positions: PositionKind, tie: bool, n_kv_heads: usize) -> Config {
     }
 }
 
+/// A tensor of `shape` with independent normal entries of standard deviation
+/// `std`, from `seed`.
+pub fn random(seed: u64, shape: &[usize], std: f64) -> Tensor {
+    let n = shape.iter().product();
+    Tensor::from_vec(
+        transformer::rng::normal_vec(&mut transformer::rng::seeded(seed), n, std),
+        shape,
+        &transformer::DEVICE,
+    )
+    .unwrap()
+}
+
 pub fn random_ids(rng: &mut Rng, b: usize, t: usize, vocab: usize) -> Tensor {
     let v: Vec<u32> =
         (0..b * t).map(|_| rng.random_range(0..vocab as u32)).collect();
@@ -28,14 +40,5 @@ pub fn random_ids(rng: &mut Rng, b: usize, t: usize, vocab: usize) -> Tensor {
 }
 
 pub fn max_abs_diff(a: &Tensor, b: &Tensor) -> f32 {
-    (a - b)
-        .unwrap()
-        .abs()
-        .unwrap()
-        .flatten_all()
-        .unwrap()
-        .max(0)
-        .unwrap()
-        .to_scalar()
-        .unwrap()
+    transformer::layers::max_abs_diff(a, b).unwrap()
 }
