@@ -1,5 +1,8 @@
 //! The quick configuration's report, snapshotted (numbers rounded in the report
 //! itself).
+//!
+//! The binary's command-line contract is checked here too, so that it runs beside
+//! the snapshot test.
 
 use ch01_four_masks::{Args, Chapter, Settings, compute};
 use transformer::chapter::{Preset, quick};
@@ -45,8 +48,7 @@ fn t5_accounting_holds_with_our_numbers() {
     assert!((0.45..0.7).contains(&t5.flops_ratio_ed_to_2l), "{t5:?}");
 }
 
-/// The binary keeps the harness's command-line contract (in this file, so that it
-/// runs beside the snapshot test rather than after it).
+/// The binary keeps the harness's command-line contract.
 #[test]
 fn the_command_line_keeps_the_harness_contract() {
     transformer::chapter::check_cli::<Settings>(

@@ -1,5 +1,8 @@
 //! The quick configuration's report, snapshotted (numbers are rounded in the report
 //! itself).
+//!
+//! The binary's command-line contract is checked here too, so that it runs beside
+//! the snapshot test.
 
 use ch02_what_tokens_teach::{Args, Chapter, Settings, compute};
 use transformer::chapter::Preset;
@@ -30,8 +33,7 @@ fn quick_report_matches_the_snapshot() {
     }
 }
 
-/// The binary keeps the harness's command-line contract (in this file, so that it
-/// runs beside the snapshot test rather than after it).
+/// The binary keeps the harness's command-line contract.
 #[test]
 fn the_command_line_keeps_the_harness_contract() {
     let quick = transformer::chapter::check_cli::<Settings>(

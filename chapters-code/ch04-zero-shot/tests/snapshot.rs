@@ -1,5 +1,8 @@
 //! The quick configuration's report, snapshotted (accuracies are exact fractions,
 //! losses are rounded in the report itself).
+//!
+//! The binary's command-line contract is checked here too, so that it runs beside
+//! the snapshot test.
 
 use ch04_zero_shot::{Args, Chapter, Settings, compute};
 use transformer::chapter::Preset;
@@ -29,8 +32,7 @@ fn quick_report_matches_the_snapshot() {
     insta::assert_json_snapshot!("quick_report", r);
 }
 
-/// The binary keeps the harness's command-line contract (in this file, so that it
-/// runs beside the snapshot test rather than after it).
+/// The binary keeps the harness's command-line contract.
 #[test]
 fn the_command_line_keeps_the_harness_contract() {
     transformer::chapter::check_cli::<Settings>(

@@ -1,11 +1,13 @@
 //! The quick configuration's report, snapshotted (losses and percentages are
 //! rounded in the report itself).
+//!
+//! The binary's command-line contract is checked here too, so that it runs beside
+//! the snapshot test.
 
 use ch05_twice_the_parameters::{CONTENDERS, Chapter, Settings, compute};
 use transformer::chapter::Preset;
 
-/// The binary keeps the harness's command-line contract (in this file, so that it
-/// runs beside the snapshot test rather than after it).
+/// The binary keeps the harness's command-line contract.
 #[test]
 fn the_command_line_keeps_the_harness_contract() {
     transformer::chapter::check_cli::<Settings>(
