@@ -62,18 +62,45 @@ fn linear_refuses_a_bias_shorter_or_longer_than_d_out() {
     }
 }
 
+/// The fused linear layer reads any leading dimensions as rows (so no reshape
+/// enters the graph): a `[2, 3, 4]` input gives exactly the `[6, 4]` result,
+/// reshaped, and so does its gradient.
+#[test]
+fn linear_reads_leading_dimensions_as_rows() {
+    let (x, w, b) = (random(1, &[6, 4]), random(2, &[3, 4]), random(3, &[3]));
+    let x2 = Var::from_tensor(&x).unwrap();
+    let flat = kernels::linear(x2.as_tensor(), &w, Some(&b)).unwrap();
+    let x3 = Var::from_tensor(&x.reshape((2, 3, 4)).unwrap()).unwrap();
+    let y3 = kernels::linear(x3.as_tensor(), &w, Some(&b)).unwrap();
+    assert_eq!(y3.dims(), &[2, 3, 3]);
+    let (a, c): (Vec<f32>, Vec<f32>) = (
+        flat.flatten_all().unwrap().to_vec1().unwrap(),
+        y3.flatten_all().unwrap().to_vec1().unwrap(),
+    );
+    assert_eq!(a, c);
+    let grad = |y: &Tensor, x: &Var| -> Tensor {
+        let g = y.sqr().unwrap().sum_all().unwrap().backward().unwrap();
+        g.get(x.as_tensor()).unwrap().clone()
+    };
+    let (g2, g3) = (grad(&flat, &x2), grad(&y3, &x3));
+    assert_eq!(g3.dims(), &[2, 3, 4]);
+    let (a, c): (Vec<f32>, Vec<f32>) = (
+        g2.flatten_all().unwrap().to_vec1().unwrap(),
+        g3.flatten_all().unwrap().to_vec1().unwrap(),
+    );
+    assert_eq!(a, c);
+}
+
 #[test]
 fn linear_refuses_an_input_that_does_not_end_in_d_in() {
     let (x, w) = (random(1, &[6, 4]), random(2, &[3, 8]));
     // Used to return [3, 3], reading x as three rows of eight.
     assert!(err(kernels::linear(&x, &w, None)).contains("do not fit"));
+    // A scalar has no last dimension at all.
+    let scalar = Tensor::new(1f32, &DEVICE).unwrap();
     assert!(
-        err(kernels::linear(
-            &x.reshape((2, 3, 4)).unwrap(),
-            &random(2, &[3, 4]),
-            None
-        ))
-        .contains("must be")
+        err(kernels::linear(&scalar, &random(2, &[3, 1]), None))
+            .contains("must be")
     );
     for on in [true, false] {
         let lin = Linear::new(w.clone(), None, &kernels(on));

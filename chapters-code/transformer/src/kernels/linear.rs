@@ -7,23 +7,33 @@ use super::*;
 /// adding it afterwards.
 pub(super) struct LinearOp;
 
-/// `(rows, d_in, d_out)` of `x` (`[rows, d_in]`), `W` (`[d_out, d_in]`) and the
-/// bias, if any (`[d_out]` or `[1, d_out]`); an error for any other shapes.
+/// `(rows, d_in, d_out)` of `x` (`[.., d_in]`: any leading dimensions, read as
+/// `rows` rows), `W` (`[d_out, d_in]`) and the bias, if any (`[d_out]` or `[1,
+/// d_out]`); an error for any other shapes.
 pub(super) fn linear_dims(
     x: &[usize],
     w: &[usize],
     b: Option<&[usize]>,
 ) -> Result<(usize, usize, usize)> {
-    let (&[rows, d_in], &[d_out, w_in]) = (x, w) else {
+    let (Some((&d_in, lead)), &[d_out, w_in]) = (x.split_last(), w) else {
         bail!(
-            "fused linear: input {x:?} and weight {w:?} must be [rows, d_in] and [d_out, d_in]"
+            "fused linear: input {x:?} and weight {w:?} must be [.., d_in] and [d_out, d_in]"
         );
     };
     if d_in != w_in || b.is_some_and(|b| !matches!(*b, [n] | [1, n] if n == d_out))
     {
         bail!("fused linear: input {x:?}, weight {w:?} and bias {b:?} do not fit");
     }
-    Ok((rows, d_in, d_out))
+    Ok((lead.iter().product(), d_in, d_out))
+}
+
+/// The output shape of a linear layer on `x`: `x`'s with `d_out` last.
+fn out_shape(x: &[usize], d_out: usize) -> Shape {
+    let mut dims = x.to_vec();
+    if let Some(last) = dims.last_mut() {
+        *last = d_out;
+    }
+    Shape::from(dims)
 }
 
 pub(super) fn linear_fwd(
@@ -62,23 +72,22 @@ pub(super) fn linear_bwd(
             with_f32(dy, |dy| {
                 let mut dx = vec![0f32; rows * d_in];
                 let mut dw = vec![0f32; d_out * d_in];
-                let dy_rows = View::new(dy, 0, d_out, 1);
-                matmul(
-                    (rows, d_in, d_out),
-                    &mut dx,
-                    false,
-                    dy_rows,
-                    View::new(w, 0, d_in, 1),
-                    true,
-                );
-                let dy_t = View::new(dy, 0, 1, d_out);
-                matmul(
-                    (d_out, d_in, rows),
-                    &mut dw,
-                    false,
-                    dy_t,
-                    View::new(x, 0, d_in, 1),
-                    true,
+                // dx = dy W (dy's rows) and dW = dyᵀ x (dy read transposed).
+                matmul_pair(
+                    (
+                        (rows, d_in, d_out),
+                        &mut dx,
+                        false,
+                        View::new(dy, 0, d_out, 1),
+                        View::new(w, 0, d_in, 1),
+                    ),
+                    (
+                        (d_out, d_in, rows),
+                        &mut dw,
+                        false,
+                        View::new(dy, 0, 1, d_out),
+                        View::new(x, 0, d_in, 1),
+                    ),
                 );
                 let mut db = vec![0f32; d_out];
                 if d_out > 0 {
@@ -124,7 +133,7 @@ impl CustomOp3 for LinearOp {
     ) -> Result<(CpuStorage, Shape)> {
         let dims = linear_dims(xl.dims(), wl.dims(), Some(bl.dims()))?;
         let y = linear_fwd(f32s(xs, xl)?, f32s(ws, wl)?, Some(f32s(bs, bl)?), dims);
-        Ok((CpuStorage::F32(y), Shape::from((dims.0, dims.2))))
+        Ok((CpuStorage::F32(y), out_shape(xl.dims(), dims.2)))
     }
 
     fn bwd(
@@ -157,7 +166,7 @@ impl CustomOp2 for LinearNoBiasOp {
     ) -> Result<(CpuStorage, Shape)> {
         let dims = linear_dims(xl.dims(), wl.dims(), None)?;
         let y = linear_fwd(f32s(xs, xl)?, f32s(ws, wl)?, None, dims);
-        Ok((CpuStorage::F32(y), Shape::from((dims.0, dims.2))))
+        Ok((CpuStorage::F32(y), out_shape(xl.dims(), dims.2)))
     }
 
     fn bwd(
@@ -172,9 +181,10 @@ impl CustomOp2 for LinearNoBiasOp {
     }
 }
 
-/// Fused `x Wᵀ + b` for `x` of shape `[rows, d_in]`, `W` of shape `[d_out, d_in]`
-/// and `b` of `d_out` values (`[d_out]` or `[1, d_out]`); returns `[rows, d_out]`.
-/// Other shapes are errors.
+/// Fused `x Wᵀ + b` for `x` of shape `[.., d_in]` (any leading dimensions, so no
+/// reshape enters the graph), `W` of shape `[d_out, d_in]` and `b` of `d_out`
+/// values (`[d_out]` or `[1, d_out]`); returns `[.., d_out]`. Other shapes are
+/// errors.
 pub fn linear(x: &Tensor, w: &Tensor, b: Option<&Tensor>) -> Result<Tensor> {
     linear_dims(x.dims(), w.dims(), b.map(|b| b.dims()))?;
     check_f32("the input", x)?;

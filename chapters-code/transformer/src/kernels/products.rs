@@ -151,16 +151,46 @@ pub(super) unsafe fn gemm_into(
 /// `dst (m × n, contiguous) (+)= lhs (m × k) · rhs (k × n)` (see [`gemm_into`]), on
 /// every thread of the pool when `parallel`, else on the calling thread.
 pub(super) fn matmul(
-    (m, n, k): (usize, usize, usize),
+    dims: (usize, usize, usize),
     dst: &mut [f32],
     accumulate: bool,
     lhs: View,
     rhs: View,
     parallel: bool,
 ) {
+    let threads = if parallel { rayon::current_num_threads() } else { 1 };
+    matmul_on(threads, dims, dst, accumulate, lhs, rhs)
+}
+
+/// One product of [`matmul_pair`].
+pub(super) type Product<'a, 'b> =
+    ((usize, usize, usize), &'b mut [f32], bool, View<'a>, View<'a>);
+
+/// Two independent products at once, each on half of the pool's threads (on two
+/// threads: each on one, with no hand-off inside either). The backward pass of a
+/// linear layer has two products of equal cost, `dx = dy W` and `dW = dyᵀ x`; side
+/// by side they keep both cores busy with less synchronisation than one after the
+/// other on both. Each result is the same as [`matmul`]'s.
+pub(super) fn matmul_pair(a: Product, b: Product) {
+    let half = (rayon::current_num_threads() / 2).max(1);
+    let ((da, dsta, acca, la, ra), (db, dstb, accb, lb, rb)) = (a, b);
+    rayon::join(
+        || matmul_on(half, da, dsta, acca, la, ra),
+        || matmul_on(half, db, dstb, accb, lb, rb),
+    );
+}
+
+/// [`matmul`] on `threads` threads of the pool.
+fn matmul_on(
+    threads: usize,
+    (m, n, k): (usize, usize, usize),
+    dst: &mut [f32],
+    accumulate: bool,
+    lhs: View,
+    rhs: View,
+) {
     assert_eq!(dst.len(), m * n, "output is not m × n");
-    let threads = rayon::current_num_threads();
-    let par = if parallel && threads > 1 {
+    let par = if threads > 1 {
         gemm::Parallelism::Rayon(threads)
     } else {
         gemm::Parallelism::None
