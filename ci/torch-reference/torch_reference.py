@@ -190,6 +190,41 @@ def time_decoding(c, batch, prompt, reps):
             "new_tokens": new_tokens, "reps": reps}
 
 
+def cpu_name():
+    """The first `model name` of /proc/cpuinfo, as the Rust side reads it."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return "unknown CPU"
+
+
+def peak_gflops(matmul, a, b, reps=20):
+    """GFLOP/s of the best of `reps` products of two 512 x 512 f32 matrices."""
+    matmul(a, b)
+    best = float("inf")
+    for _ in range(reps):
+        start = time.perf_counter()
+        matmul(a, b)
+        best = min(best, time.perf_counter() - start)
+    return 2 * 512**3 / best / 1e9
+
+
+def peaks():
+    """numpy's and PyTorch's 512^3 f32 product on this machine (numpy's BLAS takes its
+    thread count from OPENBLAS_NUM_THREADS / OMP_NUM_THREADS, set by compare.sh)."""
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    a, b = (rng.standard_normal((512, 512), dtype=np.float32) for _ in range(2))
+    numpy = peak_gflops(np.matmul, a, b)
+    ta, tb = torch.from_numpy(a), torch.from_numpy(b)
+    return numpy, peak_gflops(torch.mm, ta, tb)
+
+
 def check(args, c):
     model = Gpt(c)
     model.load_ours(args.weights)
@@ -212,11 +247,14 @@ def check(args, c):
 
 def time_cmd(args, c):
     torch.set_num_threads(args.threads)
+    numpy_peak, torch_peak = peaks()
     run = {"train": time_training(c, args.batch, args.steps, args.warmup),
-           "decode": time_decoding(c, args.decode_batch, args.prompt, args.decode_reps)}
+           "decode": time_decoding(c, args.decode_batch, args.prompt, args.decode_reps),
+           "numpy_peak_gflops": numpy_peak, "torch_peak_gflops": torch_peak}
     print(f"PyTorch {torch.__version__}, {torch.get_num_threads()} threads: "
           f"train {run['train']['tokens_per_s']:.0f} tokens/s ({run['train']['step_ms']:.1f} ms/step), "
-          f"decode {run['decode']['tokens_per_s']:.0f} tokens/s")
+          f"decode {run['decode']['tokens_per_s']:.0f} tokens/s; "
+          f"512^3 f32 product: numpy {numpy_peak:.0f} GFLOP/s, PyTorch {torch_peak:.0f} GFLOP/s")
     runs = []
     if args.append and os.path.exists(args.out):
         with open(args.out) as f:
@@ -225,10 +263,13 @@ def time_cmd(args, c):
     # Other processes only ever slow a run down: the best of several runs is the estimate.
     best = lambda key: max((r[key] for r in runs), key=lambda x: x["tokens_per_s"])  # noqa: E731
     out = {
+        "cpu": cpu_name(),
         "torch_version": torch.__version__,
         "threads": torch.get_num_threads(),
         "train": best("train"),
         "decode": best("decode"),
+        "numpy_peak_gflops": max(r.get("numpy_peak_gflops", 0.0) for r in runs),
+        "torch_peak_gflops": max(r.get("torch_peak_gflops", 0.0) for r in runs),
         "runs": runs,
     }
     os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)

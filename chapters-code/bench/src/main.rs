@@ -1,7 +1,10 @@
 //! How fast the shared library trains and decodes: tokens per second on the
 //! reference model (`Config::tiny()`: vocab 512, d_model 128, 4 heads, 2 layers,
 //! seq 64, batch 16), for the side-by-side comparison with PyTorch in
-//! `ci/torch-reference/compare.sh`.
+//! `ci/torch-reference/compare.sh`; and where a training step's time goes (`profile`,
+//! `gemm`: the phases, the matrix products alone, the GEMM peak).
+
+mod gemm;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -31,6 +34,11 @@ enum Mode {
     /// Training speed with the fast kernels switched on one after another, then
     /// both.
     Levers,
+    /// The matrix products alone: the GEMM peak (512³) and one training step's
+    /// products, each at its shape.
+    Gemm,
+    /// Where a training step's time goes: forward and loss, backward, optimiser.
+    Profile,
     /// Nothing: only `--save-weights`.
     Save,
     /// Nothing measured: write the book's outputs from `--ours-json` and
@@ -214,6 +222,26 @@ struct DecodeResult {
     reps: usize,
 }
 
+/// Milliseconds per training step in each phase, and the FLOP rate of the whole
+/// step.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct ProfileResult {
+    forward_ms: f64,
+    backward_ms: f64,
+    optimizer_ms: f64,
+    step_ms: f64,
+    /// FLOPs of the step's matrix products (three times the forward pass's).
+    step_gflop: f64,
+    gflops: f64,
+    /// Tensors in the step's graph, their values, and the time candle's backward
+    /// pass spends on them before any gradient is computed: each node's gradient
+    /// starts as `zeros_like` and every contribution is added to it (one zero fill
+    /// and at least one addition per node, timed here on the same shapes).
+    graph_nodes: usize,
+    graph_values: usize,
+    bookkeeping_ms: f64,
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct LeverResult {
     name: String,
@@ -230,15 +258,29 @@ struct Measured {
     train: Option<TrainResult>,
     decode: Option<DecodeResult>,
     levers: Vec<LeverResult>,
+    #[serde(default)]
+    cpu: String,
+    /// Rounds of the levers measurement (each configuration keeps its best).
+    #[serde(default)]
+    lever_rounds: usize,
+    gemm: Option<gemm::GemmResult>,
+    profile: Option<ProfileResult>,
 }
 
 /// What `torch_reference.py time` writes.
 #[derive(Debug, Clone, Deserialize)]
 struct TorchResults {
+    #[serde(default)]
+    cpu: String,
     torch_version: String,
     threads: usize,
     train: Option<TrainResult>,
     decode: Option<DecodeResult>,
+    /// GFLOP/s of numpy's and PyTorch's 512³ `f32` product on the same threads.
+    #[serde(default)]
+    numpy_peak_gflops: Option<f64>,
+    #[serde(default)]
+    torch_peak_gflops: Option<f64>,
 }
 
 /// PyTorch's training and decoding speeds in tokens per second, where it measured
@@ -331,6 +373,20 @@ fn new_model(s: &Settings, seed: u64) -> anyhow::Result<(ParamStore, DecoderOnly
     Ok((store, model))
 }
 
+/// The mean next-token loss, through the fused cross-entropy kernel or the
+/// reference (the `cross_entropy` lever).
+fn loss_of(
+    s: &Settings,
+    logits: &Tensor,
+    y: &Tensor,
+    ones: &Tensor,
+) -> anyhow::Result<Tensor> {
+    Ok(match s.fused_loss {
+        true => masked_cross_entropy(logits, y, ones)?,
+        false => token_nll_reference(logits, y)?.mean_all()?,
+    })
+}
+
 fn bench_train(
     s: &Settings,
     steps: usize,
@@ -347,11 +403,7 @@ fn bench_train(
             starts.push(Instant::now());
             let (x, y) = random_batch(r, s.batch, s.seq, s.cfg.vocab_size)?;
             let logits = model.forward(&x, &MaskKind::Causal)?;
-            let loss = if s.fused_loss {
-                masked_cross_entropy(&logits, &y, &ones)?
-            } else {
-                token_nll_reference(&logits, &y)?.mean_all()?
-            };
+            let loss = loss_of(s, &logits, &y, &ones)?;
             Ok(StepLoss {
                 loss,
                 tokens_seen: s.batch * s.seq,
@@ -368,6 +420,95 @@ fn bench_train(
         first_loss: log.steps[0].loss,
         last_loss: log.steps.last().map_or(f64::NAN, |l| l.loss),
     })
+}
+
+/// The training step of [`bench_train`] written out, each phase timed: the batch,
+/// forward pass and loss; the backward pass; gradient clipping and AdamW. Means over
+/// the timed steps.
+fn bench_profile(
+    s: &Settings,
+    steps: usize,
+    warmup: usize,
+    seed: u64,
+) -> anyhow::Result<ProfileResult> {
+    let (store, model) = new_model(s, seed)?;
+    let cfg = train_config(warmup + steps, seed, s.cfg.kernels);
+    let mut opt = transformer::train::AdamW::new(&store, &cfg)?;
+    let mut data = transformer::rng::stream(seed, "data");
+    let ones = Tensor::ones((s.batch, s.seq), DType::F32, &DEVICE)?;
+    let (mut fwd, mut bwd, mut upd, mut flop) = (0.0, 0.0, 0.0, 0u64);
+    for step in 0..warmup + steps {
+        let t0 = Instant::now();
+        let (x, y) = random_batch(&mut data, s.batch, s.seq, s.cfg.vocab_size)?;
+        let (loss, f) = transformer::flops::count(|| -> anyhow::Result<Tensor> {
+            let logits = model.forward(&x, &MaskKind::Causal)?;
+            loss_of(s, &logits, &y, &ones)
+        });
+        let loss = loss?;
+        loss.to_scalar::<f32>()?;
+        let t1 = Instant::now();
+        let grads = loss.backward()?;
+        let t2 = Instant::now();
+        opt.step(&grads, cfg.lr_at(step))?;
+        drop(grads);
+        let t3 = Instant::now();
+        if step >= warmup {
+            fwd += (t1 - t0).as_secs_f64();
+            bwd += (t2 - t1).as_secs_f64();
+            upd += (t3 - t2).as_secs_f64();
+            flop += 3 * f;
+        }
+    }
+    // One more forward pass, untimed, whose graph is measured.
+    let (x, y) = random_batch(&mut data, s.batch, s.seq, s.cfg.vocab_size)?;
+    let loss = loss_of(s, &model.forward(&x, &MaskKind::Causal)?, &y, &ones)?;
+    let (graph_nodes, graph_values, bookkeeping) = time_bookkeeping(&loss)?;
+    let n = steps as f64;
+    let step_secs = (fwd + bwd + upd) / n;
+    Ok(ProfileResult {
+        forward_ms: 1e3 * fwd / n,
+        backward_ms: 1e3 * bwd / n,
+        optimizer_ms: 1e3 * upd / n,
+        step_ms: 1e3 * step_secs,
+        step_gflop: flop as f64 / n / 1e9,
+        gflops: flop as f64 / n / step_secs / 1e9,
+        graph_nodes,
+        graph_values,
+        bookkeeping_ms: 1e3 * bookkeeping,
+    })
+}
+
+/// The nodes of `loss`'s graph, their values, and the seconds (best of five) of
+/// one `zeros_like` and one addition per node: what candle's backward pass does to
+/// start and accumulate each gradient, whatever the ops.
+fn time_bookkeeping(loss: &Tensor) -> anyhow::Result<(usize, usize, f64)> {
+    let nodes = loss.sorted_nodes();
+    let values = nodes.iter().map(|n| n.elem_count()).sum();
+    let mut best = f64::INFINITY;
+    for _ in 0..5 {
+        let start = Instant::now();
+        for n in &nodes {
+            let sum = n.zeros_like()?.add(&n.detach())?;
+            std::hint::black_box(sum);
+        }
+        best = best.min(start.elapsed().as_secs_f64());
+    }
+    Ok((nodes.len(), values, best))
+}
+
+/// The matrix products of `s`'s model alone (see [`gemm`]).
+fn bench_gemm(s: &Settings, threads: usize) -> gemm::GemmResult {
+    let c = &s.cfg;
+    let model = gemm::Model {
+        batch: s.batch,
+        seq: s.seq,
+        d: c.d_model,
+        heads: c.n_heads,
+        d_ff: c.d_ff,
+        vocab: c.vocab_size,
+        layers: c.n_layers,
+    };
+    gemm::measure(model, threads)
 }
 
 /// Greedy decoding with the KV cache: a random prompt, then one token at a time up
@@ -561,7 +702,18 @@ fn read_json<T: serde::de::DeserializeOwned>(p: &Path) -> anyhow::Result<T> {
 fn merge_best(paths: &[PathBuf]) -> anyhow::Result<Measured> {
     let runs: Vec<Measured> =
         paths.iter().map(|p| read_json(p)).collect::<anyhow::Result<_>>()?;
-    let mut best = runs[0].clone();
+    let mut best = Measured { profile: None, gemm: None, ..runs[0].clone() };
+    if let Some(r) =
+        runs.iter().find(|r| (&r.cpu, r.threads) != (&best.cpu, best.threads))
+    {
+        anyhow::bail!(
+            "the measurements come from different machines or thread counts ({:?} on {} threads, {:?} on {})",
+            best.cpu,
+            best.threads,
+            r.cpu,
+            r.threads
+        );
+    }
     for r in &runs {
         if r.train.as_ref().map(|t| t.tokens_per_s)
             > best.train.as_ref().map(|t| t.tokens_per_s)
@@ -575,6 +727,16 @@ fn merge_best(paths: &[PathBuf]) -> anyhow::Result<Measured> {
         }
         if best.levers.is_empty() {
             best.levers = r.levers.clone();
+            best.lever_rounds = r.lever_rounds;
+        }
+        // The fastest profiled step, with the GEMM measurement of the same run, so
+        // that the shares of the step and of the peak are ratios within one process.
+        if r.profile.is_some()
+            && r.profile.as_ref().map(|p| -p.step_ms)
+                > best.profile.as_ref().map(|p| -p.step_ms)
+        {
+            best.profile = r.profile.clone();
+            best.gemm = r.gemm.clone();
         }
     }
     Ok(best)
@@ -582,7 +744,7 @@ fn merge_best(paths: &[PathBuf]) -> anyhow::Result<Measured> {
 
 /// The levers run as JSON: each configuration's tokens/s, its gain over the
 /// previous one and over no levers, and (by name) the overall gain.
-fn lever_summary(levers: &[LeverResult]) -> serde_json::Value {
+fn lever_summary(levers: &[LeverResult], rounds: usize) -> serde_json::Value {
     use transformer::chapter::round_dp;
     let Some(first) = levers.first().map(|l| l.tokens_per_s) else {
         return serde_json::Value::Null;
@@ -606,8 +768,85 @@ fn lever_summary(levers: &[LeverResult]) -> serde_json::Value {
         "none_tokens_per_s": round_dp(first, 0),
         "all_tokens_per_s": round_dp(last, 0),
         "total_gain": round_dp(last / first, 1),
+        "rounds": rounds,
+        "candle_threads_gain": levers
+            .iter()
+            .position(|l| l.name == format!("+ {}", Lever::CandleThreads.name()))
+            .filter(|&i| i > 0)
+            .map(|i| round_dp(levers[i].tokens_per_s / levers[i - 1].tokens_per_s, 2)),
         "rows": rows,
     })
+}
+
+/// Where a training step's time goes, as JSON (rounded for the book), when both
+/// the profile and the GEMM measurement ran.
+fn profile_summary(m: &Measured) -> serde_json::Value {
+    use transformer::chapter::round_dp;
+    let (Some(p), Some(g)) = (&m.profile, &m.gemm) else {
+        return serde_json::Value::Null;
+    };
+    serde_json::json!({
+        "step_ms": round_dp(p.step_ms, 1),
+        "forward_ms": round_dp(p.forward_ms, 1),
+        "backward_ms": round_dp(p.backward_ms, 1),
+        "optimizer_ms": round_dp(p.optimizer_ms, 1),
+        "step_gflop": round_dp(p.step_gflop, 2),
+        "gflops": whole(p.gflops),
+        "peak_percent": whole(100.0 * p.gflops / g.peak),
+        "products_ms": round_dp(g.step_ms, 1),
+        "products_ms_cold": round_dp(g.step_ms_cold, 1),
+        "products_percent": whole(100.0 * g.step_ms / p.step_ms),
+        "products_peak_percent": whole(100.0 * g.step_gflops / g.peak),
+        "graph_nodes": p.graph_nodes,
+        "graph_values": p.graph_values,
+        "bookkeeping_ms": round_dp(p.bookkeeping_ms, 1),
+    })
+}
+
+/// The profile as a table: the step's phases, then what its products and candle's
+/// gradient bookkeeping alone take.
+fn profile_table(m: &Measured) -> Option<String> {
+    let (p, g) = (m.profile.as_ref()?, m.gemm.as_ref()?);
+    let share = |ms: f64| format!("{:.0}%", 100.0 * ms / p.step_ms);
+    let mut md = String::from(
+        "| one training step | ms | share of the step |\n|---|---:|---:|\n",
+    );
+    for (what, ms) in [
+        ("forward pass and loss", p.forward_ms),
+        ("backward pass", p.backward_ms),
+        ("gradient clipping and AdamW", p.optimizer_ms),
+        ("**the whole step**", p.step_ms),
+        ("*its matrix products alone, operands in cache*", g.step_ms),
+        (
+            "*its matrix products alone, large operands evicted from the cache*",
+            g.step_ms_cold,
+        ),
+        (
+            "*candle's gradient bookkeeping, a lower bound (one zeros_like + add per tensor)*",
+            p.bookkeeping_ms,
+        ),
+    ] {
+        md += &format!("| {what} | {ms:.1} | {} |\n", share(ms));
+    }
+    Some(md)
+}
+
+/// A measurement rounded to a whole number, as the book prints it.
+fn whole(x: f64) -> i64 {
+    x.round() as i64
+}
+
+/// How the book words a ratio of ours to PyTorch's speed, as the book prints it
+/// (two decimals).
+fn comparison(ratio: f64) -> &'static str {
+    let r = transformer::chapter::round_dp(ratio, 2);
+    if r > 1.0 {
+        "faster than"
+    } else if r < 1.0 {
+        "slower than"
+    } else {
+        "as fast as"
+    }
 }
 
 fn ratio(ours: f64, theirs: Option<f64>) -> Option<f64> {
@@ -646,6 +885,7 @@ fn write_book_outputs(
             "step_ms": round_dp(train.step_ms, 1),
             "torch_tokens_per_s": tt.map(|x| round_dp(x, 0)),
             "ratio": ratio(train.tokens_per_s, tt).map(|x| round_dp(x, 2)),
+            "comparison": ratio(train.tokens_per_s, tt).map(comparison),
         },
         "decode": {
             "tokens_per_s": round_dp(decode.tokens_per_s, 0),
@@ -653,10 +893,28 @@ fn write_book_outputs(
             "new_tokens": decode.new_tokens,
             "torch_tokens_per_s": td.map(|x| round_dp(x, 0)),
             "ratio": ratio(decode.tokens_per_s, td).map(|x| round_dp(x, 2)),
+            "comparison": ratio(decode.tokens_per_s, td).map(comparison),
         },
-        "levers": lever_summary(&m.levers),
+        "levers": lever_summary(&m.levers, m.lever_rounds),
+        "model": m.config.as_ref().map(|c| serde_json::json!({
+            "vocab": c.vocab_size,
+            "d_model": c.d_model,
+            "heads": c.n_heads,
+            "layers": c.n_layers,
+        })),
+        "machine": {
+            "cpu": m.cpu,
+            "gemm_kernel": m.gemm.as_ref().map(|g| g.kernel.clone()),
+            "gemm_peak_gflops": m.gemm.as_ref().map(|g| whole(g.peak)),
+            "numpy_peak_gflops": torch.and_then(|t| t.numpy_peak_gflops).map(whole),
+            "torch_peak_gflops": torch.and_then(|t| t.torch_peak_gflops).map(whole),
+        },
+        "profile": profile_summary(m),
     });
     transformer::io::write_json(&dir.join("results.json"), &results)?;
+    let md = profile_table(m)
+        .context("the book's outputs need a profile run (mode profile)")?;
+    transformer::io::write_text(&dir.join("profile.md"), &md)?;
     let fmt_ratio =
         |r: Option<f64>| r.map_or("–".to_string(), |r| format!("{r:.2}×"));
     let fmt_tps =
@@ -729,7 +987,10 @@ fn run(cli: Cli, levers: &Levers) -> anyhow::Result<()> {
         None => None,
     };
     let (torch_train, torch_decode) = torch_tokens_per_s(torch.as_ref());
+    let cpu = support::cpu_name();
+    println!("cpu: {cpu}");
     let mut m = Measured {
+        cpu,
         threads,
         params,
         config: Some(s.cfg.clone()),
@@ -740,6 +1001,16 @@ fn run(cli: Cli, levers: &Levers) -> anyhow::Result<()> {
     if cli.mode == Mode::Report {
         anyhow::ensure!(!cli.ours_json.is_empty(), "mode report needs --ours-json");
         m = merge_best(&cli.ours_json)?;
+        if let Some(t) = &torch {
+            anyhow::ensure!(
+                t.cpu == m.cpu && t.threads == m.threads,
+                "PyTorch ran on {:?} with {} threads, ours on {:?} with {}: not one machine",
+                t.cpu,
+                t.threads,
+                m.cpu,
+                m.threads
+            );
+        }
         for (what, ours, theirs) in [
             ("train", m.train.as_ref().map(|t| t.tokens_per_s), torch_train),
             ("decode", m.decode.as_ref().map(|t| t.tokens_per_s), torch_decode),
@@ -754,6 +1025,7 @@ fn run(cli: Cli, levers: &Levers) -> anyhow::Result<()> {
     }
     if matches!(cli.mode, Mode::Levers) {
         m.levers = bench_levers(&cli)?;
+        m.lever_rounds = cli.lever_rounds as usize;
     }
     if matches!(cli.mode, Mode::Train | Mode::All | Mode::Levers) {
         let r = bench_train(&s, steps, warmup, cli.seed)?;
@@ -763,6 +1035,53 @@ fn run(cli: Cli, levers: &Levers) -> anyhow::Result<()> {
         );
         print_against_torch(r.tokens_per_s, torch_train);
         m.train = Some(r);
+    }
+    if matches!(cli.mode, Mode::Profile) {
+        let p = bench_profile(&s, steps, warmup, cli.seed)?;
+        println!(
+            "profile: {:.1} ms/step = forward and loss {:.1} + backward {:.1} + optimiser {:.1}; {:.2} GFLOP per step, {:.0} GFLOP/s",
+            p.step_ms,
+            p.forward_ms,
+            p.backward_ms,
+            p.optimizer_ms,
+            p.step_gflop,
+            p.gflops
+        );
+        println!(
+            "         the graph has {} tensors with {} values; starting and adding up their gradients (zeros_like + add) takes {:.1} ms",
+            p.graph_nodes, p.graph_values, p.bookkeeping_ms
+        );
+        m.profile = Some(p);
+    }
+    if matches!(cli.mode, Mode::Gemm | Mode::Profile) {
+        let g = bench_gemm(&s, threads);
+        println!(
+            "gemm: {} kernels; 512³ f32 product {:.0} GFLOP/s on 1 thread, {:.0} on {threads}",
+            g.kernel, g.peak_1_thread, g.peak
+        );
+        if cli.mode == Mode::Gemm {
+            for r in &g.rows {
+                println!(
+                    "  {:<9} {:>5} × {:>4} × {:>4} (×{}) {:>6.0} GFLOP/s",
+                    r.what, r.m, r.n, r.k, r.per_step, r.gflops
+                );
+            }
+        }
+        println!(
+            "      one training step's products, each timed alone: {:.1} ms, {:.0} GFLOP/s ({:.0}% of the peak); {:.1} ms with cold caches",
+            g.step_ms,
+            g.step_gflops,
+            100.0 * g.step_gflops / g.peak,
+            g.step_ms_cold
+        );
+        if let Some(p) = &m.profile {
+            println!(
+                "      the whole step reaches {:.0}% of the peak; its products alone would take {:.0}% of it",
+                100.0 * p.gflops / g.peak,
+                100.0 * g.step_ms / p.step_ms
+            );
+        }
+        m.gemm = Some(g);
     }
     if matches!(cli.mode, Mode::Decode | Mode::All | Mode::Levers) {
         let r = bench_decode(
@@ -786,7 +1105,10 @@ fn run(cli: Cli, levers: &Levers) -> anyhow::Result<()> {
         let check: Option<serde_json::Value> =
             cli.check_json.as_deref().map(read_json).transpose()?;
         write_book_outputs(&m, torch.as_ref(), check.as_ref(), dir)?;
-        println!("wrote {}/results.json and speed.md", dir.display());
+        println!(
+            "wrote results.json, speed.md, levers.md and profile.md to {}",
+            dir.display()
+        );
     }
     Ok(())
 }
