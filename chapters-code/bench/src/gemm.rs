@@ -90,6 +90,21 @@ pub struct Model {
     pub layers: usize,
 }
 
+impl Model {
+    /// The model of `cfg`, trained on batches of `batch` sequences of `seq` tokens.
+    pub fn of(cfg: &transformer::Config, batch: usize, seq: usize) -> Self {
+        Model {
+            batch,
+            seq,
+            d: cfg.d_model,
+            heads: cfg.n_heads,
+            d_ff: cfg.d_ff,
+            vocab: cfg.vocab_size,
+            layers: cfg.n_layers,
+        }
+    }
+}
+
 /// The products of one training step of `m` (with a separate output head, as in
 /// `Config::tiny`), in the library's operand layouts.
 fn step_shapes(m: Model) -> Vec<Shape> {
@@ -330,15 +345,7 @@ mod tests {
         let ((), forward) = transformer::flops::count(|| {
             model.forward(&ids, &MaskKind::Causal).unwrap();
         });
-        let m = Model {
-            batch,
-            seq,
-            d: cfg.d_model,
-            heads: cfg.n_heads,
-            d_ff: cfg.d_ff,
-            vocab: cfg.vocab_size,
-            layers: cfg.n_layers,
-        };
+        let m = Model::of(&cfg, batch, seq);
         let shapes = step_shapes(m);
         let listed: usize =
             shapes.iter().map(|s| 2 * s.m * s.n * s.k * s.per_step).sum();

@@ -233,10 +233,12 @@ struct ProfileResult {
     /// FLOPs of the step's matrix products (three times the forward pass's).
     step_gflop: f64,
     gflops: f64,
-    /// Tensors in the step's graph, their values, and the time candle's backward
-    /// pass spends on them before any gradient is computed: each node's gradient
-    /// starts as `zeros_like` and every contribution is added to it (one zero fill
-    /// and at least one addition per node, timed here on the same shapes).
+    /// Tensors in the step's graph, their values, and a lower bound on the time
+    /// candle's backward pass spends on its gradient bookkeeping: each tensor's
+    /// gradient starts as `zeros_like` when its first contribution arrives, and
+    /// every contribution is added to it as a new tensor. Timed here as one zero
+    /// fill and one addition per tensor, on the same shapes (a tensor used twice
+    /// gets two additions in a real backward pass).
     graph_nodes: usize,
     graph_values: usize,
     bookkeeping_ms: f64,
@@ -498,17 +500,7 @@ fn time_bookkeeping(loss: &Tensor) -> anyhow::Result<(usize, usize, f64)> {
 
 /// The matrix products of `s`'s model alone (see [`gemm`]).
 fn bench_gemm(s: &Settings, threads: usize) -> gemm::GemmResult {
-    let c = &s.cfg;
-    let model = gemm::Model {
-        batch: s.batch,
-        seq: s.seq,
-        d: c.d_model,
-        heads: c.n_heads,
-        d_ff: c.d_ff,
-        vocab: c.vocab_size,
-        layers: c.n_layers,
-    };
-    gemm::measure(model, threads)
+    gemm::measure(gemm::Model::of(&s.cfg, s.batch, s.seq), threads)
 }
 
 /// Greedy decoding with the KV cache: a random prompt, then one token at a time up
@@ -1048,7 +1040,7 @@ fn run(cli: Cli, levers: &Levers) -> anyhow::Result<()> {
             p.gflops
         );
         println!(
-            "         the graph has {} tensors with {} values; starting and adding up their gradients (zeros_like + add) takes {:.1} ms",
+            "         the graph has {} tensors with {} values; starting and adding up their gradients (zeros_like + add) takes at least {:.1} ms",
             p.graph_nodes, p.graph_values, p.bookkeeping_ms
         );
         m.profile = Some(p);
