@@ -453,29 +453,15 @@ pub fn assert_mask(yours: &[Vec<bool>], expected: &[Vec<bool>], what: &str) {
         return;
     }
     let mut out = side_by_side(what, "mask", &grid(yours), &grid(expected));
-    let first = (0..expected.len().max(yours.len())).find_map(|i| {
-        let (ra, rb) = (yours.get(i), expected.get(i));
-        match (ra, rb) {
-            (Some(ra), Some(rb)) if ra.len() != rb.len() => Some(format!(
-                "row {i} has {} keys, expected {}",
-                ra.len(),
-                rb.len()
-            )),
-            (Some(ra), Some(rb)) => {
-                (0..rb.len()).find(|&j| ra[j] != rb[j]).map(|j| {
-                    format!(
-                        "row {i} (query {i}), key {j}: yours says {}, expected {}",
-                        ra[j], rb[j]
-                    )
-                })
-            }
-            _ => Some(format!(
-                "your mask has {} rows, expected {}",
-                yours.len(),
-                expected.len()
-            )),
-        }
-    });
+    let first = first_difference(
+        yours,
+        expected,
+        ("mask", "keys"),
+        |a, b| a == b,
+        |i, j, a, b| {
+            format!("row {i} (query {i}), key {j}: yours says {a}, expected {b}")
+        },
+    );
     if let Some(f) = first {
         out.push_str(&format!("\nfirst difference: {f}\n"));
     }
@@ -549,29 +535,19 @@ pub fn assert_matrix(
         return;
     }
     let mut out = side_by_side(what, "matrix", &table(yours), &table(expected));
-    let first = (0..expected.len().max(yours.len())).find_map(|i| {
-        match (yours.get(i), expected.get(i)) {
-            (Some(ra), Some(rb)) if ra.len() != rb.len() => Some(format!(
-                "row {i} has {} entries, expected {}",
-                ra.len(),
-                rb.len()
-            )),
-            (Some(ra), Some(rb)) => {
-                (0..rb.len()).find(|&j| !near(ra[j], rb[j])).map(|j| {
-                    format!(
-                        "row {i}, column {j}: yours is {}, expected {}",
-                        number(ra[j]),
-                        number(rb[j])
-                    )
-                })
-            }
-            _ => Some(format!(
-                "your matrix has {} rows, expected {}",
-                yours.len(),
-                expected.len()
-            )),
-        }
-    });
+    let first = first_difference(
+        yours,
+        expected,
+        ("matrix", "entries"),
+        |&a, &b| near(a, b),
+        |i, j, &a, &b| {
+            format!(
+                "row {i}, column {j}: yours is {}, expected {}",
+                number(a),
+                number(b)
+            )
+        },
+    );
     if let Some(f) = first {
         out.push_str(&format!("\nfirst difference: {f} (tolerance {tol})\n"));
     }
@@ -579,6 +555,35 @@ pub fn assert_matrix(
         out.push_str(&format!("\n{d}\n"));
     }
     panic!("{out}");
+}
+
+/// Where a reader's grid first differs from the expected one: a row of the wrong
+/// length (counted in `entries`), an entry `same` rejects (described by `entry`
+/// from its row, column and both values), or a missing or extra row of the `kind`.
+fn first_difference<T>(
+    yours: &[Vec<T>],
+    expected: &[Vec<T>],
+    (kind, entries): (&str, &str),
+    same: impl Fn(&T, &T) -> bool,
+    entry: impl Fn(usize, usize, &T, &T) -> String,
+) -> Option<String> {
+    (0..expected.len().max(yours.len())).find_map(|i| {
+        match (yours.get(i), expected.get(i)) {
+            (Some(ra), Some(rb)) if ra.len() != rb.len() => Some(format!(
+                "row {i} has {} {entries}, expected {}",
+                ra.len(),
+                rb.len()
+            )),
+            (Some(ra), Some(rb)) => (0..rb.len())
+                .find(|&j| !same(&ra[j], &rb[j]))
+                .map(|j| entry(i, j, &ra[j], &rb[j])),
+            _ => Some(format!(
+                "your {kind} has {} rows, expected {}",
+                yours.len(),
+                expected.len()
+            )),
+        }
+    })
 }
 
 /// "`what`: your `kind` differs from the expected one", then the reader's answer and

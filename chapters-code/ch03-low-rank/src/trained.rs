@@ -16,6 +16,7 @@ use serde::Serialize;
 use transformer::chapter::round_dp;
 use transformer::corpus;
 use transformer::loss::masked_cross_entropy;
+use transformer::model::LayerTrace;
 use transformer::objectives::{self, LmBatch, MlmConfig};
 use transformer::rng;
 use transformer::tokenizer::BpeTokenizer;
@@ -340,6 +341,36 @@ fn average(ms: &[MatrixSummary]) -> MatrixSummary {
 }
 
 // ANCHOR: traced
+/// One head's attention probabilities in one layer: a `t × t` matrix per row of the
+/// batch, widened from the model's `f32` to `f64` for the measures.
+pub struct HeadMatrices {
+    pub layer: usize,
+    pub head: usize,
+    pub rows: Vec<Mat<f64>>,
+}
+
+/// Every layer's and head's attention matrices from a traced forward pass, layer
+/// by layer and head by head. Chapter 5 measures its encoders' heads through this
+/// too.
+pub fn head_matrices(layers: &[LayerTrace]) -> anyhow::Result<Vec<HeadMatrices>> {
+    let mut heads = Vec::new();
+    for (layer, trace) in layers.iter().enumerate() {
+        let (b, h, t, _) = trace.attn.probs.dims4()?;
+        let probs: Vec<f32> =
+            trace.attn.probs.to_dtype(DType::F32)?.flatten_all()?.to_vec1()?;
+        for head in 0..h {
+            let rows = (0..b)
+                .map(|row| {
+                    let base = (row * h + head) * t * t;
+                    Mat::from_fn(t, t, |i, j| f64::from(probs[base + i * t + j]))
+                })
+                .collect();
+            heads.push(HeadMatrices { layer, head, rows });
+        }
+    }
+    Ok(heads)
+}
+
 /// Measure every layer's and head's attention probabilities on held-out rows,
 /// through the library's traced forward pass, with the prefix LM's split fixed at
 /// `k` for every row. The whole `n × n` matrix is measured, and for the two
@@ -365,42 +396,32 @@ fn measure_heads(
     };
     let out = model.run(ids, &mask, Forward { cache: None, trace: true })?;
     let mut heads = Vec::new();
-    for (layer, trace) in out.layers.iter().enumerate() {
-        let (b, h, t, _) = trace.attn.probs.dims4()?;
-        let probs: Vec<f32> =
-            trace.attn.probs.to_dtype(DType::F32)?.flatten_all()?.to_vec1()?;
-        for head in 0..h {
-            let (mut fulls, mut blocks) = (Vec::new(), Vec::new());
-            for row in 0..b {
-                let base = (row * h + head) * t * t;
-                let a =
-                    Mat::from_fn(t, t, |i, j| f64::from(probs[base + i * t + j]));
-                fulls.push(summarise(a.as_ref(), full)?);
-                if let Some(s) = block {
-                    let blk = a.as_ref().submatrix(0, 0, k, k);
-                    // The block is a whole attention matrix: each of its rows sums
-                    // to one.
-                    let worst = (0..k)
-                        .map(|i| {
-                            ((0..k).map(|j| blk[(i, j)]).sum::<f64>() - 1.0).abs()
-                        })
-                        .fold(0.0, f64::max);
-                    if worst > 1e-3 {
-                        bail!(
-                            "row sums of the {k} × {k} block are off by \
-                             {worst:.1e}: not a whole attention matrix"
-                        );
-                    }
-                    blocks.push(summarise(blk, s)?);
+    for HeadMatrices { layer, head, rows } in head_matrices(&out.layers)? {
+        let (mut fulls, mut blocks) = (Vec::new(), Vec::new());
+        for a in &rows {
+            fulls.push(summarise(a.as_ref(), full)?);
+            if let Some(s) = block {
+                let blk = a.as_ref().submatrix(0, 0, k, k);
+                // The block is a whole attention matrix: each of its rows sums to
+                // one.
+                let worst = (0..k)
+                    .map(|i| ((0..k).map(|j| blk[(i, j)]).sum::<f64>() - 1.0).abs())
+                    .fold(0.0, f64::max);
+                if worst > 1e-3 {
+                    bail!(
+                        "row sums of the {k} × {k} block are off by {worst:.1e}: \
+                         not a whole attention matrix"
+                    );
                 }
+                blocks.push(summarise(blk, s)?);
             }
-            heads.push(HeadSummary {
-                layer,
-                head,
-                full: average(&fulls),
-                block: block.map(|_| average(&blocks)),
-            });
         }
+        heads.push(HeadSummary {
+            layer,
+            head,
+            full: average(&fulls),
+            block: block.map(|_| average(&blocks)),
+        });
     }
     Ok(heads)
 }

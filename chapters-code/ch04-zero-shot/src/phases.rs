@@ -176,10 +176,22 @@ pub fn pretrain(
     cell: Cell,
     seed: u64,
 ) -> anyhow::Result<Trained> {
-    let store = ParamStore::new(seed);
-    let net = Net::new(&store, cell.arch, &s.model_config(data.tok.vocab_size()))?;
+    let (store, net) = initial(data, s, cell.arch, seed)?;
     let cfg = train_config(s.pretrain_steps, s.lr, s.eval_every(), seed);
     run(data, store, net, cell.arch, &cfg, rows_batch(data, s, cell, 0))
+}
+
+/// A model of `arch` at the initial weights of `seed`, and the store that owns
+/// them (the store sets the weights; [`adapt`] then loads a checkpoint into it).
+fn initial(
+    data: &Data,
+    s: &Settings,
+    arch: Arch,
+    seed: u64,
+) -> anyhow::Result<(ParamStore, Net)> {
+    let store = ParamStore::new(seed);
+    let net = Net::new(&store, arch, &s.model_config(data.tok.vocab_size()))?;
+    Ok((store, net))
 }
 // ANCHOR_END: pretrain
 
@@ -221,8 +233,7 @@ pub fn adapt(
     cell: Cell,
     seed: u64,
 ) -> anyhow::Result<Trained> {
-    let store = ParamStore::new(seed);
-    let net = Net::new(&store, cell.arch, &s.model_config(data.tok.vocab_size()))?;
+    let (store, net) = initial(data, s, cell.arch, seed)?;
     store.load(from)?;
     let cfg = train_config(s.adapt_steps, s.lr, 0, seed);
     run(

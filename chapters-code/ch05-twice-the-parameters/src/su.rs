@@ -4,7 +4,6 @@
 //! the same rows. Beside their losses, the effective rank of their trained
 //! attention matrices, measured with chapter 3's code.
 
-use candle_core::DType;
 use faer::Mat;
 use serde::Serialize;
 use transformer::chapter::round_dp;
@@ -12,6 +11,8 @@ use transformer::loss::token_nll;
 use transformer::objectives::{LmBatch, MlmConfig, masked_lm};
 use transformer::train::{self, StepLoss};
 use transformer::{DecoderOnly, Forward, MaskKind, ParamStore, rng};
+
+use ch03_low_rank::trained::{HeadMatrices, head_matrices};
 
 use crate::*;
 
@@ -117,8 +118,9 @@ fn corrupted(
 
 // ANCHOR: measure
 /// Every head's attention on held-out rows as the encoder reads them in training
-/// (corrupted), through the traced forward pass; each `n × n` matrix measured in
-/// `f64` by chapter 3's [`ch03_low_rank::Measures`].
+/// (corrupted), through the traced forward pass and chapter 3's
+/// [`head_matrices`]; each `n × n` matrix measured in `f64` by chapter 3's
+/// [`ch03_low_rank::Measures`].
 fn head_ranks(
     m: &DecoderOnly,
     heads: Heads,
@@ -127,34 +129,28 @@ fn head_ranks(
 ) -> anyhow::Result<Vec<HeadRank>> {
     let ids = batch.tensors()?.0.narrow(0, 0, rows)?;
     let out = m.run(&ids, &batch.mask, Forward { cache: None, trace: true })?;
+    let h = m.cfg.n_heads;
     let mut ranks = Vec::new();
-    for (layer, trace) in out.layers.iter().enumerate() {
-        let (b, h, t, _) = trace.attn.probs.dims4()?;
-        let probs: Vec<f32> =
-            trace.attn.probs.to_dtype(DType::F32)?.flatten_all()?.to_vec1()?;
-        for head in 0..h {
-            let (mut er, mut r3) = (0.0, 0.0);
-            for row in 0..b {
-                let base = (row * h + head) * t * t;
-                let a =
-                    Mat::from_fn(t, t, |i, j| f64::from(probs[base + i * t + j]));
-                let measures = ch03_low_rank::Measures::of(a.as_ref())?;
-                er += measures.effective_rank / b as f64;
-                r3 += measures.rank_1e3 as f64 / b as f64;
-            }
-            let direction = match heads {
-                Heads::Bidirectional => "both",
-                Heads::ForwardBackward if head < h / 2 => "forward",
-                Heads::ForwardBackward => "backward",
-            };
-            ranks.push(HeadRank {
-                layer,
-                head,
-                direction,
-                effective_rank: round_dp(er, 2),
-                rank_1e3: round_dp(r3, 2),
-            });
+    for HeadMatrices { layer, head, rows } in head_matrices(&out.layers)? {
+        let (mut er, mut r3) = (0.0, 0.0);
+        let b = rows.len() as f64;
+        for a in &rows {
+            let measures = ch03_low_rank::Measures::of(a.as_ref())?;
+            er += measures.effective_rank / b;
+            r3 += measures.rank_1e3 as f64 / b;
         }
+        let direction = match heads {
+            Heads::Bidirectional => "both",
+            Heads::ForwardBackward if head < h / 2 => "forward",
+            Heads::ForwardBackward => "backward",
+        };
+        ranks.push(HeadRank {
+            layer,
+            head,
+            direction,
+            effective_rank: round_dp(er, 2),
+            rank_1e3: round_dp(r3, 2),
+        });
     }
     Ok(ranks)
 }
