@@ -355,20 +355,30 @@ pub struct HeadMatrices {
 pub fn head_matrices(layers: &[LayerTrace]) -> anyhow::Result<Vec<HeadMatrices>> {
     let mut heads = Vec::new();
     for (layer, trace) in layers.iter().enumerate() {
-        let (b, h, t, _) = trace.attn.probs.dims4()?;
-        let probs: Vec<f32> =
-            trace.attn.probs.to_dtype(DType::F32)?.flatten_all()?.to_vec1()?;
+        let (b, h, _, _) = trace.attn.probs.dims4()?;
+        // Heads first, so that each head's rows come out together.
+        let mut all = matrices(&trace.attn.probs.transpose(0, 1)?)?.into_iter();
         for head in 0..h {
-            let rows = (0..b)
-                .map(|row| {
-                    let base = (row * h + head) * t * t;
-                    Mat::from_fn(t, t, |i, j| f64::from(probs[base + i * t + j]))
-                })
-                .collect();
+            let rows = all.by_ref().take(b).collect();
             heads.push(HeadMatrices { layer, head, rows });
         }
     }
     Ok(heads)
+}
+
+/// Every trailing `n × m` matrix of `x` (`[.., n, m]`, at least one of each), in
+/// order, in `f64`. The real models' chapter reads its heads through this too.
+pub fn matrices(x: &Tensor) -> anyhow::Result<Vec<Mat<f64>>> {
+    let (n, m) = match x.dims() {
+        &[.., n, m] if n > 0 && m > 0 => (n, m),
+        d => {
+            bail!("expected a tensor of non-empty matrices, [.., n, m]; got {d:?}")
+        }
+    };
+    let v = x.to_dtype(DType::F64)?.flatten_all()?.to_vec1::<f64>()?;
+    Ok(v.chunks_exact(n * m)
+        .map(|c| Mat::from_fn(n, m, |i, j| c[i * m + j]))
+        .collect())
 }
 
 /// Measure every layer's and head's attention probabilities on held-out rows,

@@ -2,11 +2,12 @@
 //! passages, cut to the same number of tokens; every layer's and head's logits are
 //! taken from the forward pass and measured in `f64` with chapter 3's own code.
 
-use anyhow::{Context, bail};
-use candle_core::{DType, Tensor};
+use anyhow::{Context, bail, ensure};
+use candle_core::Tensor;
 use ch03_low_rank::measures::{
     CausalDiagonal, Mask, Measures, attention, numerical_rank, singular_values,
 };
+use ch03_low_rank::trained::matrices;
 use faer::Mat;
 use serde::Serialize;
 use transformer::chapter::Spread;
@@ -78,12 +79,11 @@ pub struct Ranks {
     pub decoder: ModelRanks,
 }
 
-/// `[heads, n, m]` of one batch row to `f64` matrices.
-fn matrices(x: &Tensor) -> anyhow::Result<Vec<Mat<f64>>> {
-    let x = x.squeeze(0)?.to_dtype(DType::F64)?;
-    let (h, n, m) = x.dims3()?;
-    let v = x.flatten_all()?.to_vec1::<f64>()?;
-    Ok((0..h).map(|k| Mat::from_fn(n, m, |i, j| v[(k * n + i) * m + j])).collect())
+/// `[1, heads, n, m]`, one passage's heads, as `f64` matrices.
+fn heads_of_one_row(x: &Tensor) -> anyhow::Result<Vec<Mat<f64>>> {
+    let (rows, ..) = x.dims4()?;
+    ensure!(rows == 1, "expected one passage per forward pass, got {rows}");
+    matrices(x)
 }
 
 // ANCHOR: measure_head
@@ -129,7 +129,7 @@ fn measure_all(
     out: &mut Vec<HeadMeasures>,
 ) -> anyhow::Result<()> {
     for (layer, t) in traces.iter().enumerate() {
-        let (s, v) = (matrices(&t.logits)?, matrices(&t.values)?);
+        let (s, v) = (heads_of_one_row(&t.logits)?, heads_of_one_row(&t.values)?);
         for (head, (s, v)) in s.iter().zip(&v).enumerate() {
             out.push(measure(s, v, mask, (layer, head, passage))?);
         }
